@@ -1,0 +1,45 @@
+//! [`AdapterConfig`]: the adapters' section of the config file.
+
+use std::{net::SocketAddr, time::Duration};
+
+use serde::Deserialize;
+
+/// Configuration of the adapters service.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AdapterConfig {
+    /// Address the gRPC server listens on when run as its own process.
+    pub listen: SocketAddr,
+    /// Longest time to establish a TCP (and TLS) connection to a provider.
+    #[serde(with = "humantime_serde")]
+    pub connect_timeout: Duration,
+    /// Time a provider has to start answering (response headers and first
+    /// byte), and the longest silence allowed between two reads after that,
+    /// for targets whose `timeout_ms` is 0.
+    #[serde(with = "humantime_serde")]
+    pub request_timeout: Duration,
+}
+
+impl Default for AdapterConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 7002)),
+            connect_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(600),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_humantime_durations_and_fills_defaults() {
+        let config: AdapterConfig =
+            serde_json::from_str(r#"{"connect_timeout": "2s"}"#).expect("valid config");
+        assert_eq!(config.connect_timeout, Duration::from_secs(2));
+        assert_eq!(config.request_timeout, Duration::from_secs(600));
+        assert_eq!(config.listen.port(), 7002);
+    }
+}

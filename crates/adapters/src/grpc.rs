@@ -1,0 +1,132 @@
+//! [`AdapterGrpc`]: the `AdapterService` implementation.
+
+use std::{
+    sync::Arc,
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use futures::{StreamExt, stream::BoxStream};
+use switchyard_common::{ErrorClass, ServiceError};
+use switchyard_proto::v1::{
+    AdapterChatRequest, AdapterChatResponse, RequestContext, adapter_service_server::AdapterService,
+};
+use tokio::time::Instant;
+use tonic::{Request, Response, Status};
+
+use crate::{
+    config::AdapterConfig,
+    error::Result,
+    http::{HttpClient, Timing},
+    provider::{Attempt, ProviderKind, Providers},
+    secrets::SecretResolver,
+};
+
+/// Serves attempts: resolves the target's key, dispatches on its kind and
+/// streams the provider's answer back as canonical chunks.
+#[derive(Debug, Clone)]
+pub struct AdapterGrpc {
+    providers: Providers,
+    secrets: Arc<SecretResolver>,
+    /// Timeout of targets that do not set one.
+    default_timeout: Duration,
+}
+
+impl AdapterGrpc {
+    /// Creates the service; keys are resolved from `secrets`.
+    pub(crate) fn new(config: &AdapterConfig, secrets: SecretResolver) -> Result<Self> {
+        Ok(Self {
+            providers: Providers::new(HttpClient::new(config)?),
+            secrets: Arc::new(secrets),
+            default_timeout: config.request_timeout,
+        })
+    }
+
+    async fn start_attempt(
+        &self,
+        request: AdapterChatRequest,
+    ) -> Result<crate::provider::ChunkStream, ServiceError> {
+        let AdapterChatRequest {
+            context,
+            target,
+            request,
+        } = request;
+        let target = target.ok_or_else(|| ServiceError::invalid_request("the attempt has no target"))?;
+        let request =
+            request.ok_or_else(|| ServiceError::invalid_request("the attempt has no request"))?;
+        let kind = ProviderKind::from_name(&target.kind).ok_or_else(|| {
+            ServiceError::invalid_request(format!(
+                "provider kind `{}` is not supported",
+                target.kind
+            ))
+            .with_provider(&target.provider)
+        })?;
+        let api_key = self
+            .secrets
+            .resolve(&target.provider, target.api_key.as_ref())?;
+        let timeout = match target.timeout_ms {
+            0 => self.default_timeout,
+            milliseconds => Duration::from_millis(milliseconds),
+        };
+        let timing = timing_for(timeout, context.as_ref(), &target.provider)?;
+        let attempt = Attempt {
+            provider: target.provider,
+            base_url: target.base_url,
+            upstream_model: target.upstream_model,
+            api_key,
+            timing,
+            request,
+        };
+        self.providers.chat(kind, attempt).await
+    }
+}
+
+/// Derives an attempt's timing from its timeout and the request deadline:
+/// the provider must start answering within both.
+fn timing_for(
+    timeout: Duration,
+    context: Option<&RequestContext>,
+    provider: &str,
+) -> Result<Timing, ServiceError> {
+    let now = Instant::now();
+    let mut first_byte_deadline = now + timeout;
+    if let Some(deadline_ms) = context.map(|context| context.deadline_unix_ms).filter(|&ms| ms > 0) {
+        let now_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_millis();
+        let remaining = u128::from(deadline_ms).saturating_sub(now_ms);
+        if remaining == 0 {
+            return Err(ServiceError::new(
+                ErrorClass::Timeout,
+                "the request deadline passed before the provider was called",
+            )
+            .with_provider(provider));
+        }
+        let remaining = Duration::from_millis(u64::try_from(remaining).unwrap_or(u64::MAX));
+        first_byte_deadline = first_byte_deadline.min(now + remaining);
+    }
+    Ok(Timing {
+        first_byte_deadline,
+        idle_timeout: timeout,
+    })
+}
+
+#[tonic::async_trait]
+impl AdapterService for AdapterGrpc {
+    type ChatStream = BoxStream<'static, Result<AdapterChatResponse, Status>>;
+
+    async fn chat(
+        &self,
+        request: Request<AdapterChatRequest>,
+    ) -> Result<Response<Self::ChatStream>, Status> {
+        let chunks = self
+            .start_attempt(request.into_inner())
+            .await
+            .map_err(|error| error.to_status())?;
+        let responses = chunks.map(|item| match item {
+            Ok(chunk) => Ok(AdapterChatResponse { chunk: Some(chunk) }),
+            Err(error) => Err(error.to_status()),
+        });
+        Ok(Response::new(responses.boxed()))
+    }
+}

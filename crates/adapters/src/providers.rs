@@ -1,0 +1,4 @@
+//! One module per provider wire format.
+
+pub mod mock;
+pub mod openai;

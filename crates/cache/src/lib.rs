@@ -1,0 +1,1 @@
+//! The response cache: exact match, in memory or in Redis.

@@ -1,0 +1,321 @@
+//! Error classes and the service error that crosses gRPC boundaries.
+//!
+//! A [`ServiceError`] becomes a `tonic::Status` with `google.rpc` details
+//! (`ErrorInfo` carries the class, `RetryInfo` the retry-after) and is decoded
+//! back on the other side, so the edge can render the exact OpenAI error.
+
+use std::{fmt, time::Duration};
+
+use switchyard_proto::v1 as pb;
+use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, StatusExt};
+
+/// The `ErrorInfo.domain` of errors raised by Switchyard services.
+pub const ERROR_DOMAIN: &str = "switchyard";
+
+/// Why a request failed. Decides retries, HTTP status and OpenAI error type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorClass {
+    /// The provider or a Switchyard limit refused the request for now.
+    RateLimited,
+    /// The provider is overloaded (e.g. Anthropic 529).
+    Overloaded,
+    /// The provider could not be reached or answered with a 5xx.
+    UpstreamUnavailable,
+    /// The provider did not answer in time.
+    Timeout,
+    /// The request is malformed or uses something the target cannot do.
+    InvalidRequest,
+    /// Missing, unknown or disabled API key.
+    Authentication,
+    /// The key may not use what it asked for.
+    Permission,
+    /// The model (or another named object) does not exist.
+    NotFound,
+    /// The prompt does not fit the model's context window.
+    ContextLengthExceeded,
+    /// The provider refused to produce content.
+    ContentFiltered,
+    /// A budget would be exceeded.
+    BudgetExceeded,
+    /// A bug or an unexpected failure inside Switchyard.
+    Internal,
+}
+
+impl ErrorClass {
+    /// Every class, in proto order.
+    pub const ALL: [ErrorClass; 12] = [
+        ErrorClass::RateLimited,
+        ErrorClass::Overloaded,
+        ErrorClass::UpstreamUnavailable,
+        ErrorClass::Timeout,
+        ErrorClass::InvalidRequest,
+        ErrorClass::Authentication,
+        ErrorClass::Permission,
+        ErrorClass::NotFound,
+        ErrorClass::ContextLengthExceeded,
+        ErrorClass::ContentFiltered,
+        ErrorClass::BudgetExceeded,
+        ErrorClass::Internal,
+    ];
+
+    /// Returns the snake_case name used in logs, usage events and `ErrorInfo.reason`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorClass::RateLimited => "rate_limited",
+            ErrorClass::Overloaded => "overloaded",
+            ErrorClass::UpstreamUnavailable => "upstream_unavailable",
+            ErrorClass::Timeout => "timeout",
+            ErrorClass::InvalidRequest => "invalid_request",
+            ErrorClass::Authentication => "authentication",
+            ErrorClass::Permission => "permission",
+            ErrorClass::NotFound => "not_found",
+            ErrorClass::ContextLengthExceeded => "context_length_exceeded",
+            ErrorClass::ContentFiltered => "content_filtered",
+            ErrorClass::BudgetExceeded => "budget_exceeded",
+            ErrorClass::Internal => "internal",
+        }
+    }
+
+    /// Parses a name produced by [`ErrorClass::as_str`].
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|class| class.as_str() == name)
+    }
+
+    /// Returns the gRPC status code for this class.
+    pub fn grpc_code(self) -> Code {
+        match self {
+            ErrorClass::RateLimited | ErrorClass::BudgetExceeded => Code::ResourceExhausted,
+            ErrorClass::Overloaded | ErrorClass::UpstreamUnavailable => Code::Unavailable,
+            ErrorClass::Timeout => Code::DeadlineExceeded,
+            ErrorClass::InvalidRequest
+            | ErrorClass::ContextLengthExceeded
+            | ErrorClass::ContentFiltered => Code::InvalidArgument,
+            ErrorClass::Authentication => Code::Unauthenticated,
+            ErrorClass::Permission => Code::PermissionDenied,
+            ErrorClass::NotFound => Code::NotFound,
+            ErrorClass::Internal => Code::Internal,
+        }
+    }
+
+    /// Returns the HTTP status the edge answers with.
+    pub fn http_status(self) -> u16 {
+        match self {
+            ErrorClass::InvalidRequest
+            | ErrorClass::ContextLengthExceeded
+            | ErrorClass::ContentFiltered => 400,
+            ErrorClass::Authentication => 401,
+            ErrorClass::Permission => 403,
+            ErrorClass::NotFound => 404,
+            ErrorClass::RateLimited | ErrorClass::BudgetExceeded => 429,
+            ErrorClass::Internal => 500,
+            ErrorClass::UpstreamUnavailable => 502,
+            ErrorClass::Overloaded => 503,
+            ErrorClass::Timeout => 504,
+        }
+    }
+
+    /// Returns the OpenAI error `type` field for this class.
+    pub fn openai_type(self) -> &'static str {
+        match self {
+            ErrorClass::InvalidRequest
+            | ErrorClass::ContextLengthExceeded
+            | ErrorClass::ContentFiltered
+            | ErrorClass::NotFound => "invalid_request_error",
+            ErrorClass::Authentication => "authentication_error",
+            ErrorClass::Permission => "permission_error",
+            ErrorClass::RateLimited => "rate_limit_error",
+            ErrorClass::BudgetExceeded => "insufficient_quota",
+            ErrorClass::Timeout => "timeout_error",
+            ErrorClass::Overloaded | ErrorClass::UpstreamUnavailable | ErrorClass::Internal => {
+                "server_error"
+            }
+        }
+    }
+
+    /// Returns the OpenAI error `code` field for this class, when OpenAI has one.
+    pub fn openai_code(self) -> Option<&'static str> {
+        match self {
+            ErrorClass::Authentication => Some("invalid_api_key"),
+            ErrorClass::NotFound => Some("model_not_found"),
+            ErrorClass::ContextLengthExceeded => Some("context_length_exceeded"),
+            ErrorClass::ContentFiltered => Some("content_filter"),
+            ErrorClass::RateLimited => Some("rate_limit_exceeded"),
+            ErrorClass::BudgetExceeded => Some("insufficient_quota"),
+            _ => None,
+        }
+    }
+
+    /// Whether another attempt (same or other target) may succeed.
+    pub fn is_retryable(self) -> bool {
+        matches!(
+            self,
+            ErrorClass::RateLimited
+                | ErrorClass::Overloaded
+                | ErrorClass::UpstreamUnavailable
+                | ErrorClass::Timeout
+        )
+    }
+
+    /// Converts to the proto enum.
+    pub fn to_proto(self) -> pb::ErrorClass {
+        match self {
+            ErrorClass::RateLimited => pb::ErrorClass::RateLimited,
+            ErrorClass::Overloaded => pb::ErrorClass::Overloaded,
+            ErrorClass::UpstreamUnavailable => pb::ErrorClass::UpstreamUnavailable,
+            ErrorClass::Timeout => pb::ErrorClass::Timeout,
+            ErrorClass::InvalidRequest => pb::ErrorClass::InvalidRequest,
+            ErrorClass::Authentication => pb::ErrorClass::Authentication,
+            ErrorClass::Permission => pb::ErrorClass::Permission,
+            ErrorClass::NotFound => pb::ErrorClass::NotFound,
+            ErrorClass::ContextLengthExceeded => pb::ErrorClass::ContextLengthExceeded,
+            ErrorClass::ContentFiltered => pb::ErrorClass::ContentFiltered,
+            ErrorClass::BudgetExceeded => pb::ErrorClass::BudgetExceeded,
+            ErrorClass::Internal => pb::ErrorClass::Internal,
+        }
+    }
+}
+
+impl fmt::Display for ErrorClass {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An error that ends a request, with everything the edge needs to render it.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{class}: {message}")]
+pub struct ServiceError {
+    /// Why the request failed.
+    pub class: ErrorClass,
+    /// Client-safe message; never holds credentials or internal detail.
+    pub message: String,
+    /// Provider that produced the error, if any.
+    pub provider: Option<String>,
+    /// How long the client should wait before retrying.
+    pub retry_after: Option<Duration>,
+    /// The request parameter at fault (OpenAI `param`).
+    pub param: Option<String>,
+}
+
+impl ServiceError {
+    /// Creates an error of a class with a client-safe message.
+    pub fn new(class: ErrorClass, message: impl Into<String>) -> Self {
+        Self {
+            class,
+            message: message.into(),
+            provider: None,
+            retry_after: None,
+            param: None,
+        }
+    }
+
+    /// Shorthand for an [`ErrorClass::InvalidRequest`] error.
+    pub fn invalid_request(message: impl Into<String>) -> Self {
+        Self::new(ErrorClass::InvalidRequest, message)
+    }
+
+    /// Shorthand for an [`ErrorClass::Internal`] error.
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(ErrorClass::Internal, message)
+    }
+
+    /// Names the provider that produced the error.
+    pub fn with_provider(mut self, provider: impl Into<String>) -> Self {
+        self.provider = Some(provider.into());
+        self
+    }
+
+    /// Sets how long the client should wait before retrying.
+    pub fn with_retry_after(mut self, retry_after: Duration) -> Self {
+        self.retry_after = Some(retry_after);
+        self
+    }
+
+    /// Names the request parameter at fault.
+    pub fn with_param(mut self, param: impl Into<String>) -> Self {
+        self.param = Some(param.into());
+        self
+    }
+
+    /// Encodes the error as a gRPC status with `ErrorInfo` and `RetryInfo` details.
+    pub fn to_status(&self) -> Status {
+        let mut metadata = std::collections::HashMap::new();
+        if let Some(provider) = &self.provider {
+            metadata.insert("provider".to_owned(), provider.clone());
+        }
+        if let Some(param) = &self.param {
+            metadata.insert("param".to_owned(), param.clone());
+        }
+        let mut details =
+            ErrorDetails::with_error_info(self.class.as_str(), ERROR_DOMAIN, metadata);
+        if let Some(retry_after) = self.retry_after {
+            details.set_retry_info(Some(retry_after));
+        }
+        Status::with_error_details(self.class.grpc_code(), self.message.clone(), details)
+    }
+
+    /// Decodes a status received from another service. A status without our
+    /// `ErrorInfo` (a transport failure, say) is classified by its code.
+    pub fn from_status(status: &Status) -> Self {
+        let details = status.get_error_details();
+        let info = details
+            .error_info()
+            .filter(|info| info.domain == ERROR_DOMAIN);
+        let Some(info) = info else {
+            let class = match status.code() {
+                Code::DeadlineExceeded => ErrorClass::Timeout,
+                Code::Unavailable => ErrorClass::UpstreamUnavailable,
+                Code::ResourceExhausted => ErrorClass::RateLimited,
+                _ => ErrorClass::Internal,
+            };
+            return Self::new(class, "internal service error");
+        };
+        let class = ErrorClass::from_name(&info.reason).unwrap_or(ErrorClass::Internal);
+        Self {
+            class,
+            message: status.message().to_owned(),
+            provider: info.metadata.get("provider").cloned(),
+            retry_after: details.retry_info().and_then(|retry| retry.retry_delay),
+            param: info.metadata.get("param").cloned(),
+        }
+    }
+}
+
+impl From<ServiceError> for Status {
+    fn from(error: ServiceError) -> Self {
+        error.to_status()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_class_round_trips_through_a_status() {
+        for class in ErrorClass::ALL {
+            let error = ServiceError::new(class, "boom")
+                .with_provider("openai")
+                .with_param("model")
+                .with_retry_after(Duration::from_millis(1500));
+            let decoded = ServiceError::from_status(&error.to_status());
+            assert_eq!(decoded, error, "class {class}");
+        }
+    }
+
+    #[test]
+    fn foreign_status_is_classified_by_code_without_leaking_its_message() {
+        let decoded = ServiceError::from_status(&Status::unavailable("dns error: 10.0.0.7"));
+        assert_eq!(decoded.class, ErrorClass::UpstreamUnavailable);
+        assert!(!decoded.message.contains("10.0.0.7"));
+    }
+
+    #[test]
+    fn names_parse_back() {
+        for class in ErrorClass::ALL {
+            assert_eq!(ErrorClass::from_name(class.as_str()), Some(class));
+        }
+        assert_eq!(ErrorClass::from_name("nope"), None);
+    }
+}

@@ -1,0 +1,25 @@
+//! Serving a set of gRPC services on an already-bound listener.
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tonic::{
+    service::Routes,
+    transport::{Server, server::TcpIncoming},
+};
+
+/// Serves `routes` on `listener` until `shutdown` is cancelled, then stops
+/// accepting and lets in-flight calls finish.
+///
+/// Takes a bound listener so the binary and the tests start services the same
+/// way (tests bind port 0).
+pub async fn serve_grpc(
+    listener: TcpListener,
+    routes: Routes,
+    shutdown: CancellationToken,
+) -> Result<(), tonic::transport::Error> {
+    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+    Server::builder()
+        .add_routes(routes)
+        .serve_with_incoming_shutdown(incoming, shutdown.cancelled_owned())
+        .await
+}

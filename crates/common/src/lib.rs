@@ -1,0 +1,28 @@
+//! Shared plumbing of the Switchyard services.
+//!
+//! - [`error`]: the error classes every service speaks, mapped once to gRPC
+//!   `Status`, HTTP status and OpenAI error type.
+//! - [`channel`]: [`GrpcChannel`], one client transport that is either a real
+//!   gRPC connection (distributed) or a server value called in-process
+//!   (all-in-one), so callers never know where a service runs.
+//! - [`config`]: YAML loading with `SWITCHYARD__` environment overrides taken
+//!   from an explicit environment map, naming the full path of any bad field.
+//! - [`secret`]: secret references and a redacting secret wrapper.
+//! - [`snapshot`]: the client side of the control plane's `Watch` stream.
+//! - [`grpc`], [`telemetry`], [`shutdown`]: serving, logging and stopping.
+//!
+//! Depends on `switchyard-proto` only; service crates depend on this one and
+//! never on each other.
+
+pub mod channel;
+pub mod config;
+pub mod error;
+pub mod grpc;
+pub mod secret;
+pub mod shutdown;
+pub mod snapshot;
+pub mod telemetry;
+
+pub use channel::GrpcChannel;
+pub use error::{ErrorClass, ServiceError};
+pub use secret::{Secret, SecretSource};

@@ -1,0 +1,60 @@
+//! Errors of the control plane.
+
+use switchyard_common::ErrorClass;
+
+/// Result with the control plane's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Why the control plane could not load, store or publish config.
+///
+/// Messages name objects and fields, never secret values or database URLs.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A declarative object or a `control_plane` setting is invalid.
+    #[error("invalid config at `{path}`: {reason}")]
+    InvalidConfig {
+        /// Which object and field, e.g. `models[demo].targets[0].provider`.
+        path: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The database URL names no supported database.
+    #[error("unsupported control-plane database URL: expected `sqlite:`, `postgres://` or `postgresql://`")]
+    UnsupportedDatabase,
+    /// The database failed.
+    #[error("control-plane database: {0}")]
+    Database(#[from] sqlx::Error),
+    /// The schema migrations failed.
+    #[error("control-plane migrations: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A stored row cannot be turned into a snapshot.
+    #[error("stored config is corrupt at `{path}`: {reason}")]
+    Corrupt {
+        /// Which row and column.
+        path: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// Writers kept changing the config while a snapshot was read.
+    #[error("stored config kept changing while it was read")]
+    ConcurrentChanges,
+}
+
+impl Error {
+    /// Creates an [`Error::InvalidConfig`].
+    pub(crate) fn invalid(path: impl Into<String>, reason: impl Into<String>) -> Self {
+        Self::InvalidConfig {
+            path: path.into(),
+            reason: reason.into(),
+        }
+    }
+
+    /// Returns the error class this error maps to at a service boundary.
+    pub fn code(&self) -> ErrorClass {
+        match self {
+            Error::InvalidConfig { .. } | Error::UnsupportedDatabase => ErrorClass::InvalidRequest,
+            Error::Database(_) | Error::ConcurrentChanges => ErrorClass::UpstreamUnavailable,
+            Error::Migrate(_) | Error::Corrupt { .. } => ErrorClass::Internal,
+        }
+    }
+}

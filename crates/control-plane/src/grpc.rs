@@ -1,0 +1,79 @@
+//! [`ControlPlaneGrpc`]: the `ControlPlaneService` implementation.
+
+use std::{pin::Pin, sync::Arc};
+
+use futures::Stream;
+use switchyard_proto::v1::{
+    GetSnapshotRequest, GetSnapshotResponse, Snapshot, WatchRequest, WatchResponse,
+    control_plane_service_server::ControlPlaneService,
+};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use tonic::{Request, Response, Status};
+
+/// Serves the newest published snapshot to `GetSnapshot` and `Watch` callers.
+#[derive(Debug, Clone)]
+pub struct ControlPlaneGrpc {
+    snapshots: watch::Receiver<Arc<Snapshot>>,
+    shutdown: CancellationToken,
+}
+
+impl ControlPlaneGrpc {
+    /// Creates the service over the published snapshots; `Watch` streams end
+    /// when `shutdown` is cancelled.
+    pub(crate) fn new(
+        snapshots: watch::Receiver<Arc<Snapshot>>,
+        shutdown: CancellationToken,
+    ) -> Self {
+        Self {
+            snapshots,
+            shutdown,
+        }
+    }
+}
+
+/// The stream of `Watch` responses.
+type WatchResponseStream = Pin<Box<dyn Stream<Item = Result<WatchResponse, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl ControlPlaneService for ControlPlaneGrpc {
+    async fn get_snapshot(
+        &self,
+        _request: Request<GetSnapshotRequest>,
+    ) -> Result<Response<GetSnapshotResponse>, Status> {
+        let snapshot = self.snapshots.borrow().clone();
+        Ok(Response::new(GetSnapshotResponse {
+            snapshot: Some(Snapshot::clone(&snapshot)),
+        }))
+    }
+
+    type WatchStream = WatchResponseStream;
+
+    async fn watch(
+        &self,
+        request: Request<WatchRequest>,
+    ) -> Result<Response<Self::WatchStream>, Status> {
+        let known_version = request.into_inner().known_version;
+        let state = (self.snapshots.clone(), known_version, self.shutdown.clone());
+        let stream = futures::stream::unfold(state, |(mut snapshots, mut sent, shutdown)| async move {
+            loop {
+                let snapshot = snapshots.borrow_and_update().clone();
+                if snapshot.version != sent {
+                    sent = snapshot.version;
+                    let response = WatchResponse {
+                        snapshot: Some(Snapshot::clone(&snapshot)),
+                    };
+                    return Some((Ok(response), (snapshots, sent, shutdown)));
+                }
+                tokio::select! {
+                    () = shutdown.cancelled() => return None,
+                    changed = snapshots.changed() => {
+                        // An error means the publisher stopped: end the stream.
+                        changed.ok()?;
+                    }
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(stream)))
+    }
+}

@@ -1,0 +1,62 @@
+//! Publishing snapshots: a poll task notices changes other writers made.
+
+use std::{sync::Arc, time::Duration};
+
+use switchyard_proto::v1::Snapshot;
+use tokio::{sync::watch, time::MissedTickBehavior};
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+
+use crate::{Result, store::ConfigStore};
+
+/// Starts the task that checks the stored version every `poll_interval` and
+/// publishes a fresh snapshot through `sender` when it changed (another
+/// replica or an admin wrote). Tracked by `tasks`; stops on `shutdown`, which
+/// drops `sender` and so ends every `Watch` stream.
+pub(crate) fn spawn_poll_task(
+    store: ConfigStore,
+    sender: watch::Sender<Arc<Snapshot>>,
+    poll_interval: Duration,
+    tasks: &TaskTracker,
+    shutdown: CancellationToken,
+) {
+    // Tracked: lives as long as the service, stops on shutdown.
+    tasks.spawn(async move {
+        let mut ticker = tokio::time::interval(poll_interval);
+        ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        // The first tick completes at once; the first snapshot is already published.
+        ticker.tick().await;
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => break,
+                _ = ticker.tick() => {}
+            }
+            if let Err(error) = publish_if_changed(&store, &sender).await {
+                tracing::warn!(%error, "cannot refresh the control-plane snapshot");
+            }
+        }
+        store.close().await;
+    });
+}
+
+/// Reloads and publishes the snapshot if the stored version differs from the
+/// published one.
+async fn publish_if_changed(
+    store: &ConfigStore,
+    sender: &watch::Sender<Arc<Snapshot>>,
+) -> Result<()> {
+    let published = sender.borrow().version;
+    if store.version().await? == published {
+        return Ok(());
+    }
+    let snapshot = store.load_snapshot().await?;
+    let version = snapshot.version;
+    sender.send_if_modified(|current| {
+        if current.version == version {
+            return false;
+        }
+        *current = Arc::new(snapshot);
+        true
+    });
+    tracing::info!(version, "control-plane snapshot published");
+    Ok(())
+}

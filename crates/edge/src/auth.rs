@@ -1,0 +1,166 @@
+//! Bearer-key authentication against the snapshot's key hashes.
+
+use std::collections::{HashMap, HashSet};
+
+use axum::http::{HeaderMap, header};
+use sha2::{Digest, Sha256};
+use switchyard_common::ErrorClass;
+use switchyard_proto::v1::Snapshot;
+
+use crate::error::ApiError;
+
+/// An authenticated key.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KeyEntry {
+    /// Key id, recorded in usage events.
+    pub id: String,
+    /// Team id; empty when none.
+    pub team_id: String,
+    /// Models the key may use; `None` means all.
+    pub allowed_models: Option<HashSet<String>>,
+    disabled: bool,
+}
+
+/// A listed model.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelEntry {
+    /// The alias clients ask for.
+    pub name: String,
+    /// Shown as `owned_by`.
+    pub owned_by: String,
+}
+
+/// The edge's index of a snapshot: keys by hash, and the model list.
+#[derive(Debug, Default)]
+pub struct EdgeIndex {
+    keys: HashMap<[u8; 32], KeyEntry>,
+    /// Models in snapshot order.
+    pub models: Vec<ModelEntry>,
+}
+
+impl EdgeIndex {
+    /// Indexes a snapshot. Keys with malformed hashes are skipped.
+    pub fn from_snapshot(snapshot: Snapshot) -> Self {
+        let keys = snapshot
+            .api_keys
+            .into_iter()
+            .filter_map(|key| {
+                let mut hash = [0_u8; 32];
+                hex::decode_to_slice(&key.sha256, &mut hash).ok()?;
+                let allowed_models = (!key.allowed_models.is_empty())
+                    .then(|| key.allowed_models.into_iter().collect());
+                let entry = KeyEntry {
+                    id: key.id,
+                    team_id: key.team_id,
+                    allowed_models,
+                    disabled: key.disabled,
+                };
+                Some((hash, entry))
+            })
+            .collect();
+        let models = snapshot
+            .models
+            .into_iter()
+            .map(|model| ModelEntry {
+                owned_by: if model.owned_by.is_empty() {
+                    "switchyard".to_owned()
+                } else {
+                    model.owned_by
+                },
+                name: model.name,
+            })
+            .collect();
+        Self { keys, models }
+    }
+
+    /// Returns the key presented in the `Authorization: Bearer` header.
+    pub fn authenticate(&self, headers: &HeaderMap) -> Result<&KeyEntry, ApiError> {
+        let secret = bearer_token(headers).ok_or_else(|| {
+            ApiError::new(
+                ErrorClass::Authentication,
+                "You didn't provide an API key. Provide it in the Authorization header as `Bearer YOUR_KEY`.",
+            )
+        })?;
+        let hash: [u8; 32] = Sha256::digest(secret.as_bytes()).into();
+        match self.keys.get(&hash) {
+            Some(entry) if !entry.disabled => Ok(entry),
+            Some(_) => Err(ApiError::new(
+                ErrorClass::Authentication,
+                "This API key has been disabled.",
+            )),
+            None => Err(ApiError::new(
+                ErrorClass::Authentication,
+                "Incorrect API key provided.",
+            )),
+        }
+    }
+}
+
+impl KeyEntry {
+    /// Whether the key may use `model`.
+    pub fn may_use(&self, model: &str) -> bool {
+        self.allowed_models
+            .as_ref()
+            .is_none_or(|models| models.contains(model))
+    }
+}
+
+fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::HeaderValue;
+    use switchyard_proto::v1::ApiKey;
+
+    use super::*;
+
+    fn index() -> EdgeIndex {
+        let key = |id: &str, secret: &str, disabled: bool| ApiKey {
+            id: id.to_owned(),
+            sha256: hex::encode(Sha256::digest(secret.as_bytes())),
+            disabled,
+            ..ApiKey::default()
+        };
+        EdgeIndex::from_snapshot(Snapshot {
+            version: 1,
+            api_keys: vec![key("good", "sk-good", false), key("off", "sk-off", true)],
+            ..Snapshot::default()
+        })
+    }
+
+    fn headers(value: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_str(value).expect("valid header"),
+        );
+        headers
+    }
+
+    #[test]
+    fn accepts_a_known_key_in_any_scheme_case() {
+        let index = index();
+        let entry = index
+            .authenticate(&headers("bearer sk-good"))
+            .expect("known key");
+        assert_eq!(entry.id, "good");
+    }
+
+    #[test]
+    fn rejects_missing_unknown_and_disabled_keys() {
+        let index = index();
+        for value in ["Bearer sk-bad", "Bearer sk-off", "Basic sk-good", "Bearer "] {
+            let error = index.authenticate(&headers(value)).expect_err(value);
+            assert_eq!(error.0.class, ErrorClass::Authentication, "{value}");
+        }
+        let error = index
+            .authenticate(&HeaderMap::new())
+            .expect_err("no header");
+        assert_eq!(error.0.class, ErrorClass::Authentication);
+    }
+}

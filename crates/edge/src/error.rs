@@ -1,0 +1,120 @@
+//! Errors as OpenAI renders them: `{"error": {message, type, param, code}}`.
+
+use axum::{
+    http::{HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use serde::Serialize;
+use switchyard_common::{ErrorClass, ServiceError};
+
+/// An error on its way to the client.
+#[derive(Debug)]
+pub struct ApiError(pub ServiceError, pub Option<StatusCode>);
+
+/// The body of an OpenAI error response.
+#[derive(Serialize)]
+pub struct ErrorBody<'a> {
+    /// The error object.
+    pub error: ErrorObject<'a>,
+}
+
+/// OpenAI's error object.
+#[derive(Serialize)]
+pub struct ErrorObject<'a> {
+    /// Human-readable description.
+    pub message: &'a str,
+    /// Error type (`invalid_request_error`, ...).
+    #[serde(rename = "type")]
+    pub kind: &'a str,
+    /// The parameter at fault, or null.
+    pub param: Option<&'a str>,
+    /// Machine-readable code, or null.
+    pub code: Option<&'a str>,
+}
+
+impl ApiError {
+    /// An error of a class with a client-safe message.
+    pub fn new(class: ErrorClass, message: impl Into<String>) -> Self {
+        Self(ServiceError::new(class, message), None)
+    }
+
+    /// An invalid request answered with a status other than the class's
+    /// usual one (413 for an oversized body).
+    pub fn invalid_request_with_status(status: StatusCode, message: impl Into<String>) -> Self {
+        Self(ServiceError::invalid_request(message), Some(status))
+    }
+
+    /// Renders the error body as JSON bytes.
+    pub fn body_json(&self) -> Vec<u8> {
+        error_json(&self.0)
+    }
+}
+
+/// Renders an error as OpenAI error JSON.
+pub fn error_json(error: &ServiceError) -> Vec<u8> {
+    let body = ErrorBody {
+        error: ErrorObject {
+            message: &error.message,
+            kind: error.class.openai_type(),
+            param: error.param.as_deref(),
+            code: error.class.openai_code(),
+        },
+    };
+    // Serializing plain strings into a Vec cannot fail.
+    serde_json::to_vec(&body).unwrap_or_default()
+}
+
+impl From<ServiceError> for ApiError {
+    fn from(error: ServiceError) -> Self {
+        Self(error, None)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.1.unwrap_or_else(|| {
+            StatusCode::from_u16(self.0.class.http_status())
+                .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+        });
+        let mut response = (status, self.body_json()).into_response();
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        if let Some(retry_after) = self.0.retry_after {
+            let seconds = retry_after.as_secs_f64().ceil().max(1.0);
+            if let Ok(value) = HeaderValue::from_str(&format!("{seconds:.0}")) {
+                headers.insert(header::RETRY_AFTER, value);
+            }
+        }
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn renders_openai_shape_with_status_and_retry_after() {
+        let error = ServiceError::new(ErrorClass::RateLimited, "slow down")
+            .with_retry_after(Duration::from_millis(1200));
+        let response = ApiError(error.clone(), None).into_response();
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(response.headers()[header::RETRY_AFTER], "2");
+        let json: serde_json::Value =
+            serde_json::from_slice(&error_json(&error)).expect("valid json");
+        assert_eq!(
+            json,
+            serde_json::json!({"error": {
+                "message": "slow down",
+                "type": "rate_limit_error",
+                "param": null,
+                "code": "rate_limit_exceeded"
+            }})
+        );
+    }
+}

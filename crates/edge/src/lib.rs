@@ -1,0 +1,83 @@
+//! The edge: OpenAI-compatible HTTP in front of the router.
+//!
+//! Stateless. It authenticates bearer keys against the in-memory snapshot
+//! (never a database call), limits and parses request bodies, translates
+//! OpenAI JSON to the canonical `ChatRequest`, calls `RouterService.Chat`,
+//! and renders chunks back as JSON or as server-sent events, flushed as they
+//! arrive. Every error leaves in OpenAI's error shape with the right status.
+//! It holds no routing logic.
+//!
+//! Depends on `switchyard-proto` and `switchyard-common` only.
+
+mod auth;
+mod config;
+mod error;
+mod openai;
+mod routes;
+mod sse;
+
+use std::sync::Arc;
+
+use axum::serve::ListenerExt;
+pub use config::EdgeConfig;
+use switchyard_common::{
+    GrpcChannel, channel::MAX_GRPC_MESSAGE_BYTES, snapshot::{SnapshotHandle, watch_snapshots},
+};
+use switchyard_proto::v1::router_service_client::RouterServiceClient;
+use tokio::net::TcpListener;
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+
+use crate::auth::EdgeIndex;
+
+/// Channels to the services the edge calls.
+#[derive(Clone)]
+pub struct EdgeDeps {
+    /// The router that serves chat requests.
+    pub router: GrpcChannel,
+    /// The control plane, watched for keys and models.
+    pub control_plane: GrpcChannel,
+}
+
+/// Shared state of the HTTP handlers.
+pub(crate) struct EdgeState {
+    pub(crate) router: RouterServiceClient<GrpcChannel>,
+    pub(crate) index: SnapshotHandle<EdgeIndex>,
+    pub(crate) max_body_bytes: usize,
+}
+
+/// Builds the edge's HTTP application. The snapshot watcher is tracked by
+/// `tasks` and stops when `shutdown` is cancelled.
+pub fn build(
+    config: &EdgeConfig,
+    deps: EdgeDeps,
+    tasks: &TaskTracker,
+    shutdown: CancellationToken,
+) -> axum::Router {
+    let index = watch_snapshots(deps.control_plane, EdgeIndex::from_snapshot, tasks, shutdown);
+    let router = RouterServiceClient::new(deps.router)
+        .max_decoding_message_size(MAX_GRPC_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_GRPC_MESSAGE_BYTES);
+    let state = Arc::new(EdgeState {
+        router,
+        index,
+        max_body_bytes: config.max_body_bytes,
+    });
+    routes::app(state)
+}
+
+/// Serves `app` on an already-bound listener until `shutdown` is cancelled,
+/// then lets in-flight requests (including open streams) finish.
+pub async fn serve(
+    listener: TcpListener,
+    app: axum::Router,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    let listener = listener.tap_io(|tcp| {
+        if let Err(error) = tcp.set_nodelay(true) {
+            tracing::warn!(%error, "cannot set TCP_NODELAY");
+        }
+    });
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown.cancelled_owned())
+        .await
+}

@@ -1,0 +1,44 @@
+//! The HTTP routes and the layers around them.
+
+mod chat_completions;
+mod health;
+mod models;
+
+use std::{any::Any, sync::Arc};
+
+use axum::{
+    Router,
+    http::{Method, Uri},
+    response::{IntoResponse, Response},
+    routing::{get, post},
+};
+use switchyard_common::ErrorClass;
+use tower_http::catch_panic::CatchPanicLayer;
+
+use crate::{EdgeState, error::ApiError};
+
+/// Builds the application with its routes and layers.
+pub fn app(state: Arc<EdgeState>) -> Router {
+    Router::new()
+        .route("/v1/chat/completions", post(chat_completions::handle))
+        .route("/v1/models", get(models::list))
+        .route("/healthz", get(health::live))
+        .route("/readyz", get(health::ready))
+        .fallback(unknown_route)
+        .with_state(state)
+        // Outermost: a panic anywhere becomes an OpenAI-shaped 500, never a dropped connection.
+        .layer(CatchPanicLayer::custom(panic_response))
+}
+
+async fn unknown_route(method: Method, uri: Uri) -> ApiError {
+    ApiError::new(
+        ErrorClass::NotFound,
+        format!("Unknown request URL: {method} {}.", uri.path()),
+    )
+}
+
+fn panic_response(_panic: Box<dyn Any + Send + 'static>) -> Response {
+    tracing::error!("request handler panicked");
+    ApiError::new(ErrorClass::Internal, "The server had an error while processing your request.")
+        .into_response()
+}

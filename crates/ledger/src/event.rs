@@ -1,0 +1,224 @@
+//! Usage events as the ledger stores them: one [`UsageRow`] per proto
+//! [`UsageEvent`], validated on receipt.
+
+use serde::Serialize;
+use switchyard_common::ErrorClass;
+use switchyard_proto::v1::{self as pb, UsageEvent};
+use uuid::Uuid;
+
+use crate::error::{Error, Result};
+
+/// Latest `created_at` a ClickHouse `DateTime` holds (2106-02-07, u32 seconds).
+const MAX_CREATED_AT_UNIX_MS: u64 = u32::MAX as u64 * 1000;
+
+/// One usage event, validated and flattened into the columns of
+/// `usage_events` (identical in SQLite and ClickHouse).
+///
+/// Serializes as one ClickHouse `JSONEachRow` line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UsageRow {
+    /// Event id as lowercase hyphenated UUID text; the idempotency key.
+    pub event_id: String,
+    /// Client request id.
+    pub request_id: String,
+    /// API key id.
+    pub key_id: String,
+    /// Team id; empty when the key has none.
+    pub team_id: String,
+    /// End user named by the client.
+    pub end_user: String,
+    /// Model alias requested.
+    pub model: String,
+    /// Provider that answered; empty if none did.
+    pub provider: String,
+    /// Upstream model that answered; empty if none did.
+    pub upstream_model: String,
+    /// Prompt tokens.
+    pub prompt_tokens: u32,
+    /// Completion tokens.
+    pub completion_tokens: u32,
+    /// All tokens.
+    pub total_tokens: u32,
+    /// Prompt tokens served from the provider's prompt cache.
+    pub cached_prompt_tokens: u32,
+    /// Hidden reasoning tokens.
+    pub reasoning_tokens: u32,
+    /// Cost in micro-units of `currency`.
+    pub cost_micros: i64,
+    /// ISO 4217 code; empty when the event carries no cost.
+    pub currency: String,
+    /// 1 when the response came from the cache.
+    pub cache_hit: u8,
+    /// 1 when the response was streamed.
+    pub stream: u8,
+    /// Snake_case error class name; empty on success.
+    pub error_class: String,
+    /// Whole request latency in milliseconds.
+    pub latency_ms: u64,
+    /// Time to first chunk in milliseconds.
+    pub ttft_ms: u64,
+    /// Request start, Unix epoch seconds (ClickHouse `DateTime`).
+    pub created_at: u32,
+    /// Request start, Unix epoch milliseconds.
+    pub created_at_ms: u64,
+}
+
+impl UsageRow {
+    /// Validates the event at position `index` of a batch and flattens it.
+    pub fn from_event(index: usize, event: &UsageEvent) -> Result<Self> {
+        let invalid = |field: &'static str, reason: &str| Error::InvalidEvent {
+            index,
+            field,
+            reason: reason.to_owned(),
+        };
+        let event_id = Uuid::try_parse(&event.event_id)
+            .map_err(|_| invalid("event_id", "must be a UUID"))?
+            .hyphenated()
+            .to_string();
+        if event.request_id.is_empty() {
+            return Err(invalid("request_id", "must not be empty"));
+        }
+        if event.created_at_unix_ms == 0 || event.created_at_unix_ms > MAX_CREATED_AT_UNIX_MS {
+            return Err(invalid(
+                "created_at_unix_ms",
+                "must be Unix epoch milliseconds between 1970 and 2106",
+            ));
+        }
+        let error_class = error_class_name(event.error_class)
+            .ok_or_else(|| invalid("error_class", "unknown error class"))?;
+        let cost = event.cost.clone().unwrap_or_default();
+        let no_cost = cost.currency.is_empty() && cost.micros == 0;
+        if !(no_cost || is_currency_code(&cost.currency)) {
+            return Err(invalid("cost.currency", "must be an ISO 4217 code such as USD"));
+        }
+        let usage = event.usage.unwrap_or_default();
+        let created_at = u32::try_from(event.created_at_unix_ms / 1000)
+            .map_err(|_| invalid("created_at_unix_ms", "out of range"))?;
+        Ok(Self {
+            event_id,
+            request_id: event.request_id.clone(),
+            key_id: event.key_id.clone(),
+            team_id: event.team_id.clone(),
+            end_user: event.end_user.clone(),
+            model: event.model.clone(),
+            provider: event.provider.clone(),
+            upstream_model: event.upstream_model.clone(),
+            prompt_tokens: usage.prompt_tokens,
+            completion_tokens: usage.completion_tokens,
+            total_tokens: usage.total_tokens,
+            cached_prompt_tokens: usage.cached_prompt_tokens,
+            reasoning_tokens: usage.reasoning_tokens,
+            cost_micros: cost.micros,
+            currency: cost.currency,
+            cache_hit: u8::from(event.cache_hit),
+            stream: u8::from(event.stream),
+            error_class: error_class.to_owned(),
+            latency_ms: event.latency_ms,
+            ttft_ms: event.ttft_ms,
+            created_at,
+            created_at_ms: event.created_at_unix_ms,
+        })
+    }
+}
+
+/// Returns the stored name of a proto error class: empty when unspecified
+/// (success), `None` when the number is unknown.
+fn error_class_name(value: i32) -> Option<&'static str> {
+    let class = pb::ErrorClass::try_from(value).ok()?;
+    if class == pb::ErrorClass::Unspecified {
+        return Some("");
+    }
+    ErrorClass::ALL
+        .into_iter()
+        .find(|candidate| candidate.to_proto() == class)
+        .map(ErrorClass::as_str)
+}
+
+/// Whether `code` looks like an ISO 4217 code: three ASCII capitals.
+fn is_currency_code(code: &str) -> bool {
+    code.len() == 3 && code.bytes().all(|byte| byte.is_ascii_uppercase())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event() -> UsageEvent {
+        UsageEvent {
+            event_id: "0192F3A4-5B6C-7D8E-9F00-112233445566".to_owned(),
+            request_id: "req-1".to_owned(),
+            model: "gpt-4o".to_owned(),
+            usage: Some(pb::Usage {
+                prompt_tokens: 10,
+                completion_tokens: 5,
+                total_tokens: 15,
+                cached_prompt_tokens: 2,
+                reasoning_tokens: 1,
+            }),
+            cost: Some(pb::Money {
+                micros: 1234,
+                currency: "USD".to_owned(),
+            }),
+            cache_hit: true,
+            error_class: pb::ErrorClass::RateLimited as i32,
+            created_at_unix_ms: 1_700_000_000_123,
+            ..UsageEvent::default()
+        }
+    }
+
+    #[test]
+    fn flattens_a_valid_event() {
+        let row = UsageRow::from_event(0, &event()).expect("valid event");
+        assert_eq!(row.event_id, "0192f3a4-5b6c-7d8e-9f00-112233445566");
+        assert_eq!(row.total_tokens, 15);
+        assert_eq!(row.cost_micros, 1234);
+        assert_eq!(row.cache_hit, 1);
+        assert_eq!(row.error_class, "rate_limited");
+        assert_eq!(row.created_at, 1_700_000_000);
+        assert_eq!(row.created_at_ms, 1_700_000_000_123);
+    }
+
+    #[test]
+    fn success_has_an_empty_error_class() {
+        let mut event = event();
+        event.error_class = pb::ErrorClass::Unspecified as i32;
+        let row = UsageRow::from_event(0, &event).expect("valid event");
+        assert_eq!(row.error_class, "");
+    }
+
+    #[test]
+    fn every_error_class_has_a_name() {
+        for class in ErrorClass::ALL {
+            assert_eq!(
+                error_class_name(class.to_proto() as i32),
+                Some(class.as_str())
+            );
+        }
+        assert_eq!(error_class_name(999), None);
+    }
+
+    #[test]
+    fn rejects_invalid_fields() {
+        type Mutation = fn(&mut UsageEvent);
+        let cases: [(Mutation, &str); 5] = [
+            (|event| event.event_id = "nope".to_owned(), "event_id"),
+            (|event| event.request_id.clear(), "request_id"),
+            (|event| event.created_at_unix_ms = 0, "created_at_unix_ms"),
+            (|event| event.error_class = 77, "error_class"),
+            (
+                |event| event.cost = Some(pb::Money { micros: 5, currency: String::new() }),
+                "cost.currency",
+            ),
+        ];
+        for (mutate, expected_field) in cases {
+            let mut event = event();
+            mutate(&mut event);
+            match UsageRow::from_event(3, &event) {
+                Err(Error::InvalidEvent { index, field, .. }) => {
+                    assert_eq!((index, field), (3, expected_field));
+                }
+                other => panic!("expected {expected_field} to be rejected, got {other:?}"),
+            }
+        }
+    }
+}

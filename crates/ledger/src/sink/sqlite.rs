@@ -1,0 +1,111 @@
+//! [`SqliteSink`]: usage rows in a SQLite file, the embedded default.
+
+use std::{str::FromStr, time::Duration};
+
+use sqlx::{
+    QueryBuilder, Sqlite, SqlitePool,
+    sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions},
+};
+
+use super::{SinkFuture, UsageSink};
+use crate::{
+    error::{Error, Result},
+    event::UsageRow,
+};
+
+/// Columns bound per row.
+const COLUMNS_PER_ROW: usize = 22;
+
+/// Rows per `INSERT` statement, keeping bound parameters under SQLite's
+/// limit of 32,766; larger batches use several statements in one transaction.
+const ROWS_PER_STATEMENT: usize = 32_766 / COLUMNS_PER_ROW;
+
+/// Stores usage rows in SQLite; duplicates are ignored by primary key.
+#[derive(Debug, Clone)]
+pub struct SqliteSink {
+    pool: SqlitePool,
+}
+
+impl SqliteSink {
+    /// Opens (creating if missing) the database at `url`, e.g.
+    /// `sqlite://switchyard-ledger.db`, and applies the schema in
+    /// `schema/sqlite/`.
+    pub async fn connect(url: &str) -> Result<Self> {
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(|_| Error::Config("`sqlite_url` is not a SQLite URL".to_owned()))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .busy_timeout(Duration::from_secs(5));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await?;
+        sqlx::migrate!("./schema/sqlite").run(&pool).await?;
+        Ok(Self { pool })
+    }
+
+    /// Returns the connection pool (for reports and tests).
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    async fn insert_rows(&self, rows: &[UsageRow]) -> Result<()> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let mut transaction = self.pool.begin().await?;
+        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+            let mut insert = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO usage_events (event_id, request_id, key_id, team_id, end_user, \
+                 model, provider, upstream_model, prompt_tokens, completion_tokens, \
+                 total_tokens, cached_prompt_tokens, reasoning_tokens, cost_micros, currency, \
+                 cache_hit, stream, error_class, latency_ms, ttft_ms, created_at, \
+                 created_at_ms) ",
+            );
+            insert.push_values(chunk, |mut values, row| {
+                values
+                    .push_bind(row.event_id.as_str())
+                    .push_bind(row.request_id.as_str())
+                    .push_bind(row.key_id.as_str())
+                    .push_bind(row.team_id.as_str())
+                    .push_bind(row.end_user.as_str())
+                    .push_bind(row.model.as_str())
+                    .push_bind(row.provider.as_str())
+                    .push_bind(row.upstream_model.as_str())
+                    .push_bind(row.prompt_tokens)
+                    .push_bind(row.completion_tokens)
+                    .push_bind(row.total_tokens)
+                    .push_bind(row.cached_prompt_tokens)
+                    .push_bind(row.reasoning_tokens)
+                    .push_bind(row.cost_micros)
+                    .push_bind(row.currency.as_str())
+                    .push_bind(row.cache_hit)
+                    .push_bind(row.stream)
+                    .push_bind(row.error_class.as_str())
+                    .push_bind(saturating_i64(row.latency_ms))
+                    .push_bind(saturating_i64(row.ttft_ms))
+                    .push_bind(row.created_at)
+                    .push_bind(saturating_i64(row.created_at_ms));
+            });
+            insert.push(" ON CONFLICT (event_id) DO NOTHING");
+            insert.build().execute(&mut *transaction).await?;
+        }
+        transaction.commit().await?;
+        Ok(())
+    }
+}
+
+impl UsageSink for SqliteSink {
+    fn name(&self) -> &'static str {
+        "sqlite"
+    }
+
+    fn insert<'a>(&'a self, rows: &'a [UsageRow]) -> SinkFuture<'a> {
+        Box::pin(self.insert_rows(rows))
+    }
+}
+
+/// SQLite integers are signed 64-bit; durations beyond that are clamped.
+fn saturating_i64(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}

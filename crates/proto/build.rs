@@ -1,0 +1,26 @@
+//! Compiles `proto/switchyard/v1/*.proto` with `protox` (pure Rust, no
+//! system `protoc`) and generates prost types and tonic services into `OUT_DIR`.
+
+use std::path::PathBuf;
+
+fn main() -> anyhow::Result<()> {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../proto");
+    let files = [
+        "switchyard/v1/common.proto",
+        "switchyard/v1/chat.proto",
+        "switchyard/v1/router.proto",
+        "switchyard/v1/adapter.proto",
+        "switchyard/v1/control_plane.proto",
+        "switchyard/v1/ledger.proto",
+        "switchyard/v1/cache.proto",
+    ];
+    for file in files {
+        println!("cargo:rerun-if-changed={}", root.join(file).display());
+    }
+    let descriptors = protox::compile(files, [&root])?;
+    tonic_prost_build::configure()
+        // Deterministic encoding: the cache key is a digest of encoded requests.
+        .btree_map(".")
+        .compile_fds(descriptors)?;
+    Ok(())
+}

@@ -1,0 +1,36 @@
+//! The `router` section of the config file.
+
+use std::{net::SocketAddr, time::Duration};
+
+use serde::Deserialize;
+
+/// Router settings.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct RouterConfig {
+    /// gRPC listen address when the router runs as its own process.
+    pub listen: SocketAddr,
+    /// Usage events waiting to be sent to the ledger; beyond this, new events
+    /// are dropped and counted (the data path never waits on the ledger).
+    pub usage_queue_capacity: usize,
+    /// Most usage events sent in one `Record` call.
+    pub usage_batch_size: usize,
+    /// Longest a usage event waits before its batch is sent.
+    #[serde(with = "humantime_serde")]
+    pub usage_flush_interval: Duration,
+    /// How long a cache lookup may take before the request goes upstream.
+    #[serde(with = "humantime_serde")]
+    pub cache_lookup_timeout: Duration,
+}
+
+impl Default for RouterConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 7001)),
+            usage_queue_capacity: 65_536,
+            usage_batch_size: 512,
+            usage_flush_interval: Duration::from_millis(200),
+            cache_lookup_timeout: Duration::from_millis(50),
+        }
+    }
+}

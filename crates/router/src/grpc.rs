@@ -1,0 +1,112 @@
+//! `RouterGrpc`: the `RouterService` implementation.
+
+use std::sync::Arc;
+
+use switchyard_common::{ErrorClass, GrpcChannel, ServiceError, channel::MAX_GRPC_MESSAGE_BYTES, snapshot::SnapshotHandle};
+use switchyard_proto::v1::{
+    RouterChatRequest, RouterChatResponse, cache_service_client::CacheServiceClient,
+    router_service_server::RouterService,
+};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_util::task::TaskTracker;
+use tonic::{Request, Response, Status};
+
+use crate::{
+    RouteTable, attempt::Adapters, exchange::Exchange, usage::UsageEmitter,
+};
+
+/// Chunks buffered between the upstream reader and the caller. Small: chunks
+/// are forwarded as they arrive, this only absorbs scheduling jitter.
+const CHUNK_BUFFER: usize = 32;
+
+/// The router's gRPC service.
+pub struct RouterGrpc {
+    routes: SnapshotHandle<RouteTable>,
+    adapters: Adapters,
+    cache: CacheServiceClient<GrpcChannel>,
+    usage: UsageEmitter,
+    tasks: TaskTracker,
+    cache_lookup_timeout: std::time::Duration,
+}
+
+impl RouterGrpc {
+    /// Creates the service from its collaborators.
+    pub(crate) fn new(
+        routes: SnapshotHandle<RouteTable>,
+        adapters: Adapters,
+        cache: GrpcChannel,
+        usage: UsageEmitter,
+        tasks: TaskTracker,
+        cache_lookup_timeout: std::time::Duration,
+    ) -> Self {
+        let cache = CacheServiceClient::new(cache)
+            .max_decoding_message_size(MAX_GRPC_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_GRPC_MESSAGE_BYTES);
+        Self {
+            routes,
+            adapters,
+            cache,
+            usage,
+            tasks,
+            cache_lookup_timeout,
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl RouterService for RouterGrpc {
+    type ChatStream = ReceiverStream<Result<RouterChatResponse, Status>>;
+
+    async fn chat(
+        &self,
+        request: Request<RouterChatRequest>,
+    ) -> Result<Response<Self::ChatStream>, Status> {
+        let RouterChatRequest { context, request } = request.into_inner();
+        let context =
+            context.ok_or_else(|| ServiceError::invalid_request("missing request context"))?;
+        let chat = request.ok_or_else(|| ServiceError::invalid_request("missing chat request"))?;
+        let table: Arc<RouteTable> = self.routes.load().ok_or_else(|| {
+            ServiceError::new(
+                ErrorClass::UpstreamUnavailable,
+                "the router has not received its configuration yet",
+            )
+        })?;
+        let route = table.route(&chat.model).cloned().ok_or_else(|| {
+            ServiceError::new(
+                ErrorClass::NotFound,
+                format!("The model `{}` does not exist.", chat.model),
+            )
+            .with_param("model")
+        })?;
+        if !table.key_may_use(&context.key_id, &chat.model) {
+            return Err(ServiceError::new(
+                ErrorClass::Permission,
+                format!("This API key may not use the model `{}`.", chat.model),
+            )
+            .with_param("model")
+            .into());
+        }
+        if route.targets.is_empty() {
+            return Err(ServiceError::new(
+                ErrorClass::UpstreamUnavailable,
+                format!("The model `{}` has no available target.", chat.model),
+            )
+            .into());
+        }
+        let (sender, receiver) = mpsc::channel(CHUNK_BUFFER);
+        let exchange = Exchange {
+            context,
+            chat,
+            route,
+            adapters: self.adapters.clone(),
+            cache: self.cache.clone(),
+            cache_lookup_timeout: self.cache_lookup_timeout,
+            usage: self.usage.clone(),
+        };
+        // Tracked: drives the upstream stream into `sender`, then settles
+        // the cache and usage after the caller has everything.
+        self.tasks.spawn(exchange.run(sender));
+        Ok(Response::new(ReceiverStream::new(receiver)))
+    }
+}

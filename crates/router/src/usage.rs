@@ -1,0 +1,132 @@
+//! Usage emission: one event per request, batched to the ledger off the data path.
+//!
+//! Requests hand events to a bounded queue without waiting; a background
+//! batcher sends them in `Record` calls of up to `usage_batch_size` events or
+//! every `usage_flush_interval`. A full queue drops the event (and counts it)
+//! rather than slowing requests down.
+
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
+
+use switchyard_common::{GrpcChannel, channel::MAX_GRPC_MESSAGE_BYTES};
+use switchyard_proto::v1::{
+    RecordRequest, UsageEvent, ledger_service_client::LedgerServiceClient,
+};
+use tokio::sync::mpsc;
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+
+use crate::RouterConfig;
+
+/// Sends usage events to the ledger in the background.
+#[derive(Clone)]
+pub struct UsageEmitter {
+    sender: mpsc::Sender<UsageEvent>,
+    dropped: Arc<AtomicU64>,
+}
+
+impl UsageEmitter {
+    /// Starts the batcher. It flushes what it holds and stops when `shutdown`
+    /// is cancelled.
+    pub fn start(
+        config: &RouterConfig,
+        ledger: GrpcChannel,
+        tasks: &TaskTracker,
+        shutdown: CancellationToken,
+    ) -> Self {
+        let (sender, receiver) = mpsc::channel(config.usage_queue_capacity.max(1));
+        let client = LedgerServiceClient::new(ledger)
+            .max_decoding_message_size(MAX_GRPC_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_GRPC_MESSAGE_BYTES);
+        let batcher = Batcher {
+            receiver,
+            client,
+            batch_size: config.usage_batch_size.max(1),
+            flush_interval: config.usage_flush_interval,
+        };
+        // Tracked: the batcher must finish its last flush before the process exits.
+        tasks.spawn(batcher.run(shutdown));
+        Self {
+            sender,
+            dropped: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    /// Queues an event without waiting. Drops it when the queue is full.
+    pub fn emit(&self, event: UsageEvent) {
+        if self.sender.try_send(event).is_err() {
+            let dropped = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+            tracing::warn!(dropped, "usage queue full or closed; usage event dropped");
+        }
+    }
+}
+
+struct Batcher {
+    receiver: mpsc::Receiver<UsageEvent>,
+    client: LedgerServiceClient<GrpcChannel>,
+    batch_size: usize,
+    flush_interval: Duration,
+}
+
+impl Batcher {
+    async fn run(mut self, shutdown: CancellationToken) {
+        let mut batch = Vec::with_capacity(self.batch_size);
+        let mut ticker = tokio::time::interval(self.flush_interval);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                received = self.receiver.recv_many(&mut batch, self.batch_size) => {
+                    if received == 0 {
+                        break;
+                    }
+                    if batch.len() >= self.batch_size {
+                        self.flush(&mut batch).await;
+                    }
+                }
+                _ = ticker.tick() => {
+                    if !batch.is_empty() {
+                        self.flush(&mut batch).await;
+                    }
+                }
+                () = shutdown.cancelled() => break,
+            }
+        }
+        // Take whatever is still queued, then send it all.
+        self.receiver.close();
+        while let Some(event) = self.receiver.recv().await {
+            batch.push(event);
+            if batch.len() >= self.batch_size {
+                self.flush(&mut batch).await;
+            }
+        }
+        self.flush(&mut batch).await;
+    }
+
+    /// Sends the batch, retrying transient failures a few times.
+    async fn flush(&mut self, batch: &mut Vec<UsageEvent>) {
+        if batch.is_empty() {
+            return;
+        }
+        let events = std::mem::take(batch);
+        let count = events.len();
+        let request = RecordRequest { events };
+        let mut delay = Duration::from_millis(100);
+        for attempt in 1..=4 {
+            match self.client.record(request.clone()).await {
+                Ok(_) => return,
+                Err(status) if attempt < 4 => {
+                    tracing::warn!(code = ?status.code(), attempt, "ledger record failed; retrying");
+                    tokio::time::sleep(delay).await;
+                    delay *= 4;
+                }
+                Err(status) => {
+                    tracing::error!(code = ?status.code(), count, "ledger unreachable; usage events lost");
+                }
+            }
+        }
+    }
+}

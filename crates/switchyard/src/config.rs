@@ -1,0 +1,104 @@
+//! The config file: one section per service, where services reach each
+//! other, and the declarative objects (providers, models, keys).
+
+use std::path::Path;
+
+use anyhow::Context;
+use serde::Deserialize;
+use switchyard_adapters::AdapterConfig;
+use switchyard_cache::CacheConfig;
+use switchyard_common::{
+    config::{Environment, load_yaml},
+    telemetry::TelemetryConfig,
+};
+use switchyard_control_plane::{
+    ControlPlaneConfig, Declarative, KeyConfig, ModelConfig, ProviderConfig,
+};
+use switchyard_edge::EdgeConfig;
+use switchyard_ledger::LedgerConfig;
+use switchyard_router::RouterConfig;
+
+/// The whole config file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SwitchyardConfig {
+    /// The HTTP edge.
+    pub edge: EdgeConfig,
+    /// The router.
+    pub router: RouterConfig,
+    /// The provider adapters.
+    pub adapter: AdapterConfig,
+    /// The control plane and its database.
+    pub control_plane: ControlPlaneConfig,
+    /// The response cache.
+    pub cache: CacheConfig,
+    /// The usage ledger.
+    pub ledger: LedgerConfig,
+    /// Where services reach each other when they run as separate processes.
+    pub endpoints: Endpoints,
+    /// Logging.
+    pub telemetry: TelemetryConfig,
+    /// Provider accounts.
+    pub providers: Vec<ProviderConfig>,
+    /// Model aliases and their targets.
+    pub models: Vec<ModelConfig>,
+    /// Client API keys.
+    pub keys: Vec<KeyConfig>,
+}
+
+/// gRPC URLs of the services, used only in distributed mode.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Endpoints {
+    /// The router, called by the edge.
+    pub router: String,
+    /// The adapters, called by the router.
+    pub adapter: String,
+    /// The control plane, watched by the edge and the router.
+    pub control_plane: String,
+    /// The cache, called by the router.
+    pub cache: String,
+    /// The ledger, called by the router.
+    pub ledger: String,
+}
+
+impl Default for Endpoints {
+    fn default() -> Self {
+        Self {
+            router: "http://127.0.0.1:7001".to_owned(),
+            adapter: "http://127.0.0.1:7002".to_owned(),
+            control_plane: "http://127.0.0.1:7003".to_owned(),
+            cache: "http://127.0.0.1:7004".to_owned(),
+            ledger: "http://127.0.0.1:7005".to_owned(),
+        }
+    }
+}
+
+impl SwitchyardConfig {
+    /// Reads and validates a config file, applying `SWITCHYARD__` overrides
+    /// from `environment`.
+    pub fn load(path: &Path, environment: &Environment) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read config file {}", path.display()))?;
+        Self::parse(&path.display().to_string(), &text, environment)
+    }
+
+    /// Parses and validates config text.
+    pub fn parse(source_name: &str, text: &str, environment: &Environment) -> anyhow::Result<Self> {
+        let config: Self = load_yaml(source_name, text, environment)?;
+        config
+            .declarative()
+            .validate(environment)
+            .with_context(|| format!("{source_name}: invalid declarative config"))?;
+        Ok(config)
+    }
+
+    /// The declarative objects, as the control plane takes them.
+    pub fn declarative(&self) -> Declarative {
+        Declarative {
+            providers: self.providers.clone(),
+            models: self.models.clone(),
+            keys: self.keys.clone(),
+        }
+    }
+}

@@ -1,0 +1,86 @@
+//! `switchyard`: run the gateway all in one process, or one service per process.
+
+use std::{io::Write, path::PathBuf};
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use switchyard::{
+    SwitchyardConfig,
+    role::{Role, run_role},
+    serve::run_all_in_one,
+};
+use switchyard_common::{config::process_environment, shutdown::shutdown_signal, telemetry};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+/// Switchyard, an LLM API gateway.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    /// Config file (YAML). `SWITCHYARD__SECTION__FIELD` variables override it.
+    #[arg(long, short, global = true, default_value = "config/switchyard.yaml")]
+    config: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run every service in this process (the default way on one machine).
+    Serve,
+    /// Run one service as its own process.
+    Run {
+        /// The service.
+        role: Role,
+    },
+    /// Validate the config file and exit.
+    CheckConfig,
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let environment = process_environment();
+    let config = SwitchyardConfig::load(&cli.config, &environment)?;
+    telemetry::init_logging(&config.telemetry);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async move {
+        let shutdown = CancellationToken::new();
+        let on_signal = shutdown.clone();
+        // Detached: lives for the whole process; cancels the token on SIGINT/SIGTERM.
+        tokio::spawn(async move {
+            shutdown_signal().await;
+            on_signal.cancel();
+        });
+        match cli.command {
+            Command::CheckConfig => {
+                writeln!(std::io::stdout(), "config ok").context("writing to stdout")?;
+                Ok(())
+            }
+            Command::Serve => {
+                let listener = bind("serve", config.edge.listen).await?;
+                run_all_in_one(config, environment, listener, shutdown).await
+            }
+            Command::Run { role } => {
+                let listener = bind(&role.to_string(), role.listen_address(&config)).await?;
+                run_role(role, config, environment, listener, shutdown).await
+            }
+        }
+    })
+}
+
+/// Binds the listen address and announces the bound address on stdout as
+/// one JSON line, so supervisors and tests can use port 0.
+async fn bind(role: &str, address: std::net::SocketAddr) -> anyhow::Result<TcpListener> {
+    let listener = TcpListener::bind(address)
+        .await
+        .with_context(|| format!("cannot listen on {address}"))?;
+    let bound = listener.local_addr()?;
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, r#"{{"event":"listening","role":"{role}","address":"{bound}"}}"#)
+        .and_then(|()| stdout.flush())
+        .context("writing to stdout")?;
+    Ok(listener)
+}

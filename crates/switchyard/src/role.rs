@@ -1,0 +1,144 @@
+//! Distributed mode: one service per process, reaching the others over gRPC
+//! at the addresses in `endpoints`.
+
+use std::fmt;
+
+use anyhow::Context;
+use switchyard_common::{GrpcChannel, config::Environment, grpc::serve_grpc};
+use switchyard_edge::EdgeDeps;
+use switchyard_router::RouterDeps;
+use tokio::net::TcpListener;
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+use tonic::service::Routes;
+
+use crate::SwitchyardConfig;
+
+/// A service that can run as its own process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Role {
+    /// The OpenAI-compatible HTTP edge.
+    Edge,
+    /// The router.
+    Router,
+    /// The provider adapters.
+    Adapter,
+    /// The control plane.
+    ControlPlane,
+    /// The usage ledger.
+    Ledger,
+    /// The response cache.
+    Cache,
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Role::Edge => "edge",
+            Role::Router => "router",
+            Role::Adapter => "adapter",
+            Role::ControlPlane => "control-plane",
+            Role::Ledger => "ledger",
+            Role::Cache => "cache",
+        })
+    }
+}
+
+impl Role {
+    /// The listen address configured for this role.
+    pub fn listen_address(self, config: &SwitchyardConfig) -> std::net::SocketAddr {
+        match self {
+            Role::Edge => config.edge.listen,
+            Role::Router => config.router.listen,
+            Role::Adapter => config.adapter.listen,
+            Role::ControlPlane => config.control_plane.listen,
+            Role::Ledger => config.ledger.listen,
+            Role::Cache => config.cache.listen,
+        }
+    }
+}
+
+fn remote(url: &str) -> anyhow::Result<GrpcChannel> {
+    GrpcChannel::connect_lazy(url).with_context(|| format!("endpoint {url}"))
+}
+
+/// Runs one service on `listener` until `shutdown` is cancelled.
+pub async fn run_role(
+    role: Role,
+    config: SwitchyardConfig,
+    environment: Environment,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let tasks = TaskTracker::new();
+    let services_shutdown = CancellationToken::new();
+    let endpoints = &config.endpoints;
+    let routes = match role {
+        Role::Edge => {
+            let app = switchyard_edge::build(
+                &config.edge,
+                EdgeDeps {
+                    router: remote(&endpoints.router)?,
+                    control_plane: remote(&endpoints.control_plane)?,
+                },
+                &tasks,
+                services_shutdown.clone(),
+            );
+            let served = switchyard_edge::serve(listener, app, shutdown).await;
+            services_shutdown.cancel();
+            tasks.close();
+            tasks.wait().await;
+            return served.context("serving HTTP");
+        }
+        Role::Router => {
+            let router = switchyard_router::build(
+                &config.router,
+                RouterDeps {
+                    control_plane: remote(&endpoints.control_plane)?,
+                    adapter: remote(&endpoints.adapter)?,
+                    cache: remote(&endpoints.cache)?,
+                    ledger: remote(&endpoints.ledger)?,
+                },
+                &tasks,
+                services_shutdown.clone(),
+            );
+            Routes::new(router.server)
+        }
+        Role::Adapter => Routes::new(
+            switchyard_adapters::build(&config.adapter, environment.clone())
+                .context("starting the adapters")?,
+        ),
+        Role::ControlPlane => Routes::new(
+            switchyard_control_plane::build(
+                &config.control_plane,
+                &config.declarative(),
+                &environment,
+                &tasks,
+                services_shutdown.clone(),
+            )
+            .await
+            .context("starting the control plane")?,
+        ),
+        Role::Ledger => Routes::new(
+            switchyard_ledger::build(&config.ledger, &environment)
+                .await
+                .context("starting the ledger")?,
+        ),
+        Role::Cache => Routes::new(
+            switchyard_cache::build(&config.cache)
+                .await
+                .context("starting the cache")?,
+        ),
+    };
+    tracing::info!(%role, address = %listener.local_addr()?, "switchyard serving");
+    // Watch streams stay open until their server stops them, so stop the
+    // service's own tasks first, then the server.
+    let stop_server = CancellationToken::new();
+    let server = tokio::spawn(serve_grpc(listener, routes, stop_server.clone()));
+    shutdown.cancelled().await;
+    services_shutdown.cancel();
+    stop_server.cancel();
+    let served = server.await.context("gRPC server task")?;
+    tasks.close();
+    tasks.wait().await;
+    served.context("serving gRPC")
+}

@@ -1,0 +1,71 @@
+//! All-in-one mode: every service in this process, wired through in-process
+//! channels (no sockets between them); only the edge's HTTP port is bound.
+
+use anyhow::Context;
+use switchyard_common::{GrpcChannel, config::Environment};
+use switchyard_edge::EdgeDeps;
+use switchyard_router::RouterDeps;
+use tokio::net::TcpListener;
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+
+use crate::SwitchyardConfig;
+
+/// Runs the whole gateway on `listener` until `shutdown` is cancelled.
+///
+/// Services start in dependency order (control plane, ledger, cache,
+/// adapters, router, edge) and stop in reverse: the edge drains its open
+/// requests first, then the router's usage batcher flushes to the ledger.
+pub async fn run_all_in_one(
+    config: SwitchyardConfig,
+    environment: Environment,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let tasks = TaskTracker::new();
+    let services_shutdown = CancellationToken::new();
+
+    let control_plane = switchyard_control_plane::build(
+        &config.control_plane,
+        &config.declarative(),
+        &environment,
+        &tasks,
+        services_shutdown.clone(),
+    )
+    .await
+    .context("starting the control plane")?;
+    let ledger = switchyard_ledger::build(&config.ledger, &environment)
+        .await
+        .context("starting the ledger")?;
+    let cache = switchyard_cache::build(&config.cache)
+        .await
+        .context("starting the cache")?;
+    let adapter = switchyard_adapters::build(&config.adapter, environment.clone())
+        .context("starting the adapters")?;
+    let control_plane = GrpcChannel::in_process(control_plane);
+    let router = switchyard_router::build(
+        &config.router,
+        RouterDeps {
+            control_plane: control_plane.clone(),
+            adapter: GrpcChannel::in_process(adapter),
+            cache: GrpcChannel::in_process(cache),
+            ledger: GrpcChannel::in_process(ledger),
+        },
+        &tasks,
+        services_shutdown.clone(),
+    );
+    let app = switchyard_edge::build(
+        &config.edge,
+        EdgeDeps {
+            router: GrpcChannel::in_process(router.server),
+            control_plane,
+        },
+        &tasks,
+        services_shutdown.clone(),
+    );
+    tracing::info!(address = %listener.local_addr()?, "switchyard serving (all-in-one)");
+    let served = switchyard_edge::serve(listener, app, shutdown).await;
+    services_shutdown.cancel();
+    tasks.close();
+    tasks.wait().await;
+    served.context("serving HTTP")
+}

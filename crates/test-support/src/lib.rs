@@ -1,0 +1,1 @@
+//! Test support: fake providers speaking real wire formats, recording what they receive.
