@@ -1,1 +1,62 @@
-//! End-to-end suite.
+//! End-to-end suite: the whole gateway against fake providers, every
+//! scenario in both deployment modes (all-in-one in this process, and one
+//! process per service over real gRPC on loopback ports) and with both
+//! backend sets (embedded SQLite/memory, and PostgreSQL/ClickHouse/Redis).
+
+mod backends;
+mod cluster;
+mod ledger;
+mod python_sdk;
+mod scenarios;
+
+/// Generates one test per scenario per mode and backend set.
+macro_rules! both_modes {
+    ($($scenario:ident),* $(,)?) => {
+        mod all_in_one_embedded {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $scenario() {
+                let Some(cluster) = crate::cluster::TestCluster::start(
+                    crate::cluster::Mode::AllInOne, crate::cluster::Backends::Embedded).await else { return };
+                crate::scenarios::$scenario(&cluster).await;
+            })*
+        }
+        mod all_in_one_production {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $scenario() {
+                let Some(cluster) = crate::cluster::TestCluster::start(
+                    crate::cluster::Mode::AllInOne, crate::cluster::Backends::Production).await else { return };
+                crate::scenarios::$scenario(&cluster).await;
+            })*
+        }
+        mod distributed_embedded {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $scenario() {
+                let Some(cluster) = crate::cluster::TestCluster::start(
+                    crate::cluster::Mode::Distributed, crate::cluster::Backends::Embedded).await else { return };
+                crate::scenarios::$scenario(&cluster).await;
+            })*
+        }
+        mod distributed_production {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $scenario() {
+                let Some(cluster) = crate::cluster::TestCluster::start(
+                    crate::cluster::Mode::Distributed, crate::cluster::Backends::Production).await else { return };
+                crate::scenarios::$scenario(&cluster).await;
+            })*
+        }
+    };
+}
+
+both_modes!(
+    non_streaming_completion,
+    streaming_completion_with_usage,
+    usage_event_lands_in_the_ledger,
+    repeat_request_is_served_from_the_cache,
+    bad_key_is_rejected_without_usage,
+    unknown_model_is_not_found_without_usage,
+    malformed_json_is_a_clear_400,
+    oversized_body_is_413,
+    upstream_rate_limit_maps_to_429,
+    models_are_listed_for_the_key,
+    mock_provider_serves_demo,
+);

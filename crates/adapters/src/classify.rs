@@ -66,7 +66,11 @@ pub fn class_for_detail(detail: &UpstreamErrorDetail) -> ErrorClass {
             .flatten()
             .any(|value| names.contains(&value.as_str()))
     };
-    if is(&["rate_limit_exceeded", "rate_limit_error", "insufficient_quota"]) {
+    if is(&[
+        "rate_limit_exceeded",
+        "rate_limit_error",
+        "insufficient_quota",
+    ]) {
         ErrorClass::RateLimited
     } else if is(&["overloaded_error", "overloaded"]) {
         ErrorClass::Overloaded
@@ -114,8 +118,11 @@ pub fn upstream_error(
     {
         class = code_class;
     }
-    let mut error = ServiceError::new(class, message_for(provider, class, Some(status), detail, api_key))
-        .with_provider(provider);
+    let mut error = ServiceError::new(
+        class,
+        message_for(provider, class, Some(status), detail, api_key),
+    )
+    .with_provider(provider);
     if let Some(retry_after) = retry_after(headers, SystemTime::now()) {
         error = error.with_retry_after(retry_after);
     }
@@ -200,11 +207,16 @@ fn message_for(
     api_key: Option<&Secret>,
 ) -> String {
     if is_client_facing(class)
-        && let Some(message) = detail.message.as_deref().filter(|text| !text.trim().is_empty())
+        && let Some(message) = detail
+            .message
+            .as_deref()
+            .filter(|text| !text.trim().is_empty())
     {
         return scrub(message, api_key);
     }
-    let status = status.map(|code| format!(" (HTTP {code})")).unwrap_or_default();
+    let status = status
+        .map(|code| format!(" (HTTP {code})"))
+        .unwrap_or_default();
     match class {
         // A rejected key is a gateway configuration problem; the provider's
         // text may echo part of the key.
@@ -310,9 +322,21 @@ mod tests {
         assert_eq!(error.class, ErrorClass::ContextLengthExceeded);
         assert_eq!(error.message, "too long");
         assert_eq!(error.param.as_deref(), Some("messages"));
-        let error = upstream_error("p", 400, &headers, &detail("no", Some("content_filter")), None);
+        let error = upstream_error(
+            "p",
+            400,
+            &headers,
+            &detail("no", Some("content_filter")),
+            None,
+        );
         assert_eq!(error.class, ErrorClass::ContentFiltered);
-        let error = upstream_error("p", 429, &headers, &detail("quota", Some("insufficient_quota")), None);
+        let error = upstream_error(
+            "p",
+            429,
+            &headers,
+            &detail("quota", Some("insufficient_quota")),
+            None,
+        );
         assert_eq!(error.class, ErrorClass::RateLimited);
     }
 
@@ -320,12 +344,30 @@ mod tests {
     fn server_errors_get_a_generic_message_and_keys_are_scrubbed() {
         let key = Secret::new("sk-secret".to_owned());
         let headers = HeaderMap::new();
-        let error = upstream_error("p", 500, &headers, &detail("db sk-secret down", None), Some(&key));
+        let error = upstream_error(
+            "p",
+            500,
+            &headers,
+            &detail("db sk-secret down", None),
+            Some(&key),
+        );
         assert_eq!(error.message, "provider `p` is unavailable (HTTP 500)");
         assert_eq!(error.param, None);
-        let error = upstream_error("p", 400, &headers, &detail("bad sk-secret", None), Some(&key));
+        let error = upstream_error(
+            "p",
+            400,
+            &headers,
+            &detail("bad sk-secret", None),
+            Some(&key),
+        );
         assert_eq!(error.message, "bad [redacted]");
-        let error = upstream_error("p", 401, &headers, &detail("Incorrect API key sk-secret", None), Some(&key));
+        let error = upstream_error(
+            "p",
+            401,
+            &headers,
+            &detail("Incorrect API key sk-secret", None),
+            Some(&key),
+        );
         assert!(!error.message.contains("sk-"), "{}", error.message);
     }
 
@@ -337,10 +379,16 @@ mod tests {
         headers.insert(RETRY_AFTER, HeaderValue::from_static("7"));
         assert_eq!(retry_after(&headers, now), Some(Duration::from_secs(7)));
         let date = httpdate::fmt_http_date(now + Duration::from_secs(30));
-        headers.insert(RETRY_AFTER, HeaderValue::from_str(&date).expect("ascii date"));
+        headers.insert(
+            RETRY_AFTER,
+            HeaderValue::from_str(&date).expect("ascii date"),
+        );
         assert_eq!(retry_after(&headers, now), Some(Duration::from_secs(30)));
         headers.insert("retry-after-ms", HeaderValue::from_static("1500"));
-        assert_eq!(retry_after(&headers, now), Some(Duration::from_millis(1500)));
+        assert_eq!(
+            retry_after(&headers, now),
+            Some(Duration::from_millis(1500))
+        );
         headers.insert("retry-after-ms", HeaderValue::from_static("-1"));
         headers.insert(RETRY_AFTER, HeaderValue::from_static("soon"));
         assert_eq!(retry_after(&headers, now), None);

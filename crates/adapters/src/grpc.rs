@@ -50,7 +50,8 @@ impl AdapterGrpc {
             target,
             request,
         } = request;
-        let target = target.ok_or_else(|| ServiceError::invalid_request("the attempt has no target"))?;
+        let target =
+            target.ok_or_else(|| ServiceError::invalid_request("the attempt has no target"))?;
         let request =
             request.ok_or_else(|| ServiceError::invalid_request("the attempt has no request"))?;
         let kind = ProviderKind::from_name(&target.kind).ok_or_else(|| {
@@ -89,7 +90,10 @@ fn timing_for(
 ) -> Result<Timing, ServiceError> {
     let now = Instant::now();
     let mut first_byte_deadline = now + timeout;
-    if let Some(deadline_ms) = context.map(|context| context.deadline_unix_ms).filter(|&ms| ms > 0) {
+    if let Some(deadline_ms) = context
+        .map(|context| context.deadline_unix_ms)
+        .filter(|&ms| ms > 0)
+    {
         let now_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default()
@@ -119,13 +123,21 @@ impl AdapterService for AdapterGrpc {
         &self,
         request: Request<AdapterChatRequest>,
     ) -> Result<Response<Self::ChatStream>, Status> {
+        // Errors are logged at debug level only: the router decides what a
+        // failed attempt means and logs the request's outcome once.
         let chunks = self
             .start_attempt(request.into_inner())
             .await
-            .map_err(|error| error.to_status())?;
+            .map_err(|error| {
+                tracing::debug!(class = %error.class, provider = ?error.provider, "attempt refused");
+                error.to_status()
+            })?;
         let responses = chunks.map(|item| match item {
             Ok(chunk) => Ok(AdapterChatResponse { chunk: Some(chunk) }),
-            Err(error) => Err(error.to_status()),
+            Err(error) => {
+                tracing::debug!(class = %error.class, provider = ?error.provider, "attempt failed mid-stream");
+                Err(error.to_status())
+            }
         });
         Ok(Response::new(responses.boxed()))
     }

@@ -44,7 +44,12 @@ impl HttpClient {
     }
 
     /// Starts a JSON `POST` to `url`, with a bearer token when a key is given.
-    pub fn post_json(&self, url: &str, bearer: Option<&Secret>, body: Vec<u8>) -> reqwest::RequestBuilder {
+    pub fn post_json(
+        &self,
+        url: &str,
+        bearer: Option<&Secret>,
+        body: Vec<u8>,
+    ) -> reqwest::RequestBuilder {
         let mut request = self
             .client
             .post(url)
@@ -149,7 +154,13 @@ mod tests {
 
     #[test]
     fn endpoint_joins_with_exactly_one_slash() {
-        assert_eq!(endpoint("http://h:1/v1", "chat/completions"), "http://h:1/v1/chat/completions");
-        assert_eq!(endpoint("http://h:1/v1/", "/chat/completions"), "http://h:1/v1/chat/completions");
+        assert_eq!(
+            endpoint("http://h:1/v1", "chat/completions"),
+            "http://h:1/v1/chat/completions"
+        );
+        assert_eq!(
+            endpoint("http://h:1/v1/", "/chat/completions"),
+            "http://h:1/v1/chat/completions"
+        );
     }
 }

@@ -19,13 +19,13 @@
 pub mod config;
 pub mod error;
 pub mod grpc;
-pub mod sse;
 
 mod classify;
 mod http;
 mod provider;
 mod providers;
 mod secrets;
+mod sse;
 
 use switchyard_common::{channel::MAX_GRPC_MESSAGE_BYTES, config::Environment};
 use switchyard_proto::v1::adapter_service_server::AdapterServiceServer;

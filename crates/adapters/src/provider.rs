@@ -71,7 +71,11 @@ impl Providers {
 
     /// Sends `attempt` to a provider of `kind`. Fails before any chunk when
     /// the provider refuses the request; later failures end the stream.
-    pub async fn chat(&self, kind: ProviderKind, attempt: Attempt) -> Result<ChunkStream, ServiceError> {
+    pub async fn chat(
+        &self,
+        kind: ProviderKind,
+        attempt: Attempt,
+    ) -> Result<ChunkStream, ServiceError> {
         match kind {
             ProviderKind::OpenAi => self.openai.chat(attempt).await,
             ProviderKind::Mock => mock::chat(&attempt),

@@ -7,9 +7,7 @@ use std::{
 };
 
 use switchyard_common::{
-    ErrorClass, Secret, SecretSource, ServiceError,
-    config::Environment,
-    secret::SecretError,
+    ErrorClass, Secret, SecretSource, ServiceError, config::Environment, secret::SecretError,
 };
 use switchyard_proto::v1::{SecretRef, secret_ref::Source};
 
@@ -89,10 +87,8 @@ mod tests {
 
     #[test]
     fn resolves_and_reports_missing_variables_by_name() {
-        let resolver = SecretResolver::new(Environment::from([(
-            "KEY".to_owned(),
-            "sk-1".to_owned(),
-        )]));
+        let resolver =
+            SecretResolver::new(Environment::from([("KEY".to_owned(), "sk-1".to_owned())]));
         let secret = resolver
             .resolve("p", Some(&env_ref("KEY")))
             .expect("set")

@@ -62,7 +62,9 @@ impl SseParser {
                 self.skip_line_feed = false;
             }
             let rest = &self.buffer[self.start..];
-            let end = rest.iter().position(|&byte| byte == b'\n' || byte == b'\r')?;
+            let end = rest
+                .iter()
+                .position(|&byte| byte == b'\n' || byte == b'\r')?;
             let terminator_length = match (rest[end], rest.get(end + 1)) {
                 (b'\r', Some(b'\n')) => 2,
                 (b'\r', None) => {

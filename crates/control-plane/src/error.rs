@@ -19,7 +19,9 @@ pub enum Error {
         reason: String,
     },
     /// The database URL names no supported database.
-    #[error("unsupported control-plane database URL: expected `sqlite:`, `postgres://` or `postgresql://`")]
+    #[error(
+        "unsupported control-plane database URL: expected `sqlite:`, `postgres://` or `postgresql://`"
+    )]
     UnsupportedDatabase,
     /// The database failed.
     #[error("control-plane database: {0}")]

@@ -55,25 +55,26 @@ impl ControlPlaneService for ControlPlaneGrpc {
     ) -> Result<Response<Self::WatchStream>, Status> {
         let known_version = request.into_inner().known_version;
         let state = (self.snapshots.clone(), known_version, self.shutdown.clone());
-        let stream = futures::stream::unfold(state, |(mut snapshots, mut sent, shutdown)| async move {
-            loop {
-                let snapshot = snapshots.borrow_and_update().clone();
-                if snapshot.version != sent {
-                    sent = snapshot.version;
-                    let response = WatchResponse {
-                        snapshot: Some(Snapshot::clone(&snapshot)),
-                    };
-                    return Some((Ok(response), (snapshots, sent, shutdown)));
-                }
-                tokio::select! {
-                    () = shutdown.cancelled() => return None,
-                    changed = snapshots.changed() => {
-                        // An error means the publisher stopped: end the stream.
-                        changed.ok()?;
+        let stream =
+            futures::stream::unfold(state, |(mut snapshots, mut sent, shutdown)| async move {
+                loop {
+                    let snapshot = snapshots.borrow_and_update().clone();
+                    if snapshot.version != sent {
+                        sent = snapshot.version;
+                        let response = WatchResponse {
+                            snapshot: Some(Snapshot::clone(&snapshot)),
+                        };
+                        return Some((Ok(response), (snapshots, sent, shutdown)));
+                    }
+                    tokio::select! {
+                        () = shutdown.cancelled() => return None,
+                        changed = snapshots.changed() => {
+                            // An error means the publisher stopped: end the stream.
+                            changed.ok()?;
+                        }
                     }
                 }
-            }
-        });
+            });
         Ok(Response::new(Box::pin(stream)))
     }
 }

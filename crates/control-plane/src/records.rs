@@ -88,7 +88,11 @@ impl StoredConfig {
     pub fn to_snapshot(&self, version: u64) -> pb::Snapshot {
         pb::Snapshot {
             version,
-            providers: self.providers.iter().map(ProviderRecord::to_proto).collect(),
+            providers: self
+                .providers
+                .iter()
+                .map(ProviderRecord::to_proto)
+                .collect(),
             models: self.models.iter().map(ModelRecord::to_proto).collect(),
             api_keys: self.keys.iter().map(KeyRecord::to_proto).collect(),
         }

@@ -3,7 +3,7 @@
 //! Both databases run the same SQL through sqlx's `Any` driver (`$N`
 //! placeholders, TEXT and BIGINT columns only), so there is one
 //! implementation of the sync and load logic. URL-specific setup lives in
-//! [`database`], the row mapping in [`rows`].
+//! `database`, the row mapping in `rows`.
 
 mod database;
 mod rows;
@@ -90,5 +90,4 @@ impl ConfigStore {
     pub async fn close(&self) {
         self.pool.close().await;
     }
-
 }

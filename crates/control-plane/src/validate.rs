@@ -54,10 +54,7 @@ impl StoredConfig {
             }
             let record = key_record(key, &path, &model_names, environment)?;
             if !key_hashes.insert(record.sha256.clone()) {
-                return Err(Error::invalid(
-                    path,
-                    "has the same secret as another key",
-                ));
+                return Err(Error::invalid(path, "has the same secret as another key"));
             }
             keys.push(record);
         }
@@ -83,7 +80,10 @@ fn object_path(section: &str, index: usize, name: &str) -> String {
 
 fn require_non_empty(value: &str, path: &str, field: &str) -> Result<()> {
     if value.trim().is_empty() {
-        return Err(Error::invalid(format!("{path}.{field}"), "must not be empty"));
+        return Err(Error::invalid(
+            format!("{path}.{field}"),
+            "must not be empty",
+        ));
     }
     Ok(())
 }
@@ -256,10 +256,7 @@ fn key_record(
             ));
         }
         if !seen.insert(model.as_str()) {
-            return Err(Error::invalid(
-                model_path,
-                format!("lists `{model}` twice"),
-            ));
+            return Err(Error::invalid(model_path, format!("lists `{model}` twice")));
         }
     }
     Ok(KeyRecord {

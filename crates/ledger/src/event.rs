@@ -89,7 +89,10 @@ impl UsageRow {
         let cost = event.cost.clone().unwrap_or_default();
         let no_cost = cost.currency.is_empty() && cost.micros == 0;
         if !(no_cost || is_currency_code(&cost.currency)) {
-            return Err(invalid("cost.currency", "must be an ISO 4217 code such as USD"));
+            return Err(invalid(
+                "cost.currency",
+                "must be an ISO 4217 code such as USD",
+            ));
         }
         let usage = event.usage.unwrap_or_default();
         let created_at = u32::try_from(event.created_at_unix_ms / 1000)
@@ -206,7 +209,12 @@ mod tests {
             (|event| event.created_at_unix_ms = 0, "created_at_unix_ms"),
             (|event| event.error_class = 77, "error_class"),
             (
-                |event| event.cost = Some(pb::Money { micros: 5, currency: String::new() }),
+                |event| {
+                    event.cost = Some(pb::Money {
+                        micros: 5,
+                        currency: String::new(),
+                    })
+                },
                 "cost.currency",
             ),
         ];

@@ -6,11 +6,11 @@
 //! Re-sending an event id is harmless: SQLite ignores the duplicate row and
 //! ClickHouse collapses it at merge time (`ReplacingMergeTree`).
 //!
-//! - [`config`]: [`LedgerConfig`] and [`ClickHouseConfig`].
-//! - [`event`]: proto event → validated [`UsageRow`].
-//! - [`sink`]: the [`UsageSink`] trait, with [`SqliteSink`] (embedded default)
+//! - [`config`] — [`LedgerConfig`] and [`ClickHouseConfig`].
+//! - [`event`] — proto event → validated [`UsageRow`].
+//! - [`sink`] — the [`UsageSink`] trait, with [`SqliteSink`] (embedded default)
 //!   and [`ClickHouseSink`] (production). Schemas live in `schema/`.
-//! - [`grpc`]: [`LedgerGrpc`], the `LedgerService` implementation.
+//! - [`grpc`] — [`LedgerGrpc`], the `LedgerService` implementation.
 //!
 //! Depends on `switchyard-proto` and `switchyard-common` only; never on another
 //! service crate.

@@ -49,6 +49,7 @@ struct Outcome {
     upstream_model: String,
     usage: Usage,
     cache_hit: bool,
+    stream: bool,
     error_class: Option<ErrorClass>,
     first_chunk_at: Option<Instant>,
 }
@@ -59,7 +60,10 @@ impl Exchange {
         let started = Instant::now();
         let created_at_unix_ms = unix_millis();
         let slot = self.cache_slot();
-        let mut outcome = Outcome::default();
+        let mut outcome = Outcome {
+            stream: self.chat.stream,
+            ..Outcome::default()
+        };
 
         let cached = match &slot {
             Some(slot) => self.lookup(slot).await,
@@ -264,7 +268,7 @@ impl Exchange {
             usage: Some(outcome.usage),
             cost,
             cache_hit: outcome.cache_hit,
-            stream: self.chat.stream,
+            stream: outcome.stream,
             error_class: outcome
                 .error_class
                 .map_or(0, |class| class.to_proto() as i32),

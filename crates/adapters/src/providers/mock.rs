@@ -31,7 +31,10 @@ pub const ERROR_TRIGGER_PREFIX: &str = "mock:error:";
 pub fn chat(attempt: &Attempt) -> Result<ChunkStream, ServiceError> {
     let request = &attempt.request;
     let said = last_user_text(request);
-    if let Some(class_name) = said.as_deref().and_then(|text| text.strip_prefix(ERROR_TRIGGER_PREFIX)) {
+    if let Some(class_name) = said
+        .as_deref()
+        .and_then(|text| text.strip_prefix(ERROR_TRIGGER_PREFIX))
+    {
         return Err(triggered_error(&attempt.provider, class_name));
     }
     let reply = format!(
@@ -102,7 +105,9 @@ fn texts(message: &Message) -> impl Iterator<Item = &str> {
 }
 
 fn message_words(message: &Message) -> usize {
-    texts(message).map(|text| text.split_whitespace().count()).sum()
+    texts(message)
+        .map(|text| text.split_whitespace().count())
+        .sum()
 }
 
 fn saturating_u32(count: usize) -> u32 {
@@ -170,7 +175,10 @@ mod tests {
 
     #[test]
     fn unknown_trigger_class_is_an_invalid_request() {
-        assert_eq!(triggered_error("p", "nope").class, ErrorClass::InvalidRequest);
+        assert_eq!(
+            triggered_error("p", "nope").class,
+            ErrorClass::InvalidRequest
+        );
         let error = triggered_error("p", "rate_limited");
         assert_eq!(error.class, ErrorClass::RateLimited);
         assert_eq!(error.retry_after, Some(Duration::from_secs(1)));

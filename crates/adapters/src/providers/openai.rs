@@ -34,8 +34,8 @@ impl OpenAiProvider {
     /// Sends the attempt; returns its chunks once the provider accepted it.
     pub async fn chat(&self, attempt: Attempt) -> Result<ChunkStream, ServiceError> {
         let provider = attempt.provider.as_str();
-        let body = request::chat_body(&attempt.request)
-            .map_err(|error| error.with_provider(provider))?;
+        let body =
+            request::chat_body(&attempt.request).map_err(|error| error.with_provider(provider))?;
         let url = http::endpoint(&attempt.base_url, "chat/completions");
         let request = self.http.post_json(&url, attempt.api_key.as_ref(), body);
         let response = http::send(provider, request, attempt.timing).await?;
@@ -66,8 +66,9 @@ impl OpenAiProvider {
         }
         // Not streamed (or a server that ignored `stream`): one whole object.
         let bytes = body.read_to_end(MAX_GRPC_MESSAGE_BYTES).await?;
-        let mut completion: Completion = serde_json::from_slice(&bytes)
-            .map_err(|_| classify::malformed_response(provider, "a response that is not a chat completion"))?;
+        let mut completion: Completion = serde_json::from_slice(&bytes).map_err(|_| {
+            classify::malformed_response(provider, "a response that is not a chat completion")
+        })?;
         if let Some(error) = completion.error.take() {
             return Err(classify::in_band_error(
                 provider,

@@ -48,14 +48,13 @@ pub(crate) async fn read_config(connection: &mut AnyConnection) -> Result<Stored
     .iter()
     .map(model_from_row)
     .collect::<Result<_>>()?;
-    let keys = sqlx::query(
-        "SELECT id, sha256, name, team_id, allowed_models, disabled FROM api_keys",
-    )
-    .fetch_all(&mut *connection)
-    .await?
-    .iter()
-    .map(key_from_row)
-    .collect::<Result<_>>()?;
+    let keys =
+        sqlx::query("SELECT id, sha256, name, team_id, allowed_models, disabled FROM api_keys")
+            .fetch_all(&mut *connection)
+            .await?
+            .iter()
+            .map(key_from_row)
+            .collect::<Result<_>>()?;
     let mut config = StoredConfig {
         providers,
         models,

@@ -183,11 +183,6 @@ pub fn parse(body: &[u8]) -> Result<ChatCompletionRequest, ServiceError> {
 }
 
 impl ChatCompletionRequest {
-    /// The requested model alias.
-    pub fn model(&self) -> &str {
-        &self.model
-    }
-
     /// Whether the client asked for a stream.
     pub fn is_stream(&self) -> bool {
         self.stream.unwrap_or(false)

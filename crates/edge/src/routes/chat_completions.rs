@@ -40,15 +40,8 @@ pub async fn handle(
     })?;
     let key = index.authenticate(&headers)?;
     let body = read_body(body, &headers, state.max_body_bytes).await?;
+    // Model existence and the key's model policy are the router's decisions.
     let parsed = request::parse(&body)?;
-    if !key.may_use(parsed.model()) {
-        return Err(ServiceError::new(
-            ErrorClass::Permission,
-            format!("This API key may not use the model `{}`.", parsed.model()),
-        )
-        .with_param("model")
-        .into());
-    }
     let stream = parsed.is_stream();
     let include_usage = parsed.include_usage();
     let chat = parsed.into_proto()?;

@@ -78,8 +78,11 @@ impl ClickHouseSink {
             user: user.map(header_value).transpose()?,
             key: password.as_ref().map(secret_header_value).transpose()?,
         };
-        sink.execute(&format!("CREATE DATABASE IF NOT EXISTS `{}`", sink.database))
-            .await?;
+        sink.execute(&format!(
+            "CREATE DATABASE IF NOT EXISTS `{}`",
+            sink.database
+        ))
+        .await?;
         sink.execute(&USAGE_EVENTS_DDL.replace("{database}", &sink.database))
             .await?;
         Ok(sink)
@@ -109,7 +112,10 @@ impl ClickHouseSink {
         let mut url = self.url.clone();
         url.query_pairs_mut().append_pair(
             "query",
-            &format!("INSERT INTO `{}`.usage_events FORMAT JSONEachRow", self.database),
+            &format!(
+                "INSERT INTO `{}`.usage_events FORMAT JSONEachRow",
+                self.database
+            ),
         );
         self.post(url, body).await
     }

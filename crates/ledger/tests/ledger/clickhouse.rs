@@ -95,8 +95,7 @@ async fn clickhouse_rejects_a_wrong_password_without_leaking_it() {
     let Some(url) = clickhouse_url().await else {
         return;
     };
-    let environment =
-        Environment::from([("CH_PASSWORD".to_owned(), "hunter2-secret".to_owned())]);
+    let environment = Environment::from([("CH_PASSWORD".to_owned(), "hunter2-secret".to_owned())]);
     let config = LedgerConfig {
         clickhouse: Some(ClickHouseConfig {
             url,

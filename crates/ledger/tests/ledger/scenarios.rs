@@ -26,10 +26,7 @@ pub async fn is_idempotent_by_event_id(backend: &Backend) {
         .expect("first batch is recorded");
     let mut again = events.clone();
     again.push(events[0].clone());
-    let accepted = backend
-        .record(again)
-        .await
-        .expect("re-sending is harmless");
+    let accepted = backend.record(again).await.expect("re-sending is harmless");
     assert_eq!(accepted, 4);
     assert_eq!(backend.distinct_events().await, 3);
     assert_eq!(backend.rows().await.len(), 3);

@@ -106,7 +106,12 @@ impl Serialize for ChatBody<'_> {
             body.put("stream", &true)?;
             // Always asked for, whatever the client wanted: the router needs
             // usage for accounting and drops the chunk if the client did not ask.
-            body.put("stream_options", &StreamOptions { include_usage: true })?;
+            body.put(
+                "stream_options",
+                &StreamOptions {
+                    include_usage: true,
+                },
+            )?;
         }
         for (key, value) in &self.extra {
             // A modelled field wins over a passthrough field of the same name.
@@ -131,7 +136,11 @@ impl<M: SerializeMap> BodyWriter<M> {
         self.map.serialize_entry(key, value)
     }
 
-    fn put_some<V: Serialize>(&mut self, key: &'static str, value: Option<&V>) -> Result<(), M::Error> {
+    fn put_some<V: Serialize>(
+        &mut self,
+        key: &'static str,
+        value: Option<&V>,
+    ) -> Result<(), M::Error> {
         match value {
             Some(value) => self.put(key, value),
             None => Ok(()),
@@ -165,10 +174,10 @@ impl<'a> WireMessage<'a> {
             Role::Tool => "tool",
             Role::Developer => "developer",
             Role::Unspecified => {
-                return Err(ServiceError::invalid_request(format!(
-                    "message {index} has no role"
-                ))
-                .with_param(format!("messages[{index}].role")));
+                return Err(
+                    ServiceError::invalid_request(format!("message {index} has no role"))
+                        .with_param(format!("messages[{index}].role")),
+                );
             }
         };
         let tool_calls = message
@@ -301,10 +310,9 @@ struct WireFunction<'a> {
 
 impl<'a> WireTool<'a> {
     fn new(tool: &'a pb::Tool) -> Result<Self, ServiceError> {
-        let function = tool
-            .function
-            .as_ref()
-            .ok_or_else(|| ServiceError::invalid_request("a tool has no function").with_param("tools"))?;
+        let function = tool.function.as_ref().ok_or_else(|| {
+            ServiceError::invalid_request("a tool has no function").with_param("tools")
+        })?;
         let parameters = if function.parameters_json.trim().is_empty() {
             None
         } else {
@@ -482,8 +490,9 @@ mod tests {
                 function: Some(FunctionDefinition {
                     name: "look".to_owned(),
                     description: "Looks.".to_owned(),
-                    parameters_json: r#"{"type":"object","properties":{"q":{"type":"number","maximum":1.50}}}"#
-                        .to_owned(),
+                    parameters_json:
+                        r#"{"type":"object","properties":{"q":{"type":"number","maximum":1.50}}}"#
+                            .to_owned(),
                     strict: Some(true),
                 }),
             }],
@@ -511,7 +520,6 @@ mod tests {
             parallel_tool_calls: Some(false),
             extra_json: r#"{"logprobs":true,"top_logprobs":2,"temperature":9,"weird":{"a":1.0e5}}"#
                 .to_owned(),
-            ..ChatRequest::default()
         };
         let expected = concat!(
             r#"{"model":"gpt-4o","messages":["#,
@@ -556,7 +564,10 @@ mod tests {
         request.tool_choice = Some(ToolChoice {
             choice: Some(Choice::Mode(ToolChoiceMode::None as i32)),
         });
-        assert!(body_text(&request).contains(r#""tool_choice":"none","response_format":{"type":"text"}"#));
+        assert!(
+            body_text(&request)
+                .contains(r#""tool_choice":"none","response_format":{"type":"text"}"#)
+        );
     }
 
     #[test]

@@ -366,7 +366,11 @@ mod tests {
         assert_eq!(chunks[1].tool_calls[0].name, "f");
         let usage = chunks[1].usage.expect("usage on the last chunk");
         assert_eq!(
-            (usage.prompt_tokens, usage.completion_tokens, usage.total_tokens),
+            (
+                usage.prompt_tokens,
+                usage.completion_tokens,
+                usage.total_tokens
+            ),
             (3, 4, 7)
         );
         assert_eq!((usage.cached_prompt_tokens, usage.reasoning_tokens), (2, 1));
@@ -390,8 +394,9 @@ mod tests {
 
     #[test]
     fn error_bodies_accept_numeric_and_null_codes() {
-        let detail = error_detail(br#"{"error":{"message":"m","type":"t","param":null,"code":429}}"#)
-            .expect("OpenAI-shaped");
+        let detail =
+            error_detail(br#"{"error":{"message":"m","type":"t","param":null,"code":429}}"#)
+                .expect("OpenAI-shaped");
         assert_eq!(detail.code.as_deref(), Some("429"));
         assert_eq!(detail.param, None);
         assert!(error_detail(b"<html>bad gateway</html>").is_none());
@@ -399,6 +404,9 @@ mod tests {
 
     #[test]
     fn legacy_function_call_finishes_as_tool_calls() {
-        assert_eq!(finish_reason(Some("function_call")), FinishReason::ToolCalls);
+        assert_eq!(
+            finish_reason(Some("function_call")),
+            FinishReason::ToolCalls
+        );
     }
 }

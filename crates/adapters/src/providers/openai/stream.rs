@@ -117,7 +117,10 @@ impl StreamState {
             ));
         }
         if event.event.as_deref() == Some("error") {
-            return Err(classify::malformed_response(&self.provider, "an error event"));
+            return Err(classify::malformed_response(
+                &self.provider,
+                "an error event",
+            ));
         }
         let usage = chunk.usage.map(|usage| usage.into_usage());
         if chunk.choices.is_empty() {
@@ -141,7 +144,11 @@ impl StreamState {
         // Response-level fields ride on the first chunk of this event.
         if let Some(first) = self.pending.front_mut() {
             report_once(&mut self.reported.model, &mut first.model, chunk.model);
-            report_once(&mut self.reported.id, &mut first.provider_response_id, chunk.id);
+            report_once(
+                &mut self.reported.id,
+                &mut first.provider_response_id,
+                chunk.id,
+            );
             report_once(
                 &mut self.reported.fingerprint,
                 &mut first.system_fingerprint,

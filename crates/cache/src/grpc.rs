@@ -1,0 +1,91 @@
+//! [`CacheGrpc`]: the `CacheService` implementation.
+
+use std::{sync::Arc, time::Duration};
+
+use switchyard_proto::v1::{
+    LookupRequest, LookupResponse, StoreRequest, StoreResponse, cache_service_server::CacheService,
+};
+use tonic::{Request, Response, Status};
+
+use crate::{
+    error::{Error, Result},
+    store::{EntryKey, MAX_TTL, ResponseStore},
+};
+
+/// Serves `CacheService` over a [`ResponseStore`].
+#[derive(Clone)]
+pub struct CacheGrpc {
+    store: Arc<dyn ResponseStore>,
+}
+
+impl CacheGrpc {
+    /// Creates the service over `store`.
+    pub fn new(store: Arc<dyn ResponseStore>) -> Self {
+        Self { store }
+    }
+
+    async fn lookup_response(&self, request: LookupRequest) -> Result<LookupResponse> {
+        let key = EntryKey::new(request.namespace, request.key)?;
+        let response = self.store.lookup(&key).await?;
+        Ok(LookupResponse { response })
+    }
+
+    async fn store_response(&self, request: StoreRequest) -> Result<StoreResponse> {
+        let key = EntryKey::new(request.namespace, request.key)?;
+        let response = request.response.ok_or(Error::InvalidRequest {
+            field: "response",
+            reason: "is required",
+        })?;
+        let ttl = Duration::from_millis(request.ttl_ms);
+        if ttl.is_zero() || ttl > MAX_TTL {
+            return Err(Error::InvalidRequest {
+                field: "ttl_ms",
+                reason: "must be between 1 ms and 365 days",
+            });
+        }
+        self.store.store(&key, &response, ttl).await?;
+        Ok(StoreResponse {})
+    }
+
+    /// Logs a failure once, here at the boundary, and converts it to a status.
+    fn to_status(&self, operation: &'static str, error: &Error) -> Status {
+        let service_error = error.to_service_error();
+        if matches!(error, Error::InvalidRequest { .. }) {
+            tracing::debug!(operation, %error, "rejected a cache request");
+        } else {
+            tracing::warn!(operation, store = self.store.name(), %error, "cache store failed");
+        }
+        service_error.to_status()
+    }
+}
+
+impl std::fmt::Debug for CacheGrpc {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CacheGrpc")
+            .field("store", &self.store.name())
+            .finish()
+    }
+}
+
+#[tonic::async_trait]
+impl CacheService for CacheGrpc {
+    async fn lookup(
+        &self,
+        request: Request<LookupRequest>,
+    ) -> Result<Response<LookupResponse>, Status> {
+        self.lookup_response(request.into_inner())
+            .await
+            .map(Response::new)
+            .map_err(|error| self.to_status("lookup", &error))
+    }
+
+    async fn store(
+        &self,
+        request: Request<StoreRequest>,
+    ) -> Result<Response<StoreResponse>, Status> {
+        self.store_response(request.into_inner())
+            .await
+            .map(Response::new)
+            .map_err(|error| self.to_status("store", &error))
+    }
+}

@@ -1,0 +1,49 @@
+//! Integration tests of the control plane against real databases: every
+//! scenario runs once on an SQLite file and once on a fresh PostgreSQL
+//! database.
+
+// The helpers and scenarios live in `tests/control_plane/`.
+mod control_plane {
+    pub mod database;
+    pub mod fixtures;
+    pub mod scenarios;
+}
+
+use control_plane::{database, fixtures, scenarios};
+
+/// Generates one test per scenario and database.
+macro_rules! on_every_database {
+    ($($scenario:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $scenario() {
+                    let database = crate::database::TestDatabase::sqlite();
+                    database.run(crate::scenarios::$scenario).await;
+                }
+            )*
+        }
+
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $scenario() {
+                    let Some(database) = crate::database::TestDatabase::postgres().await else {
+                        return;
+                    };
+                    database.run(crate::scenarios::$scenario).await;
+                }
+            )*
+        }
+    };
+}
+
+on_every_database!(
+    sync_publishes_declared_objects,
+    same_file_keeps_version_and_changed_file_bumps_it,
+    watch_sends_current_snapshot_then_updates_from_other_writers,
+    watch_skips_the_known_version,
+    watch_ends_on_shutdown,
+    key_secrets_are_stored_only_as_hashes,
+    concurrent_syncs_serialize,
+);

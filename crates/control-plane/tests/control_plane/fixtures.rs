@@ -1,0 +1,117 @@
+//! Config files and a running control plane for the scenarios.
+
+use std::time::Duration;
+
+use switchyard_common::{
+    GrpcChannel,
+    config::{Environment, load_yaml},
+};
+use switchyard_control_plane::{ControlPlaneConfig, Declarative, build};
+use switchyard_proto::v1::{
+    GetSnapshotRequest, Snapshot, control_plane_service_client::ControlPlaneServiceClient,
+};
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+
+/// The secret of the `from-env` key.
+pub const DEMO_SECRET: &str = "sk-switchyard-demo-secret";
+
+/// The config file the scenarios start from.
+pub const CONFIG: &str = r#"
+providers:
+  - name: mock
+    kind: mock
+  - name: openai
+    kind: openai
+    base_url: https://api.openai.com/v1
+    api_key: {env: OPENAI_API_KEY}
+    timeout: 60s
+models:
+  - name: demo
+    targets: [{provider: mock, model: mock-1}]
+    cache_ttl: 5m
+    pricing: {input_per_million: "0.15", output_per_million: "0.60"}
+  - name: gpt
+    targets: [{provider: openai, model: gpt-4o-mini}, {provider: mock, model: mock-2}]
+    owned_by: openai
+keys:
+  - id: demo
+    name: Demo key
+    team: default
+    sha256: "BA7816BF8F01CFEA414140DE5DAE2223B00361A396177A9CB410FF61F20015AD"
+  - id: from-env
+    models: [demo]
+    disabled: true
+    secret: {env: SWITCHYARD_DEMO_KEY}
+"#;
+
+/// The environment the config resolves against (no provider secrets: the
+/// adapters resolve those).
+pub fn environment() -> Environment {
+    Environment::from([("SWITCHYARD_DEMO_KEY".to_owned(), DEMO_SECRET.to_owned())])
+}
+
+/// Returns the config file parsed.
+pub fn declarative() -> Declarative {
+    load_yaml("control.yaml", CONFIG, &Environment::new()).expect("fixture config parses")
+}
+
+/// Returns the config file with the `demo` model's cache TTL changed.
+pub fn changed_declarative() -> Declarative {
+    let mut declarative = declarative();
+    declarative.models[0].cache_ttl = Some(Duration::from_secs(60));
+    declarative
+}
+
+/// A control plane built the way the binary builds it, called in-process.
+pub struct RunningControlPlane {
+    pub client: ControlPlaneServiceClient<GrpcChannel>,
+    tasks: TaskTracker,
+    shutdown: CancellationToken,
+}
+
+impl RunningControlPlane {
+    /// Builds the control plane on `database_url` with `declarative`.
+    pub async fn start(database_url: &str, declarative: &Declarative) -> Self {
+        let config = ControlPlaneConfig {
+            database_url: database_url.to_owned(),
+            poll_interval: Duration::from_millis(50),
+            ..ControlPlaneConfig::default()
+        };
+        let tasks = TaskTracker::new();
+        let shutdown = CancellationToken::new();
+        let server = build(
+            &config,
+            declarative,
+            &environment(),
+            &tasks,
+            shutdown.clone(),
+        )
+        .await
+        .expect("control plane builds");
+        Self {
+            client: ControlPlaneServiceClient::new(GrpcChannel::in_process(server)),
+            tasks,
+            shutdown,
+        }
+    }
+
+    /// Returns the current snapshot.
+    pub async fn snapshot(&mut self) -> Snapshot {
+        self.client
+            .get_snapshot(GetSnapshotRequest {})
+            .await
+            .expect("GetSnapshot succeeds")
+            .into_inner()
+            .snapshot
+            .expect("response carries a snapshot")
+    }
+
+    /// Cancels the shutdown token and waits for the poll task to stop.
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        self.tasks.close();
+        tokio::time::timeout(Duration::from_secs(10), self.tasks.wait())
+            .await
+            .expect("tasks stop after shutdown");
+    }
+}

@@ -1,0 +1,298 @@
+//! [`FakeOpenAi`]: a recording, fault-injecting OpenAI Chat Completions server.
+//!
+//! `POST /v1/chat/completions` answers `Echo: <last user message text>`.
+//! When the request has `tools` and the last user message mentions
+//! `weather`, it calls the first tool instead (id `call_abc123`, arguments
+//! `{"location":"Boston, MA"}`, finish reason `tool_calls`; streamed as a
+//! header delta with empty arguments, then two argument fragments).
+//! Usage counts words: the prompt's over all messages, the completion's
+//! over the reply (9 for a tool call). Streams follow `stream` and
+//! `stream_options.include_usage` exactly as OpenAI does.
+//! `GET /v1/models` lists one model.
+
+mod answer;
+mod wire;
+
+use std::{
+    collections::{BTreeMap, VecDeque},
+    net::SocketAddr,
+    sync::{
+        Arc, Mutex, PoisonError,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
+
+use axum::{
+    Router,
+    body::{Body, Bytes},
+    extract::State,
+    http::{HeaderMap, Method, StatusCode, Uri, header},
+    response::{IntoResponse, Response},
+    routing::{get, post},
+};
+use futures::StreamExt;
+use serde_json::Value;
+
+use self::{answer::Answer, wire::ErrorBody};
+
+/// A fault injected into the next request's answer.
+#[derive(Debug, Clone)]
+pub enum Fault {
+    /// Answers with this status, body and headers instead (`content-type`
+    /// is `application/json` unless `headers` sets it; a 200 with a custom
+    /// body scripts an unusual but successful answer).
+    Status {
+        /// HTTP status code.
+        status: u16,
+        /// Response body (see [`openai_error_body`]).
+        body: String,
+        /// Extra response headers, e.g. `("retry-after", "7")`.
+        headers: Vec<(String, String)>,
+    },
+    /// Waits this long, then answers normally.
+    Delay(Duration),
+    /// Sends this many stream events, then aborts the connection without
+    /// `[DONE]`. A non-streamed answer is sent in two halves, so 0 or 1 cuts it.
+    DropMidStream {
+        /// Events (or halves) sent before the connection is aborted.
+        after_chunks: usize,
+    },
+}
+
+/// One request the fake received.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordedRequest {
+    /// `GET`, `POST`, ...
+    pub method: String,
+    /// The URL path, e.g. `/v1/chat/completions`.
+    pub path: String,
+    /// Headers by lowercase name (the last value of a repeated header).
+    pub headers: BTreeMap<String, String>,
+    /// The JSON body; `Null` when empty, a string when not JSON.
+    pub body: Value,
+}
+
+/// A running fake OpenAI server. Clones share the same server and records.
+#[derive(Debug, Clone)]
+pub struct FakeOpenAi {
+    address: SocketAddr,
+    shared: Arc<Shared>,
+}
+
+#[derive(Debug, Default)]
+struct Shared {
+    requests: Mutex<Vec<RecordedRequest>>,
+    faults: Mutex<VecDeque<Fault>>,
+    answered: AtomicU64,
+}
+
+impl FakeOpenAi {
+    /// Starts the server on `127.0.0.1:0`.
+    pub async fn start() -> FakeOpenAi {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("binding 127.0.0.1:0 succeeds");
+        let address = listener
+            .local_addr()
+            .expect("a bound listener has an address");
+        let shared = Arc::new(Shared::default());
+        let app = Router::new()
+            .route("/v1/chat/completions", post(chat_completions))
+            .route("/v1/models", get(models))
+            .fallback(not_found)
+            .with_state(shared.clone());
+        // Detached on purpose: the fake lives as long as the test's runtime,
+        // which stops it (and every connection) when the test ends.
+        tokio::spawn(async move {
+            axum::serve(listener, app)
+                .await
+                .expect("the fake OpenAI server runs until the runtime stops");
+        });
+        FakeOpenAi { address, shared }
+    }
+
+    /// Returns the base URL, e.g. `http://127.0.0.1:41234/v1`.
+    pub fn base_url(&self) -> String {
+        format!("http://{}/v1", self.address)
+    }
+
+    /// Returns every request received so far, in order.
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        lock(&self.shared.requests).clone()
+    }
+
+    /// Queues a fault for the next request not yet answered (first in, first out).
+    pub fn push_fault(&self, fault: Fault) {
+        lock(&self.shared.faults).push_back(fault);
+    }
+}
+
+/// Returns an OpenAI error body; an empty `code` is written as `null`.
+pub fn openai_error_body(message: &str, kind: &str, code: &str) -> String {
+    let body = ErrorBody {
+        error: wire::ErrorObject {
+            message,
+            kind,
+            param: None,
+            code: (!code.is_empty()).then_some(code),
+        },
+    };
+    serde_json::to_string(&body).expect("error bodies always serialize")
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Shared {
+    fn record(&self, method: &Method, uri: &Uri, headers: &HeaderMap, body: &Bytes) -> Value {
+        let body = if body.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(body)
+                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(body).into_owned()))
+        };
+        let headers = headers
+            .iter()
+            .map(|(name, value)| {
+                (
+                    name.as_str().to_owned(),
+                    String::from_utf8_lossy(value.as_bytes()).into_owned(),
+                )
+            })
+            .collect();
+        lock(&self.requests).push(RecordedRequest {
+            method: method.as_str().to_owned(),
+            path: uri.path().to_owned(),
+            headers,
+            body: body.clone(),
+        });
+        body
+    }
+}
+
+async fn chat_completions(
+    State(shared): State<Arc<Shared>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let body = shared.record(&method, &uri, &headers, &body);
+    let fault = lock(&shared.faults).pop_front();
+    let mut drop_after = None;
+    match fault {
+        Some(Fault::Status {
+            status,
+            body,
+            headers,
+        }) => return status_response(status, body, &headers),
+        Some(Fault::Delay(delay)) => tokio::time::sleep(delay).await,
+        Some(Fault::DropMidStream { after_chunks }) => drop_after = Some(after_chunks),
+        None => {}
+    }
+    if !body.is_object() || !body["messages"].is_array() {
+        let error = openai_error_body(
+            "'messages' is a required property",
+            "invalid_request_error",
+            "",
+        );
+        return status_response(400, error, &[]);
+    }
+    let number = shared.answered.fetch_add(1, Ordering::Relaxed) + 1;
+    let answer = Answer::for_request(&body, number);
+    if body["stream"] == true {
+        let include_usage = body["stream_options"]["include_usage"] == true;
+        let events = answer.events(include_usage);
+        streamed(events, drop_after, "text/event-stream")
+    } else {
+        let whole = answer.completion();
+        match drop_after {
+            None => ([(header::CONTENT_TYPE, "application/json")], whole).into_response(),
+            Some(after) => {
+                let half = whole.len() / 2;
+                let halves = vec![whole.slice(..half), whole.slice(half..)];
+                streamed(halves, Some(after), "application/json")
+            }
+        }
+    }
+}
+
+/// Sends `frames` one by one, each flushed on its own; with `drop_after`,
+/// aborts the connection after that many frames.
+fn streamed(frames: Vec<Bytes>, drop_after: Option<usize>, content_type: &'static str) -> Response {
+    let keep = drop_after.unwrap_or(frames.len()).min(frames.len());
+    let aborts = drop_after.is_some();
+    let frames = frames
+        .into_iter()
+        .take(keep)
+        .map(Ok::<Bytes, std::io::Error>);
+    let frames = futures::stream::iter(frames).then(|frame| async move {
+        // Yielding before each frame lets the server flush the previous one,
+        // so frames arrive as separate reads, like a real token stream.
+        tokio::task::yield_now().await;
+        frame
+    });
+    let abort = futures::stream::iter(aborts.then(|| {
+        Err(std::io::Error::new(
+            std::io::ErrorKind::ConnectionAborted,
+            "fault: connection dropped mid-stream",
+        ))
+    }))
+    .then(|error| async move {
+        // Let the frames before the abort reach the client first.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        error
+    });
+    Response::builder()
+        .header(header::CONTENT_TYPE, content_type)
+        .header(header::CACHE_CONTROL, "no-cache")
+        .body(Body::from_stream(frames.chain(abort)))
+        .expect("static headers are valid")
+}
+
+fn status_response(status: u16, body: String, headers: &[(String, String)]) -> Response {
+    let mut response = Response::builder()
+        .status(StatusCode::from_u16(status).expect("fault status is a valid HTTP status"));
+    let sets_content_type = headers
+        .iter()
+        .any(|(name, _)| name.eq_ignore_ascii_case("content-type"));
+    if !sets_content_type {
+        response = response.header(header::CONTENT_TYPE, "application/json");
+    }
+    for (name, value) in headers {
+        response = response.header(name.as_str(), value.as_str());
+    }
+    response
+        .body(Body::from(body))
+        .expect("fault headers are valid")
+}
+
+async fn models(
+    State(shared): State<Arc<Shared>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    shared.record(&method, &uri, &headers, &body);
+    let list = r#"{"object":"list","data":[{"id":"gpt-4o-mini","object":"model","created":1686935002,"owned_by":"openai"}]}"#;
+    ([(header::CONTENT_TYPE, "application/json")], list).into_response()
+}
+
+async fn not_found(
+    State(shared): State<Arc<Shared>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    shared.record(&method, &uri, &headers, &body);
+    let message = format!("Unknown request URL: {} {}", method, uri.path());
+    status_response(
+        404,
+        openai_error_body(&message, "invalid_request_error", "unknown_url"),
+        &[],
+    )
+}

@@ -1,0 +1,310 @@
+//! `TestCluster`: the gateway started the way the binary starts it, in
+//! either mode, against a fake OpenAI upstream.
+
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+    process::Stdio,
+    time::Duration,
+};
+
+use switchyard::{SwitchyardConfig, serve::run_all_in_one};
+use switchyard_test_support::FakeOpenAi;
+use tokio::{
+    io::{AsyncBufReadExt, BufReader},
+    net::TcpListener,
+    process::{Child, Command},
+};
+use tokio_util::sync::CancellationToken;
+
+use crate::backends;
+
+/// How the services are deployed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// `switchyard serve` wiring, in this test process.
+    AllInOne,
+    /// One `switchyard run <role>` process per service, over gRPC on loopback.
+    Distributed,
+}
+
+/// Which storage the services use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backends {
+    /// SQLite files and the in-memory cache.
+    Embedded,
+    /// PostgreSQL, ClickHouse and Redis.
+    Production,
+}
+
+/// Where the ledger writes, for assertions.
+#[derive(Debug, Clone)]
+pub enum LedgerLocation {
+    /// A SQLite database URL.
+    Sqlite(String),
+    /// A ClickHouse database name.
+    ClickHouse(String),
+}
+
+/// A running gateway and its fake upstream.
+pub struct TestCluster {
+    /// `http://127.0.0.1:PORT` of the edge.
+    pub base_url: String,
+    /// The fake OpenAI provider behind the `gpt-test` model.
+    pub upstream: FakeOpenAi,
+    /// The client key's secret.
+    pub api_key: String,
+    /// The team of the client key (and so the cache namespace).
+    pub team: String,
+    /// Where usage events land.
+    pub ledger: LedgerLocation,
+    /// Which storage is in use.
+    pub backends: Backends,
+    /// An HTTP client for the edge.
+    pub http: reqwest::Client,
+    shutdown: CancellationToken,
+    server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    _processes: Vec<Child>,
+    postgres_database: Option<String>,
+    _directory: tempfile::TempDir,
+}
+
+/// The provider key the fake upstream expects to see.
+pub const UPSTREAM_KEY: &str = "sk-upstream-secret-7f3a";
+
+impl TestCluster {
+    /// Starts a cluster, or returns `None` when the production backends are
+    /// unavailable outside CI.
+    pub async fn start(mode: Mode, backends: Backends) -> Option<Self> {
+        if backends == Backends::Production && !backends::production_backends_available().await {
+            return None;
+        }
+        let directory = tempfile::tempdir().expect("temporary directory");
+        let upstream = FakeOpenAi::start().await;
+        let unique = uuid::Uuid::now_v7().simple().to_string();
+        let team = format!("team-{unique}");
+        let api_key = format!("sk-test-{unique}");
+
+        let (control_plane_url, postgres_database) = match backends {
+            Backends::Embedded => (sqlite_url(directory.path(), "control.db"), None),
+            Backends::Production => {
+                let name = format!("switchyard_e2e_{unique}");
+                create_postgres_database(&name).await;
+                let url = backends::postgres_url();
+                let base = url.rsplit_once('/').map_or(url.as_str(), |(base, _)| base);
+                (format!("{base}/{name}"), Some(name))
+            }
+        };
+        let (ledger_yaml, ledger) = match backends {
+            Backends::Embedded => {
+                let url = sqlite_url(directory.path(), "ledger.db");
+                (format!("sqlite_url: \"{url}\""), LedgerLocation::Sqlite(url))
+            }
+            Backends::Production => {
+                let database = format!("switchyard_e2e_{unique}");
+                let yaml = format!(
+                    "clickhouse: {{url: \"{}\", database: \"{database}\"}}",
+                    backends::clickhouse_url()
+                );
+                (yaml, LedgerLocation::ClickHouse(database))
+            }
+        };
+        let cache_yaml = match backends {
+            Backends::Embedded => "{}".to_owned(),
+            Backends::Production => format!("{{redis_url: \"{}\"}}", backends::redis_url()),
+        };
+        let config_text = format!(
+            r#"
+edge: {{listen: "127.0.0.1:0", max_body_bytes: 65536}}
+router: {{listen: "127.0.0.1:0", usage_flush_interval: 20ms, cache_lookup_timeout: 2s}}
+adapter: {{listen: "127.0.0.1:0"}}
+control_plane: {{listen: "127.0.0.1:0", database_url: "{control_plane_url}", poll_interval: 200ms}}
+ledger: {{listen: "127.0.0.1:0", {ledger_yaml}}}
+cache: {cache_yaml}
+telemetry: {{log_filter: warn}}
+providers:
+  - {{name: fake-openai, kind: openai, base_url: "{upstream_url}", api_key: {{env: FAKE_OPENAI_KEY}}, timeout: 10s}}
+  - {{name: mock, kind: mock}}
+models:
+  - name: gpt-test
+    targets: [{{provider: fake-openai, model: gpt-4o-mini}}]
+    cache_ttl: 1m
+    pricing: {{input_per_million: "2.50", output_per_million: "10.00"}}
+  - name: demo
+    targets: [{{provider: mock, model: mock-1}}]
+  - name: forbidden
+    targets: [{{provider: mock, model: mock-1}}]
+keys:
+  - id: test-key
+    team: {team}
+    secret: {{env: TEST_KEY}}
+    models: [gpt-test, demo]
+"#,
+            upstream_url = upstream.base_url(),
+        );
+        let config_path = directory.path().join("switchyard.yaml");
+        std::fs::write(&config_path, &config_text).expect("write config");
+        let environment = BTreeMap::from([
+            ("FAKE_OPENAI_KEY".to_owned(), UPSTREAM_KEY.to_owned()),
+            ("TEST_KEY".to_owned(), api_key.clone()),
+        ]);
+
+        let shutdown = CancellationToken::new();
+        let (base_url, server, processes) = match mode {
+            Mode::AllInOne => {
+                let config = SwitchyardConfig::parse("e2e.yaml", &config_text, &environment)
+                    .expect("valid test config");
+                let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind edge");
+                let address = listener.local_addr().expect("edge address");
+                let server = tokio::spawn(run_all_in_one(
+                    config,
+                    environment,
+                    listener,
+                    shutdown.clone(),
+                ));
+                (format!("http://{address}"), Some(server), Vec::new())
+            }
+            Mode::Distributed => {
+                let (address, processes) = start_processes(&config_path, &environment).await;
+                (format!("http://{address}"), None, processes)
+            }
+        };
+        let cluster = Self {
+            base_url,
+            upstream,
+            api_key,
+            team,
+            ledger,
+            backends,
+            http: reqwest::Client::new(),
+            shutdown,
+            server,
+            _processes: processes,
+            postgres_database,
+            _directory: directory,
+        };
+        cluster.wait_ready().await;
+        Some(cluster)
+    }
+
+    async fn wait_ready(&self) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let ready = self
+                .http
+                .get(format!("{}/readyz", self.base_url))
+                .send()
+                .await
+                .is_ok_and(|response| response.status().is_success());
+            if ready {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "gateway did not become ready"
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    /// `POST /v1/chat/completions` with the cluster's key.
+    pub async fn chat(&self, body: &serde_json::Value) -> reqwest::Response {
+        self.http
+            .post(format!("{}/v1/chat/completions", self.base_url))
+            .bearer_auth(&self.api_key)
+            .json(body)
+            .send()
+            .await
+            .expect("edge answers")
+    }
+}
+
+impl Drop for TestCluster {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+        if let Some(server) = self.server.take() {
+            server.abort();
+        }
+        if let Some(name) = self.postgres_database.take() {
+            // Best effort, detached: the test is over; a leftover database is harmless.
+            std::thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build();
+                if let Ok(runtime) = runtime {
+                    runtime.block_on(drop_postgres_database(&name));
+                }
+            });
+        }
+    }
+}
+
+fn sqlite_url(directory: &Path, file: &str) -> String {
+    format!("sqlite://{}", directory.join(file).display())
+}
+
+async fn create_postgres_database(name: &str) {
+    let pool = sqlx::PgPool::connect(&backends::postgres_url())
+        .await
+        .expect("PostgreSQL answers");
+    sqlx::query(&format!("CREATE DATABASE \"{name}\""))
+        .execute(&pool)
+        .await
+        .expect("create test database");
+}
+
+async fn drop_postgres_database(name: &str) {
+    if let Ok(pool) = sqlx::PgPool::connect(&backends::postgres_url()).await {
+        let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+            .execute(&pool)
+            .await;
+    }
+}
+
+/// Starts one process per service in dependency order and returns the
+/// edge's address.
+async fn start_processes(
+    config_path: &PathBuf,
+    environment: &BTreeMap<String, String>,
+) -> (String, Vec<Child>) {
+    let mut processes = Vec::new();
+    let mut endpoints: Vec<(String, String)> = Vec::new();
+    for role in ["control-plane", "ledger", "cache", "adapter", "router", "edge"] {
+        let section = role.replace('-', "_").to_uppercase();
+        let mut command = Command::new(env!("CARGO_BIN_EXE_switchyard"));
+        command
+            .arg("--config")
+            .arg(config_path)
+            .arg("run")
+            .arg(role)
+            .envs(environment)
+            .env(format!("SWITCHYARD__{section}__LISTEN"), "127.0.0.1:0")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true);
+        for (name, url) in &endpoints {
+            command.env(format!("SWITCHYARD__ENDPOINTS__{name}"), url);
+        }
+        let mut child = command.spawn().expect("spawn switchyard");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let line = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
+            .await
+            .unwrap_or_else(|_| panic!("{role} did not start in time"))
+            .expect("read stdout")
+            .unwrap_or_else(|| panic!("{role} exited before listening"));
+        let announced: serde_json::Value =
+            serde_json::from_str(&line).expect("startup line is JSON");
+        let address = announced["address"]
+            .as_str()
+            .expect("address announced")
+            .to_owned();
+        endpoints.push((section, format!("http://{address}")));
+        processes.push(child);
+        if role == "edge" {
+            return (address, processes);
+        }
+    }
+    unreachable!("the edge is the last role")
+}

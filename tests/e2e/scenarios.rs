@@ -1,0 +1,355 @@
+//! The scenarios, each run against every mode and backend set.
+
+use serde_json::{Value, json};
+use switchyard_test_support::{Fault, openai_error_body};
+
+use crate::{
+    cluster::{Backends, TestCluster, UPSTREAM_KEY},
+    ledger::{usage_rows, wait_for_usage_rows},
+};
+
+fn hello(model: &str) -> Value {
+    json!({"model": model, "messages": [
+        {"role": "system", "content": "You are terse."},
+        {"role": "user", "content": "hello there"}
+    ]})
+}
+
+async fn json_body(response: reqwest::Response) -> Value {
+    let text = response.text().await.expect("body");
+    serde_json::from_str(&text).unwrap_or_else(|_| panic!("JSON body, got: {text}"))
+}
+
+/// Splits an SSE body into its `data:` payloads.
+fn sse_data(body: &str) -> Vec<String> {
+    body.split("\n\n")
+        .filter(|event| !event.trim().is_empty())
+        .map(|event| {
+            event
+                .strip_prefix("data: ")
+                .unwrap_or_else(|| panic!("SSE data event, got: {event:?}"))
+                .to_owned()
+        })
+        .collect()
+}
+
+fn assert_openai_error(body: &Value, kind: &str) {
+    let error = &body["error"];
+    assert_eq!(error["type"], kind, "{body}");
+    assert!(error["message"].as_str().is_some_and(|m| !m.is_empty()), "{body}");
+    assert!(error.get("param").is_some() && error.get("code").is_some(), "{body}");
+}
+
+pub async fn non_streaming_completion(cluster: &TestCluster) {
+    let response = cluster.chat(&hello("gpt-test")).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["x-switchyard-provider"], "fake-openai");
+    assert_eq!(response.headers()["x-switchyard-cache"], "miss");
+    assert!(response.headers().contains_key("x-request-id"));
+    let body = json_body(response).await;
+    assert_eq!(body["object"], "chat.completion");
+    assert!(body["id"].as_str().is_some_and(|id| id.starts_with("chatcmpl-")));
+    assert_eq!(body["model"], "gpt-4o-mini");
+    assert_eq!(body["choices"][0]["message"]["role"], "assistant");
+    assert_eq!(body["choices"][0]["message"]["content"], "Echo: hello there");
+    assert_eq!(body["choices"][0]["finish_reason"], "stop");
+    // Words: "You are terse." (3) + "hello there" (2); reply "Echo: hello there" (3).
+    assert_eq!(body["usage"]["prompt_tokens"], 5);
+    assert_eq!(body["usage"]["completion_tokens"], 3);
+    assert_eq!(body["usage"]["total_tokens"], 8);
+
+    let requests = cluster.upstream.requests();
+    assert_eq!(requests.len(), 1);
+    let sent = &requests[0];
+    assert_eq!(sent.path, "/v1/chat/completions");
+    assert_eq!(sent.headers["authorization"], format!("Bearer {UPSTREAM_KEY}"));
+    assert_eq!(sent.body["model"], "gpt-4o-mini");
+    assert_eq!(sent.body["messages"], hello("gpt-test")["messages"]);
+}
+
+pub async fn streaming_completion_with_usage(cluster: &TestCluster) {
+    let mut request = hello("gpt-test");
+    request["stream"] = json!(true);
+    request["stream_options"] = json!({"include_usage": true});
+    let response = cluster.chat(&request).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "text/event-stream");
+    let body = response.text().await.expect("stream body");
+    let events = sse_data(&body);
+    assert_eq!(events.last().map(String::as_str), Some("[DONE]"), "{body}");
+    let chunks: Vec<Value> = events[..events.len() - 1]
+        .iter()
+        .map(|event| serde_json::from_str(event).expect("chunk JSON"))
+        .collect();
+    assert!(chunks.iter().all(|chunk| chunk["object"] == "chat.completion.chunk"));
+    let ids: std::collections::HashSet<_> = chunks.iter().map(|chunk| chunk["id"].clone()).collect();
+    assert_eq!(ids.len(), 1, "one id per stream");
+    assert_eq!(chunks[0]["choices"][0]["delta"]["role"], "assistant");
+    let text: String = chunks
+        .iter()
+        .filter_map(|chunk| chunk["choices"][0]["delta"]["content"].as_str())
+        .collect();
+    assert_eq!(text, "Echo: hello there");
+    assert!(chunks.len() >= 4, "streamed in pieces: {body}");
+    let finish: Vec<_> = chunks
+        .iter()
+        .filter_map(|chunk| chunk["choices"][0]["finish_reason"].as_str())
+        .collect();
+    assert_eq!(finish, ["stop"]);
+    let usage_chunk = chunks.last().expect("usage chunk");
+    assert_eq!(usage_chunk["choices"], json!([]));
+    assert_eq!(usage_chunk["usage"]["total_tokens"], 8);
+    // Chunks before the usage chunk carry `"usage": null`, as OpenAI's do.
+    assert!(chunks[..chunks.len() - 1].iter().all(|chunk| chunk["usage"].is_null()));
+
+    let sent = &cluster.upstream.requests()[0];
+    assert_eq!(sent.body["stream"], true);
+    assert_eq!(sent.body["stream_options"]["include_usage"], true);
+}
+
+pub async fn usage_event_lands_in_the_ledger(cluster: &TestCluster) {
+    let response = cluster.chat(&hello("gpt-test")).await;
+    assert_eq!(response.status(), 200);
+    let request_id = response.headers()["x-request-id"]
+        .to_str()
+        .expect("ascii")
+        .to_owned();
+    let mut streamed = hello("gpt-test");
+    streamed["stream"] = json!(true);
+    streamed["messages"][1]["content"] = json!("a different question");
+    let response = cluster.chat(&streamed).await;
+    assert_eq!(response.status(), 200);
+    let _ = response.text().await.expect("drain stream");
+
+    let rows = wait_for_usage_rows(cluster, 2).await;
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    let first = &rows[0];
+    assert_eq!(first.request_id, request_id);
+    assert_eq!(first.key_id, "test-key");
+    assert_eq!(first.team_id, cluster.team);
+    assert_eq!(first.model, "gpt-test");
+    assert_eq!(first.provider, "fake-openai");
+    assert_eq!(first.upstream_model, "gpt-4o-mini");
+    assert_eq!((first.prompt_tokens, first.completion_tokens, first.total_tokens), (5, 3, 8));
+    // 5 × $2.50 + 3 × $10.00 per million tokens = 12.5 + 30 = 42.5 → 43 micros.
+    assert_eq!(first.cost_micros, 43);
+    assert_eq!(first.currency, "USD");
+    assert_eq!((first.cache_hit, first.stream), (0, 0));
+    assert_eq!(first.error_class, "");
+    let second = &rows[1];
+    assert_eq!(second.stream, 1);
+    // Usage of a stream is recorded even though the client did not ask for it.
+    assert_eq!((second.prompt_tokens, second.completion_tokens), (6, 4));
+}
+
+pub async fn repeat_request_is_served_from_the_cache(cluster: &TestCluster) {
+    let first = cluster.chat(&hello("gpt-test")).await;
+    assert_eq!(first.headers()["x-switchyard-cache"], "miss");
+    let first = json_body(first).await;
+    // The store happens after the response; wait until it is visible.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    let second = loop {
+        let mut streamed = hello("gpt-test");
+        streamed["stream"] = json!(false);
+        let response = cluster.chat(&streamed).await;
+        if response.headers()["x-switchyard-cache"] == "hit" {
+            break response;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no cache hit");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    assert_eq!(second.headers()["x-switchyard-provider"], "cache");
+    let second = json_body(second).await;
+    assert_eq!(second["choices"], first["choices"]);
+    assert_eq!(second["usage"], first["usage"]);
+    assert_ne!(second["id"], first["id"], "each response has its own id");
+    assert_eq!(cluster.upstream.requests().len(), 1, "served without the upstream");
+
+    // A streamed ask of the same question is a hit too.
+    let mut streamed = hello("gpt-test");
+    streamed["stream"] = json!(true);
+    let response = cluster.chat(&streamed).await;
+    assert_eq!(response.headers()["x-switchyard-cache"], "hit");
+    let body = response.text().await.expect("body");
+    assert!(body.contains("Echo: hello there") && body.ends_with("data: [DONE]\n\n"));
+    assert_eq!(cluster.upstream.requests().len(), 1);
+
+    // Cache-Control: no-cache goes upstream.
+    let response = cluster
+        .http
+        .post(format!("{}/v1/chat/completions", cluster.base_url))
+        .bearer_auth(&cluster.api_key)
+        .header("cache-control", "no-cache")
+        .json(&hello("gpt-test"))
+        .send()
+        .await
+        .expect("edge answers");
+    assert_eq!(response.headers()["x-switchyard-cache"], "miss");
+    assert_eq!(cluster.upstream.requests().len(), 2);
+
+    if cluster.backends == Backends::Production {
+        let client = redis::Client::open(crate::backends::redis_url()).expect("redis url");
+        let mut connection = client
+            .get_multiplexed_async_connection()
+            .await
+            .expect("redis answers");
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(format!("switchyard:cache:v1:team:{}:*", cluster.team))
+            .query_async(&mut connection)
+            .await
+            .expect("KEYS");
+        assert_eq!(keys.len(), 1, "the hit was stored in Redis: {keys:?}");
+    }
+    let rows = wait_for_usage_rows(cluster, 4).await;
+    let hits: Vec<_> = rows.iter().filter(|row| row.cache_hit == 1).collect();
+    assert!(!hits.is_empty());
+    assert!(hits.iter().all(|row| row.cost_micros == 0 && row.provider.is_empty()));
+}
+
+/// Sends a good request and waits for its usage row, proving that nothing
+/// before it left a row.
+async fn assert_only_one_usage_row_after_a_good_request(cluster: &TestCluster) {
+    let response = cluster.chat(&hello("demo")).await;
+    assert_eq!(response.status(), 200);
+    let rows = wait_for_usage_rows(cluster, 1).await;
+    assert_eq!(rows.len(), 1, "rejected requests left usage rows: {rows:?}");
+    assert_eq!(rows[0].model, "demo");
+}
+
+pub async fn bad_key_is_rejected_without_usage(cluster: &TestCluster) {
+    let url = format!("{}/v1/chat/completions", cluster.base_url);
+    let wrong = cluster
+        .http
+        .post(&url)
+        .bearer_auth("sk-not-a-key")
+        .json(&hello("gpt-test"))
+        .send()
+        .await
+        .expect("edge answers");
+    assert_eq!(wrong.status(), 401);
+    assert_openai_error(&json_body(wrong).await, "authentication_error");
+    let missing = cluster
+        .http
+        .post(&url)
+        .json(&hello("gpt-test"))
+        .send()
+        .await
+        .expect("edge answers");
+    assert_eq!(missing.status(), 401);
+    assert_openai_error(&json_body(missing).await, "authentication_error");
+    assert!(cluster.upstream.requests().is_empty());
+    assert_only_one_usage_row_after_a_good_request(cluster).await;
+}
+
+pub async fn unknown_model_is_not_found_without_usage(cluster: &TestCluster) {
+    let response = cluster.chat(&hello("no-such-model")).await;
+    assert_eq!(response.status(), 404);
+    let body = json_body(response).await;
+    assert_openai_error(&body, "invalid_request_error");
+    assert_eq!(body["error"]["code"], "model_not_found");
+    assert!(body["error"]["message"].as_str().is_some_and(|m| m.contains("no-such-model")));
+    // A model the key may not use is refused too.
+    let response = cluster.chat(&hello("forbidden")).await;
+    assert_eq!(response.status(), 403);
+    assert_openai_error(&json_body(response).await, "permission_error");
+    assert_only_one_usage_row_after_a_good_request(cluster).await;
+}
+
+pub async fn malformed_json_is_a_clear_400(cluster: &TestCluster) {
+    let url = format!("{}/v1/chat/completions", cluster.base_url);
+    let cases: [(&str, &str); 4] = [
+        (r#"{"model": "gpt-test", "messages": ["#, "parse"),
+        (r#"{"messages": [{"role": "user", "content": "hi"}]}"#, "model"),
+        (r#"{"model": "gpt-test"}"#, "messages"),
+        (r#"{"model": "gpt-test", "messages": [{"role": "user", "content": 42}]}"#, "messages[0]"),
+    ];
+    for (body, mentioned) in cases {
+        let response = cluster
+            .http
+            .post(&url)
+            .bearer_auth(&cluster.api_key)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .expect("edge answers");
+        assert_eq!(response.status(), 400, "{body}");
+        let error = json_body(response).await;
+        assert_openai_error(&error, "invalid_request_error");
+        let message = error["error"]["message"].as_str().unwrap_or_default();
+        assert!(message.contains(mentioned), "{body} -> {message}");
+    }
+    assert!(cluster.upstream.requests().is_empty());
+    assert_only_one_usage_row_after_a_good_request(cluster).await;
+}
+
+pub async fn oversized_body_is_413(cluster: &TestCluster) {
+    let mut request = hello("gpt-test");
+    request["messages"][1]["content"] = json!("x".repeat(70_000));
+    let response = cluster.chat(&request).await;
+    assert_eq!(response.status(), 413);
+    assert_openai_error(&json_body(response).await, "invalid_request_error");
+    assert!(cluster.upstream.requests().is_empty());
+    // The gateway is still serving.
+    assert_eq!(cluster.chat(&hello("gpt-test")).await.status(), 200);
+}
+
+pub async fn upstream_rate_limit_maps_to_429(cluster: &TestCluster) {
+    cluster.upstream.push_fault(Fault::Status {
+        status: 429,
+        body: openai_error_body(
+            "Rate limit reached for gpt-4o-mini.",
+            "requests",
+            "rate_limit_exceeded",
+        ),
+        headers: vec![("retry-after".to_owned(), "7".to_owned())],
+    });
+    let response = cluster.chat(&hello("gpt-test")).await;
+    assert_eq!(response.status(), 429);
+    assert_eq!(response.headers()["retry-after"], "7");
+    let body = json_body(response).await;
+    assert_openai_error(&body, "rate_limit_error");
+    assert!(!body.to_string().contains(UPSTREAM_KEY));
+    let rows = wait_for_usage_rows(cluster, 1).await;
+    assert_eq!(rows[0].error_class, "rate_limited");
+    assert_eq!(rows[0].cost_micros, 0);
+}
+
+pub async fn models_are_listed_for_the_key(cluster: &TestCluster) {
+    let response = cluster
+        .http
+        .get(format!("{}/v1/models", cluster.base_url))
+        .bearer_auth(&cluster.api_key)
+        .send()
+        .await
+        .expect("edge answers");
+    assert_eq!(response.status(), 200);
+    let body = json_body(response).await;
+    assert_eq!(body["object"], "list");
+    let ids: Vec<_> = body["data"]
+        .as_array()
+        .expect("data")
+        .iter()
+        .map(|model| model["id"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert_eq!(ids, ["demo", "gpt-test"], "only the key's models, by name");
+    let unauthenticated = cluster
+        .http
+        .get(format!("{}/v1/models", cluster.base_url))
+        .send()
+        .await
+        .expect("edge answers");
+    assert_eq!(unauthenticated.status(), 401);
+    let _ = usage_rows(cluster).await;
+}
+
+pub async fn mock_provider_serves_demo(cluster: &TestCluster) {
+    let response = cluster.chat(&hello("demo")).await;
+    assert_eq!(response.status(), 200);
+    let body = json_body(response).await;
+    let content = body["choices"][0]["message"]["content"]
+        .as_str()
+        .expect("content");
+    assert!(content.contains("mock") && content.contains("hello there"), "{content}");
+    assert!(cluster.upstream.requests().is_empty());
+}
