@@ -42,7 +42,10 @@ pub async fn production_backends_available() -> bool {
     ];
     for (name, answered) in checks {
         if !answered {
-            assert!(!in_ci(), "{name} is not reachable and CI=true: tests must not skip");
+            assert!(
+                !in_ci(),
+                "{name} is not reachable and CI=true: tests must not skip"
+            );
             eprintln!("notice: {name} is not reachable; skipping this production-backend test");
             return false;
         }
@@ -53,7 +56,10 @@ pub async fn production_backends_available() -> bool {
 async fn postgres_answers() -> bool {
     let url = postgres_url();
     let connect = sqlx::PgPool::connect(&url);
-    matches!(tokio::time::timeout(Duration::from_secs(5), connect).await, Ok(Ok(_)))
+    matches!(
+        tokio::time::timeout(Duration::from_secs(5), connect).await,
+        Ok(Ok(_))
+    )
 }
 
 async fn redis_answers() -> bool {
@@ -62,9 +68,14 @@ async fn redis_answers() -> bool {
     };
     let ping = async {
         let mut connection = client.get_multiplexed_async_connection().await?;
-        redis::cmd("PING").query_async::<String>(&mut connection).await
+        redis::cmd("PING")
+            .query_async::<String>(&mut connection)
+            .await
     };
-    matches!(tokio::time::timeout(Duration::from_secs(5), ping).await, Ok(Ok(_)))
+    matches!(
+        tokio::time::timeout(Duration::from_secs(5), ping).await,
+        Ok(Ok(_))
+    )
 }
 
 async fn clickhouse_answers() -> bool {

@@ -98,7 +98,10 @@ impl TestCluster {
         let (ledger_yaml, ledger) = match backends {
             Backends::Embedded => {
                 let url = sqlite_url(directory.path(), "ledger.db");
-                (format!("sqlite_url: \"{url}\""), LedgerLocation::Sqlite(url))
+                (
+                    format!("sqlite_url: \"{url}\""),
+                    LedgerLocation::Sqlite(url),
+                )
             }
             Backends::Production => {
                 let database = format!("switchyard_e2e_{unique}");
@@ -269,7 +272,14 @@ async fn start_processes(
 ) -> (String, Vec<Child>) {
     let mut processes = Vec::new();
     let mut endpoints: Vec<(String, String)> = Vec::new();
-    for role in ["control-plane", "ledger", "cache", "adapter", "router", "edge"] {
+    for role in [
+        "control-plane",
+        "ledger",
+        "cache",
+        "adapter",
+        "router",
+        "edge",
+    ] {
         let section = role.replace('-', "_").to_uppercase();
         let mut command = Command::new(env!("CARGO_BIN_EXE_switchyard"));
         command

@@ -48,11 +48,14 @@ async fn openai_python_sdk_talks_to_switchyard_serve_with_the_example_config() {
         .spawn()
         .expect("start switchyard serve");
     let stdout = gateway.stdout.take().expect("piped stdout");
-    let line = tokio::time::timeout(Duration::from_secs(20), BufReader::new(stdout).lines().next_line())
-        .await
-        .expect("switchyard starts in time")
-        .expect("read stdout")
-        .expect("startup line");
+    let line = tokio::time::timeout(
+        Duration::from_secs(20),
+        BufReader::new(stdout).lines().next_line(),
+    )
+    .await
+    .expect("switchyard starts in time")
+    .expect("read stdout")
+    .expect("startup line");
     let announced: serde_json::Value = serde_json::from_str(&line).expect("startup JSON");
     let address = announced["address"].as_str().expect("address");
 
@@ -65,6 +68,12 @@ async fn openai_python_sdk_talks_to_switchyard_serve_with_the_example_config() {
         .expect("run python");
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "SDK check failed:\n{stdout}\n{stderr}");
-    assert!(stdout.contains("non-streaming ok") && stdout.contains("streaming ok"), "{stdout}");
+    assert!(
+        output.status.success(),
+        "SDK check failed:\n{stdout}\n{stderr}"
+    );
+    assert!(
+        stdout.contains("non-streaming ok") && stdout.contains("streaming ok"),
+        "{stdout}"
+    );
 }

@@ -36,8 +36,14 @@ fn sse_data(body: &str) -> Vec<String> {
 fn assert_openai_error(body: &Value, kind: &str) {
     let error = &body["error"];
     assert_eq!(error["type"], kind, "{body}");
-    assert!(error["message"].as_str().is_some_and(|m| !m.is_empty()), "{body}");
-    assert!(error.get("param").is_some() && error.get("code").is_some(), "{body}");
+    assert!(
+        error["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "{body}"
+    );
+    assert!(
+        error.get("param").is_some() && error.get("code").is_some(),
+        "{body}"
+    );
 }
 
 pub async fn non_streaming_completion(cluster: &TestCluster) {
@@ -48,10 +54,17 @@ pub async fn non_streaming_completion(cluster: &TestCluster) {
     assert!(response.headers().contains_key("x-request-id"));
     let body = json_body(response).await;
     assert_eq!(body["object"], "chat.completion");
-    assert!(body["id"].as_str().is_some_and(|id| id.starts_with("chatcmpl-")));
+    assert!(
+        body["id"]
+            .as_str()
+            .is_some_and(|id| id.starts_with("chatcmpl-"))
+    );
     assert_eq!(body["model"], "gpt-4o-mini");
     assert_eq!(body["choices"][0]["message"]["role"], "assistant");
-    assert_eq!(body["choices"][0]["message"]["content"], "Echo: hello there");
+    assert_eq!(
+        body["choices"][0]["message"]["content"],
+        "Echo: hello there"
+    );
     assert_eq!(body["choices"][0]["finish_reason"], "stop");
     // Words: "You are terse." (3) + "hello there" (2); reply "Echo: hello there" (3).
     assert_eq!(body["usage"]["prompt_tokens"], 5);
@@ -62,7 +75,10 @@ pub async fn non_streaming_completion(cluster: &TestCluster) {
     assert_eq!(requests.len(), 1);
     let sent = &requests[0];
     assert_eq!(sent.path, "/v1/chat/completions");
-    assert_eq!(sent.headers["authorization"], format!("Bearer {UPSTREAM_KEY}"));
+    assert_eq!(
+        sent.headers["authorization"],
+        format!("Bearer {UPSTREAM_KEY}")
+    );
     assert_eq!(sent.body["model"], "gpt-4o-mini");
     assert_eq!(sent.body["messages"], hello("gpt-test")["messages"]);
 }
@@ -81,8 +97,13 @@ pub async fn streaming_completion_with_usage(cluster: &TestCluster) {
         .iter()
         .map(|event| serde_json::from_str(event).expect("chunk JSON"))
         .collect();
-    assert!(chunks.iter().all(|chunk| chunk["object"] == "chat.completion.chunk"));
-    let ids: std::collections::HashSet<_> = chunks.iter().map(|chunk| chunk["id"].clone()).collect();
+    assert!(
+        chunks
+            .iter()
+            .all(|chunk| chunk["object"] == "chat.completion.chunk")
+    );
+    let ids: std::collections::HashSet<_> =
+        chunks.iter().map(|chunk| chunk["id"].clone()).collect();
     assert_eq!(ids.len(), 1, "one id per stream");
     assert_eq!(chunks[0]["choices"][0]["delta"]["role"], "assistant");
     let text: String = chunks
@@ -100,7 +121,11 @@ pub async fn streaming_completion_with_usage(cluster: &TestCluster) {
     assert_eq!(usage_chunk["choices"], json!([]));
     assert_eq!(usage_chunk["usage"]["total_tokens"], 8);
     // Chunks before the usage chunk carry `"usage": null`, as OpenAI's do.
-    assert!(chunks[..chunks.len() - 1].iter().all(|chunk| chunk["usage"].is_null()));
+    assert!(
+        chunks[..chunks.len() - 1]
+            .iter()
+            .all(|chunk| chunk["usage"].is_null())
+    );
 
     let sent = &cluster.upstream.requests()[0];
     assert_eq!(sent.body["stream"], true);
@@ -130,7 +155,14 @@ pub async fn usage_event_lands_in_the_ledger(cluster: &TestCluster) {
     assert_eq!(first.model, "gpt-test");
     assert_eq!(first.provider, "fake-openai");
     assert_eq!(first.upstream_model, "gpt-4o-mini");
-    assert_eq!((first.prompt_tokens, first.completion_tokens, first.total_tokens), (5, 3, 8));
+    assert_eq!(
+        (
+            first.prompt_tokens,
+            first.completion_tokens,
+            first.total_tokens
+        ),
+        (5, 3, 8)
+    );
     // 5 × $2.50 + 3 × $10.00 per million tokens = 12.5 + 30 = 42.5 → 43 micros.
     assert_eq!(first.cost_micros, 43);
     assert_eq!(first.currency, "USD");
@@ -163,7 +195,11 @@ pub async fn repeat_request_is_served_from_the_cache(cluster: &TestCluster) {
     assert_eq!(second["choices"], first["choices"]);
     assert_eq!(second["usage"], first["usage"]);
     assert_ne!(second["id"], first["id"], "each response has its own id");
-    assert_eq!(cluster.upstream.requests().len(), 1, "served without the upstream");
+    assert_eq!(
+        cluster.upstream.requests().len(),
+        1,
+        "served without the upstream"
+    );
 
     // A streamed ask of the same question is a hit too.
     let mut streamed = hello("gpt-test");
@@ -203,7 +239,10 @@ pub async fn repeat_request_is_served_from_the_cache(cluster: &TestCluster) {
     let rows = wait_for_usage_rows(cluster, 4).await;
     let hits: Vec<_> = rows.iter().filter(|row| row.cache_hit == 1).collect();
     assert!(!hits.is_empty());
-    assert!(hits.iter().all(|row| row.cost_micros == 0 && row.provider.is_empty()));
+    assert!(
+        hits.iter()
+            .all(|row| row.cost_micros == 0 && row.provider.is_empty())
+    );
 }
 
 /// Sends a good request and waits for its usage row, proving that nothing
@@ -247,7 +286,11 @@ pub async fn unknown_model_is_not_found_without_usage(cluster: &TestCluster) {
     let body = json_body(response).await;
     assert_openai_error(&body, "invalid_request_error");
     assert_eq!(body["error"]["code"], "model_not_found");
-    assert!(body["error"]["message"].as_str().is_some_and(|m| m.contains("no-such-model")));
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("no-such-model"))
+    );
     // A model the key may not use is refused too.
     let response = cluster.chat(&hello("forbidden")).await;
     assert_eq!(response.status(), 403);
@@ -259,9 +302,15 @@ pub async fn malformed_json_is_a_clear_400(cluster: &TestCluster) {
     let url = format!("{}/v1/chat/completions", cluster.base_url);
     let cases: [(&str, &str); 4] = [
         (r#"{"model": "gpt-test", "messages": ["#, "parse"),
-        (r#"{"messages": [{"role": "user", "content": "hi"}]}"#, "model"),
+        (
+            r#"{"messages": [{"role": "user", "content": "hi"}]}"#,
+            "model",
+        ),
         (r#"{"model": "gpt-test"}"#, "messages"),
-        (r#"{"model": "gpt-test", "messages": [{"role": "user", "content": 42}]}"#, "messages[0]"),
+        (
+            r#"{"model": "gpt-test", "messages": [{"role": "user", "content": 42}]}"#,
+            "messages[0]",
+        ),
     ];
     for (body, mentioned) in cases {
         let response = cluster
@@ -350,6 +399,9 @@ pub async fn mock_provider_serves_demo(cluster: &TestCluster) {
     let content = body["choices"][0]["message"]["content"]
         .as_str()
         .expect("content");
-    assert!(content.contains("mock") && content.contains("hello there"), "{content}");
+    assert!(
+        content.contains("mock") && content.contains("hello there"),
+        "{content}"
+    );
     assert!(cluster.upstream.requests().is_empty());
 }

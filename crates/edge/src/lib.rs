@@ -21,7 +21,9 @@ use std::sync::Arc;
 use axum::serve::ListenerExt;
 pub use config::EdgeConfig;
 use switchyard_common::{
-    GrpcChannel, channel::MAX_GRPC_MESSAGE_BYTES, snapshot::{SnapshotHandle, watch_snapshots},
+    GrpcChannel,
+    channel::MAX_GRPC_MESSAGE_BYTES,
+    snapshot::{SnapshotHandle, watch_snapshots},
 };
 use switchyard_proto::v1::router_service_client::RouterServiceClient;
 use tokio::net::TcpListener;
@@ -53,7 +55,12 @@ pub fn build(
     tasks: &TaskTracker,
     shutdown: CancellationToken,
 ) -> axum::Router {
-    let index = watch_snapshots(deps.control_plane, EdgeIndex::from_snapshot, tasks, shutdown);
+    let index = watch_snapshots(
+        deps.control_plane,
+        EdgeIndex::from_snapshot,
+        tasks,
+        shutdown,
+    );
     let router = RouterServiceClient::new(deps.router)
         .max_decoding_message_size(MAX_GRPC_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_GRPC_MESSAGE_BYTES);

@@ -39,6 +39,9 @@ async fn unknown_route(method: Method, uri: Uri) -> ApiError {
 
 fn panic_response(_panic: Box<dyn Any + Send + 'static>) -> Response {
     tracing::error!("request handler panicked");
-    ApiError::new(ErrorClass::Internal, "The server had an error while processing your request.")
-        .into_response()
+    ApiError::new(
+        ErrorClass::Internal,
+        "The server had an error while processing your request.",
+    )
+    .into_response()
 }

@@ -4,7 +4,10 @@
 //! This crate holds no logic. Conversions to domain types live in the crates
 //! that consume these messages. It depends on nothing of ours.
 
-#![expect(missing_docs, reason = "generated code; the .proto files are documented")]
+#![expect(
+    missing_docs,
+    reason = "generated code; the .proto files are documented"
+)]
 #![expect(clippy::all, reason = "generated code")]
 
 /// Version 1 of the contract.

@@ -86,8 +86,7 @@ impl Exchange {
 
     fn cache_slot(&self) -> Option<CacheSlot> {
         let ttl = self.route.cache_ttl?;
-        let bypass =
-            self.context.cache_mode == switchyard_proto::v1::CacheMode::Bypass as i32;
+        let bypass = self.context.cache_mode == switchyard_proto::v1::CacheMode::Bypass as i32;
         if bypass || self.chat.n.unwrap_or(1) > 1 {
             return None;
         }
@@ -219,7 +218,11 @@ impl Exchange {
             request.model.clone_from(&target.upstream_model);
             let provider = target.provider.clone();
             let upstream_model = target.upstream_model.clone();
-            match self.adapters.open(self.context.clone(), target, request).await {
+            match self
+                .adapters
+                .open(self.context.clone(), target, request)
+                .await
+            {
                 Ok(attempt) => return Ok((provider, upstream_model, attempt)),
                 Err(error) if error.class.is_retryable() && position < last => {
                     tracing::info!(provider, class = %error.class, "attempt failed; trying next target");

@@ -2,7 +2,10 @@
 
 use std::sync::Arc;
 
-use switchyard_common::{ErrorClass, GrpcChannel, ServiceError, channel::MAX_GRPC_MESSAGE_BYTES, snapshot::SnapshotHandle};
+use switchyard_common::{
+    ErrorClass, GrpcChannel, ServiceError, channel::MAX_GRPC_MESSAGE_BYTES,
+    snapshot::SnapshotHandle,
+};
 use switchyard_proto::v1::{
     RouterChatRequest, RouterChatResponse, cache_service_client::CacheServiceClient,
     router_service_server::RouterService,
@@ -12,9 +15,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::task::TaskTracker;
 use tonic::{Request, Response, Status};
 
-use crate::{
-    RouteTable, attempt::Adapters, exchange::Exchange, usage::UsageEmitter,
-};
+use crate::{RouteTable, attempt::Adapters, exchange::Exchange, usage::UsageEmitter};
 
 /// Chunks buffered between the upstream reader and the caller. Small: chunks
 /// are forwarded as they arrive, this only absorbs scheduling jitter.

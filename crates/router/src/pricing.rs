@@ -16,7 +16,8 @@ pub fn cost_of(
     let input = i128::from(input_per_million.map_or(0, |price| price.micros));
     let output = i128::from(output_per_million.map_or(0, |price| price.micros));
     // Prices are micros per 1,000,000 tokens, so this is micros × 10^6.
-    let scaled = i128::from(usage.prompt_tokens) * input + i128::from(usage.completion_tokens) * output;
+    let scaled =
+        i128::from(usage.prompt_tokens) * input + i128::from(usage.completion_tokens) * output;
     let micros = (scaled + 500_000).div_euclid(1_000_000);
     Some(Money {
         micros: i64::try_from(micros).unwrap_or(i64::MAX),
@@ -43,8 +44,7 @@ mod tests {
             completion_tokens: 567,
             ..Usage::default()
         };
-        let cost = cost_of(&usage, Some(&usd(2_500_000)), Some(&usd(10_000_000)))
-            .expect("priced");
+        let cost = cost_of(&usage, Some(&usd(2_500_000)), Some(&usd(10_000_000))).expect("priced");
         // 1234 × 2.5 + 567 × 10 = 3085 + 5670 = 8755 micros.
         assert_eq!(cost, usd(8_755));
     }

@@ -14,9 +14,7 @@ use std::{
 };
 
 use switchyard_common::{GrpcChannel, channel::MAX_GRPC_MESSAGE_BYTES};
-use switchyard_proto::v1::{
-    RecordRequest, UsageEvent, ledger_service_client::LedgerServiceClient,
-};
+use switchyard_proto::v1::{RecordRequest, UsageEvent, ledger_service_client::LedgerServiceClient};
 use tokio::sync::mpsc;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 

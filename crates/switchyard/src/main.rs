@@ -79,8 +79,11 @@ async fn bind(role: &str, address: std::net::SocketAddr) -> anyhow::Result<TcpLi
         .with_context(|| format!("cannot listen on {address}"))?;
     let bound = listener.local_addr()?;
     let mut stdout = std::io::stdout().lock();
-    writeln!(stdout, r#"{{"event":"listening","role":"{role}","address":"{bound}"}}"#)
-        .and_then(|()| stdout.flush())
-        .context("writing to stdout")?;
+    writeln!(
+        stdout,
+        r#"{{"event":"listening","role":"{role}","address":"{bound}"}}"#
+    )
+    .and_then(|()| stdout.flush())
+    .context("writing to stdout")?;
     Ok(listener)
 }

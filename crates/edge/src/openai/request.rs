@@ -199,18 +199,22 @@ impl ChatCompletionRequest {
     /// Validates the request and translates it to the canonical message.
     pub fn into_proto(self) -> Result<pb::ChatRequest, ServiceError> {
         if self.model.is_empty() {
-            return Err(ServiceError::invalid_request("`model` must not be empty.").with_param("model"));
+            return Err(
+                ServiceError::invalid_request("`model` must not be empty.").with_param("model")
+            );
         }
         if self.messages.is_empty() {
-            return Err(
-                ServiceError::invalid_request("`messages` must contain at least one message.")
-                    .with_param("messages"),
-            );
+            return Err(ServiceError::invalid_request(
+                "`messages` must contain at least one message.",
+            )
+            .with_param("messages"));
         }
         if let Some(n) = self.n
             && !(1..=128).contains(&n)
         {
-            return Err(ServiceError::invalid_request("`n` must be between 1 and 128.").with_param("n"));
+            return Err(
+                ServiceError::invalid_request("`n` must be between 1 and 128.").with_param("n"),
+            );
         }
         if let Some(temperature) = self.temperature
             && !(0.0..=2.0).contains(&temperature)
@@ -234,7 +238,10 @@ impl ChatCompletionRequest {
             .enumerate()
             .map(|(position, tool)| tool.into_proto(position))
             .collect::<Result<Vec<_>, _>>()?;
-        let tool_choice = self.tool_choice.map(ToolChoiceWire::into_proto).transpose()?;
+        let tool_choice = self
+            .tool_choice
+            .map(ToolChoiceWire::into_proto)
+            .transpose()?;
         let response_format = self.response_format.map(ResponseFormatWire::into_proto);
         let (max_tokens, max_tokens_field) = match (self.max_completion_tokens, self.max_tokens) {
             (Some(limit), _) => (Some(limit), pb::MaxTokensField::MaxCompletionTokens),
@@ -291,7 +298,10 @@ impl RequestMessage {
             ))
             .with_param(format!("messages[{position}].tool_call_id")));
         }
-        let has_tool_calls = self.tool_calls.as_ref().is_some_and(|calls| !calls.is_empty());
+        let has_tool_calls = self
+            .tool_calls
+            .as_ref()
+            .is_some_and(|calls| !calls.is_empty());
         if self.content.is_none() && !(role == pb::Role::Assistant && has_tool_calls) {
             return Err(ServiceError::invalid_request(format!(
                 "`messages[{position}].content` is required."
@@ -447,13 +457,25 @@ mod tests {
         assert!(request.messages[2].content_is_null);
         assert_eq!(request.messages[2].tool_calls[0].arguments, "{\"a\":1}");
         assert_eq!(request.messages[3].tool_call_id, "call_1");
-        assert_eq!(request.tools[0].function.as_ref().map(|f| f.parameters_json.as_str()), Some(r#"{"type":"object"}"#));
+        assert_eq!(
+            request.tools[0]
+                .function
+                .as_ref()
+                .map(|f| f.parameters_json.as_str()),
+            Some(r#"{"type":"object"}"#)
+        );
         assert_eq!(request.max_tokens, Some(99));
-        assert_eq!(request.max_tokens_field, pb::MaxTokensField::MaxCompletionTokens as i32);
+        assert_eq!(
+            request.max_tokens_field,
+            pb::MaxTokensField::MaxCompletionTokens as i32
+        );
         assert_eq!(request.stop, vec!["END".to_owned()]);
         assert!(request.stream && request.include_usage);
         let extra: Value = serde_json::from_str(&request.extra_json).expect("extra is json");
-        assert_eq!(extra, serde_json::json!({"logit_bias":{"50256":-100},"store":false}));
+        assert_eq!(
+            extra,
+            serde_json::json!({"logit_bias":{"50256":-100},"store":false})
+        );
     }
 
     #[test]

@@ -308,8 +308,11 @@ impl ChunkRenderer {
         if !chunk.model.is_empty() && chunk.model != self.model {
             self.model.clone_from(&chunk.model);
         }
-        if !chunk.system_fingerprint.is_empty() && chunk.system_fingerprint != self.system_fingerprint {
-            self.system_fingerprint.clone_from(&chunk.system_fingerprint);
+        if !chunk.system_fingerprint.is_empty()
+            && chunk.system_fingerprint != self.system_fingerprint
+        {
+            self.system_fingerprint
+                .clone_from(&chunk.system_fingerprint);
         }
         let has_delta = chunk.role != 0
             || !chunk.content.is_empty()

@@ -36,7 +36,10 @@ pub async fn handle(
     body: Body,
 ) -> Result<Response, ApiError> {
     let index = state.index.load().ok_or_else(|| {
-        ApiError::new(ErrorClass::UpstreamUnavailable, "The gateway is starting; try again shortly.")
+        ApiError::new(
+            ErrorClass::UpstreamUnavailable,
+            "The gateway is starting; try again shortly.",
+        )
     })?;
     let key = index.authenticate(&headers)?;
     let body = read_body(body, &headers, state.max_body_bytes).await?;
@@ -151,7 +154,10 @@ async fn complete_response(
     let body = builder.finish(identity);
     Ok((
         StatusCode::OK,
-        [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
         body,
     )
         .into_response())
@@ -216,7 +222,10 @@ fn stream_response(
     (
         StatusCode::OK,
         [
-            (header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream")),
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/event-stream"),
+            ),
             (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
         ],
         Body::from_stream(events),
@@ -230,7 +239,11 @@ fn decorate(headers: &mut HeaderMap, request_id: &str, route: &RouteDecision) {
     }
     let cache = if route.cache_hit { "hit" } else { "miss" };
     headers.insert("x-switchyard-cache", HeaderValue::from_static(cache));
-    let provider = if route.cache_hit { "cache" } else { route.provider.as_str() };
+    let provider = if route.cache_hit {
+        "cache"
+    } else {
+        route.provider.as_str()
+    };
     if let Ok(value) = HeaderValue::from_str(provider) {
         headers.insert("x-switchyard-provider", value);
     }

@@ -28,7 +28,10 @@ pub async fn list(
     headers: HeaderMap,
 ) -> Result<Json<ModelList>, ApiError> {
     let index = state.index.load().ok_or_else(|| {
-        ApiError::new(ErrorClass::UpstreamUnavailable, "The gateway is starting; try again shortly.")
+        ApiError::new(
+            ErrorClass::UpstreamUnavailable,
+            "The gateway is starting; try again shortly.",
+        )
     })?;
     let key = index.authenticate(&headers)?;
     let data = index
