@@ -102,3 +102,49 @@ impl SwitchyardConfig {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EXAMPLE: &str = include_str!("../../../config/switchyard.yaml");
+    const HELM_VALUES: &str = include_str!("../../../deploy/k8s/switchyard/values.yaml");
+
+    #[test]
+    fn the_example_config_parses_and_serves_demo() {
+        let config = SwitchyardConfig::parse("switchyard.yaml", EXAMPLE, &Environment::new())
+            .expect("the example config is valid");
+        assert!(config.models.iter().any(|model| model.name == "demo"));
+        assert_eq!(config.edge.max_body_bytes, 10 * 1024 * 1024);
+        assert!(config.ledger.clickhouse.is_none(), "embedded defaults");
+    }
+
+    #[test]
+    fn the_helm_chart_config_parses() {
+        let values: serde_yaml::Value = serde_yaml::from_str(HELM_VALUES).expect("values YAML");
+        let config = serde_yaml::to_string(&values["config"]).expect("config section");
+        let environment =
+            Environment::from([("SWITCHYARD_CLIENT_KEY".to_owned(), "sk-client".to_owned())]);
+        let config = SwitchyardConfig::parse("values.yaml#config", &config, &environment)
+            .expect("the chart's config is valid");
+        assert!(config.ledger.clickhouse.is_some());
+        assert!(config.cache.redis_url.is_some());
+    }
+
+    #[test]
+    fn overrides_and_bad_fields_name_their_path() {
+        let environment = Environment::from([(
+            "SWITCHYARD__EDGE__MAX_BODY_BYTES".to_owned(),
+            "1024".to_owned(),
+        )]);
+        let config = SwitchyardConfig::parse("x.yaml", EXAMPLE, &environment).expect("valid");
+        assert_eq!(config.edge.max_body_bytes, 1024);
+        let error =
+            SwitchyardConfig::parse("x.yaml", "edge: {listen: nowhere}", &Environment::new())
+                .expect_err("bad address");
+        assert!(error.to_string().contains("edge.listen"), "{error}");
+        let error = SwitchyardConfig::parse("x.yaml", "routre: {}", &Environment::new())
+            .expect_err("unknown section");
+        assert!(error.to_string().contains("routre"), "{error}");
+    }
+}

@@ -11,8 +11,9 @@ use axum::{
     http::{HeaderMap, HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
+use bytes::BytesMut;
 use futures::stream;
-use http_body_util::{BodyExt, LengthLimitError, Limited};
+use http_body_util::BodyExt;
 use switchyard_common::{ErrorClass, ServiceError};
 use switchyard_proto::v1::{
     CacheMode, RequestContext, RouteDecision, RouterChatRequest, RouterChatResponse,
@@ -94,28 +95,62 @@ pub async fn handle(
     Ok(response)
 }
 
-async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> Result<Bytes, ApiError> {
+/// Reads the body up to `limit` bytes. An oversized body is drained (up to
+/// four times the limit) before the 413 goes out, so the client reads the
+/// error instead of a connection reset mid-upload.
+async fn read_body(mut body: Body, headers: &HeaderMap, limit: usize) -> Result<Bytes, ApiError> {
     let too_large = || {
         ApiError::invalid_request_with_status(
             StatusCode::PAYLOAD_TOO_LARGE,
             format!("The request body is larger than the limit of {limit} bytes."),
         )
     };
+    let unreadable = || {
+        ApiError::new(
+            ErrorClass::InvalidRequest,
+            "The request body could not be read.",
+        )
+    };
+    let drain_cap = limit.saturating_mul(4);
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.parse::<u64>().ok());
-    if declared.is_some_and(|length| length > limit as u64) {
+        .and_then(|value| value.parse::<usize>().ok());
+    if let Some(declared) = declared
+        && declared > limit
+    {
+        if declared <= drain_cap {
+            drain(body, drain_cap).await;
+        }
         return Err(too_large());
     }
-    match Limited::new(body, limit).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(error) if error.is::<LengthLimitError>() => Err(too_large()),
-        Err(_) => Err(ApiError::new(
-            ErrorClass::InvalidRequest,
-            "The request body could not be read.",
-        )),
+    let mut buffer = BytesMut::with_capacity(declared.unwrap_or(0));
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|_| unreadable())?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        if buffer.len() + data.len() > limit {
+            drain(body, drain_cap.saturating_sub(buffer.len())).await;
+            return Err(too_large());
+        }
+        buffer.extend_from_slice(&data);
     }
+    Ok(buffer.freeze())
+}
+
+/// Reads and discards up to `cap` more bytes, for at most a few seconds.
+async fn drain(mut body: Body, cap: usize) {
+    let discard = async {
+        let mut seen = 0_usize;
+        while let Some(Ok(frame)) = body.frame().await {
+            seen += frame.data_ref().map_or(0, |data| data.len());
+            if seen > cap {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), discard).await;
 }
 
 fn cache_mode(headers: &HeaderMap) -> CacheMode {

@@ -1,0 +1,2 @@
+{{- define "switchyard.fullname" -}}{{ .Release.Name }}-switchyard{{- end -}}
+{{- define "switchyard.section" -}}{{ . | replace "-" "_" }}{{- end -}}
