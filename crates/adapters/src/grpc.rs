@@ -64,6 +64,23 @@ impl AdapterGrpc {
         let api_key = self
             .secrets
             .resolve(&target.provider, target.api_key.as_ref())?;
+        let secrets = target
+            .secrets
+            .iter()
+            .map(|(name, reference)| {
+                let secret = self
+                    .secrets
+                    .resolve(&target.provider, Some(reference))?
+                    .ok_or_else(|| {
+                        ServiceError::new(
+                            switchyard_common::ErrorClass::Authentication,
+                            format!("secret `{name}` of provider `{}` has no source", target.provider),
+                        )
+                        .with_provider(&target.provider)
+                    })?;
+                Ok((name.clone(), secret))
+            })
+            .collect::<Result<_, ServiceError>>()?;
         let timeout = match target.timeout_ms {
             0 => self.default_timeout,
             milliseconds => Duration::from_millis(milliseconds),
@@ -74,6 +91,8 @@ impl AdapterGrpc {
             base_url: target.base_url,
             upstream_model: target.upstream_model,
             api_key,
+            options: target.options,
+            secrets,
             timing,
             request,
         };

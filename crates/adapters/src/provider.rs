@@ -6,6 +6,8 @@
 //! Adding a provider is a module in `providers/`, a variant here and an arm
 //! in [`Providers::chat`].
 
+use std::collections::BTreeMap;
+
 use futures::stream::BoxStream;
 use switchyard_common::{Secret, ServiceError};
 use switchyard_proto::v1::{ChatChunk, ChatRequest};
@@ -49,6 +51,11 @@ pub struct Attempt {
     pub upstream_model: String,
     /// The API key, when the target has one.
     pub api_key: Option<Secret>,
+    /// Provider-specific settings (`Target.options`); each provider
+    /// documents the ones it reads.
+    pub options: BTreeMap<String, String>,
+    /// Further named secrets (`Target.secrets`), resolved.
+    pub secrets: BTreeMap<String, Secret>,
     /// When the provider must answer, and how long it may pause.
     pub timing: Timing,
     /// The request, `model` already the upstream name.

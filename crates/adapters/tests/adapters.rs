@@ -54,7 +54,7 @@ impl Harness {
             base_url: self.fake.base_url(),
             upstream_model: "gpt-4o-mini".to_owned(),
             api_key: Some(env_key(API_KEY_VARIABLE)),
-            timeout_ms: 0,
+            ..Target::default()
         }
     }
 

@@ -19,6 +19,7 @@
 //!     secret: {env: SWITCHYARD_DEMO_KEY}
 //! ```
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -56,6 +57,15 @@ pub struct ProviderConfig {
     /// Per-attempt timeout (e.g. `60s`); the adapter's default when absent.
     #[serde(default, with = "humantime_serde")]
     pub timeout: Option<Duration>,
+    /// Provider-specific settings (`api_version`, `region`, `project`, …);
+    /// each adapter documents the ones it reads.
+    #[serde(default)]
+    pub options: BTreeMap<String, String>,
+    /// Further named secret references the provider needs besides `api_key`
+    /// (e.g. `aws_secret_access_key: {env: AWS_SECRET_ACCESS_KEY}`). Resolved
+    /// by the adapters, never here.
+    #[serde(default)]
+    pub secrets: BTreeMap<String, SecretSource>,
 }
 
 /// A model alias and where it is served (`models[]`).

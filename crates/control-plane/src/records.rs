@@ -4,6 +4,8 @@
 //! Syncing compares these records with the stored ones, so two configs that
 //! store the same rows are the same config and keep the version.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 use switchyard_proto::v1 as pb;
 
@@ -25,10 +27,15 @@ pub(crate) struct ProviderRecord {
     pub api_key: Option<SecretRefRecord>,
     /// 0 when the adapter's default applies.
     pub timeout_ms: i64,
+    /// Provider-specific settings (JSON object column `options`).
+    pub options: BTreeMap<String, String>,
+    /// Named secret references (JSON object column `secrets`).
+    pub secrets: BTreeMap<String, SecretRefRecord>,
 }
 
 /// A secret reference: exactly one source.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub(crate) enum SecretRefRecord {
     Env(String),
     File(String),
@@ -106,18 +113,29 @@ fn millis(value: i64) -> u64 {
 
 impl ProviderRecord {
     fn to_proto(&self) -> pb::Provider {
-        let api_key = self.api_key.as_ref().map(|secret| pb::SecretRef {
-            source: Some(match secret {
-                SecretRefRecord::Env(name) => pb::secret_ref::Source::Env(name.clone()),
-                SecretRefRecord::File(path) => pb::secret_ref::Source::File(path.clone()),
-            }),
-        });
         pb::Provider {
             name: self.name.clone(),
             kind: self.kind.clone(),
             base_url: self.base_url.clone(),
-            api_key,
+            api_key: self.api_key.as_ref().map(SecretRefRecord::to_proto),
             timeout_ms: millis(self.timeout_ms),
+            options: self.options.clone(),
+            secrets: self
+                .secrets
+                .iter()
+                .map(|(name, secret)| (name.clone(), secret.to_proto()))
+                .collect(),
+        }
+    }
+}
+
+impl SecretRefRecord {
+    fn to_proto(&self) -> pb::SecretRef {
+        pb::SecretRef {
+            source: Some(match self {
+                SecretRefRecord::Env(name) => pb::secret_ref::Source::Env(name.clone()),
+                SecretRefRecord::File(path) => pb::secret_ref::Source::File(path.clone()),
+            }),
         }
     }
 }

@@ -128,12 +128,23 @@ fn provider_record(provider: &ProviderConfig, path: &str) -> Result<ProviderReco
         }
         None => 0,
     };
+    let secrets = provider
+        .secrets
+        .iter()
+        .map(|(name, source)| {
+            require_non_empty(name, &format!("{path}.secrets"), "name")?;
+            let record = secret_ref_record(source, &format!("{path}.secrets.{name}"))?;
+            Ok((name.clone(), record))
+        })
+        .collect::<Result<_>>()?;
     Ok(ProviderRecord {
         name: provider.name.clone(),
         kind: provider.kind.clone(),
         base_url,
         api_key,
         timeout_ms,
+        options: provider.options.clone(),
+        secrets,
     })
 }
 

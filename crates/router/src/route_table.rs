@@ -64,6 +64,8 @@ impl RouteTable {
                             upstream_model: target.upstream_model.clone(),
                             api_key: provider.api_key.clone(),
                             timeout_ms: provider.timeout_ms,
+                            options: provider.options.clone(),
+                            secrets: provider.secrets.clone(),
                         })
                     })
                     .collect();
@@ -127,6 +129,7 @@ mod tests {
                 base_url: "http://fake/v1".to_owned(),
                 api_key: None,
                 timeout_ms: 1000,
+                ..Provider::default()
             }],
             models: vec![Model {
                 name: "gpt".to_owned(),

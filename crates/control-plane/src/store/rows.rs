@@ -32,7 +32,8 @@ pub(crate) async fn write_version(connection: &mut AnyConnection, version: u64) 
 /// Reads every stored object, in canonical order.
 pub(crate) async fn read_config(connection: &mut AnyConnection) -> Result<StoredConfig> {
     let providers = sqlx::query(
-        "SELECT name, kind, base_url, api_key_env, api_key_file, timeout_ms FROM providers",
+        "SELECT name, kind, base_url, api_key_env, api_key_file, timeout_ms, options, secrets \
+         FROM providers",
     )
     .fetch_all(&mut *connection)
     .await?
@@ -83,8 +84,8 @@ pub(crate) async fn replace_config(
             None => (None, None),
         };
         sqlx::query(
-            "INSERT INTO providers (name, kind, base_url, api_key_env, api_key_file, timeout_ms) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
+            "INSERT INTO providers (name, kind, base_url, api_key_env, api_key_file, timeout_ms, \
+             options, secrets) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(&provider.name)
         .bind(&provider.kind)
@@ -92,6 +93,8 @@ pub(crate) async fn replace_config(
         .bind(env)
         .bind(file)
         .bind(provider.timeout_ms)
+        .bind(to_json(&provider.options)?)
+        .bind(to_json(&provider.secrets)?)
         .execute(&mut *connection)
         .await?;
     }
@@ -167,7 +170,11 @@ fn provider_from_row(row: &AnyRow) -> Result<ProviderRecord> {
             ));
         }
     };
+    let options: String = row.try_get("options")?;
+    let secrets: String = row.try_get("secrets")?;
     Ok(ProviderRecord {
+        options: from_json(&options, &format!("{path}.options"))?,
+        secrets: from_json(&secrets, &format!("{path}.secrets"))?,
         kind: row.try_get("kind")?,
         base_url: row.try_get("base_url")?,
         api_key,

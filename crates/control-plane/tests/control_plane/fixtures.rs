@@ -25,6 +25,8 @@ providers:
     base_url: https://api.openai.com/v1
     api_key: {env: OPENAI_API_KEY}
     timeout: 60s
+    options: {organization: org-123}
+    secrets: {project_key: {file: /run/secrets/openai-project}}
 models:
   - name: demo
     targets: [{provider: mock, model: mock-1}]

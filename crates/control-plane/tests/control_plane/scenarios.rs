@@ -49,8 +49,16 @@ pub async fn sync_publishes_declared_objects(url: String) {
             source: Some(Source::Env("OPENAI_API_KEY".to_owned()))
         })
     );
+    assert_eq!(openai.options["organization"], "org-123");
+    assert_eq!(
+        openai.secrets["project_key"],
+        SecretRef {
+            source: Some(Source::File("/run/secrets/openai-project".to_owned()))
+        }
+    );
     let mock = &snapshot.providers[0];
     assert_eq!((mock.base_url.as_str(), mock.timeout_ms), ("", 0));
+    assert!(mock.options.is_empty() && mock.secrets.is_empty());
     assert_eq!(mock.api_key, None);
 
     let models: Vec<&str> = snapshot.models.iter().map(|m| m.name.as_str()).collect();
