@@ -8,6 +8,7 @@ fn main() -> anyhow::Result<()> {
     let files = [
         "switchyard/v1/common.proto",
         "switchyard/v1/chat.proto",
+        "switchyard/v1/embeddings.proto",
         "switchyard/v1/router.proto",
         "switchyard/v1/adapter.proto",
         "switchyard/v1/control_plane.proto",

@@ -59,4 +59,5 @@ both_modes!(
     upstream_rate_limit_maps_to_429,
     models_are_listed_for_the_key,
     mock_provider_serves_demo,
+    embeddings_round_trip,
 );

@@ -405,3 +405,71 @@ pub async fn mock_provider_serves_demo(cluster: &TestCluster) {
     );
     assert!(cluster.upstream.requests().is_empty());
 }
+
+pub async fn embeddings_round_trip(cluster: &TestCluster) {
+    let embed = |body: Value| {
+        cluster
+            .http
+            .post(format!("{}/v1/embeddings", cluster.base_url))
+            .bearer_auth(&cluster.api_key)
+            .json(&body)
+            .send()
+    };
+    let response = embed(json!({"model": "demo", "input": ["hello there", "general kenobi"]}))
+        .await
+        .expect("edge answers");
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["x-switchyard-provider"], "mock");
+    assert_eq!(response.headers()["content-type"], "application/json");
+    let request_id = response.headers()["x-request-id"]
+        .to_str()
+        .expect("ascii")
+        .to_owned();
+    let body = json_body(response).await;
+    assert_eq!(body["object"], "list", "{body}");
+    assert_eq!(body["model"], "mock-1");
+    let data = body["data"].as_array().expect("data");
+    assert_eq!(data.len(), 2);
+    for (index, item) in data.iter().enumerate() {
+        assert_eq!(item["object"], "embedding");
+        assert_eq!(item["index"], index);
+        let values = item["embedding"].as_array().expect("float embedding");
+        assert_eq!(values.len(), 8);
+        assert!(values.iter().all(Value::is_f64), "{item}");
+    }
+    assert_ne!(data[0]["embedding"], data[1]["embedding"]);
+    assert_eq!(
+        body["usage"],
+        json!({"prompt_tokens": 4, "total_tokens": 4})
+    );
+
+    // What the OpenAI SDK asks for by default: base64 of little-endian f32s.
+    let response =
+        embed(json!({"model": "demo", "input": "hello there", "encoding_format": "base64"}))
+            .await
+            .expect("edge answers");
+    assert_eq!(response.status(), 200);
+    let body = json_body(response).await;
+    let encoded = body["data"][0]["embedding"].as_str().expect("base64 text");
+    assert_eq!(encoded.len(), 44, "8 × 4 bytes in base64: {encoded}");
+
+    let rows = wait_for_usage_rows(cluster, 2).await;
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    let first = &rows[0];
+    assert_eq!(first.request_id, request_id);
+    assert_eq!(first.key_id, "test-key");
+    assert_eq!(first.model, "demo");
+    assert_eq!(first.provider, "mock");
+    assert_eq!(first.upstream_model, "mock-1");
+    assert_eq!(
+        (
+            first.prompt_tokens,
+            first.completion_tokens,
+            first.total_tokens
+        ),
+        (4, 0, 4)
+    );
+    assert_eq!((first.cache_hit, first.stream), (0, 0));
+    assert_eq!(first.error_class, "");
+    assert!(cluster.upstream.requests().is_empty());
+}

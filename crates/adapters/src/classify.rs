@@ -146,6 +146,26 @@ pub fn in_band_error(
         .with_provider(provider)
 }
 
+/// Builds the error for a failure whose class the provider module decided
+/// from its own error format (e.g. Google's `status` names). `status` is
+/// the HTTP status, when there was one; the caller adds any retry-after.
+pub fn classified_error(
+    provider: &str,
+    class: ErrorClass,
+    status: Option<u16>,
+    detail: &UpstreamErrorDetail,
+    api_key: Option<&Secret>,
+) -> ServiceError {
+    let mut error = ServiceError::new(class, message_for(provider, class, status, detail, api_key))
+        .with_provider(provider);
+    if let Some(param) = &detail.param
+        && is_client_facing(class)
+    {
+        error = error.with_param(param.clone());
+    }
+    error
+}
+
 /// Builds the error for a request that failed below HTTP (connect, TLS,
 /// reset, timeout). Never includes the error text: it may carry the URL.
 pub fn transport_error(provider: &str, error: &reqwest::Error) -> ServiceError {

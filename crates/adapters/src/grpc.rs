@@ -8,7 +8,8 @@ use std::{
 use futures::{StreamExt, stream::BoxStream};
 use switchyard_common::{ErrorClass, ServiceError};
 use switchyard_proto::v1::{
-    AdapterChatRequest, AdapterChatResponse, RequestContext, adapter_service_server::AdapterService,
+    AdapterChatRequest, AdapterChatResponse, AdapterEmbedRequest, AdapterEmbedResponse,
+    EmbedResponse, RequestContext, Target, adapter_service_server::AdapterService,
 };
 use tokio::time::Instant;
 use tonic::{Request, Response, Status};
@@ -50,6 +51,31 @@ impl AdapterGrpc {
             target,
             request,
         } = request;
+        let (kind, attempt) = self.attempt(context.as_ref(), target, request)?;
+        self.providers.chat(kind, attempt).await
+    }
+
+    /// Starts an embeddings attempt and waits for its answer.
+    async fn embed_attempt(
+        &self,
+        request: AdapterEmbedRequest,
+    ) -> Result<EmbedResponse, ServiceError> {
+        let AdapterEmbedRequest {
+            context,
+            target,
+            request,
+        } = request;
+        let (kind, attempt) = self.attempt(context.as_ref(), target, request)?;
+        self.providers.embed(kind, attempt).await
+    }
+
+    /// Resolves a target's kind, secrets and timing into an attempt at it.
+    fn attempt<R>(
+        &self,
+        context: Option<&RequestContext>,
+        target: Option<Target>,
+        request: Option<R>,
+    ) -> Result<(ProviderKind, Attempt<R>), ServiceError> {
         let target =
             target.ok_or_else(|| ServiceError::invalid_request("the attempt has no target"))?;
         let request =
@@ -74,7 +100,10 @@ impl AdapterGrpc {
                     .ok_or_else(|| {
                         ServiceError::new(
                             switchyard_common::ErrorClass::Authentication,
-                            format!("secret `{name}` of provider `{}` has no source", target.provider),
+                            format!(
+                                "secret `{name}` of provider `{}` has no source",
+                                target.provider
+                            ),
                         )
                         .with_provider(&target.provider)
                     })?;
@@ -85,7 +114,7 @@ impl AdapterGrpc {
             0 => self.default_timeout,
             milliseconds => Duration::from_millis(milliseconds),
         };
-        let timing = timing_for(timeout, context.as_ref(), &target.provider)?;
+        let timing = timing_for(timeout, context, &target.provider)?;
         let attempt = Attempt {
             provider: target.provider,
             base_url: target.base_url,
@@ -96,7 +125,7 @@ impl AdapterGrpc {
             timing,
             request,
         };
-        self.providers.chat(kind, attempt).await
+        Ok((kind, attempt))
     }
 }
 
@@ -159,5 +188,21 @@ impl AdapterService for AdapterGrpc {
             }
         });
         Ok(Response::new(responses.boxed()))
+    }
+
+    async fn embed(
+        &self,
+        request: Request<AdapterEmbedRequest>,
+    ) -> Result<Response<AdapterEmbedResponse>, Status> {
+        let response = self
+            .embed_attempt(request.into_inner())
+            .await
+            .map_err(|error| {
+                tracing::debug!(class = %error.class, provider = ?error.provider, "embeddings attempt failed");
+                error.to_status()
+            })?;
+        Ok(Response::new(AdapterEmbedResponse {
+            response: Some(response),
+        }))
     }
 }

@@ -10,11 +10,18 @@ use std::collections::BTreeMap;
 
 use futures::stream::BoxStream;
 use switchyard_common::{Secret, ServiceError};
-use switchyard_proto::v1::{ChatChunk, ChatRequest};
+use switchyard_proto::v1::{ChatChunk, ChatRequest, EmbedRequest, EmbedResponse};
 
 use crate::{
     http::{HttpClient, Timing},
-    providers::{mock, openai::OpenAiProvider},
+    providers::{
+        anthropic::AnthropicProvider,
+        bedrock::BedrockProvider,
+        gemini::{GeminiApi, GeminiProvider},
+        gemini_embeddings::GeminiEmbeddings,
+        mock,
+        openai::{Flavor, OpenAiProvider},
+    },
 };
 
 /// The canonical chunks of one answer; an error ends the stream.
@@ -23,8 +30,19 @@ pub type ChunkStream = BoxStream<'static, Result<ChatChunk, ServiceError>>;
 /// The wire formats the adapters speak (`Target.kind`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ProviderKind {
+    /// Anthropic Messages API.
+    Anthropic,
+    /// AWS Bedrock Converse API (SigV4 or a Bedrock API key).
+    Bedrock,
+    /// Google's Gemini API (`generateContent`, API key).
+    Gemini,
+    /// Gemini on Google Cloud Vertex AI (`generateContent`, OAuth token).
+    Vertex,
     /// OpenAI Chat Completions and compatible servers.
     OpenAi,
+    /// A server that speaks Chat Completions with quirks (Azure, DeepSeek,
+    /// Mistral, Groq, Ollama, ...): the OpenAI provider in a [`Flavor`].
+    OpenAiCompatible(Flavor),
     /// The deterministic mock (no network).
     Mock,
 }
@@ -33,16 +51,22 @@ impl ProviderKind {
     /// Parses a `Target.kind`.
     pub fn from_name(name: &str) -> Option<Self> {
         match name {
+            "anthropic" => Some(Self::Anthropic),
+            "bedrock" => Some(Self::Bedrock),
+            "gemini" => Some(Self::Gemini),
+            "vertex" => Some(Self::Vertex),
             "openai" => Some(Self::OpenAi),
             "mock" => Some(Self::Mock),
-            _ => None,
+            name => Flavor::from_kind(name).map(Self::OpenAiCompatible),
         }
     }
 }
 
-/// One attempt at one provider, with its secret resolved.
+/// One attempt at one provider, with its secret resolved. `R` is the
+/// canonical request: a [`ChatRequest`], or an [`EmbedRequest`] in an
+/// [`EmbedAttempt`].
 #[derive(Debug)]
-pub struct Attempt {
+pub struct Attempt<R = ChatRequest> {
     /// Provider name from the config, for errors and logs.
     pub provider: String,
     /// Base URL of the provider's API.
@@ -59,12 +83,19 @@ pub struct Attempt {
     /// When the provider must answer, and how long it may pause.
     pub timing: Timing,
     /// The request, `model` already the upstream name.
-    pub request: ChatRequest,
+    pub request: R,
 }
+
+/// One embeddings attempt at one provider.
+pub type EmbedAttempt = Attempt<EmbedRequest>;
 
 /// Every provider, ready to serve attempts.
 #[derive(Debug, Clone)]
 pub struct Providers {
+    anthropic: AnthropicProvider,
+    bedrock: BedrockProvider,
+    gemini: GeminiProvider,
+    gemini_embeddings: GeminiEmbeddings,
     openai: OpenAiProvider,
 }
 
@@ -72,6 +103,10 @@ impl Providers {
     /// Creates the providers over one shared HTTP client.
     pub fn new(http: HttpClient) -> Self {
         Self {
+            anthropic: AnthropicProvider::new(http.clone()),
+            bedrock: BedrockProvider::new(http.clone()),
+            gemini: GeminiProvider::new(http.clone()),
+            gemini_embeddings: GeminiEmbeddings::new(http.clone()),
             openai: OpenAiProvider::new(http),
         }
     }
@@ -84,8 +119,39 @@ impl Providers {
         attempt: Attempt,
     ) -> Result<ChunkStream, ServiceError> {
         match kind {
+            ProviderKind::Anthropic => self.anthropic.chat(attempt).await,
+            ProviderKind::Bedrock => self.bedrock.chat(attempt).await,
+            ProviderKind::Gemini => {
+                self.gemini
+                    .chat(GeminiApi::GenerativeLanguage, attempt)
+                    .await
+            }
+            ProviderKind::Vertex => self.gemini.chat(GeminiApi::Vertex, attempt).await,
             ProviderKind::OpenAi => self.openai.chat(attempt).await,
+            ProviderKind::OpenAiCompatible(flavor) => self.openai.chat_as(flavor, attempt).await,
             ProviderKind::Mock => mock::chat(&attempt),
+        }
+    }
+
+    /// Sends an embeddings attempt to a provider of `kind`. Kinds without
+    /// an embeddings API refuse it with `invalid_request`.
+    pub async fn embed(
+        &self,
+        kind: ProviderKind,
+        attempt: EmbedAttempt,
+    ) -> Result<EmbedResponse, ServiceError> {
+        match kind {
+            ProviderKind::OpenAi => self.openai.embed(Flavor::OpenAi, attempt).await,
+            ProviderKind::OpenAiCompatible(flavor) => self.openai.embed(flavor, attempt).await,
+            ProviderKind::Gemini => self.gemini_embeddings.embed(attempt).await,
+            ProviderKind::Mock => mock::embed(&attempt),
+            // Anthropic and Bedrock have no embeddings API here; Vertex's
+            // embeddings endpoint is not implemented yet.
+            _ => Err(ServiceError::invalid_request(format!(
+                "provider kind `{}` does not offer embeddings",
+                format!("{kind:?}").to_ascii_lowercase()
+            ))
+            .with_provider(&attempt.provider)),
         }
     }
 }

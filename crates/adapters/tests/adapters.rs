@@ -2,7 +2,12 @@
 //! called in-process over gRPC, talking HTTP to `FakeOpenAi` on port 0.
 
 mod adapters {
+    pub mod anthropic;
+    pub mod bedrock;
+    pub mod compat;
+    pub mod embeddings;
     pub mod errors;
+    pub mod gemini;
     pub mod mock;
     pub mod openai;
 }

@@ -1,8 +1,10 @@
 //! The HTTP routes and the layers around them.
 
 mod chat_completions;
+mod embeddings;
 mod health;
 mod models;
+mod shared;
 
 use std::{any::Any, sync::Arc};
 
@@ -21,6 +23,7 @@ use crate::{EdgeState, error::ApiError};
 pub fn app(state: Arc<EdgeState>) -> Router {
     Router::new()
         .route("/v1/chat/completions", post(chat_completions::handle))
+        .route("/v1/embeddings", post(embeddings::handle))
         .route("/v1/models", get(models::list))
         .route("/healthz", get(health::live))
         .route("/readyz", get(health::ready))

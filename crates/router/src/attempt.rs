@@ -1,9 +1,12 @@
-//! Attempts: one request sent to one target through the adapters.
+//! Attempts: one request sent to one target through the adapters, and the
+//! fallback over a route's targets.
+
+use std::future::Future;
 
 use switchyard_common::{GrpcChannel, ServiceError, channel::MAX_GRPC_MESSAGE_BYTES};
 use switchyard_proto::v1::{
-    AdapterChatRequest, AdapterChatResponse, ChatRequest, RequestContext, Target,
-    adapter_service_client::AdapterServiceClient,
+    AdapterChatRequest, AdapterChatResponse, AdapterEmbedRequest, ChatRequest, EmbedRequest,
+    EmbedResponse, RequestContext, Target, adapter_service_client::AdapterServiceClient,
 };
 use tonic::Streaming;
 
@@ -59,4 +62,58 @@ impl Adapters {
             Err(status) => Err(ServiceError::from_status(&status)),
         }
     }
+}
+
+impl Adapters {
+    /// Sends an embeddings request to `target` and returns its answer.
+    pub async fn embed(
+        &self,
+        context: RequestContext,
+        target: Target,
+        request: EmbedRequest,
+    ) -> Result<EmbedResponse, ServiceError> {
+        let provider = target.provider.clone();
+        let mut client = self.client.clone();
+        let response = client
+            .embed(AdapterEmbedRequest {
+                context: Some(context),
+                target: Some(target),
+                request: Some(request),
+            })
+            .await
+            .map_err(|status| ServiceError::from_status(&status))?;
+        response.into_inner().response.ok_or_else(|| {
+            ServiceError::new(
+                switchyard_common::ErrorClass::UpstreamUnavailable,
+                "the provider returned an empty response",
+            )
+            .with_provider(provider)
+        })
+    }
+}
+
+/// Tries `targets` in order with `attempt` (given each target and whether it
+/// is the last) until one succeeds; moves on only after a retryable failure.
+/// Returns the target that answered and its answer, or the last error.
+pub async fn try_targets<'t, T, F, Fut>(
+    targets: &'t [Target],
+    mut attempt: F,
+) -> Result<(&'t Target, T), ServiceError>
+where
+    F: FnMut(&'t Target, bool) -> Fut,
+    Fut: Future<Output = Result<T, ServiceError>>,
+{
+    let last = targets.len().saturating_sub(1);
+    let mut last_error = None;
+    for (position, target) in targets.iter().enumerate() {
+        match attempt(target, position == last).await {
+            Ok(answer) => return Ok((target, answer)),
+            Err(error) if error.class.is_retryable() && position < last => {
+                tracing::info!(provider = %target.provider, class = %error.class, "attempt failed; trying next target");
+                last_error = Some(error);
+            }
+            Err(error) => return Err(error),
+        }
+    }
+    Err(last_error.unwrap_or_else(|| ServiceError::internal("no target was attempted")))
 }

@@ -10,6 +10,9 @@ use serde::Deserialize;
 pub struct RouterConfig {
     /// gRPC listen address when the router runs as its own process.
     pub listen: SocketAddr,
+    /// Whether to emit usage events to the ledger. Off only for benchmarks
+    /// that measure the data path without accounting.
+    pub usage_events: bool,
     /// Usage events waiting to be sent to the ledger; beyond this, new events
     /// are dropped and counted (the data path never waits on the ledger).
     pub usage_queue_capacity: usize,
@@ -27,6 +30,7 @@ impl Default for RouterConfig {
     fn default() -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 7001)),
+            usage_events: true,
             usage_queue_capacity: 65_536,
             usage_batch_size: 512,
             usage_flush_interval: Duration::from_millis(200),

@@ -15,7 +15,7 @@ use tokio::sync::mpsc;
 use tonic::Status;
 
 use crate::{
-    attempt::{Adapters, OpenAttempt},
+    attempt::{Adapters, OpenAttempt, try_targets},
     cache_key::{cache_key, cache_namespace},
     pricing::cost_of,
     route_table::Route,
@@ -206,32 +206,23 @@ impl Exchange {
     /// Tries the route's targets in order; moves on only after a retryable
     /// failure that happened before any output.
     async fn open_first_target(&mut self) -> Result<(String, String, OpenAttempt), ServiceError> {
-        let targets = self.route.targets.clone();
-        let last = targets.len().saturating_sub(1);
-        let mut last_error = None;
-        for (position, target) in targets.into_iter().enumerate() {
-            let mut request = if position == last {
-                std::mem::take(&mut self.chat)
+        let route = Arc::clone(&self.route);
+        let (chat, adapters, context) = (&mut self.chat, &self.adapters, &self.context);
+        let (target, attempt) = try_targets(&route.targets, move |target, is_last| {
+            let mut request = if is_last {
+                std::mem::take(chat)
             } else {
-                self.chat.clone()
+                chat.clone()
             };
             request.model.clone_from(&target.upstream_model);
-            let provider = target.provider.clone();
-            let upstream_model = target.upstream_model.clone();
-            match self
-                .adapters
-                .open(self.context.clone(), target, request)
-                .await
-            {
-                Ok(attempt) => return Ok((provider, upstream_model, attempt)),
-                Err(error) if error.class.is_retryable() && position < last => {
-                    tracing::info!(provider, class = %error.class, "attempt failed; trying next target");
-                    last_error = Some(error);
-                }
-                Err(error) => return Err(error),
-            }
-        }
-        Err(last_error.unwrap_or_else(|| ServiceError::internal("no target was attempted")))
+            adapters.open(context.clone(), target.clone(), request)
+        })
+        .await?;
+        Ok((
+            target.provider.clone(),
+            target.upstream_model.clone(),
+            attempt,
+        ))
     }
 
     async fn store(&mut self, slot: CacheSlot, chunks: Vec<ChatChunk>) {
@@ -285,11 +276,13 @@ impl Exchange {
     }
 }
 
-fn millis(duration: Duration) -> u64 {
+/// Whole milliseconds of `duration`, saturating.
+pub(crate) fn millis(duration: Duration) -> u64 {
     u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
 
-fn unix_millis() -> u64 {
+/// Milliseconds since the Unix epoch, now.
+pub(crate) fn unix_millis() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, millis)

@@ -7,15 +7,18 @@ use switchyard_common::{
     snapshot::SnapshotHandle,
 };
 use switchyard_proto::v1::{
-    RouterChatRequest, RouterChatResponse, cache_service_client::CacheServiceClient,
-    router_service_server::RouterService,
+    RequestContext, RouterChatRequest, RouterChatResponse, RouterEmbedRequest, RouterEmbedResponse,
+    cache_service_client::CacheServiceClient, router_service_server::RouterService,
 };
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::task::TaskTracker;
 use tonic::{Request, Response, Status};
 
-use crate::{RouteTable, attempt::Adapters, exchange::Exchange, usage::UsageEmitter};
+use crate::{
+    RouteTable, attempt::Adapters, embeddings, exchange::Exchange, route_table::Route,
+    usage::UsageEmitter,
+};
 
 /// Chunks buffered between the upstream reader and the caller. Small: chunks
 /// are forwarded as they arrive, this only absorbs scheduling jitter.
@@ -53,6 +56,42 @@ impl RouterGrpc {
             cache_lookup_timeout,
         }
     }
+
+    /// Returns the route of `model` when the caller's key may use it and it
+    /// has somewhere to go.
+    fn resolve_route(
+        &self,
+        context: &RequestContext,
+        model: &str,
+    ) -> Result<Arc<Route>, ServiceError> {
+        let table: Arc<RouteTable> = self.routes.load().ok_or_else(|| {
+            ServiceError::new(
+                ErrorClass::UpstreamUnavailable,
+                "the router has not received its configuration yet",
+            )
+        })?;
+        let route = table.route(model).cloned().ok_or_else(|| {
+            ServiceError::new(
+                ErrorClass::NotFound,
+                format!("The model `{model}` does not exist."),
+            )
+            .with_param("model")
+        })?;
+        if !table.key_may_use(&context.key_id, model) {
+            return Err(ServiceError::new(
+                ErrorClass::Permission,
+                format!("This API key may not use the model `{model}`."),
+            )
+            .with_param("model"));
+        }
+        if route.targets.is_empty() {
+            return Err(ServiceError::new(
+                ErrorClass::UpstreamUnavailable,
+                format!("The model `{model}` has no available target."),
+            ));
+        }
+        Ok(route)
+    }
 }
 
 #[tonic::async_trait]
@@ -67,34 +106,7 @@ impl RouterService for RouterGrpc {
         let context =
             context.ok_or_else(|| ServiceError::invalid_request("missing request context"))?;
         let chat = request.ok_or_else(|| ServiceError::invalid_request("missing chat request"))?;
-        let table: Arc<RouteTable> = self.routes.load().ok_or_else(|| {
-            ServiceError::new(
-                ErrorClass::UpstreamUnavailable,
-                "the router has not received its configuration yet",
-            )
-        })?;
-        let route = table.route(&chat.model).cloned().ok_or_else(|| {
-            ServiceError::new(
-                ErrorClass::NotFound,
-                format!("The model `{}` does not exist.", chat.model),
-            )
-            .with_param("model")
-        })?;
-        if !table.key_may_use(&context.key_id, &chat.model) {
-            return Err(ServiceError::new(
-                ErrorClass::Permission,
-                format!("This API key may not use the model `{}`.", chat.model),
-            )
-            .with_param("model")
-            .into());
-        }
-        if route.targets.is_empty() {
-            return Err(ServiceError::new(
-                ErrorClass::UpstreamUnavailable,
-                format!("The model `{}` has no available target.", chat.model),
-            )
-            .into());
-        }
+        let route = self.resolve_route(&context, &chat.model)?;
         let (sender, receiver) = mpsc::channel(CHUNK_BUFFER);
         let exchange = Exchange {
             context,
@@ -109,5 +121,20 @@ impl RouterService for RouterGrpc {
         // the cache and usage after the caller has everything.
         self.tasks.spawn(exchange.run(sender));
         Ok(Response::new(ReceiverStream::new(receiver)))
+    }
+
+    async fn embed(
+        &self,
+        request: Request<RouterEmbedRequest>,
+    ) -> Result<Response<RouterEmbedResponse>, Status> {
+        let RouterEmbedRequest { context, request } = request.into_inner();
+        let context =
+            context.ok_or_else(|| ServiceError::invalid_request("missing request context"))?;
+        let embed =
+            request.ok_or_else(|| ServiceError::invalid_request("missing embeddings request"))?;
+        let route = self.resolve_route(&context, &embed.model)?;
+        let response =
+            embeddings::embed(&self.adapters, &self.usage, context, route, embed).await?;
+        Ok(Response::new(response))
     }
 }

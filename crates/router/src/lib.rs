@@ -7,6 +7,7 @@
 //! through the adapters (falling back to the next target on a retryable
 //! failure before the first chunk), streams chunks back as they arrive, and
 //! emits one usage event per request to the ledger off the hot path.
+//! `RouterService.Embed` serves embeddings the same way, without the cache.
 //!
 //! Depends on `switchyard-proto` and `switchyard-common` only; it reaches the
 //! other services through generated clients over [`GrpcChannel`].
@@ -14,6 +15,7 @@
 mod attempt;
 mod cache_key;
 mod config;
+mod embeddings;
 mod exchange;
 mod grpc;
 mod pricing;

@@ -23,7 +23,8 @@ use crate::RouterConfig;
 /// Sends usage events to the ledger in the background.
 #[derive(Clone)]
 pub struct UsageEmitter {
-    sender: mpsc::Sender<UsageEvent>,
+    /// `None` when usage events are switched off.
+    sender: Option<mpsc::Sender<UsageEvent>>,
     dropped: Arc<AtomicU64>,
 }
 
@@ -36,6 +37,12 @@ impl UsageEmitter {
         tasks: &TaskTracker,
         shutdown: CancellationToken,
     ) -> Self {
+        if !config.usage_events {
+            return Self {
+                sender: None,
+                dropped: Arc::new(AtomicU64::new(0)),
+            };
+        }
         let (sender, receiver) = mpsc::channel(config.usage_queue_capacity.max(1));
         let client = LedgerServiceClient::new(ledger)
             .max_decoding_message_size(MAX_GRPC_MESSAGE_BYTES)
@@ -49,14 +56,17 @@ impl UsageEmitter {
         // Tracked: the batcher must finish its last flush before the process exits.
         tasks.spawn(batcher.run(shutdown));
         Self {
-            sender,
+            sender: Some(sender),
             dropped: Arc::new(AtomicU64::new(0)),
         }
     }
 
     /// Queues an event without waiting. Drops it when the queue is full.
     pub fn emit(&self, event: UsageEvent) {
-        if self.sender.try_send(event).is_err() {
+        let Some(sender) = &self.sender else {
+            return;
+        };
+        if sender.try_send(event).is_err() {
             let dropped = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
             tracing::warn!(dropped, "usage queue full or closed; usage event dropped");
         }

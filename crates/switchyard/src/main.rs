@@ -35,10 +35,21 @@ enum Command {
     },
     /// Validate the config file and exit.
     CheckConfig,
+    /// Measure the latency, throughput and memory the gateway adds.
+    Bench(switchyard::bench::BenchArgs),
 }
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    if let Command::Bench(args) = cli.command {
+        // The benchmark brings its own gateways; it reads no config file.
+        switchyard::bench::pin_load_generator();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("starting the async runtime")?;
+        return runtime.block_on(switchyard::bench::run(args));
+    }
     let environment = process_environment();
     let config = SwitchyardConfig::load(&cli.config, &environment)?;
     telemetry::init_logging(&config.telemetry);
@@ -67,6 +78,7 @@ fn main() -> anyhow::Result<()> {
                 let listener = bind(&role.to_string(), role.listen_address(&config)).await?;
                 run_role(role, config, environment, listener, shutdown).await
             }
+            Command::Bench(_) => Ok(()),
         }
     })
 }

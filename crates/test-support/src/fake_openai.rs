@@ -8,10 +8,20 @@
 //! Usage counts words: the prompt's over all messages, the completion's
 //! over the reply (9 for a tool call). Streams follow `stream` and
 //! `stream_options.include_usage` exactly as OpenAI does.
-//! `GET /v1/models` lists one model.
+//! `GET /v1/models` lists one model. `POST /v1/embeddings` answers
+//! deterministic embeddings (see `embeddings`, [`fake_embedding`]).
+//!
+//! [`FakeOpenAi::start_flavor`] starts the same server imitating an
+//! OpenAI-compatible provider instead ([`FakeFlavor`]: Azure, Groq,
+//! DeepSeek, Mistral, or a minimal self-hosted server), with that
+//! provider's paths, checks and answer fields.
 
 mod answer;
+mod embeddings;
+mod flavor;
 mod wire;
+
+pub use self::embeddings::fake_embedding;
 
 use std::{
     collections::{BTreeMap, VecDeque},
@@ -34,6 +44,7 @@ use axum::{
 use futures::StreamExt;
 use serde_json::Value;
 
+pub use self::flavor::FakeFlavor;
 use self::{answer::Answer, wire::ErrorBody};
 
 /// A fault injected into the next request's answer.
@@ -65,7 +76,8 @@ pub enum Fault {
 pub struct RecordedRequest {
     /// `GET`, `POST`, ...
     pub method: String,
-    /// The URL path, e.g. `/v1/chat/completions`.
+    /// The URL path, e.g. `/v1/chat/completions`, with the query string
+    /// when there is one (`...?api-version=2024-10-21`).
     pub path: String,
     /// Headers by lowercase name (the last value of a repeated header).
     pub headers: BTreeMap<String, String>,
@@ -82,6 +94,7 @@ pub struct FakeOpenAi {
 
 #[derive(Debug, Default)]
 struct Shared {
+    flavor: FakeFlavor,
     requests: Mutex<Vec<RecordedRequest>>,
     faults: Mutex<VecDeque<Fault>>,
     answered: AtomicU64,
@@ -90,18 +103,34 @@ struct Shared {
 impl FakeOpenAi {
     /// Starts the server on `127.0.0.1:0`.
     pub async fn start() -> FakeOpenAi {
+        Self::start_flavor(FakeFlavor::OpenAi).await
+    }
+
+    /// Starts a server imitating `flavor` on `127.0.0.1:0`.
+    pub async fn start_flavor(flavor: FakeFlavor) -> FakeOpenAi {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("binding 127.0.0.1:0 succeeds");
         let address = listener
             .local_addr()
             .expect("a bound listener has an address");
-        let shared = Arc::new(Shared::default());
+        let shared = Arc::new(Shared {
+            flavor,
+            ..Shared::default()
+        });
         let app = Router::new()
             .route("/v1/chat/completions", post(chat_completions))
             .route("/v1/models", get(models))
-            .fallback(not_found)
-            .with_state(shared.clone());
+            .route("/v1/embeddings", post(embeddings::embeddings));
+        let app = match flavor {
+            FakeFlavor::Azure => app.route(
+                "/openai/deployments/{deployment}/chat/completions",
+                post(chat_completions),
+            ),
+            FakeFlavor::DeepSeek => app.route("/chat/completions", post(chat_completions)),
+            _ => app,
+        };
+        let app = app.fallback(not_found).with_state(shared.clone());
         // Detached on purpose: the fake lives as long as the test's runtime,
         // which stops it (and every connection) when the test ends.
         tokio::spawn(async move {
@@ -112,9 +141,13 @@ impl FakeOpenAi {
         FakeOpenAi { address, shared }
     }
 
-    /// Returns the base URL, e.g. `http://127.0.0.1:41234/v1`.
+    /// Returns the base URL, e.g. `http://127.0.0.1:41234/v1`; Azure's and
+    /// DeepSeek's have no `/v1` (`http://127.0.0.1:41234`), like theirs.
     pub fn base_url(&self) -> String {
-        format!("http://{}/v1", self.address)
+        match self.shared.flavor {
+            FakeFlavor::Azure | FakeFlavor::DeepSeek => format!("http://{}", self.address),
+            _ => format!("http://{}/v1", self.address),
+        }
     }
 
     /// Returns every request received so far, in order.
@@ -164,7 +197,9 @@ impl Shared {
             .collect();
         lock(&self.requests).push(RecordedRequest {
             method: method.as_str().to_owned(),
-            path: uri.path().to_owned(),
+            path: uri
+                .path_and_query()
+                .map_or_else(|| uri.path().to_owned(), ToString::to_string),
             headers,
             body: body.clone(),
         });
@@ -192,6 +227,10 @@ async fn chat_completions(
         Some(Fault::DropMidStream { after_chunks }) => drop_after = Some(after_chunks),
         None => {}
     }
+    let query = uri.query().unwrap_or_default();
+    if let Some((status, refusal)) = shared.flavor.refusal(query, &headers, &body) {
+        return status_response(status, refusal, &[]);
+    }
     if !body.is_object() || !body["messages"].is_array() {
         let error = openai_error_body(
             "'messages' is a required property",
@@ -201,7 +240,13 @@ async fn chat_completions(
         return status_response(400, error, &[]);
     }
     let number = shared.answered.fetch_add(1, Ordering::Relaxed) + 1;
-    let answer = Answer::for_request(&body, number);
+    let mut body = body;
+    if shared.flavor == FakeFlavor::Azure && body.get("model").is_none() {
+        // Azure answers with the model of the deployment named in the path.
+        let deployment = uri.path().split('/').nth(3).unwrap_or_default();
+        body["model"] = Value::String(deployment.to_owned());
+    }
+    let answer = Answer::for_flavor(&body, number, shared.flavor);
     if body["stream"] == true {
         let include_usage = body["stream_options"]["include_usage"] == true;
         let events = answer.events(include_usage);

@@ -2,11 +2,31 @@
 //!
 //! - [`FakeOpenAi`]: an OpenAI Chat Completions server on `127.0.0.1:0` that
 //!   answers deterministically in the exact shapes of OpenAI's API
-//!   reference, records every request and injects [`Fault`]s.
+//!   reference, records every request and injects [`Fault`]s; with
+//!   [`FakeOpenAi::start_flavor`] it imitates an OpenAI-compatible provider
+//!   ([`FakeFlavor`]: Azure, Groq, DeepSeek, Mistral, a minimal server).
+//! - [`FakeAnthropic`]: the same for Anthropic's Messages API
+//!   (`POST /v1/messages`, JSON and server-sent events).
+//! - [`FakeBedrock`]: the same for the Bedrock Converse API (`converse` JSON
+//!   and `converse-stream` binary event streams), verifying SigV4 signatures.
+//! - [`FakeGemini`]: the same for Gemini `generateContent` /
+//!   `streamGenerateContent`, on both the Gemini API and Vertex AI paths.
 //!
 //! Used by service crates' integration tests and the end-to-end suite; it
 //! depends on no Switchyard crate, so it tests the wire, not our types.
 
+mod fake_anthropic;
+mod fake_bedrock;
+mod fake_gemini;
+mod fake_gemini_embeddings;
 mod fake_openai;
 
-pub use fake_openai::{FakeOpenAi, Fault, RecordedRequest, openai_error_body};
+pub use fake_anthropic::{FakeAnthropic, anthropic_error_body};
+pub use fake_bedrock::{
+    FAKE_AWS_ACCESS_KEY_ID, FAKE_AWS_SECRET_ACCESS_KEY, FAKE_BEDROCK_API_KEY, FakeBedrock,
+    bedrock_error_fault,
+};
+pub use fake_gemini::{FakeGemini, gemini_error_body, gemini_rate_limit_body};
+pub use fake_gemini_embeddings::FakeGeminiEmbeddings;
+pub use fake_openai::fake_embedding;
+pub use fake_openai::{FakeFlavor, FakeOpenAi, Fault, RecordedRequest, openai_error_body};

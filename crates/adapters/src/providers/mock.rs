@@ -14,6 +14,8 @@
 //!   attempt with that error class, to exercise error paths. `rate_limited`
 //!   and `overloaded` carry a one-second retry-after.
 
+mod embeddings;
+
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -22,6 +24,7 @@ use switchyard_proto::v1::{
     ChatChunk, ChatRequest, FinishReason, Message, Role, Usage, content_part::Part,
 };
 
+pub use self::embeddings::embed;
 use crate::provider::{Attempt, ChunkStream};
 
 /// Prefix of a user message that makes the mock fail with an error class.

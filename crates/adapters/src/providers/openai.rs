@@ -1,6 +1,10 @@
 //! OpenAI Chat Completions, and every server that speaks it (vLLM, Ollama,
 //! DeepSeek, ...): `POST {base_url}/chat/completions` with a bearer key.
+//! Each compatible server is a [`Flavor`] (see `compat`) that adjusts the
+//! URL, the credentials header and the body; answers are read the same way.
 
+mod compat;
+mod embeddings;
 mod request;
 mod response;
 mod stream;
@@ -9,6 +13,7 @@ use futures::StreamExt;
 use reqwest::header::CONTENT_TYPE;
 use switchyard_common::{ServiceError, channel::MAX_GRPC_MESSAGE_BYTES};
 
+pub use self::compat::Flavor;
 use self::response::Completion;
 use crate::{
     classify,
@@ -31,13 +36,28 @@ impl OpenAiProvider {
         Self { http }
     }
 
-    /// Sends the attempt; returns its chunks once the provider accepted it.
+    /// Sends the attempt to OpenAI; returns its chunks once it was accepted.
     pub async fn chat(&self, attempt: Attempt) -> Result<ChunkStream, ServiceError> {
+        self.chat_as(Flavor::OpenAi, attempt).await
+    }
+
+    /// Sends the attempt to a server of `flavor`; returns its chunks once
+    /// the server accepted it.
+    pub async fn chat_as(
+        &self,
+        flavor: Flavor,
+        attempt: Attempt,
+    ) -> Result<ChunkStream, ServiceError> {
         let provider = attempt.provider.as_str();
-        let body =
-            request::chat_body(&attempt.request).map_err(|error| error.with_provider(provider))?;
-        let url = http::endpoint(&attempt.base_url, "chat/completions");
-        let request = self.http.post_json(&url, attempt.api_key.as_ref(), body);
+        let (url, body) = flavor
+            .check(&attempt.request)
+            .and_then(|()| {
+                let dialect = flavor.dialect(&attempt)?;
+                let body = request::chat_body_in(&attempt.request, dialect)?;
+                Ok((flavor.url(&attempt, "chat/completions")?, body))
+            })
+            .map_err(|error| error.with_provider(provider))?;
+        let request = flavor.post_json(&self.http, &url, attempt.api_key.as_ref(), body);
         let response = http::send(provider, request, attempt.timing).await?;
         let status = response.status();
         let headers = response.headers().clone();

@@ -164,6 +164,11 @@ struct StreamOptions {
 
 /// Parses a request body, naming the path of the first bad field.
 pub fn parse(body: &[u8]) -> Result<ChatCompletionRequest, ServiceError> {
+    parse_json(body)
+}
+
+/// Parses any JSON request body, naming the path of the first bad field.
+pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ServiceError> {
     let deserializer = &mut serde_json::Deserializer::from_slice(body);
     serde_path_to_error::deserialize(deserializer).map_err(|error| {
         let path = error.path().to_string();

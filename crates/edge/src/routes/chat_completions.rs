@@ -11,13 +11,9 @@ use axum::{
     http::{HeaderMap, HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
-use bytes::BytesMut;
 use futures::stream;
-use http_body_util::BodyExt;
-use switchyard_common::{ErrorClass, ServiceError};
-use switchyard_proto::v1::{
-    CacheMode, RequestContext, RouteDecision, RouterChatRequest, RouterChatResponse,
-};
+use switchyard_common::ServiceError;
+use switchyard_proto::v1::{CacheMode, RequestContext, RouterChatRequest, RouterChatResponse};
 use tonic::Streaming;
 
 use crate::{
@@ -27,6 +23,7 @@ use crate::{
         request,
         response::{ChunkRenderer, CompletionBuilder, ResponseIdentity},
     },
+    routes::shared::{authenticate, decorate, read_body},
     sse::{DONE_EVENT, write_error_event},
 };
 
@@ -36,13 +33,7 @@ pub async fn handle(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let index = state.index.load().ok_or_else(|| {
-        ApiError::new(
-            ErrorClass::UpstreamUnavailable,
-            "The gateway is starting; try again shortly.",
-        )
-    })?;
-    let key = index.authenticate(&headers)?;
+    let caller = authenticate(&state, &headers)?;
     let body = read_body(body, &headers, state.max_body_bytes).await?;
     // Model existence and the key's model policy are the router's decisions.
     let parsed = request::parse(&body)?;
@@ -60,14 +51,12 @@ pub async fn handle(
     };
     let context = RequestContext {
         request_id: request_id.to_string(),
-        key_id: key.id.clone(),
-        team_id: key.team_id.clone(),
+        key_id: caller.key_id,
+        team_id: caller.team_id,
         end_user: chat.user.clone(),
         cache_mode: cache_mode(&headers) as i32,
         ..RequestContext::default()
     };
-    drop(index);
-
     let mut router = state.router.clone();
     let mut responses = router
         .chat(RouterChatRequest {
@@ -93,64 +82,6 @@ pub async fn handle(
     };
     decorate(response.headers_mut(), &request_id.to_string(), &route);
     Ok(response)
-}
-
-/// Reads the body up to `limit` bytes. An oversized body is drained (up to
-/// four times the limit) before the 413 goes out, so the client reads the
-/// error instead of a connection reset mid-upload.
-async fn read_body(mut body: Body, headers: &HeaderMap, limit: usize) -> Result<Bytes, ApiError> {
-    let too_large = || {
-        ApiError::invalid_request_with_status(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("The request body is larger than the limit of {limit} bytes."),
-        )
-    };
-    let unreadable = || {
-        ApiError::new(
-            ErrorClass::InvalidRequest,
-            "The request body could not be read.",
-        )
-    };
-    let drain_cap = limit.saturating_mul(4);
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.parse::<usize>().ok());
-    if let Some(declared) = declared
-        && declared > limit
-    {
-        if declared <= drain_cap {
-            drain(body, drain_cap).await;
-        }
-        return Err(too_large());
-    }
-    let mut buffer = BytesMut::with_capacity(declared.unwrap_or(0));
-    while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|_| unreadable())?;
-        let Ok(data) = frame.into_data() else {
-            continue;
-        };
-        if buffer.len() + data.len() > limit {
-            drain(body, drain_cap.saturating_sub(buffer.len())).await;
-            return Err(too_large());
-        }
-        buffer.extend_from_slice(&data);
-    }
-    Ok(buffer.freeze())
-}
-
-/// Reads and discards up to `cap` more bytes, for at most a few seconds.
-async fn drain(mut body: Body, cap: usize) {
-    let discard = async {
-        let mut seen = 0_usize;
-        while let Some(Ok(frame)) = body.frame().await {
-            seen += frame.data_ref().map_or(0, |data| data.len());
-            if seen > cap {
-                break;
-            }
-        }
-    };
-    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), discard).await;
 }
 
 fn cache_mode(headers: &HeaderMap) -> CacheMode {
@@ -266,20 +197,4 @@ fn stream_response(
         Body::from_stream(events),
     )
         .into_response()
-}
-
-fn decorate(headers: &mut HeaderMap, request_id: &str, route: &RouteDecision) {
-    if let Ok(value) = HeaderValue::from_str(request_id) {
-        headers.insert("x-request-id", value);
-    }
-    let cache = if route.cache_hit { "hit" } else { "miss" };
-    headers.insert("x-switchyard-cache", HeaderValue::from_static(cache));
-    let provider = if route.cache_hit {
-        "cache"
-    } else {
-        route.provider.as_str()
-    };
-    if let Ok(value) = HeaderValue::from_str(provider) {
-        headers.insert("x-switchyard-provider", value);
-    }
 }

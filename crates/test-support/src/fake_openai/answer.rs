@@ -4,6 +4,7 @@
 use bytes::Bytes;
 use serde_json::Value;
 
+use super::flavor::{Counts, FakeFlavor, MISTRAL_TOOL_CALL_ID, REASONING};
 use super::wire::{
     CREATED, Chunk, ChunkChoice, Completion, CompletionChoice, CompletionMessage, Delta,
     FINGERPRINT, FunctionCall, ToolCall, Usage,
@@ -23,6 +24,10 @@ pub struct Answer {
     model: String,
     reply: Reply,
     usage: Usage,
+    flavor: FakeFlavor,
+    counts: Counts,
+    /// What a reasoning model thinks before answering (DeepSeek reasoner).
+    reasoning: Option<&'static str>,
 }
 
 enum Reply {
@@ -32,7 +37,13 @@ enum Reply {
 
 impl Answer {
     /// Decides the answer to `body`; `number` makes the response id.
+    #[cfg(test)]
     pub fn for_request(body: &Value, number: u64) -> Self {
+        Self::for_flavor(body, number, FakeFlavor::OpenAi)
+    }
+
+    /// Decides the answer of a `flavor` server to `body`.
+    pub fn for_flavor(body: &Value, number: u64, flavor: FakeFlavor) -> Self {
         let messages = body["messages"]
             .as_array()
             .map(Vec::as_slice)
@@ -51,6 +62,15 @@ impl Answer {
             .iter()
             .map(|message| message_text(message).split_whitespace().count())
             .sum::<usize>();
+        let cached_tokens = messages
+            .iter()
+            .filter(|message| message["role"] == "system")
+            .map(|message| message_text(message).split_whitespace().count())
+            .sum::<usize>();
+        let model = body["model"].as_str().unwrap_or_default().to_owned();
+        let reasoning =
+            (flavor == FakeFlavor::DeepSeek && model.contains("reasoner")).then_some(REASONING);
+        let reasoning_tokens = count(reasoning.map_or(0, |text| text.split_whitespace().count()));
         let (reply, completion_tokens) = match first_tool {
             Some(name) if last_user.contains("weather") => (
                 Reply::ToolCall {
@@ -64,11 +84,31 @@ impl Answer {
                 (Reply::Text(text), words)
             }
         };
+        let counts = Counts {
+            prompt: count(prompt_tokens),
+            completion: completion_tokens + reasoning_tokens,
+            cached: if flavor == FakeFlavor::DeepSeek {
+                count(cached_tokens)
+            } else {
+                0
+            },
+            reasoning: reasoning_tokens,
+        };
         Self {
             id: format!("chatcmpl-{number}"),
-            model: body["model"].as_str().unwrap_or_default().to_owned(),
+            model,
             reply,
             usage: Usage::new(count(prompt_tokens), completion_tokens),
+            flavor,
+            counts,
+            reasoning,
+        }
+    }
+
+    fn tool_call_id(&self) -> &'static str {
+        match self.flavor {
+            FakeFlavor::Mistral => MISTRAL_TOOL_CALL_ID,
+            _ => TOOL_CALL_ID,
         }
     }
 
@@ -80,7 +120,7 @@ impl Answer {
                 None,
                 Some(vec![ToolCall {
                     index: None,
-                    id: Some(TOOL_CALL_ID),
+                    id: Some(self.tool_call_id()),
                     kind: Some("function"),
                     function: FunctionCall {
                         name: Some(name.clone()),
@@ -111,7 +151,15 @@ impl Answer {
             service_tier: "default",
             system_fingerprint: FINGERPRINT,
         };
-        to_bytes(&completion)
+        if self.flavor == FakeFlavor::OpenAi {
+            return to_bytes(&completion);
+        }
+        let mut completion =
+            serde_json::to_value(&completion).expect("wire types always serialize");
+        if let Some(reasoning) = self.reasoning {
+            completion["choices"][0]["message"]["reasoning_content"] = reasoning.into();
+        }
+        to_bytes(&self.flavor.completion(completion, self.counts))
     }
 
     /// Renders the stream: one `data:` event per chunk, then `[DONE]`.
@@ -146,7 +194,7 @@ impl Answer {
                         content: Some(None),
                         tool_calls: Some(vec![ToolCall {
                             index: Some(0),
-                            id: Some(TOOL_CALL_ID),
+                            id: Some(self.tool_call_id()),
                             kind: Some("function"),
                             function: FunctionCall {
                                 name: Some(name.clone()),
@@ -154,6 +202,7 @@ impl Answer {
                             },
                         }]),
                         refusal: Some(None),
+                        ..Delta::default()
                     },
                     None,
                 ));
@@ -177,10 +226,26 @@ impl Answer {
                 deltas.push((Delta::default(), Some("tool_calls")));
             }
         }
-        let mut events: Vec<Bytes> = deltas
+        if let Some(reasoning) = self.reasoning {
+            // DeepSeek's reasoner: the thinking streams first, word by word.
+            let thoughts = reasoning.split_inclusive(' ').map(|word| {
+                (
+                    Delta {
+                        content: Some(None),
+                        reasoning_content: Some(Some(word.to_owned())),
+                        ..Delta::default()
+                    },
+                    None,
+                )
+            });
+            let rest = deltas.split_off(1.min(deltas.len()));
+            deltas.extend(thoughts);
+            deltas.extend(rest);
+        }
+        let mut chunks: Vec<Chunk> = deltas
             .into_iter()
             .map(|(delta, finish_reason)| {
-                self.event(
+                self.chunk(
                     vec![ChunkChoice {
                         index: 0,
                         delta,
@@ -192,14 +257,27 @@ impl Answer {
             })
             .collect();
         if include_usage {
-            events.push(self.event(Vec::new(), Some(Some(self.usage))));
+            chunks.push(self.chunk(Vec::new(), Some(Some(self.usage))));
         }
+        let mut events: Vec<Bytes> = if self.flavor == FakeFlavor::OpenAi {
+            chunks.iter().map(|chunk| event(&to_bytes(chunk))).collect()
+        } else {
+            let values = chunks
+                .iter()
+                .map(|chunk| serde_json::to_value(chunk).expect("wire types always serialize"))
+                .collect();
+            self.flavor
+                .stream(values, self.counts)
+                .iter()
+                .map(|chunk| event(&to_bytes(chunk)))
+                .collect()
+        };
         events.push(Bytes::from_static(b"data: [DONE]\n\n"));
         events
     }
 
-    fn event(&self, choices: Vec<ChunkChoice>, usage: Option<Option<Usage>>) -> Bytes {
-        let chunk = Chunk {
+    fn chunk(&self, choices: Vec<ChunkChoice>, usage: Option<Option<Usage>>) -> Chunk<'_> {
+        Chunk {
             id: &self.id,
             object: "chat.completion.chunk",
             created: CREATED,
@@ -208,12 +286,16 @@ impl Answer {
             system_fingerprint: FINGERPRINT,
             choices,
             usage,
-        };
-        let mut event = b"data: ".to_vec();
-        event.extend_from_slice(&to_bytes(&chunk));
-        event.extend_from_slice(b"\n\n");
-        Bytes::from(event)
+        }
     }
+}
+
+/// Frames a chunk object as one server-sent event.
+fn event(json: &[u8]) -> Bytes {
+    let mut event = b"data: ".to_vec();
+    event.extend_from_slice(json);
+    event.extend_from_slice(b"\n\n");
+    Bytes::from(event)
 }
 
 /// Returns a message's text: its string content, or its text parts joined
@@ -287,6 +369,61 @@ mod tests {
             "{usage}"
         );
         assert_eq!(&events[6][..], b"data: [DONE]\n\n");
+    }
+
+    fn frames(answer: &Answer, include_usage: bool) -> Vec<Value> {
+        answer
+            .events(include_usage)
+            .iter()
+            .filter_map(|event| {
+                let text = std::str::from_utf8(event).expect("utf-8");
+                serde_json::from_str(text.strip_prefix("data: ")?.trim()).ok()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn azure_streams_open_with_prompt_filter_results() {
+        let body = json!({"model": "gpt-4o", "messages": [{"role": "user", "content": "Hi"}]});
+        let answer = Answer::for_flavor(&body, 1, FakeFlavor::Azure);
+        let frames = frames(&answer, true);
+        assert_eq!(frames[0]["choices"], json!([]));
+        assert_eq!(frames[0]["id"], "");
+        assert!(frames[0]["prompt_filter_results"].is_array());
+        assert_eq!(
+            frames[2]["choices"][0]["content_filter_results"]["hate"]["filtered"],
+            false
+        );
+        assert_eq!(frames.last().expect("frames")["usage"]["prompt_tokens"], 1);
+    }
+
+    #[test]
+    fn groq_deepseek_and_minimal_usage_shapes() {
+        let body = json!({"model": "m", "messages": [
+            {"role": "system", "content": "Be brief."},
+            {"role": "user", "content": "Hi"}]});
+        let groq = frames(&Answer::for_flavor(&body, 1, FakeFlavor::Groq), true);
+        let last = groq.last().expect("frames");
+        assert_eq!(last["choices"][0]["finish_reason"], "stop");
+        assert_eq!(last["x_groq"]["usage"]["total_tokens"], 5);
+        assert!(groq.iter().all(|frame| frame.get("usage").is_none()));
+        let deepseek: Value = serde_json::from_slice(
+            &Answer::for_flavor(&body, 1, FakeFlavor::DeepSeek).completion(),
+        )
+        .expect("json");
+        assert_eq!(deepseek["usage"]["prompt_cache_hit_tokens"], 2);
+        assert_eq!(deepseek["usage"]["prompt_cache_miss_tokens"], 1);
+        assert!(deepseek.get("service_tier").is_none());
+        let minimal = frames(&Answer::for_flavor(&body, 1, FakeFlavor::Minimal), true);
+        assert!(
+            minimal
+                .iter()
+                .all(|frame| frame.get("id").is_none() && frame.get("usage").is_none())
+        );
+        assert_eq!(
+            minimal.last().expect("frames")["choices"][0]["finish_reason"],
+            "eos_token"
+        );
     }
 
     #[test]

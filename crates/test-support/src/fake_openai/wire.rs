@@ -91,6 +91,9 @@ pub struct Delta {
     pub tool_calls: Option<Vec<ToolCall>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub refusal: Option<Option<()>>,
+    /// DeepSeek's reasoning text (never set for OpenAI).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reasoning_content: Option<Option<String>>,
 }
 
 #[derive(Serialize, Clone, Copy)]

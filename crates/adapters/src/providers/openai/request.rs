@@ -14,9 +14,17 @@ use switchyard_proto::v1::{
     content_part::Part, tool_choice::Choice,
 };
 
+use super::compat::Dialect;
+
 /// Serializes `request` as an OpenAI `POST /chat/completions` body.
+#[cfg(test)]
 pub fn chat_body(request: &ChatRequest) -> Result<Vec<u8>, ServiceError> {
-    let body = ChatBody::new(request)?;
+    chat_body_in(request, Dialect::default())
+}
+
+/// Serializes `request` as a `POST /chat/completions` body in `dialect`.
+pub fn chat_body_in(request: &ChatRequest, dialect: Dialect) -> Result<Vec<u8>, ServiceError> {
+    let body = ChatBody::new(request, dialect)?;
     serde_json::to_vec(&body)
         .map_err(|_| ServiceError::internal("the request could not be serialized"))
 }
@@ -24,6 +32,7 @@ pub fn chat_body(request: &ChatRequest) -> Result<Vec<u8>, ServiceError> {
 /// The body, borrowing everything from the canonical request.
 struct ChatBody<'a> {
     request: &'a ChatRequest,
+    dialect: Dialect,
     messages: Vec<WireMessage<'a>>,
     tools: Vec<WireTool<'a>>,
     tool_choice: Option<WireToolChoice<'a>>,
@@ -32,12 +41,12 @@ struct ChatBody<'a> {
 }
 
 impl<'a> ChatBody<'a> {
-    fn new(request: &'a ChatRequest) -> Result<Self, ServiceError> {
+    fn new(request: &'a ChatRequest, dialect: Dialect) -> Result<Self, ServiceError> {
         let messages = request
             .messages
             .iter()
             .enumerate()
-            .map(|(index, message)| WireMessage::new(index, message))
+            .map(|(index, message)| WireMessage::new(index, message, dialect))
             .collect::<Result<_, _>>()?;
         let tools = request
             .tools
@@ -53,9 +62,13 @@ impl<'a> ChatBody<'a> {
         };
         Ok(Self {
             request,
+            dialect,
             messages,
             tools,
-            tool_choice: request.tool_choice.as_ref().and_then(WireToolChoice::new),
+            tool_choice: request
+                .tool_choice
+                .as_ref()
+                .and_then(|choice| WireToolChoice::new(choice, dialect)),
             response_format: request
                 .response_format
                 .as_ref()
@@ -83,9 +96,10 @@ impl Serialize for ChatBody<'_> {
         body.put_some("response_format", self.response_format.as_ref())?;
         body.put_some("temperature", request.temperature.as_ref())?;
         body.put_some("top_p", request.top_p.as_ref())?;
-        let max_tokens_key = match request.max_tokens_field() {
-            MaxTokensField::MaxCompletionTokens => "max_completion_tokens",
-            MaxTokensField::MaxTokens | MaxTokensField::Unspecified => "max_tokens",
+        let max_tokens_key = match (self.dialect.max_tokens_key, request.max_tokens_field()) {
+            (Some(key), _) => key,
+            (None, MaxTokensField::MaxCompletionTokens) => "max_completion_tokens",
+            (None, MaxTokensField::MaxTokens | MaxTokensField::Unspecified) => "max_tokens",
         };
         body.put_some(max_tokens_key, request.max_tokens.as_ref())?;
         body.put_some("n", request.n.as_ref())?;
@@ -94,7 +108,7 @@ impl Serialize for ChatBody<'_> {
         }
         body.put_some("presence_penalty", request.presence_penalty.as_ref())?;
         body.put_some("frequency_penalty", request.frequency_penalty.as_ref())?;
-        body.put_some("seed", request.seed.as_ref())?;
+        body.put_some(self.dialect.seed_key, request.seed.as_ref())?;
         if !request.user.is_empty() {
             body.put("user", &request.user)?;
         }
@@ -106,12 +120,15 @@ impl Serialize for ChatBody<'_> {
             body.put("stream", &true)?;
             // Always asked for, whatever the client wanted: the router needs
             // usage for accounting and drops the chunk if the client did not ask.
-            body.put(
-                "stream_options",
-                &StreamOptions {
-                    include_usage: true,
-                },
-            )?;
+            // Only servers that reject the field go without.
+            if self.dialect.stream_usage {
+                body.put(
+                    "stream_options",
+                    &StreamOptions {
+                        include_usage: true,
+                    },
+                )?;
+            }
         }
         for (key, value) in &self.extra {
             // A modelled field wins over a passthrough field of the same name.
@@ -162,17 +179,17 @@ struct WireMessage<'a> {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     tool_calls: Vec<WireToolCall<'a>>,
     #[serde(skip_serializing_if = "str::is_empty")]
-    tool_call_id: &'a str,
+    tool_call_id: Cow<'a, str>,
 }
 
 impl<'a> WireMessage<'a> {
-    fn new(index: usize, message: &'a pb::Message) -> Result<Self, ServiceError> {
+    fn new(index: usize, message: &'a pb::Message, dialect: Dialect) -> Result<Self, ServiceError> {
         let role = match message.role() {
             Role::System => "system",
             Role::User => "user",
             Role::Assistant => "assistant",
             Role::Tool => "tool",
-            Role::Developer => "developer",
+            Role::Developer => dialect.developer_role,
             Role::Unspecified => {
                 return Err(
                     ServiceError::invalid_request(format!("message {index} has no role"))
@@ -184,7 +201,7 @@ impl<'a> WireMessage<'a> {
             .tool_calls
             .iter()
             .map(|call| WireToolCall {
-                id: &call.id,
+                id: dialect.tool_call_ids.apply(&call.id),
                 kind: "function",
                 function: WireFunctionCall {
                     name: &call.name,
@@ -197,7 +214,7 @@ impl<'a> WireMessage<'a> {
             content: WireContent::new(message),
             name: &message.name,
             tool_calls,
-            tool_call_id: &message.tool_call_id,
+            tool_call_id: dialect.tool_call_ids.apply(&message.tool_call_id),
         })
     }
 }
@@ -278,7 +295,7 @@ struct WireImageUrl<'a> {
 
 #[derive(Serialize)]
 struct WireToolCall<'a> {
-    id: &'a str,
+    id: Cow<'a, str>,
     #[serde(rename = "type")]
     kind: &'static str,
     function: WireFunctionCall<'a>,
@@ -347,12 +364,12 @@ enum WireToolChoice<'a> {
 }
 
 impl<'a> WireToolChoice<'a> {
-    fn new(choice: &'a pb::ToolChoice) -> Option<Self> {
+    fn new(choice: &'a pb::ToolChoice, dialect: Dialect) -> Option<Self> {
         match choice.choice.as_ref()? {
             Choice::Mode(mode) => match ToolChoiceMode::try_from(*mode).ok()? {
                 ToolChoiceMode::None => Some(Self::Mode("none")),
                 ToolChoiceMode::Auto => Some(Self::Mode("auto")),
-                ToolChoiceMode::Required => Some(Self::Mode("required")),
+                ToolChoiceMode::Required => Some(Self::Mode(dialect.required_tool_choice)),
                 ToolChoiceMode::Unspecified => None,
             },
             Choice::FunctionName(name) => Some(Self::Function(name)),
@@ -417,6 +434,7 @@ mod tests {
     };
 
     use super::*;
+    use crate::providers::openai::compat::ToolCallIds;
 
     fn text(text: &str) -> ContentPart {
         ContentPart {
@@ -435,6 +453,64 @@ mod tests {
 
     fn body_text(request: &ChatRequest) -> String {
         String::from_utf8(chat_body(request).expect("valid request")).expect("utf-8 body")
+    }
+
+    #[test]
+    fn mistral_dialect_renames_fields_and_maps_tool_call_ids() {
+        let dialect = Dialect {
+            seed_key: "random_seed",
+            max_tokens_key: Some("max_tokens"),
+            required_tool_choice: "any",
+            developer_role: "system",
+            stream_usage: false,
+            tool_call_ids: ToolCallIds::NineAlphanumeric,
+        };
+        let request = ChatRequest {
+            model: "m".to_owned(),
+            messages: vec![
+                message(Role::Developer, vec![text("Be brief.")], true),
+                Message {
+                    tool_calls: vec![ToolCall {
+                        id: "call_1".to_owned(),
+                        name: "f".to_owned(),
+                        arguments: "{}".to_owned(),
+                    }],
+                    content_is_null: true,
+                    ..message(Role::Assistant, Vec::new(), false)
+                },
+                Message {
+                    tool_call_id: "call_1".to_owned(),
+                    ..message(Role::Tool, vec![text("ok")], true)
+                },
+            ],
+            tool_choice: Some(ToolChoice {
+                choice: Some(Choice::Mode(ToolChoiceMode::Required as i32)),
+            }),
+            seed: Some(7),
+            max_tokens: Some(5),
+            max_tokens_field: MaxTokensField::MaxCompletionTokens as i32,
+            stream: true,
+            ..ChatRequest::default()
+        };
+        let body: serde_json::Value =
+            serde_json::from_slice(&chat_body_in(&request, dialect).expect("valid")).expect("json");
+        let id = ToolCallIds::NineAlphanumeric.apply("call_1");
+        assert_eq!(
+            body,
+            serde_json::json!({
+                "model": "m",
+                "messages": [
+                    {"role": "system", "content": "Be brief."},
+                    {"role": "assistant", "content": null, "tool_calls": [
+                        {"id": id, "type": "function", "function": {"name": "f", "arguments": "{}"}}]},
+                    {"role": "tool", "content": "ok", "tool_call_id": id}
+                ],
+                "tool_choice": "any",
+                "max_tokens": 5,
+                "random_seed": 7,
+                "stream": true
+            })
+        );
     }
 
     #[test]

@@ -152,6 +152,20 @@ pub struct StreamChunk<'a> {
     pub usage: Option<WireUsage>,
     #[serde(default)]
     pub error: Option<WireError>,
+    /// Groq's metadata: the stream's usage on its last chunk, or why it stopped early.
+    #[serde(default)]
+    pub x_groq: Option<XGroq>,
+}
+
+/// Groq's `x_groq` object of a stream chunk.
+#[derive(Debug, Default, Deserialize)]
+pub struct XGroq {
+    /// Usage of the whole stream (final chunk only).
+    #[serde(default)]
+    pub usage: Option<WireUsage>,
+    /// Why the stream was stopped early.
+    #[serde(default)]
+    pub error: Option<String>,
 }
 
 /// One choice's delta in a stream chunk.
@@ -246,6 +260,9 @@ pub struct WireUsage {
     prompt_tokens_details: Option<PromptTokensDetails>,
     #[serde(default)]
     completion_tokens_details: Option<CompletionTokensDetails>,
+    /// DeepSeek's name for cached prompt tokens.
+    #[serde(default)]
+    prompt_cache_hit_tokens: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -274,6 +291,7 @@ impl WireUsage {
             cached_prompt_tokens: self
                 .prompt_tokens_details
                 .and_then(|details| details.cached_tokens)
+                .or(self.prompt_cache_hit_tokens)
                 .unwrap_or(0),
             reasoning_tokens: self
                 .completion_tokens_details
@@ -302,6 +320,15 @@ pub struct WireError {
     code: Option<serde_json::Value>,
     #[serde(default)]
     param: Option<serde_json::Value>,
+    /// Azure's detail (content filter results).
+    #[serde(default)]
+    innererror: Option<InnerError>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct InnerError {
+    #[serde(default)]
+    code: Option<String>,
 }
 
 impl WireError {
@@ -322,20 +349,69 @@ impl WireError {
 }
 
 /// Parses an error response body; `None` when it is not OpenAI-shaped.
+/// Besides `{"error": {...}}`, reads the flat `{"object": "error",
+/// "message": ...}` of Mistral and vLLM, and Azure's `innererror` code
+/// `ResponsibleAIPolicyViolation` as a content filter.
 pub fn error_detail(body: &[u8]) -> Option<UpstreamErrorDetail> {
-    serde_json::from_slice::<ErrorBody>(body)
-        .ok()
-        .map(|body| body.error.into_detail())
+    if let Ok(body) = serde_json::from_slice::<ErrorBody>(body) {
+        let inner_code = body
+            .error
+            .innererror
+            .as_ref()
+            .and_then(|inner| inner.code.clone());
+        let mut detail = body.error.into_detail();
+        if detail.code.is_none() && inner_code.as_deref() == Some("ResponsibleAIPolicyViolation") {
+            detail.code = Some("content_filter".to_owned());
+        }
+        return Some(detail);
+    }
+    let flat: FlatError = serde_json::from_slice(body).ok()?;
+    (flat.object.as_deref() == Some("error")).then(|| flat.into_detail())
+}
+
+/// A flat error body: `{"object": "error", "message": ..., "type": ...}`.
+#[derive(Debug, Deserialize)]
+struct FlatError {
+    #[serde(default)]
+    object: Option<String>,
+    /// A string, or (Mistral validation errors) an object.
+    #[serde(default)]
+    message: Option<serde_json::Value>,
+    #[serde(default, rename = "type")]
+    kind: Option<String>,
+    #[serde(default)]
+    code: Option<serde_json::Value>,
+    #[serde(default)]
+    param: Option<serde_json::Value>,
+}
+
+impl FlatError {
+    fn into_detail(self) -> UpstreamErrorDetail {
+        let message = self.message.map(|message| match message {
+            serde_json::Value::String(text) => text,
+            other => other.to_string(),
+        });
+        WireError {
+            message,
+            kind: self.kind,
+            code: self.code,
+            param: self.param,
+            innererror: None,
+        }
+        .into_detail()
+    }
 }
 
 /// Maps an OpenAI `finish_reason`.
 pub fn finish_reason(reason: Option<&str>) -> FinishReason {
     match reason {
         Some("stop") => FinishReason::Stop,
-        Some("length") => FinishReason::Length,
+        // Mistral's `model_length`: the model's context ran out.
+        Some("length" | "model_length") => FinishReason::Length,
         Some("tool_calls" | "function_call") => FinishReason::ToolCalls,
         Some("content_filter") => FinishReason::ContentFilter,
-        // Unknown reasons still end the choice.
+        // Unknown reasons (`eos`, `eos_token`, ... from self-hosted
+        // servers) still end the choice.
         Some(_) => FinishReason::Stop,
         None => FinishReason::Unspecified,
     }
@@ -400,6 +476,53 @@ mod tests {
         assert_eq!(detail.code.as_deref(), Some("429"));
         assert_eq!(detail.param, None);
         assert!(error_detail(b"<html>bad gateway</html>").is_none());
+    }
+
+    #[test]
+    fn flat_and_azure_error_bodies_are_understood() {
+        let mistral = error_detail(
+            br#"{"object":"error","message":{"detail":[{"msg":"Extra inputs are not permitted"}]},"type":"invalid_request_message_error","param":null,"code":null}"#,
+        )
+        .expect("flat error");
+        assert!(
+            mistral
+                .message
+                .as_deref()
+                .is_some_and(|message| message.contains("Extra inputs")),
+            "{mistral:?}"
+        );
+        assert_eq!(
+            mistral.kind.as_deref(),
+            Some("invalid_request_message_error")
+        );
+        let azure = error_detail(
+            br#"{"error":{"message":"filtered","param":"prompt","status":400,"innererror":{"code":"ResponsibleAIPolicyViolation"}}}"#,
+        )
+        .expect("azure error");
+        assert_eq!(azure.code.as_deref(), Some("content_filter"));
+        assert!(error_detail(br#"{"message":"not an error object"}"#).is_none());
+    }
+
+    #[test]
+    fn deepseek_cache_hits_and_groq_usage_are_read() {
+        let usage: WireUsage = serde_json::from_str(
+            r#"{"prompt_tokens":10,"completion_tokens":4,"total_tokens":14,"prompt_cache_hit_tokens":6,"prompt_cache_miss_tokens":4,"completion_tokens_details":{"reasoning_tokens":2}}"#,
+        )
+        .expect("usage");
+        let usage = usage.into_usage();
+        assert_eq!((usage.cached_prompt_tokens, usage.reasoning_tokens), (6, 2));
+        let chunk: StreamChunk<'_> = serde_json::from_str(
+            r#"{"id":"c","choices":[{"index":0,"delta":{},"finish_reason":"stop"}],"x_groq":{"id":"req_1","usage":{"prompt_tokens":3,"completion_tokens":1,"total_tokens":4,"queue_time":0.01}}}"#,
+        )
+        .expect("chunk");
+        let usage = chunk
+            .x_groq
+            .and_then(|x_groq| x_groq.usage)
+            .expect("x_groq usage")
+            .into_usage();
+        assert_eq!(usage.total_tokens, 4);
+        assert_eq!(finish_reason(Some("model_length")), FinishReason::Length);
+        assert_eq!(finish_reason(Some("eos")), FinishReason::Stop);
     }
 
     #[test]

@@ -9,7 +9,7 @@ use switchyard_proto::v1::{ChatChunk, FinishReason, Usage};
 
 use super::response::StreamChunk;
 use crate::{
-    classify,
+    classify::{self, UpstreamErrorDetail},
     http::BodyReader,
     provider::ChunkStream,
     sse::{SseEvent, SseParser},
@@ -116,13 +116,28 @@ impl StreamState {
                 self.api_key.as_ref(),
             ));
         }
+        let (groq_usage, groq_error) = chunk
+            .x_groq
+            .map(|x_groq| (x_groq.usage, x_groq.error))
+            .unwrap_or_default();
+        if let Some(message) = groq_error {
+            let detail = UpstreamErrorDetail {
+                message: Some(message),
+                ..UpstreamErrorDetail::default()
+            };
+            return Err(classify::in_band_error(
+                &self.provider,
+                &detail,
+                self.api_key.as_ref(),
+            ));
+        }
         if event.event.as_deref() == Some("error") {
             return Err(classify::malformed_response(
                 &self.provider,
                 "an error event",
             ));
         }
-        let usage = chunk.usage.map(|usage| usage.into_usage());
+        let usage = chunk.usage.or(groq_usage).map(|usage| usage.into_usage());
         if chunk.choices.is_empty() {
             if let Some(usage) = usage {
                 self.usage = None;
@@ -139,7 +154,16 @@ impl StreamState {
             if translated.finish_reason() != FinishReason::Unspecified {
                 self.finished_a_choice = true;
             }
-            self.pending.push_back(translated);
+            // Deltas that carry nothing canonical (Azure's late content
+            // filter results, DeepSeek's `reasoning_content`) are not passed on.
+            if translated
+                != (ChatChunk {
+                    index: translated.index,
+                    ..ChatChunk::default()
+                })
+            {
+                self.pending.push_back(translated);
+            }
         }
         // Response-level fields ride on the first chunk of this event.
         if let Some(first) = self.pending.front_mut() {

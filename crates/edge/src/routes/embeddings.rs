@@ -1,0 +1,68 @@
+//! `POST /v1/embeddings`.
+
+use std::sync::Arc;
+
+use axum::{
+    body::Body,
+    extract::State,
+    http::{HeaderMap, HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use switchyard_common::ServiceError;
+use switchyard_proto::v1::{RequestContext, RouterEmbedRequest};
+
+use crate::{
+    EdgeState,
+    error::ApiError,
+    openai::embeddings::{parse, render},
+    routes::shared::{authenticate, decorate, read_body},
+};
+
+/// Authenticates, parses, calls the router and renders its answer.
+pub async fn handle(
+    State(state): State<Arc<EdgeState>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let caller = authenticate(&state, &headers)?;
+    let body = read_body(body, &headers, state.max_body_bytes).await?;
+    // Model existence and the key's model policy are the router's decisions.
+    let (request, format) = parse(&body)?.into_proto()?;
+    let alias = request.model.clone();
+    let request_id = uuid::Uuid::now_v7();
+    let context = RequestContext {
+        request_id: request_id.to_string(),
+        key_id: caller.key_id,
+        team_id: caller.team_id,
+        end_user: request.user.clone(),
+        ..RequestContext::default()
+    };
+    let mut router = state.router.clone();
+    let answer = router
+        .embed(RouterEmbedRequest {
+            context: Some(context),
+            request: Some(request),
+        })
+        .await
+        .map_err(|status| ServiceError::from_status(&status))?
+        .into_inner();
+    let embeddings = answer
+        .response
+        .ok_or_else(|| ServiceError::internal("The router returned an empty response."))?;
+    let body = render(&embeddings, format, &alias);
+    let mut response = (
+        StatusCode::OK,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        body,
+    )
+        .into_response();
+    decorate(
+        response.headers_mut(),
+        &request_id.to_string(),
+        &answer.route.unwrap_or_default(),
+    );
+    Ok(response)
+}

@@ -1,0 +1,117 @@
+//! Plumbing every API route shares: authentication against the snapshot,
+//! the request body limit, and the `x-*` response headers.
+
+use axum::{
+    body::{Body, Bytes},
+    http::{HeaderMap, HeaderValue, StatusCode, header},
+};
+use bytes::BytesMut;
+use http_body_util::BodyExt;
+use switchyard_common::ErrorClass;
+use switchyard_proto::v1::RouteDecision;
+
+use crate::{EdgeState, error::ApiError};
+
+/// Who is calling: the authenticated key.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Caller {
+    /// Key id, recorded in usage events.
+    pub key_id: String,
+    /// Team id; empty when none.
+    pub team_id: String,
+}
+
+/// Returns the caller the request's bearer key authenticates.
+pub fn authenticate(state: &EdgeState, headers: &HeaderMap) -> Result<Caller, ApiError> {
+    let index = state.index.load().ok_or_else(|| {
+        ApiError::new(
+            ErrorClass::UpstreamUnavailable,
+            "The gateway is starting; try again shortly.",
+        )
+    })?;
+    let key = index.authenticate(headers)?;
+    Ok(Caller {
+        key_id: key.id.clone(),
+        team_id: key.team_id.clone(),
+    })
+}
+
+/// Reads the body up to `limit` bytes. An oversized body is drained (up to
+/// four times the limit) before the 413 goes out, so the client reads the
+/// error instead of a connection reset mid-upload.
+pub async fn read_body(
+    mut body: Body,
+    headers: &HeaderMap,
+    limit: usize,
+) -> Result<Bytes, ApiError> {
+    let too_large = || {
+        ApiError::invalid_request_with_status(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("The request body is larger than the limit of {limit} bytes."),
+        )
+    };
+    let unreadable = || {
+        ApiError::new(
+            ErrorClass::InvalidRequest,
+            "The request body could not be read.",
+        )
+    };
+    let drain_cap = limit.saturating_mul(4);
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<usize>().ok());
+    if let Some(declared) = declared
+        && declared > limit
+    {
+        if declared <= drain_cap {
+            drain(body, drain_cap).await;
+        }
+        return Err(too_large());
+    }
+    let mut buffer = BytesMut::with_capacity(declared.unwrap_or(0));
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|_| unreadable())?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        if buffer.len() + data.len() > limit {
+            drain(body, drain_cap.saturating_sub(buffer.len())).await;
+            return Err(too_large());
+        }
+        buffer.extend_from_slice(&data);
+    }
+    Ok(buffer.freeze())
+}
+
+/// Reads and discards up to `cap` more bytes, for at most a few seconds.
+async fn drain(mut body: Body, cap: usize) {
+    let discard = async {
+        let mut seen = 0_usize;
+        while let Some(Ok(frame)) = body.frame().await {
+            seen += frame.data_ref().map_or(0, |data| data.len());
+            if seen > cap {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), discard).await;
+}
+
+/// Sets the response headers every API answer carries: `x-request-id`,
+/// `x-switchyard-cache` and `x-switchyard-provider`.
+pub fn decorate(headers: &mut HeaderMap, request_id: &str, route: &RouteDecision) {
+    if let Ok(value) = HeaderValue::from_str(request_id) {
+        headers.insert("x-request-id", value);
+    }
+    let cache = if route.cache_hit { "hit" } else { "miss" };
+    headers.insert("x-switchyard-cache", HeaderValue::from_static(cache));
+    let provider = if route.cache_hit {
+        "cache"
+    } else {
+        route.provider.as_str()
+    };
+    if let Ok(value) = HeaderValue::from_str(provider) {
+        headers.insert("x-switchyard-provider", value);
+    }
+}

@@ -1,0 +1,427 @@
+//! `switchyard bench`: measures what the gateway adds to every request.
+//!
+//! A fast mock upstream speaking OpenAI's wire format and a closed-loop load
+//! generator run in this process, pinned to the first core; the gateway under
+//! test runs as separate `switchyard` processes pinned to the second core
+//! (when the machine has two or more). Each scenario is measured against the
+//! mock directly (the baseline) and through the gateway; "added" is gateway
+//! minus baseline at the same percentile.
+
+mod load;
+mod report;
+mod stats;
+mod system;
+mod upstream;
+
+use std::{collections::BTreeMap, path::PathBuf, time::Duration};
+
+use anyhow::Context;
+use bytes::Bytes;
+
+use self::{
+    load::{LoadResult, LoadSpec},
+    report::{Row, Summary},
+    upstream::UpstreamBehaviour,
+};
+use crate::launch::{Launch, Processes};
+
+/// Options of `switchyard bench`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct BenchArgs {
+    /// Seconds each measurement runs (after a one-second warm-up).
+    #[arg(long, default_value_t = 5.0)]
+    pub seconds: f64,
+    /// Scenarios to run, comma-separated (default: all but `soak`):
+    /// c1, c64, c256, stream, streams2000, governance, split, idle, soak.
+    #[arg(long, value_delimiter = ',')]
+    pub scenarios: Vec<String>,
+    /// Length of the `soak` scenario in seconds.
+    #[arg(long, default_value_t = 600)]
+    pub soak_seconds: u64,
+    /// Also write the report (Markdown) to this file.
+    #[arg(long)]
+    pub output: Option<PathBuf>,
+}
+
+const DEFAULT_SCENARIOS: [&str; 8] = [
+    "idle",
+    "c1",
+    "c64",
+    "c256",
+    "stream",
+    "streams2000",
+    "governance",
+    "split",
+];
+const BENCH_KEY: &str = "sk-switchyard-bench";
+
+/// Pins this process (all its threads) to the first core, leaving the others
+/// to the gateway. Call before any thread is started.
+pub fn pin_load_generator() {
+    if system::available_cores() < 2 {
+        return;
+    }
+    let pid = std::process::id().to_string();
+    let _ = std::process::Command::new("taskset")
+        .args(["-a", "-p", "-c", "0", &pid])
+        .stdout(std::process::Stdio::null())
+        .status();
+}
+
+/// Runs the selected scenarios and prints the report.
+pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    let binary = std::env::current_exe().context("locating the switchyard binary")?;
+    let scenarios: Vec<String> = if args.scenarios.is_empty() {
+        DEFAULT_SCENARIOS
+            .iter()
+            .map(|name| (*name).to_owned())
+            .collect()
+    } else {
+        args.scenarios.clone()
+    };
+    let bench = Bench {
+        binary,
+        measure: Duration::from_secs_f64(args.seconds),
+        gateway_cpus: (system::available_cores() >= 2).then(|| "1".to_owned()),
+    };
+    let mut rows = Vec::new();
+    for scenario in &scenarios {
+        eprintln!("bench: running {scenario}");
+        let row = match scenario.as_str() {
+            "idle" => bench.idle().await?,
+            "c1" => {
+                bench
+                    .non_streaming("non-streaming, c=1", 1, Mode::AllInOne, true)
+                    .await?
+            }
+            "c64" => {
+                bench
+                    .non_streaming("non-streaming, c=64", 64, Mode::AllInOne, true)
+                    .await?
+            }
+            "c256" => {
+                bench
+                    .non_streaming("non-streaming, c=256", 256, Mode::AllInOne, true)
+                    .await?
+            }
+            "stream" => {
+                bench
+                    .streaming(
+                        "streaming 64 chunks, c=64",
+                        64,
+                        64,
+                        Duration::from_millis(1),
+                    )
+                    .await?
+            }
+            "streams2000" => {
+                bench
+                    .streaming(
+                        "2,000 slow streams (64 chunks, 50 ms apart)",
+                        2000,
+                        64,
+                        Duration::from_millis(50),
+                    )
+                    .await?
+            }
+            "governance" => {
+                bench
+                    .non_streaming(
+                        "governance off (no usage events), c=64",
+                        64,
+                        Mode::AllInOne,
+                        false,
+                    )
+                    .await?
+            }
+            "split" => {
+                bench
+                    .non_streaming("split mode, c=32", 32, Mode::Split, true)
+                    .await?
+            }
+            "soak" => bench.soak(Duration::from_secs(args.soak_seconds)).await?,
+            other => anyhow::bail!("unknown scenario `{other}`"),
+        };
+        rows.push(row);
+    }
+    let report = report::render(
+        &rows,
+        &system::describe_machine(),
+        bench.gateway_cpus.is_some(),
+    );
+    let mut stdout = std::io::stdout().lock();
+    std::io::Write::write_all(&mut stdout, report.as_bytes())?;
+    if let Some(path) = args.output {
+        std::fs::write(&path, &report).with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    AllInOne,
+    Split,
+}
+
+struct Bench {
+    binary: PathBuf,
+    measure: Duration,
+    gateway_cpus: Option<String>,
+}
+
+/// A gateway under test, with what it needs kept alive.
+struct Gateway {
+    processes: Processes,
+    _directory: tempfile::TempDir,
+}
+
+impl Gateway {
+    fn pids(&self) -> Vec<u32> {
+        self.processes
+            .children
+            .iter()
+            .filter_map(tokio::process::Child::id)
+            .collect()
+    }
+
+    fn cpu_seconds(&self) -> f64 {
+        self.pids().into_iter().map(system::cpu_seconds).sum()
+    }
+
+    fn memory_kib(&self, field: &str) -> u64 {
+        self.pids()
+            .into_iter()
+            .map(|pid| system::memory_kib(pid, field))
+            .sum()
+    }
+
+    fn address(&self) -> anyhow::Result<std::net::SocketAddr> {
+        self.processes.edge_address.parse().context("edge address")
+    }
+}
+
+fn chat_body(stream: bool) -> Bytes {
+    let body = serde_json::json!({
+        "model": "bench",
+        "messages": [
+            {"role": "system", "content": "You are a helpful assistant."},
+            {"role": "user", "content": "Say hello in one short sentence, please."}
+        ],
+        "max_tokens": 64,
+        "stream": stream,
+    });
+    Bytes::from(body.to_string())
+}
+
+impl Bench {
+    async fn start_gateway(
+        &self,
+        upstream: std::net::SocketAddr,
+        mode: Mode,
+        usage_events: bool,
+    ) -> anyhow::Result<Gateway> {
+        let directory = tempfile::tempdir()?;
+        let path = |file: &str| directory.path().join(file).display().to_string();
+        let config = format!(
+            r#"
+router: {{usage_events: {usage_events}}}
+control_plane: {{database_url: "sqlite://{control}"}}
+ledger: {{sqlite_url: "sqlite://{ledger}"}}
+telemetry: {{log_filter: error}}
+providers:
+  - {{name: upstream, kind: openai, base_url: "http://{upstream}/v1"}}
+models:
+  - name: bench
+    targets: [{{provider: upstream, model: bench-model}}]
+    pricing: {{input_per_million: "2.50", output_per_million: "10.00"}}
+keys:
+  - {{id: bench, team: bench, secret: {{env: SWITCHYARD_BENCH_KEY}}}}
+"#,
+            control = path("control.db"),
+            ledger = path("ledger.db"),
+        );
+        let config_path = directory.path().join("bench.yaml");
+        std::fs::write(&config_path, config)?;
+        let environment =
+            BTreeMap::from([("SWITCHYARD_BENCH_KEY".to_owned(), BENCH_KEY.to_owned())]);
+        let launch = Launch {
+            binary: &self.binary,
+            config: &config_path,
+            environment: &environment,
+            cpus: self.gateway_cpus.as_deref(),
+        };
+        let processes = match mode {
+            Mode::AllInOne => launch.all_in_one().await?,
+            Mode::Split => launch.distributed().await?,
+        };
+        let gateway = Gateway {
+            processes,
+            _directory: directory,
+        };
+        self.wait_until_serving(gateway.address()?).await?;
+        Ok(gateway)
+    }
+
+    /// Sends requests until one succeeds (the snapshot has arrived).
+    async fn wait_until_serving(&self, address: std::net::SocketAddr) -> anyhow::Result<()> {
+        let spec = LoadSpec {
+            address,
+            body: chat_body(false),
+            api_key: Some(BENCH_KEY.to_owned()),
+            concurrency: 1,
+            duration: Duration::from_millis(50),
+            warmup: Duration::ZERO,
+            rate: None,
+        };
+        for _ in 0..200 {
+            let result = load::run(&spec).await;
+            if result.errors == 0 && !result.latencies.is_empty() {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        anyhow::bail!("the gateway did not start serving")
+    }
+
+    fn spec(
+        &self,
+        address: std::net::SocketAddr,
+        stream: bool,
+        concurrency: usize,
+        api_key: bool,
+    ) -> LoadSpec {
+        LoadSpec {
+            address,
+            body: chat_body(stream),
+            api_key: api_key.then(|| BENCH_KEY.to_owned()),
+            concurrency,
+            duration: self.measure,
+            warmup: Duration::from_secs(1),
+            rate: None,
+        }
+    }
+
+    async fn measure(&self, spec: &LoadSpec, gateway: Option<&Gateway>) -> Summary {
+        let cpu_before = gateway.map_or(0.0, Gateway::cpu_seconds);
+        let result: LoadResult = load::run(spec).await;
+        let cpu_after = gateway.map_or(0.0, Gateway::cpu_seconds);
+        let mut summary = Summary::from_result(result);
+        if let Some(gateway) = gateway {
+            summary.peak_rss_kib = Some(gateway.memory_kib("VmHWM"));
+            // The warm-up's CPU is included; count its requests too, pro rata.
+            let measured = summary.requests as f64;
+            let window = spec.duration.as_secs_f64();
+            let requests = measured * (window + spec.warmup.as_secs_f64()) / window;
+            if requests > 0.0 {
+                summary.cpu_per_1k = Some((cpu_after - cpu_before) * 1000.0 / requests);
+            }
+        }
+        summary
+    }
+
+    async fn non_streaming(
+        &self,
+        label: &str,
+        concurrency: usize,
+        mode: Mode,
+        usage_events: bool,
+    ) -> anyhow::Result<Row> {
+        let upstream = upstream::start(UpstreamBehaviour {
+            latency: Duration::ZERO,
+            stream_chunks: 0,
+            chunk_interval: Duration::ZERO,
+        })
+        .await?;
+        let direct = self
+            .measure(&self.spec(upstream, false, concurrency, false), None)
+            .await;
+        let gateway = self.start_gateway(upstream, mode, usage_events).await?;
+        let through = self
+            .measure(
+                &self.spec(gateway.address()?, false, concurrency, true),
+                Some(&gateway),
+            )
+            .await;
+        Ok(Row::new(label, direct, through))
+    }
+
+    async fn streaming(
+        &self,
+        label: &str,
+        concurrency: usize,
+        chunks: usize,
+        interval: Duration,
+    ) -> anyhow::Result<Row> {
+        let upstream = upstream::start(UpstreamBehaviour {
+            latency: Duration::ZERO,
+            stream_chunks: chunks,
+            chunk_interval: interval,
+        })
+        .await?;
+        let mut spec = self.spec(upstream, true, concurrency, false);
+        // Slow streams need a window longer than one stream.
+        let stream_length = interval * u32::try_from(chunks).unwrap_or(u32::MAX);
+        spec.duration = spec.duration.max(stream_length * 2);
+        let direct = self.measure(&spec, None).await;
+        let gateway = self.start_gateway(upstream, Mode::AllInOne, true).await?;
+        spec.address = gateway.address()?;
+        spec.api_key = Some(BENCH_KEY.to_owned());
+        let through = self.measure(&spec, Some(&gateway)).await;
+        Ok(Row::new(label, direct, through).streaming())
+    }
+
+    async fn idle(&self) -> anyhow::Result<Row> {
+        let upstream = upstream::start(UpstreamBehaviour {
+            latency: Duration::ZERO,
+            stream_chunks: 0,
+            chunk_interval: Duration::ZERO,
+        })
+        .await?;
+        let gateway = self.start_gateway(upstream, Mode::AllInOne, true).await?;
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        Ok(Row::idle(
+            "idle, all-in-one (after one request)",
+            gateway.memory_kib("VmRSS"),
+        ))
+    }
+
+    /// Runs at half the measured maximum throughput for `length`, sampling RSS.
+    async fn soak(&self, length: Duration) -> anyhow::Result<Row> {
+        let upstream = upstream::start(UpstreamBehaviour {
+            latency: Duration::ZERO,
+            stream_chunks: 0,
+            chunk_interval: Duration::ZERO,
+        })
+        .await?;
+        let gateway = self.start_gateway(upstream, Mode::AllInOne, true).await?;
+        let address = gateway.address()?;
+        let maximum = self
+            .measure(&self.spec(address, false, 64, true), Some(&gateway))
+            .await;
+        let rate = (maximum.rps / 2.0).max(1.0);
+        let mut samples = Vec::new();
+        let mut errors = 0;
+        let mut requests = 0;
+        let slice = Duration::from_secs(10);
+        let slices = (length.as_secs() / slice.as_secs()).max(1);
+        for _ in 0..slices {
+            let mut spec = self.spec(address, false, 64, true);
+            spec.duration = slice;
+            spec.warmup = Duration::ZERO;
+            spec.rate = Some(rate);
+            let result = load::run(&spec).await;
+            errors += result.errors;
+            requests += result.latencies.len() as u64;
+            samples.push(gateway.memory_kib("VmRSS"));
+        }
+        Ok(Row::soak(
+            &format!(
+                "soak {} s at {rate:.0} req/s (50% of max)",
+                length.as_secs()
+            ),
+            &samples,
+            requests,
+            errors,
+        ))
+    }
+}

@@ -1,0 +1,120 @@
+//! Starting `switchyard` processes: one per service in dependency order,
+//! each on port 0, wired together through `SWITCHYARD__ENDPOINTS__*`.
+//! Used by the benchmark's split mode and the end-to-end tests.
+
+use std::{collections::BTreeMap, path::Path, process::Stdio, time::Duration};
+
+use anyhow::{Context, bail};
+use tokio::{
+    io::{AsyncBufReadExt, BufReader},
+    process::{Child, Command},
+};
+
+/// The roles in start order: each only needs the ones before it.
+pub const ROLES_IN_START_ORDER: [&str; 6] = [
+    "control-plane",
+    "ledger",
+    "cache",
+    "adapter",
+    "router",
+    "edge",
+];
+
+/// How to start one process.
+#[derive(Debug, Clone)]
+pub struct Launch<'a> {
+    /// The `switchyard` executable.
+    pub binary: &'a Path,
+    /// The config file every process reads.
+    pub config: &'a Path,
+    /// Extra environment (secrets, overrides).
+    pub environment: &'a BTreeMap<String, String>,
+    /// CPU list to pin the processes to with `taskset` (e.g. `"1"`), if any.
+    pub cpus: Option<&'a str>,
+}
+
+/// Running processes; killed when dropped.
+pub struct Processes {
+    /// The children, in start order.
+    pub children: Vec<Child>,
+    /// Address the edge listens on.
+    pub edge_address: String,
+}
+
+impl Launch<'_> {
+    fn command(&self, arguments: &[&str]) -> Command {
+        let mut command = match self.cpus {
+            Some(cpus) => {
+                let mut command = Command::new("taskset");
+                command.arg("-c").arg(cpus).arg(self.binary);
+                command
+            }
+            None => Command::new(self.binary),
+        };
+        command
+            .arg("--config")
+            .arg(self.config)
+            .args(arguments)
+            .envs(self.environment)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true);
+        command
+    }
+
+    /// Starts `switchyard serve` on port 0 and returns it with its address.
+    pub async fn all_in_one(&self) -> anyhow::Result<Processes> {
+        let mut command = self.command(&["serve"]);
+        command.env("SWITCHYARD__EDGE__LISTEN", "127.0.0.1:0");
+        let (child, address) = start(command, "serve").await?;
+        Ok(Processes {
+            children: vec![child],
+            edge_address: address,
+        })
+    }
+
+    /// Starts one process per role and returns them with the edge's address.
+    pub async fn distributed(&self) -> anyhow::Result<Processes> {
+        let mut children = Vec::new();
+        let mut endpoints: Vec<(String, String)> = Vec::new();
+        for role in ROLES_IN_START_ORDER {
+            let section = role.replace('-', "_").to_uppercase();
+            let mut command = self.command(&["run", role]);
+            command.env(format!("SWITCHYARD__{section}__LISTEN"), "127.0.0.1:0");
+            for (name, url) in &endpoints {
+                command.env(format!("SWITCHYARD__ENDPOINTS__{name}"), url);
+            }
+            let (child, address) = start(command, role).await?;
+            children.push(child);
+            if role == "edge" {
+                return Ok(Processes {
+                    children,
+                    edge_address: address,
+                });
+            }
+            endpoints.push((section, format!("http://{address}")));
+        }
+        bail!("the edge is the last role")
+    }
+}
+
+/// Spawns a process and reads the address from its startup line.
+async fn start(mut command: Command, role: &str) -> anyhow::Result<(Child, String)> {
+    let mut child = command
+        .spawn()
+        .with_context(|| format!("spawning {role}"))?;
+    let stdout = child.stdout.take().context("piped stdout")?;
+    let mut lines = BufReader::new(stdout).lines();
+    let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+        .await
+        .with_context(|| format!("{role} did not start in time"))??
+        .with_context(|| format!("{role} exited before listening"))?;
+    let announced: serde_json::Value =
+        serde_json::from_str(&line).with_context(|| format!("{role} startup line: {line}"))?;
+    let address = announced["address"]
+        .as_str()
+        .with_context(|| format!("{role} did not announce an address"))?
+        .to_owned();
+    Ok((child, address))
+}

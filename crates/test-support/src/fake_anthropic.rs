@@ -1,0 +1,297 @@
+//! [`FakeAnthropic`]: a recording, fault-injecting Anthropic Messages server.
+//!
+//! `POST /v1/messages` answers `Echo: <text of the last user turn with text>`.
+//! When the request has `tools` and that text mentions `weather`, or
+//! `tool_choice` forces a tool (`tool`: that one, `any`: the first), it
+//! calls the tool instead (id `toolu_01A09q90qw90lq917835lq9`, input
+//! `{"location":"Boston, MA"}`, stop reason `tool_use`; streamed as an empty
+//! `input_json_delta` and then two fragments). Usage counts words: input
+//! over `system` and every message's text and tool results, output over the
+//! reply (9 for a tool call). With `"stream": true` it sends the documented
+//! event sequence (`message_start`, `content_block_start`, `ping`,
+//! `content_block_delta`s, `content_block_stop`, `message_delta`,
+//! `message_stop`).
+//!
+//! Like Anthropic, it answers 401 `authentication_error` without an
+//! `x-api-key` header and 400 `invalid_request_error` without an
+//! `anthropic-version` header, `messages` or `max_tokens`.
+//!
+//! Faults: [`Fault::Status`] answers as given (a 200 with
+//! `content-type: text/event-stream` and a scripted body can end a stream
+//! with an `error` event); [`Fault::Delay`] waits first;
+//! [`Fault::DropMidStream`] aborts after that many events (or half of a
+//! whole message).
+
+mod answer;
+mod wire;
+
+use std::{
+    collections::VecDeque,
+    net::SocketAddr,
+    sync::{
+        Arc, Mutex, PoisonError,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
+
+use axum::{
+    Router,
+    body::{Body, Bytes},
+    extract::State,
+    http::{HeaderMap, Method, StatusCode, Uri, header},
+    response::Response,
+    routing::post,
+};
+use futures::StreamExt;
+use serde_json::Value;
+
+use self::{
+    answer::Answer,
+    wire::{ErrorBody, ErrorObject},
+};
+use crate::{Fault, RecordedRequest};
+
+/// `request-id` of every answer.
+const REQUEST_ID: &str = "req_011CSHoEeqs5C35K2UUqR7Fy";
+
+/// A running fake Anthropic server. Clones share the same server and records.
+#[derive(Debug, Clone)]
+pub struct FakeAnthropic {
+    address: SocketAddr,
+    shared: Arc<Shared>,
+}
+
+#[derive(Debug, Default)]
+struct Shared {
+    requests: Mutex<Vec<RecordedRequest>>,
+    faults: Mutex<VecDeque<Fault>>,
+    answered: AtomicU64,
+}
+
+impl FakeAnthropic {
+    /// Starts the server on `127.0.0.1:0`.
+    pub async fn start() -> FakeAnthropic {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("binding 127.0.0.1:0 succeeds");
+        let address = listener
+            .local_addr()
+            .expect("a bound listener has an address");
+        let shared = Arc::new(Shared::default());
+        let app = Router::new()
+            .route("/v1/messages", post(messages))
+            .fallback(not_found)
+            .with_state(shared.clone());
+        // Detached on purpose: the fake lives as long as the test's runtime,
+        // which stops it (and every connection) when the test ends.
+        tokio::spawn(async move {
+            axum::serve(listener, app)
+                .await
+                .expect("the fake Anthropic server runs until the runtime stops");
+        });
+        FakeAnthropic { address, shared }
+    }
+
+    /// Returns the base URL, e.g. `http://127.0.0.1:41234` (Anthropic's
+    /// base URL has no `/v1`: the path is `/v1/messages`).
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.address)
+    }
+
+    /// Returns every request received so far, in order.
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        lock(&self.shared.requests).clone()
+    }
+
+    /// Queues a fault for the next request not yet answered (first in, first out).
+    pub fn push_fault(&self, fault: Fault) {
+        lock(&self.shared.faults).push_back(fault);
+    }
+}
+
+/// Returns an Anthropic error body (`{"type":"error","error":{"type":..,
+/// "message":..},"request_id":..}`); `kind` is e.g. `overloaded_error`.
+/// The same JSON is the `data` of a stream's `error` event.
+pub fn anthropic_error_body(kind: &str, message: &str) -> String {
+    let body = ErrorBody {
+        kind: "error",
+        error: ErrorObject { kind, message },
+        request_id: REQUEST_ID,
+    };
+    serde_json::to_string(&body).expect("error bodies always serialize")
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Shared {
+    fn record(&self, method: &Method, uri: &Uri, headers: &HeaderMap, body: &Bytes) -> Value {
+        let body = if body.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(body)
+                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(body).into_owned()))
+        };
+        let headers = headers
+            .iter()
+            .map(|(name, value)| {
+                (
+                    name.as_str().to_owned(),
+                    String::from_utf8_lossy(value.as_bytes()).into_owned(),
+                )
+            })
+            .collect();
+        lock(&self.requests).push(RecordedRequest {
+            method: method.as_str().to_owned(),
+            path: uri.path().to_owned(),
+            headers,
+            body: body.clone(),
+        });
+        body
+    }
+}
+
+async fn messages(
+    State(shared): State<Arc<Shared>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let body = shared.record(&method, &uri, &headers, &body);
+    let fault = lock(&shared.faults).pop_front();
+    let mut drop_after = None;
+    match fault {
+        Some(Fault::Status {
+            status,
+            body,
+            headers,
+        }) => return status_response(status, body, &headers),
+        Some(Fault::Delay(delay)) => tokio::time::sleep(delay).await,
+        Some(Fault::DropMidStream { after_chunks }) => drop_after = Some(after_chunks),
+        None => {}
+    }
+    if let Some(refusal) = refusal(&headers, &body) {
+        return refusal;
+    }
+    let number = shared.answered.fetch_add(1, Ordering::Relaxed) + 1;
+    let answer = Answer::for_request(&body, number);
+    if body["stream"] == true {
+        streamed(
+            answer.events(),
+            drop_after,
+            "text/event-stream; charset=utf-8",
+        )
+    } else {
+        let whole = answer.message();
+        match drop_after {
+            None => Response::builder()
+                .header(header::CONTENT_TYPE, "application/json")
+                .header("request-id", REQUEST_ID)
+                .body(Body::from(whole))
+                .expect("static headers are valid"),
+            Some(after) => {
+                let half = whole.len() / 2;
+                let halves = vec![whole.slice(..half), whole.slice(half..)];
+                streamed(halves, Some(after), "application/json")
+            }
+        }
+    }
+}
+
+/// The error Anthropic answers to a request it refuses before generating.
+fn refusal(headers: &HeaderMap, body: &Value) -> Option<Response> {
+    let error = |status: u16, kind: &str, message: &str| {
+        Some(status_response(
+            status,
+            anthropic_error_body(kind, message),
+            &[],
+        ))
+    };
+    if !headers.contains_key("x-api-key") {
+        return error(401, "authentication_error", "x-api-key header is required");
+    }
+    if !headers.contains_key("anthropic-version") {
+        return error(
+            400,
+            "invalid_request_error",
+            "anthropic-version: header is required",
+        );
+    }
+    if !body["messages"].is_array() {
+        return error(400, "invalid_request_error", "messages: Field required");
+    }
+    if !body["max_tokens"].is_u64() {
+        return error(400, "invalid_request_error", "max_tokens: Field required");
+    }
+    None
+}
+
+/// Sends `frames` one by one, each flushed on its own; with `drop_after`,
+/// aborts the connection after that many frames.
+fn streamed(frames: Vec<Bytes>, drop_after: Option<usize>, content_type: &'static str) -> Response {
+    let keep = drop_after.unwrap_or(frames.len()).min(frames.len());
+    let aborts = drop_after.is_some();
+    let frames = frames
+        .into_iter()
+        .take(keep)
+        .map(Ok::<Bytes, std::io::Error>);
+    let frames = futures::stream::iter(frames).then(|frame| async move {
+        // Yielding before each frame lets the server flush the previous one,
+        // so frames arrive as separate reads, like a real token stream.
+        tokio::task::yield_now().await;
+        frame
+    });
+    let abort = futures::stream::iter(aborts.then(|| {
+        Err(std::io::Error::new(
+            std::io::ErrorKind::ConnectionAborted,
+            "fault: connection dropped mid-stream",
+        ))
+    }))
+    .then(|error| async move {
+        // Let the frames before the abort reach the client first.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        error
+    });
+    Response::builder()
+        .header(header::CONTENT_TYPE, content_type)
+        .header(header::CACHE_CONTROL, "no-cache")
+        .header("request-id", REQUEST_ID)
+        .body(Body::from_stream(frames.chain(abort)))
+        .expect("static headers are valid")
+}
+
+fn status_response(status: u16, body: String, headers: &[(String, String)]) -> Response {
+    let mut response = Response::builder()
+        .status(StatusCode::from_u16(status).expect("fault status is a valid HTTP status"))
+        .header("request-id", REQUEST_ID);
+    let sets_content_type = headers
+        .iter()
+        .any(|(name, _)| name.eq_ignore_ascii_case("content-type"));
+    if !sets_content_type {
+        response = response.header(header::CONTENT_TYPE, "application/json");
+    }
+    for (name, value) in headers {
+        response = response.header(name.as_str(), value.as_str());
+    }
+    response
+        .body(Body::from(body))
+        .expect("fault headers are valid")
+}
+
+async fn not_found(
+    State(shared): State<Arc<Shared>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    shared.record(&method, &uri, &headers, &body);
+    status_response(
+        404,
+        anthropic_error_body("not_found_error", "Not found"),
+        &[],
+    )
+}
