@@ -27,6 +27,8 @@ mod providers;
 mod secrets;
 mod sse;
 
+use std::sync::Arc;
+
 use switchyard_common::{channel::MAX_GRPC_MESSAGE_BYTES, config::Environment};
 use switchyard_proto::v1::adapter_service_server::AdapterServiceServer;
 
@@ -42,8 +44,19 @@ pub fn build(
     config: &AdapterConfig,
     environment: Environment,
 ) -> Result<AdapterServiceServer<AdapterGrpc>> {
+    Ok(server(build_service(config, environment)?))
+}
+
+/// Builds the adapter service itself, for direct in-process calls
+/// (`switchyard_common::direct::AdapterClient::direct`).
+pub fn build_service(config: &AdapterConfig, environment: Environment) -> Result<Arc<AdapterGrpc>> {
     let grpc = AdapterGrpc::new(config, secrets::SecretResolver::new(environment))?;
-    Ok(AdapterServiceServer::new(grpc)
+    Ok(Arc::new(grpc))
+}
+
+/// Wraps a built service in its gRPC server.
+pub fn server(service: Arc<AdapterGrpc>) -> AdapterServiceServer<AdapterGrpc> {
+    AdapterServiceServer::from_arc(service)
         .max_decoding_message_size(MAX_GRPC_MESSAGE_BYTES)
-        .max_encoding_message_size(MAX_GRPC_MESSAGE_BYTES))
+        .max_encoding_message_size(MAX_GRPC_MESSAGE_BYTES)
 }

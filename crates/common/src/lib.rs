@@ -5,6 +5,8 @@
 //! - [`channel`]: [`GrpcChannel`], one client transport that is either a real
 //!   gRPC connection (distributed) or a server value called in-process
 //!   (all-in-one), so callers never know where a service runs.
+//! - [`direct`]: clients of the hot hops (edge → router, router → adapters)
+//!   that skip encoding when the service runs in this process.
 //! - [`config`]: YAML loading with `SWITCHYARD__` environment overrides taken
 //!   from an explicit environment map, naming the full path of any bad field.
 //! - [`secret`]: secret references and a redacting secret wrapper.
@@ -16,6 +18,7 @@
 
 pub mod channel;
 pub mod config;
+pub mod direct;
 pub mod error;
 pub mod grpc;
 pub mod secret;

@@ -22,10 +22,9 @@ use axum::serve::ListenerExt;
 pub use config::EdgeConfig;
 use switchyard_common::{
     GrpcChannel,
-    channel::MAX_GRPC_MESSAGE_BYTES,
+    direct::RouterClient,
     snapshot::{SnapshotHandle, watch_snapshots},
 };
-use switchyard_proto::v1::router_service_client::RouterServiceClient;
 use tokio::net::TcpListener;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
@@ -34,15 +33,15 @@ use crate::auth::EdgeIndex;
 /// Channels to the services the edge calls.
 #[derive(Clone)]
 pub struct EdgeDeps {
-    /// The router that serves chat requests.
-    pub router: GrpcChannel,
+    /// The router that serves chat requests (direct when in this process).
+    pub router: RouterClient,
     /// The control plane, watched for keys and models.
     pub control_plane: GrpcChannel,
 }
 
 /// Shared state of the HTTP handlers.
 pub(crate) struct EdgeState {
-    pub(crate) router: RouterServiceClient<GrpcChannel>,
+    pub(crate) router: RouterClient,
     pub(crate) index: SnapshotHandle<EdgeIndex>,
     pub(crate) max_body_bytes: usize,
 }
@@ -61,9 +60,7 @@ pub fn build(
         tasks,
         shutdown,
     );
-    let router = RouterServiceClient::new(deps.router)
-        .max_decoding_message_size(MAX_GRPC_MESSAGE_BYTES)
-        .max_encoding_message_size(MAX_GRPC_MESSAGE_BYTES);
+    let router = deps.router;
     let state = Arc::new(EdgeState {
         router,
         index,

@@ -3,17 +3,20 @@
 
 use std::future::Future;
 
-use switchyard_common::{GrpcChannel, ServiceError, channel::MAX_GRPC_MESSAGE_BYTES};
+use futures::StreamExt;
+use switchyard_common::{
+    ServiceError,
+    direct::{AdapterClient, ResponseStream},
+};
 use switchyard_proto::v1::{
     AdapterChatRequest, AdapterChatResponse, AdapterEmbedRequest, ChatRequest, EmbedRequest,
-    EmbedResponse, RequestContext, Target, adapter_service_client::AdapterServiceClient,
+    EmbedResponse, RequestContext, Target,
 };
-use tonic::Streaming;
 
 /// The client side of the adapters.
 #[derive(Clone)]
 pub struct Adapters {
-    client: AdapterServiceClient<GrpcChannel>,
+    client: AdapterClient,
 }
 
 /// An attempt that has produced its first message.
@@ -21,15 +24,12 @@ pub struct OpenAttempt {
     /// The first message, already received.
     pub first: AdapterChatResponse,
     /// The rest of the stream.
-    pub rest: Streaming<AdapterChatResponse>,
+    pub rest: ResponseStream<AdapterChatResponse>,
 }
 
 impl Adapters {
-    /// Creates the client over a channel to the adapters.
-    pub fn new(channel: GrpcChannel) -> Self {
-        let client = AdapterServiceClient::new(channel)
-            .max_decoding_message_size(MAX_GRPC_MESSAGE_BYTES)
-            .max_encoding_message_size(MAX_GRPC_MESSAGE_BYTES);
+    /// Creates the client side over an adapter client.
+    pub fn new(client: AdapterClient) -> Self {
         Self { client }
     }
 
@@ -42,8 +42,8 @@ impl Adapters {
         request: ChatRequest,
     ) -> Result<OpenAttempt, ServiceError> {
         let provider = target.provider.clone();
-        let mut client = self.client.clone();
-        let response = client
+        let mut rest = self
+            .client
             .chat(AdapterChatRequest {
                 context: Some(context),
                 target: Some(target),
@@ -51,15 +51,14 @@ impl Adapters {
             })
             .await
             .map_err(|status| ServiceError::from_status(&status))?;
-        let mut rest = response.into_inner();
-        match rest.message().await {
-            Ok(Some(first)) => Ok(OpenAttempt { first, rest }),
-            Ok(None) => Err(ServiceError::new(
+        match rest.next().await {
+            Some(Ok(first)) => Ok(OpenAttempt { first, rest }),
+            None => Err(ServiceError::new(
                 switchyard_common::ErrorClass::UpstreamUnavailable,
                 "the provider returned an empty response",
             )
             .with_provider(provider)),
-            Err(status) => Err(ServiceError::from_status(&status)),
+            Some(Err(status)) => Err(ServiceError::from_status(&status)),
         }
     }
 }
@@ -73,8 +72,8 @@ impl Adapters {
         request: EmbedRequest,
     ) -> Result<EmbedResponse, ServiceError> {
         let provider = target.provider.clone();
-        let mut client = self.client.clone();
-        let response = client
+        let response = self
+            .client
             .embed(AdapterEmbedRequest {
                 context: Some(context),
                 target: Some(target),
@@ -82,7 +81,7 @@ impl Adapters {
             })
             .await
             .map_err(|status| ServiceError::from_status(&status))?;
-        response.into_inner().response.ok_or_else(|| {
+        response.response.ok_or_else(|| {
             ServiceError::new(
                 switchyard_common::ErrorClass::UpstreamUnavailable,
                 "the provider returned an empty response",

@@ -6,6 +6,7 @@ use std::{
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
+use futures::StreamExt;
 use switchyard_common::{ErrorClass, GrpcChannel, ServiceError};
 use switchyard_proto::v1::{
     CachedResponse, ChatChunk, ChatRequest, LookupRequest, RequestContext, RouteDecision,
@@ -168,13 +169,13 @@ impl Exchange {
         let mut next = Some(first);
         loop {
             let Some(message) = next.take() else {
-                match rest.message().await {
-                    Ok(Some(message)) => {
+                match rest.next().await {
+                    Some(Ok(message)) => {
                         next = Some(message);
                         continue;
                     }
-                    Ok(None) => return kept,
-                    Err(status) => {
+                    None => return kept,
+                    Some(Err(status)) => {
                         let error = ServiceError::from_status(&status);
                         outcome.error_class = Some(error.class);
                         let _ = sender.send(Err(error.to_status())).await;

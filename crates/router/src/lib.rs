@@ -30,6 +30,7 @@ pub use route_table::RouteTable;
 use switchyard_common::{
     GrpcChannel,
     channel::MAX_GRPC_MESSAGE_BYTES,
+    direct::AdapterClient,
     snapshot::{SnapshotHandle, watch_snapshots},
 };
 use switchyard_proto::v1::router_service_server::RouterServiceServer;
@@ -40,8 +41,8 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 pub struct RouterDeps {
     /// The control plane, watched for snapshots.
     pub control_plane: GrpcChannel,
-    /// The adapters that talk to providers.
-    pub adapter: GrpcChannel,
+    /// The adapters that talk to providers (direct when in this process).
+    pub adapter: AdapterClient,
     /// The response cache.
     pub cache: GrpcChannel,
     /// The usage ledger.
@@ -52,6 +53,8 @@ pub struct RouterDeps {
 pub struct Router {
     /// The server to mount or call in-process.
     pub server: RouterServiceServer<RouterGrpc>,
+    /// The service itself, for direct in-process calls.
+    pub service: Arc<RouterGrpc>,
     /// The route table, for readiness checks.
     pub routes: SnapshotHandle<RouteTable>,
 }
@@ -80,8 +83,13 @@ pub fn build(
         tasks.clone(),
         config.cache_lookup_timeout,
     );
-    let server = RouterServiceServer::from_arc(Arc::new(grpc))
+    let service = Arc::new(grpc);
+    let server = RouterServiceServer::from_arc(service.clone())
         .max_decoding_message_size(MAX_GRPC_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_GRPC_MESSAGE_BYTES);
-    Router { server, routes }
+    Router {
+        server,
+        service,
+        routes,
+    }
 }

@@ -56,20 +56,24 @@ const DEFAULT_SCENARIOS: [&str; 8] = [
 const BENCH_KEY: &str = "sk-switchyard-bench";
 
 /// Pins this process (all its threads) to the first core, leaving the others
-/// to the gateway. Call before any thread is started.
-pub fn pin_load_generator() {
-    if system::available_cores() < 2 {
-        return;
+/// to the gateway, and returns how many cores the machine offered before.
+/// Call before any thread is started.
+pub fn pin_load_generator() -> usize {
+    let cores = system::available_cores();
+    if cores < 2 {
+        return cores;
     }
     let pid = std::process::id().to_string();
     let _ = std::process::Command::new("taskset")
         .args(["-a", "-p", "-c", "0", &pid])
         .stdout(std::process::Stdio::null())
         .status();
+    cores
 }
 
 /// Runs the selected scenarios and prints the report.
-pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+/// `cores` is the machine's core count before [`pin_load_generator`].
+pub async fn run(args: BenchArgs, cores: usize) -> anyhow::Result<()> {
     let binary = std::env::current_exe().context("locating the switchyard binary")?;
     let scenarios: Vec<String> = if args.scenarios.is_empty() {
         DEFAULT_SCENARIOS
@@ -82,7 +86,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let bench = Bench {
         binary,
         measure: Duration::from_secs_f64(args.seconds),
-        gateway_cpus: (system::available_cores() >= 2).then(|| "1".to_owned()),
+        gateway_cpus: (cores >= 2).then(|| "1".to_owned()),
     };
     let mut rows = Vec::new();
     for scenario in &scenarios {
@@ -146,7 +150,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     }
     let report = report::render(
         &rows,
-        &system::describe_machine(),
+        &system::describe_machine(cores),
         bench.gateway_cpus.is_some(),
     );
     let mut stdout = std::io::stdout().lock();

@@ -43,12 +43,12 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     if let Command::Bench(args) = cli.command {
         // The benchmark brings its own gateways; it reads no config file.
-        switchyard::bench::pin_load_generator();
+        let cores = switchyard::bench::pin_load_generator();
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .context("starting the async runtime")?;
-        return runtime.block_on(switchyard::bench::run(args));
+        return runtime.block_on(switchyard::bench::run(args, cores));
     }
     let environment = process_environment();
     let config = SwitchyardConfig::load(&cli.config, &environment)?;

@@ -4,7 +4,12 @@
 use std::fmt;
 
 use anyhow::Context;
-use switchyard_common::{GrpcChannel, config::Environment, grpc::serve_grpc};
+use switchyard_common::{
+    GrpcChannel,
+    config::Environment,
+    direct::{AdapterClient, RouterClient},
+    grpc::serve_grpc,
+};
 use switchyard_edge::EdgeDeps;
 use switchyard_router::RouterDeps;
 use tokio::net::TcpListener;
@@ -77,7 +82,7 @@ pub async fn run_role(
             let app = switchyard_edge::build(
                 &config.edge,
                 EdgeDeps {
-                    router: remote(&endpoints.router)?,
+                    router: RouterClient::remote(remote(&endpoints.router)?),
                     control_plane: remote(&endpoints.control_plane)?,
                 },
                 &tasks,
@@ -94,7 +99,7 @@ pub async fn run_role(
                 &config.router,
                 RouterDeps {
                     control_plane: remote(&endpoints.control_plane)?,
-                    adapter: remote(&endpoints.adapter)?,
+                    adapter: AdapterClient::remote(remote(&endpoints.adapter)?),
                     cache: remote(&endpoints.cache)?,
                     ledger: remote(&endpoints.ledger)?,
                 },

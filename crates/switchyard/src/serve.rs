@@ -2,7 +2,11 @@
 //! channels (no sockets between them); only the edge's HTTP port is bound.
 
 use anyhow::Context;
-use switchyard_common::{GrpcChannel, config::Environment};
+use switchyard_common::{
+    GrpcChannel,
+    config::Environment,
+    direct::{AdapterClient, RouterClient},
+};
 use switchyard_edge::EdgeDeps;
 use switchyard_router::RouterDeps;
 use tokio::net::TcpListener;
@@ -39,14 +43,15 @@ pub async fn run_all_in_one(
     let cache = switchyard_cache::build(&config.cache)
         .await
         .context("starting the cache")?;
-    let adapter = switchyard_adapters::build(&config.adapter, environment.clone())
+    let adapter = switchyard_adapters::build_service(&config.adapter, environment.clone())
         .context("starting the adapters")?;
     let control_plane = GrpcChannel::in_process(control_plane);
     let router = switchyard_router::build(
         &config.router,
         RouterDeps {
             control_plane: control_plane.clone(),
-            adapter: GrpcChannel::in_process(adapter),
+            // The hot hops are direct calls; the others stay in-process gRPC.
+            adapter: AdapterClient::direct(adapter),
             cache: GrpcChannel::in_process(cache),
             ledger: GrpcChannel::in_process(ledger),
         },
@@ -56,7 +61,7 @@ pub async fn run_all_in_one(
     let app = switchyard_edge::build(
         &config.edge,
         EdgeDeps {
-            router: GrpcChannel::in_process(router.server),
+            router: RouterClient::direct(router.service),
             control_plane,
         },
         &tasks,

@@ -11,10 +11,9 @@ use axum::{
     http::{HeaderMap, HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
-use futures::stream;
-use switchyard_common::ServiceError;
+use futures::{StreamExt, stream};
+use switchyard_common::{ServiceError, direct::ResponseStream};
 use switchyard_proto::v1::{CacheMode, RequestContext, RouterChatRequest, RouterChatResponse};
-use tonic::Streaming;
 
 use crate::{
     EdgeState,
@@ -57,22 +56,21 @@ pub async fn handle(
         cache_mode: cache_mode(&headers) as i32,
         ..RequestContext::default()
     };
-    let mut router = state.router.clone();
-    let mut responses = router
+    let mut responses = state
+        .router
         .chat(RouterChatRequest {
             context: Some(context),
             request: Some(chat),
         })
         .await
-        .map_err(|status| ServiceError::from_status(&status))?
-        .into_inner();
+        .map_err(|status| ServiceError::from_status(&status))?;
     // Wait for the first message so an error before any output still gets
     // its proper HTTP status rather than a 200 stream that fails.
     let first = responses
-        .message()
+        .next()
         .await
-        .map_err(|status| ServiceError::from_status(&status))?
-        .ok_or_else(|| ServiceError::internal("The router returned an empty response."))?;
+        .ok_or_else(|| ServiceError::internal("The router returned an empty response."))?
+        .map_err(|status| ServiceError::from_status(&status))?;
     let route = first.route.clone().unwrap_or_default();
 
     let mut response = if stream {
@@ -102,7 +100,7 @@ fn cache_mode(headers: &HeaderMap) -> CacheMode {
 
 async fn complete_response(
     first: RouterChatResponse,
-    mut rest: Streaming<RouterChatResponse>,
+    mut rest: ResponseStream<RouterChatResponse>,
     identity: &ResponseIdentity,
 ) -> Result<Response, ApiError> {
     let mut builder = CompletionBuilder::default();
@@ -111,10 +109,10 @@ async fn complete_response(
         if let Some(chunk) = next.take().and_then(|message| message.chunk) {
             builder.push(chunk);
         }
-        match rest.message().await {
-            Ok(Some(message)) => next = Some(message),
-            Ok(None) => break,
-            Err(status) => return Err(ServiceError::from_status(&status).into()),
+        match rest.next().await {
+            Some(Ok(message)) => next = Some(message),
+            None => break,
+            Some(Err(status)) => return Err(ServiceError::from_status(&status).into()),
         }
     }
     let body = builder.finish(identity);
@@ -132,14 +130,14 @@ async fn complete_response(
 /// State of an SSE body between polls.
 struct SseState {
     pending: Option<RouterChatResponse>,
-    rest: Streaming<RouterChatResponse>,
+    rest: ResponseStream<RouterChatResponse>,
     renderer: ChunkRenderer,
     finished: bool,
 }
 
 fn stream_response(
     first: RouterChatResponse,
-    rest: Streaming<RouterChatResponse>,
+    rest: ResponseStream<RouterChatResponse>,
     identity: ResponseIdentity,
     include_usage: bool,
 ) -> Response {
@@ -158,7 +156,7 @@ fn stream_response(
         loop {
             let message = match state.pending.take() {
                 Some(message) => Ok(Some(message)),
-                None => state.rest.message().await,
+                None => state.rest.next().await.transpose(),
             };
             match message {
                 Ok(Some(message)) => {

@@ -37,15 +37,14 @@ pub async fn handle(
         end_user: request.user.clone(),
         ..RequestContext::default()
     };
-    let mut router = state.router.clone();
-    let answer = router
+    let answer = state
+        .router
         .embed(RouterEmbedRequest {
             context: Some(context),
             request: Some(request),
         })
         .await
-        .map_err(|status| ServiceError::from_status(&status))?
-        .into_inner();
+        .map_err(|status| ServiceError::from_status(&status))?;
     let embeddings = answer
         .response
         .ok_or_else(|| ServiceError::internal("The router returned an empty response."))?;

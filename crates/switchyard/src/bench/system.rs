@@ -43,8 +43,8 @@ pub fn available_cores() -> usize {
     std::thread::available_parallelism().map_or(1, usize::from)
 }
 
-/// The machine, for the report: CPU model and core count.
-pub fn describe_machine() -> String {
+/// The machine, for the report: CPU model, `cores` and memory.
+pub fn describe_machine(cores: usize) -> String {
     let model = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|info| {
@@ -69,5 +69,5 @@ pub fn describe_machine() -> String {
         .map_or_else(String::new, |kib| {
             format!(", {} GiB RAM", kib / 1024 / 1024)
         });
-    format!("{model}, {} cores{memory}", available_cores())
+    format!("{model}, {cores} cores{memory}")
 }
