@@ -5,6 +5,7 @@
 
 mod backends;
 mod cluster;
+mod conformance;
 mod ledger;
 mod python_sdk;
 mod scenarios;

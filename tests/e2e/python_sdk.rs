@@ -8,11 +8,13 @@ use tokio::{
     process::Command,
 };
 
-fn repository_root() -> &'static Path {
+/// The repository's root directory.
+pub fn repository_root() -> &'static Path {
     Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
 }
 
-fn openai_sdk_available() -> bool {
+/// Whether `python3` can import the openai SDK; fails under `CI=true` when not.
+pub fn openai_sdk_available() -> bool {
     let available = std::process::Command::new("python3")
         .args(["-c", "import openai"])
         .stdout(Stdio::null())
