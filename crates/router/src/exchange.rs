@@ -66,21 +66,23 @@ impl Exchange {
             ..Outcome::default()
         };
 
+        // Each phase is boxed so the task only holds the one that is running:
+        // with thousands of open streams, task size is memory.
         let cached = match &slot {
-            Some(slot) => self.lookup(slot).await,
+            Some(slot) => Box::pin(self.lookup(slot)).await,
             None => None,
         };
         let to_store = match cached {
             Some(cached) => {
-                self.replay(cached, &sender, &mut outcome).await;
+                Box::pin(self.replay(cached, &sender, &mut outcome)).await;
                 None
             }
-            None => self.forward(&sender, slot.is_some(), &mut outcome).await,
+            None => Box::pin(self.forward(&sender, slot.is_some(), &mut outcome)).await,
         };
         // The caller has everything once the sender is gone; settle afterwards.
         drop(sender);
         if let (Some(slot), Some(chunks)) = (slot, to_store) {
-            self.store(slot, chunks).await;
+            Box::pin(self.store(slot, chunks)).await;
         }
         self.emit_usage(outcome, started, created_at_unix_ms);
     }
@@ -147,7 +149,7 @@ impl Exchange {
         keep: bool,
         outcome: &mut Outcome,
     ) -> Option<Vec<ChatChunk>> {
-        let (target_provider, target_model, attempt) = match self.open_first_target().await {
+        let (target_provider, target_model, attempt) = match Box::pin(self.open_first_target()).await {
             Ok(opened) => opened,
             Err(error) => {
                 outcome.error_class = Some(error.class);
@@ -288,3 +290,4 @@ pub(crate) fn unix_millis() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map_or(0, millis)
 }
+

@@ -246,8 +246,11 @@ keys:
         );
         let config_path = directory.path().join("bench.yaml");
         std::fs::write(&config_path, config)?;
-        let environment =
+        let mut environment =
             BTreeMap::from([("SWITCHYARD_BENCH_KEY".to_owned(), BENCH_KEY.to_owned())]);
+        if let Ok(wrapper) = std::env::var(crate::launch::WRAPPER_VARIABLE) {
+            environment.insert(crate::launch::WRAPPER_VARIABLE.to_owned(), wrapper);
+        }
         let launch = Launch {
             binary: &self.binary,
             config: &config_path,

@@ -20,6 +20,9 @@ pub const ROLES_IN_START_ORDER: [&str; 6] = [
     "edge",
 ];
 
+/// Environment variable naming a profiler command to run the processes under.
+pub const WRAPPER_VARIABLE: &str = "SWITCHYARD_LAUNCH_WRAPPER";
+
 /// How to start one process.
 #[derive(Debug, Clone)]
 pub struct Launch<'a> {
@@ -43,14 +46,18 @@ pub struct Processes {
 
 impl Launch<'_> {
     fn command(&self, arguments: &[&str]) -> Command {
-        let mut command = match self.cpus {
-            Some(cpus) => {
-                let mut command = Command::new("taskset");
-                command.arg("-c").arg(cpus).arg(self.binary);
-                command
-            }
-            None => Command::new(self.binary),
-        };
+        // `taskset -c CPUS` and then any profiler from `SWITCHYARD_LAUNCH_WRAPPER`
+        // (e.g. `heaptrack` or `perf record -g`) go in front of the binary.
+        let mut program: Vec<String> = Vec::new();
+        if let Some(cpus) = self.cpus {
+            program.extend(["taskset".to_owned(), "-c".to_owned(), cpus.to_owned()]);
+        }
+        if let Some(wrapper) = self.environment.get(WRAPPER_VARIABLE) {
+            program.extend(wrapper.split_whitespace().map(str::to_owned));
+        }
+        program.push(self.binary.display().to_string());
+        let mut command = Command::new(&program[0]);
+        command.args(&program[1..]);
         command
             .arg("--config")
             .arg(self.config)
@@ -106,15 +113,20 @@ async fn start(mut command: Command, role: &str) -> anyhow::Result<(Child, Strin
         .with_context(|| format!("spawning {role}"))?;
     let stdout = child.stdout.take().context("piped stdout")?;
     let mut lines = BufReader::new(stdout).lines();
-    let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+    // Skip anything a wrapper prints before the startup line.
+    let read_address = async {
+        while let Some(line) = lines.next_line().await? {
+            let Ok(announced) = serde_json::from_str::<serde_json::Value>(&line) else {
+                continue;
+            };
+            if let Some(address) = announced["address"].as_str() {
+                return Ok::<_, anyhow::Error>(address.to_owned());
+            }
+        }
+        bail!("{role} exited before listening")
+    };
+    let address = tokio::time::timeout(Duration::from_secs(30), read_address)
         .await
-        .with_context(|| format!("{role} did not start in time"))??
-        .with_context(|| format!("{role} exited before listening"))?;
-    let announced: serde_json::Value =
-        serde_json::from_str(&line).with_context(|| format!("{role} startup line: {line}"))?;
-    let address = announced["address"]
-        .as_str()
-        .with_context(|| format!("{role} did not announce an address"))?
-        .to_owned();
+        .with_context(|| format!("{role} did not start in time"))??;
     Ok((child, address))
 }

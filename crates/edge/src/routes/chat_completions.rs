@@ -56,13 +56,12 @@ pub async fn handle(
         cache_mode: cache_mode(&headers) as i32,
         ..RequestContext::default()
     };
-    let mut responses = state
-        .router
-        .chat(RouterChatRequest {
-            context: Some(context),
-            request: Some(chat),
-        })
-        .await
+    // Boxed: the handler future is allocated per request; keep it small.
+    let mut responses = Box::pin(state.router.chat(RouterChatRequest {
+        context: Some(context),
+        request: Some(chat),
+    }))
+    .await
         .map_err(|status| ServiceError::from_status(&status))?;
     // Wait for the first message so an error before any output still gets
     // its proper HTTP status rather than a 200 stream that fails.
