@@ -1,5 +1,10 @@
-//! One request's journey: cache lookup, attempts over the route's targets,
-//! forwarding chunks, then cache store and usage event.
+//! One request's journey, as the stream the caller reads: cache lookup,
+//! attempts over the route's targets, chunks forwarded as they arrive; then,
+//! when the stream ends or the caller drops it, the usage event and the
+//! cache store.
+//!
+//! The stream is driven by whoever reads it (the edge's response body), so a
+//! request costs no task of its own and no channel hop per chunk.
 
 use std::{
     sync::Arc,
@@ -7,12 +12,13 @@ use std::{
 };
 
 use futures::StreamExt;
-use switchyard_common::{ErrorClass, GrpcChannel, ServiceError};
+use switchyard_common::{ErrorClass, GrpcChannel, ServiceError, direct::ResponseStream};
 use switchyard_proto::v1::{
-    CachedResponse, ChatChunk, ChatRequest, LookupRequest, RequestContext, RouteDecision,
-    RouterChatResponse, StoreRequest, Usage, UsageEvent, cache_service_client::CacheServiceClient,
+    AdapterChatResponse, CachedResponse, ChatChunk, ChatRequest, LookupRequest, RequestContext,
+    RouteDecision, RouterChatResponse, StoreRequest, Usage, UsageEvent,
+    cache_service_client::CacheServiceClient,
 };
-use tokio::sync::mpsc;
+use tokio_util::task::TaskTracker;
 use tonic::Status;
 
 use crate::{
@@ -23,9 +29,7 @@ use crate::{
     usage::UsageEmitter,
 };
 
-type Sender = mpsc::Sender<Result<RouterChatResponse, Status>>;
-
-/// Everything one request needs, moved into its task.
+/// Everything one request needs.
 pub struct Exchange {
     pub context: RequestContext,
     pub chat: ChatRequest,
@@ -34,6 +38,8 @@ pub struct Exchange {
     pub cache: CacheServiceClient<GrpcChannel>,
     pub cache_lookup_timeout: Duration,
     pub usage: UsageEmitter,
+    /// Tracks the cache store that follows a completed response.
+    pub tasks: TaskTracker,
 }
 
 /// Where the cache entry of a cacheable request lives.
@@ -53,38 +59,58 @@ struct Outcome {
     stream: bool,
     error_class: Option<ErrorClass>,
     first_chunk_at: Option<Instant>,
+    /// The response reached its end (not cut off by an error or the caller).
+    completed: bool,
+}
+
+/// Where the stream is.
+enum Phase {
+    /// Nothing sent yet: look up the cache, then open an attempt.
+    Start,
+    /// Replaying a cached response.
+    Replaying(std::vec::IntoIter<ChatChunk>),
+    /// Forwarding an attempt; `first` is its first message, not yet sent.
+    Forwarding {
+        first: Option<AdapterChatResponse>,
+        rest: ResponseStream<AdapterChatResponse>,
+    },
+    /// Ended.
+    Done,
+}
+
+/// The state carried from one stream item to the next. Dropping it (at the
+/// end, or when the caller goes away) settles usage and the cache.
+struct Journey {
+    exchange: Exchange,
+    outcome: Outcome,
+    slot: Option<CacheSlot>,
+    /// Chunks kept for the cache, when the request is cacheable.
+    kept: Option<Vec<ChatChunk>>,
+    route: Option<RouteDecision>,
+    started: Instant,
+    created_at_unix_ms: u64,
 }
 
 impl Exchange {
-    /// Serves the request into `sender` and records its usage.
-    pub async fn run(mut self, sender: Sender) {
-        let started = Instant::now();
-        let created_at_unix_ms = unix_millis();
-        let slot = self.cache_slot();
-        let mut outcome = Outcome {
-            stream: self.chat.stream,
-            ..Outcome::default()
+    /// Returns the response stream; nothing happens until it is polled.
+    pub fn into_stream(self) -> ResponseStream<RouterChatResponse> {
+        let journey = Journey {
+            outcome: Outcome {
+                stream: self.chat.stream,
+                ..Outcome::default()
+            },
+            slot: self.cache_slot(),
+            kept: None,
+            route: None,
+            started: Instant::now(),
+            created_at_unix_ms: unix_millis(),
+            exchange: self,
         };
-
-        // Each phase is boxed so the task only holds the one that is running:
-        // with thousands of open streams, task size is memory.
-        let cached = match &slot {
-            Some(slot) => Box::pin(self.lookup(slot)).await,
-            None => None,
-        };
-        let to_store = match cached {
-            Some(cached) => {
-                Box::pin(self.replay(cached, &sender, &mut outcome)).await;
-                None
-            }
-            None => Box::pin(self.forward(&sender, slot.is_some(), &mut outcome)).await,
-        };
-        // The caller has everything once the sender is gone; settle afterwards.
-        drop(sender);
-        if let (Some(slot), Some(chunks)) = (slot, to_store) {
-            Box::pin(self.store(slot, chunks)).await;
-        }
-        self.emit_usage(outcome, started, created_at_unix_ms);
+        futures::stream::unfold((journey, Phase::Start), |(mut journey, phase)| async move {
+            let (item, phase) = journey.advance(phase).await?;
+            Some((item, (journey, phase)))
+        })
+        .boxed()
     }
 
     fn cache_slot(&self) -> Option<CacheSlot> {
@@ -117,95 +143,128 @@ impl Exchange {
             }
         }
     }
+}
 
-    async fn replay(&self, cached: CachedResponse, sender: &Sender, outcome: &mut Outcome) {
-        outcome.cache_hit = true;
-        let mut route = Some(RouteDecision {
-            model: self.route.model.clone(),
-            provider: String::new(),
-            upstream_model: String::new(),
-            cache_hit: true,
-        });
-        for chunk in cached.chunks {
-            if let Some(usage) = &chunk.usage {
-                outcome.usage = *usage;
-            }
-            outcome.first_chunk_at.get_or_insert_with(Instant::now);
-            let message = RouterChatResponse {
-                route: route.take(),
-                chunk: Some(chunk),
-            };
-            if sender.send(Ok(message)).await.is_err() {
-                return;
-            }
-        }
-    }
-
-    /// Runs attempts until one produces output, forwards it, and returns the
-    /// chunks to cache when the response completed and `keep` is set.
-    async fn forward(
+impl Journey {
+    /// Produces the next item and the phase after it; `None` ends the stream.
+    async fn advance(
         &mut self,
-        sender: &Sender,
-        keep: bool,
-        outcome: &mut Outcome,
-    ) -> Option<Vec<ChatChunk>> {
-        let (target_provider, target_model, attempt) = match Box::pin(self.open_first_target()).await {
-            Ok(opened) => opened,
-            Err(error) => {
-                outcome.error_class = Some(error.class);
-                // A closed receiver means the caller left; nothing to tell.
-                let _ = sender.send(Err(error.to_status())).await;
-                return None;
-            }
-        };
-        outcome.provider = target_provider.clone();
-        outcome.upstream_model = target_model.clone();
-        let OpenAttempt { first, mut rest } = attempt;
-        let mut kept = keep.then(Vec::new);
-        let mut route = Some(RouteDecision {
-            model: self.route.model.clone(),
-            provider: target_provider,
-            upstream_model: target_model,
-            cache_hit: false,
-        });
-        let mut next = Some(first);
+        mut phase: Phase,
+    ) -> Option<(Result<RouterChatResponse, Status>, Phase)> {
         loop {
-            let Some(message) = next.take() else {
-                match rest.next().await {
-                    Some(Ok(message)) => {
-                        next = Some(message);
-                        continue;
-                    }
-                    None => return kept,
-                    Some(Err(status)) => {
-                        let error = ServiceError::from_status(&status);
-                        outcome.error_class = Some(error.class);
-                        let _ = sender.send(Err(error.to_status())).await;
-                        return None;
+            match phase {
+                Phase::Start => phase = Box::pin(self.start()).await,
+                Phase::Replaying(mut chunks) => {
+                    let chunk = chunks.next()?;
+                    return Some((Ok(self.message(chunk)), Phase::Replaying(chunks)));
+                }
+                Phase::Forwarding {
+                    mut first,
+                    mut rest,
+                } => {
+                    let message = match first.take() {
+                        Some(message) => Some(Ok(message)),
+                        None => rest.next().await,
+                    };
+                    match message {
+                        Some(Ok(message)) => {
+                            let Some(chunk) = message.chunk else {
+                                phase = Phase::Forwarding { first, rest };
+                                continue;
+                            };
+                            if let Some(kept) = self.kept.as_mut() {
+                                kept.push(chunk.clone());
+                            }
+                            let item = Ok(self.message(chunk));
+                            return Some((item, Phase::Forwarding { first, rest }));
+                        }
+                        None => {
+                            self.outcome.completed = true;
+                            return None;
+                        }
+                        Some(Err(status)) => {
+                            let error = ServiceError::from_status(&status);
+                            self.outcome.error_class = Some(error.class);
+                            return Some((Err(error.to_status()), Phase::Done));
+                        }
                     }
                 }
-            };
-            let Some(chunk) = message.chunk else {
-                continue;
-            };
-            outcome.first_chunk_at.get_or_insert_with(Instant::now);
-            if let Some(usage) = &chunk.usage {
-                outcome.usage = *usage;
-            }
-            if let Some(kept) = kept.as_mut() {
-                kept.push(chunk.clone());
-            }
-            let message = RouterChatResponse {
-                route: route.take(),
-                chunk: Some(chunk),
-            };
-            if sender.send(Ok(message)).await.is_err() {
-                // The caller went away: dropping `rest` cancels the attempt.
-                return None;
+                Phase::Done => return None,
             }
         }
     }
 
+    /// Looks up the cache, else opens the first target that answers.
+    async fn start(&mut self) -> Phase {
+        if let Some(slot) = &self.slot
+            && let Some(cached) = self.exchange.lookup(slot).await
+        {
+            self.outcome.cache_hit = true;
+            self.route = Some(RouteDecision {
+                model: self.exchange.route.model.clone(),
+                provider: String::new(),
+                upstream_model: String::new(),
+                cache_hit: true,
+            });
+            return Phase::Replaying(cached.chunks.into_iter());
+        }
+        match self.exchange.open_first_target().await {
+            Ok((provider, upstream_model, OpenAttempt { first, rest })) => {
+                self.route = Some(RouteDecision {
+                    model: self.exchange.route.model.clone(),
+                    provider: provider.clone(),
+                    upstream_model: upstream_model.clone(),
+                    cache_hit: false,
+                });
+                self.outcome.provider = provider;
+                self.outcome.upstream_model = upstream_model;
+                self.kept = self.slot.is_some().then(Vec::new);
+                Phase::Forwarding {
+                    first: Some(first),
+                    rest,
+                }
+            }
+            Err(error) => {
+                self.outcome.error_class = Some(error.class);
+                // The error is the stream's only item.
+                Phase::Forwarding {
+                    first: None,
+                    rest: futures::stream::once(async move { Err(error.to_status()) }).boxed(),
+                }
+            }
+        }
+    }
+
+    /// Wraps a chunk, with the route decision on the first message.
+    fn message(&mut self, chunk: ChatChunk) -> RouterChatResponse {
+        self.outcome.first_chunk_at.get_or_insert_with(Instant::now);
+        if let Some(usage) = &chunk.usage {
+            self.outcome.usage = *usage;
+        }
+        RouterChatResponse {
+            route: self.route.take(),
+            chunk: Some(chunk),
+        }
+    }
+}
+
+impl Drop for Journey {
+    fn drop(&mut self) {
+        let outcome = std::mem::take(&mut self.outcome);
+        let completed = outcome.completed && !outcome.cache_hit;
+        if completed && let (Some(slot), Some(chunks)) = (self.slot.take(), self.kept.take()) {
+            let mut cache = self.exchange.cache.clone();
+            // Tracked: stores the completed response after the caller has it.
+            self.exchange.tasks.spawn(async move {
+                store(&mut cache, slot, chunks).await;
+            });
+        }
+        self.exchange
+            .emit_usage(outcome, self.started, self.created_at_unix_ms);
+    }
+}
+
+impl Exchange {
     /// Tries the route's targets in order; moves on only after a retryable
     /// failure that happened before any output.
     async fn open_first_target(&mut self) -> Result<(String, String, OpenAttempt), ServiceError> {
@@ -227,22 +286,28 @@ impl Exchange {
             attempt,
         ))
     }
+}
 
-    async fn store(&mut self, slot: CacheSlot, chunks: Vec<ChatChunk>) {
-        let request = StoreRequest {
-            namespace: slot.namespace,
-            key: slot.key,
-            response: Some(CachedResponse {
-                chunks,
-                stored_at_unix_ms: unix_millis(),
-            }),
-            ttl_ms: u64::try_from(slot.ttl.as_millis()).unwrap_or(u64::MAX),
-        };
-        if let Err(status) = self.cache.store(request).await {
-            tracing::warn!(code = ?status.code(), "cache store failed");
-        }
+async fn store(
+    cache: &mut CacheServiceClient<GrpcChannel>,
+    slot: CacheSlot,
+    chunks: Vec<ChatChunk>,
+) {
+    let request = StoreRequest {
+        namespace: slot.namespace,
+        key: slot.key,
+        response: Some(CachedResponse {
+            chunks,
+            stored_at_unix_ms: unix_millis(),
+        }),
+        ttl_ms: u64::try_from(slot.ttl.as_millis()).unwrap_or(u64::MAX),
+    };
+    if let Err(status) = cache.store(request).await {
+        tracing::warn!(code = ?status.code(), "cache store failed");
     }
+}
 
+impl Exchange {
     fn emit_usage(&self, outcome: Outcome, started: Instant, created_at_unix_ms: u64) {
         let cost = if outcome.cache_hit {
             None
@@ -290,4 +355,3 @@ pub(crate) fn unix_millis() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map_or(0, millis)
 }
-

@@ -3,15 +3,13 @@
 use std::sync::Arc;
 
 use switchyard_common::{
-    ErrorClass, GrpcChannel, ServiceError, channel::MAX_GRPC_MESSAGE_BYTES,
+    ErrorClass, GrpcChannel, ServiceError, channel::MAX_GRPC_MESSAGE_BYTES, direct::ResponseStream,
     snapshot::SnapshotHandle,
 };
 use switchyard_proto::v1::{
     RequestContext, RouterChatRequest, RouterChatResponse, RouterEmbedRequest, RouterEmbedResponse,
     cache_service_client::CacheServiceClient, router_service_server::RouterService,
 };
-use tokio::sync::mpsc;
-use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::task::TaskTracker;
 use tonic::{Request, Response, Status};
 
@@ -19,10 +17,6 @@ use crate::{
     RouteTable, attempt::Adapters, embeddings, exchange::Exchange, route_table::Route,
     usage::UsageEmitter,
 };
-
-/// Chunks buffered between the upstream reader and the caller. Small: chunks
-/// are forwarded as they arrive, this only absorbs scheduling jitter.
-const CHUNK_BUFFER: usize = 32;
 
 /// The router's gRPC service.
 pub struct RouterGrpc {
@@ -96,7 +90,7 @@ impl RouterGrpc {
 
 #[tonic::async_trait]
 impl RouterService for RouterGrpc {
-    type ChatStream = ReceiverStream<Result<RouterChatResponse, Status>>;
+    type ChatStream = ResponseStream<RouterChatResponse>;
 
     async fn chat(
         &self,
@@ -107,7 +101,6 @@ impl RouterService for RouterGrpc {
             context.ok_or_else(|| ServiceError::invalid_request("missing request context"))?;
         let chat = request.ok_or_else(|| ServiceError::invalid_request("missing chat request"))?;
         let route = self.resolve_route(&context, &chat.model)?;
-        let (sender, receiver) = mpsc::channel(CHUNK_BUFFER);
         let exchange = Exchange {
             context,
             chat,
@@ -116,11 +109,11 @@ impl RouterService for RouterGrpc {
             cache: self.cache.clone(),
             cache_lookup_timeout: self.cache_lookup_timeout,
             usage: self.usage.clone(),
+            tasks: self.tasks.clone(),
         };
-        // Tracked: drives the upstream stream into `sender`, then settles
-        // the cache and usage after the caller has everything.
-        self.tasks.spawn(exchange.run(sender));
-        Ok(Response::new(ReceiverStream::new(receiver)))
+        // Driven by the caller's reads; settles usage and the cache when
+        // it ends or is dropped.
+        Ok(Response::new(exchange.into_stream()))
     }
 
     async fn embed(

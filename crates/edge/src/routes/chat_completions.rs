@@ -62,7 +62,7 @@ pub async fn handle(
         request: Some(chat),
     }))
     .await
-        .map_err(|status| ServiceError::from_status(&status))?;
+    .map_err(|status| ServiceError::from_status(&status))?;
     // Wait for the first message so an error before any output still gets
     // its proper HTTP status rather than a 200 stream that fails.
     let first = responses
