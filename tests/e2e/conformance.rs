@@ -7,7 +7,7 @@ use std::{collections::BTreeMap, time::Duration};
 use switchyard::{SwitchyardConfig, serve::run_all_in_one};
 use switchyard_test_support::{
     FAKE_AWS_ACCESS_KEY_ID, FAKE_AWS_SECRET_ACCESS_KEY, FakeAnthropic, FakeBedrock, FakeGemini,
-    FakeOpenAi,
+    FakeOpenAi, Fault,
 };
 use tokio::{net::TcpListener, process::Command};
 use tokio_util::sync::CancellationToken;
@@ -80,6 +80,8 @@ keys:
         shutdown.clone(),
     ));
 
+    // The script's first request is a stream the provider cuts off.
+    openai.push_fault(Fault::DropMidStream { after_chunks: 3 });
     let output = tokio::time::timeout(
         Duration::from_secs(120),
         Command::new("python3")

@@ -112,5 +112,21 @@ def check(model):
     print(f"{model}: ok", flush=True)
 
 
+def provider_failure_mid_stream_is_raised_by_the_sdk():
+    """The test arms the OpenAI fake to drop its first stream after 3 events."""
+    stream = client.chat.completions.create(model="openai-model", messages=HELLO, stream=True)
+    received = []
+    try:
+        for chunk in stream:
+            received.extend(choice.delta.content or "" for choice in chunk.choices)
+    except openai.APIError as error:
+        assert received, "some chunks arrived before the failure"
+        assert "Echo: hello there" != "".join(received), received
+        print(f"mid-stream error ok: {type(error).__name__}", flush=True)
+    else:
+        raise AssertionError(f"the stream ended without an error: {received}")
+
+
+provider_failure_mid_stream_is_raised_by_the_sdk()
 for model in ["openai-model", "anthropic-model", "gemini-model", "bedrock-model"]:
     check(model)
