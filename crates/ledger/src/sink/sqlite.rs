@@ -16,9 +16,16 @@ use crate::{
 /// Columns bound per row.
 const COLUMNS_PER_ROW: usize = 22;
 
-/// Rows per `INSERT` statement, keeping bound parameters under SQLite's
-/// limit of 32,766; larger batches use several statements in one transaction.
-const ROWS_PER_STATEMENT: usize = 32_766 / COLUMNS_PER_ROW;
+/// SQLite's limit on bound parameters in one statement.
+const MAX_PARAMETERS: usize = 32_766;
+
+/// Rows per multi-row `INSERT`. Batches are written as full groups of this
+/// size plus single-row inserts for the rest, so only two distinct statements
+/// exist and both stay prepared in sqlx's statement cache. (Caching one
+/// statement per batch size grew memory without bound in the soak test;
+/// not caching at all halved throughput; see BENCHMARKS.md.)
+const ROWS_PER_STATEMENT: usize = 64;
+const _: () = assert!(ROWS_PER_STATEMENT * COLUMNS_PER_ROW <= MAX_PARAMETERS);
 
 /// Stores usage rows in SQLite; duplicates are ignored by primary key.
 #[derive(Debug, Clone)]
@@ -54,45 +61,56 @@ impl SqliteSink {
             return Ok(());
         }
         let mut transaction = self.pool.begin().await?;
-        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-            let mut insert = QueryBuilder::<Sqlite>::new(
-                "INSERT INTO usage_events (event_id, request_id, key_id, team_id, end_user, \
-                 model, provider, upstream_model, prompt_tokens, completion_tokens, \
-                 total_tokens, cached_prompt_tokens, reasoning_tokens, cost_micros, currency, \
-                 cache_hit, stream, error_class, latency_ms, ttft_ms, created_at, \
-                 created_at_ms) ",
-            );
-            insert.push_values(chunk, |mut values, row| {
-                values
-                    .push_bind(row.event_id.as_str())
-                    .push_bind(row.request_id.as_str())
-                    .push_bind(row.key_id.as_str())
-                    .push_bind(row.team_id.as_str())
-                    .push_bind(row.end_user.as_str())
-                    .push_bind(row.model.as_str())
-                    .push_bind(row.provider.as_str())
-                    .push_bind(row.upstream_model.as_str())
-                    .push_bind(row.prompt_tokens)
-                    .push_bind(row.completion_tokens)
-                    .push_bind(row.total_tokens)
-                    .push_bind(row.cached_prompt_tokens)
-                    .push_bind(row.reasoning_tokens)
-                    .push_bind(row.cost_micros)
-                    .push_bind(row.currency.as_str())
-                    .push_bind(row.cache_hit)
-                    .push_bind(row.stream)
-                    .push_bind(row.error_class.as_str())
-                    .push_bind(saturating_i64(row.latency_ms))
-                    .push_bind(saturating_i64(row.ttft_ms))
-                    .push_bind(row.created_at)
-                    .push_bind(saturating_i64(row.created_at_ms));
-            });
-            insert.push(" ON CONFLICT (event_id) DO NOTHING");
-            insert.build().execute(&mut *transaction).await?;
+        let groups = rows.chunks_exact(ROWS_PER_STATEMENT);
+        let rest = groups.remainder();
+        for group in groups.chain(rest.chunks(1)) {
+            insert_statement(group)
+                .build()
+                .execute(&mut *transaction)
+                .await?;
         }
         transaction.commit().await?;
         Ok(())
     }
+}
+
+/// The `INSERT … ON CONFLICT DO NOTHING` of `rows`; its SQL text depends only
+/// on the number of rows.
+fn insert_statement(rows: &[UsageRow]) -> QueryBuilder<'_, Sqlite> {
+    let mut insert = QueryBuilder::<Sqlite>::new(
+        "INSERT INTO usage_events (event_id, request_id, key_id, team_id, end_user, \
+         model, provider, upstream_model, prompt_tokens, completion_tokens, \
+         total_tokens, cached_prompt_tokens, reasoning_tokens, cost_micros, currency, \
+         cache_hit, stream, error_class, latency_ms, ttft_ms, created_at, \
+         created_at_ms) ",
+    );
+    insert.push_values(rows, |mut values, row| {
+        values
+            .push_bind(row.event_id.as_str())
+            .push_bind(row.request_id.as_str())
+            .push_bind(row.key_id.as_str())
+            .push_bind(row.team_id.as_str())
+            .push_bind(row.end_user.as_str())
+            .push_bind(row.model.as_str())
+            .push_bind(row.provider.as_str())
+            .push_bind(row.upstream_model.as_str())
+            .push_bind(row.prompt_tokens)
+            .push_bind(row.completion_tokens)
+            .push_bind(row.total_tokens)
+            .push_bind(row.cached_prompt_tokens)
+            .push_bind(row.reasoning_tokens)
+            .push_bind(row.cost_micros)
+            .push_bind(row.currency.as_str())
+            .push_bind(row.cache_hit)
+            .push_bind(row.stream)
+            .push_bind(row.error_class.as_str())
+            .push_bind(saturating_i64(row.latency_ms))
+            .push_bind(saturating_i64(row.ttft_ms))
+            .push_bind(row.created_at)
+            .push_bind(saturating_i64(row.created_at_ms));
+    });
+    insert.push(" ON CONFLICT (event_id) DO NOTHING");
+    insert
 }
 
 impl UsageSink for SqliteSink {

@@ -73,6 +73,15 @@ async fn clickhouse_records_events() {
 }
 
 #[tokio::test]
+async fn clickhouse_records_large_batches_whole() {
+    with_clickhouse(|backend| async move {
+        scenarios::records_large_batches_whole(&backend).await;
+        backend
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn clickhouse_is_idempotent_by_event_id() {
     with_clickhouse(|backend| async move {
         scenarios::is_idempotent_by_event_id(&backend).await;

@@ -17,6 +17,23 @@ pub async fn records_events(backend: &Backend) {
     assert_eq!(rows, expected);
 }
 
+/// A batch larger than one multi-row statement (and not a multiple of it)
+/// lands whole, values intact.
+pub async fn records_large_batches_whole(backend: &Backend) {
+    let events: Vec<_> = (1..=150).map(usage_event).collect();
+    let accepted = backend
+        .record(events.clone())
+        .await
+        .expect("a large batch is recorded");
+    assert_eq!(accepted, 150);
+    let mut rows = backend.rows().await;
+    let mut expected: Vec<_> = events.iter().map(expected_row).collect();
+    let key = |row: &serde_json::Value| row["event_id"].as_str().unwrap_or_default().to_owned();
+    rows.sort_by_key(key);
+    expected.sort_by_key(key);
+    assert_eq!(rows, expected);
+}
+
 /// Re-sending event ids (in a later batch or twice in one) stores nothing new.
 pub async fn is_idempotent_by_event_id(backend: &Backend) {
     let events: Vec<_> = (1..=3).map(usage_event).collect();

@@ -42,6 +42,12 @@ async fn sqlite_records_events() {
 }
 
 #[tokio::test]
+async fn sqlite_records_large_batches_whole() {
+    let (backend, _directory) = backend().await;
+    scenarios::records_large_batches_whole(&backend).await;
+}
+
+#[tokio::test]
 async fn sqlite_is_idempotent_by_event_id() {
     let (backend, _directory) = backend().await;
     scenarios::is_idempotent_by_event_id(&backend).await;
