@@ -60,5 +60,7 @@ both_modes!(
     upstream_rate_limit_maps_to_429,
     models_are_listed_for_the_key,
     mock_provider_serves_demo,
+    provider_refusing_the_gateway_is_a_502_not_the_clients_401,
+    client_leaving_early_is_recorded_as_cancelled,
     embeddings_round_trip,
 );

@@ -473,3 +473,33 @@ pub async fn embeddings_round_trip(cluster: &TestCluster) {
     assert_eq!(first.error_class, "");
     assert!(cluster.upstream.requests().is_empty());
 }
+
+pub async fn provider_refusing_the_gateway_is_a_502_not_the_clients_401(cluster: &TestCluster) {
+    let mut request = hello("demo");
+    request["messages"][1]["content"] = json!("mock:error:authentication");
+    let response = cluster.chat(&request).await;
+    assert_eq!(response.status(), 502);
+    let body = json_body(response).await;
+    assert_openai_error(&body, "server_error");
+    let rows = wait_for_usage_rows(cluster, 1).await;
+    assert_eq!(rows[0].error_class, "upstream_unavailable");
+}
+
+pub async fn client_leaving_early_is_recorded_as_cancelled(cluster: &TestCluster) {
+    cluster
+        .upstream
+        .push_fault(Fault::Delay(std::time::Duration::from_secs(3)));
+    let gave_up = cluster
+        .http
+        .post(format!("{}/v1/chat/completions", cluster.base_url))
+        .bearer_auth(&cluster.api_key)
+        .timeout(std::time::Duration::from_millis(300))
+        .json(&hello("gpt-test"))
+        .send()
+        .await;
+    assert!(gave_up.is_err(), "the client timed out");
+    let rows = wait_for_usage_rows(cluster, 1).await;
+    assert_eq!(rows[0].error_class, "cancelled");
+    assert_eq!(rows[0].provider, "", "no target had answered yet");
+    assert_eq!(rows[0].cost_micros, 0);
+}

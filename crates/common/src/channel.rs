@@ -53,6 +53,7 @@ impl GrpcChannel {
         })?;
         let channel = endpoint
             .tcp_nodelay(true)
+            .connect_timeout(std::time::Duration::from_secs(5))
             .http2_adaptive_window(true)
             .connect_lazy();
         Ok(Self {

@@ -75,11 +75,27 @@ pub fn load_yaml<T: DeserializeOwned>(
     apply_overrides(&mut value, environment)?;
     serde_path_to_error::deserialize(value).map_err(|error| {
         let path = error.path().to_string();
+        let message = if names_a_secret(&path) {
+            // serde would quote the offending value, which may be a secret
+            // pasted where a reference belongs.
+            "expected a secret reference: {env: NAME} or {file: PATH}".to_owned()
+        } else {
+            error.into_inner().to_string()
+        };
         ConfigError::Invalid {
             source_name: source_name.to_owned(),
             path,
-            message: error.into_inner().to_string(),
+            message,
         }
+    })
+}
+
+/// Whether a config path names a secret reference (whose bad value must not
+/// be echoed in errors).
+fn names_a_secret(path: &str) -> bool {
+    path.split('.').any(|segment| {
+        let segment = segment.split('[').next().unwrap_or(segment);
+        matches!(segment, "secret" | "secrets" | "api_key" | "password")
     })
 }
 
@@ -155,6 +171,23 @@ mod tests {
         let error = load_yaml::<Outer>("x.yaml", "ledger: {batch: many}", &Environment::new())
             .expect_err("batch is not a number");
         assert!(error.to_string().contains("at `ledger.batch`"), "{error}");
+    }
+
+    #[derive(Debug, Deserialize, Default)]
+    #[serde(default, deny_unknown_fields)]
+    struct WithSecret {
+        api_key: Option<crate::SecretSource>,
+    }
+
+    #[test]
+    fn a_literal_where_a_secret_reference_belongs_is_not_echoed() {
+        let error = load_yaml::<WithSecret>("x.yaml", "api_key: sk-live-123", &Environment::new())
+            .expect_err("a literal is not a reference");
+        let text = error.to_string();
+        assert!(
+            text.contains("api_key") && !text.contains("sk-live-123"),
+            "{text}"
+        );
     }
 
     #[test]

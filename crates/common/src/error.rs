@@ -40,11 +40,14 @@ pub enum ErrorClass {
     BudgetExceeded,
     /// A bug or an unexpected failure inside Switchyard.
     Internal,
+    /// The caller went away before the response was complete (recorded in
+    /// usage events; never sent to a client).
+    Cancelled,
 }
 
 impl ErrorClass {
     /// Every class, in proto order.
-    pub const ALL: [ErrorClass; 12] = [
+    pub const ALL: [ErrorClass; 13] = [
         ErrorClass::RateLimited,
         ErrorClass::Overloaded,
         ErrorClass::UpstreamUnavailable,
@@ -57,6 +60,7 @@ impl ErrorClass {
         ErrorClass::ContentFiltered,
         ErrorClass::BudgetExceeded,
         ErrorClass::Internal,
+        ErrorClass::Cancelled,
     ];
 
     /// Returns the snake_case name used in logs, usage events and `ErrorInfo.reason`.
@@ -74,6 +78,7 @@ impl ErrorClass {
             ErrorClass::ContentFiltered => "content_filtered",
             ErrorClass::BudgetExceeded => "budget_exceeded",
             ErrorClass::Internal => "internal",
+            ErrorClass::Cancelled => "cancelled",
         }
     }
 
@@ -95,6 +100,7 @@ impl ErrorClass {
             ErrorClass::Permission => Code::PermissionDenied,
             ErrorClass::NotFound => Code::NotFound,
             ErrorClass::Internal => Code::Internal,
+            ErrorClass::Cancelled => Code::Cancelled,
         }
     }
 
@@ -109,6 +115,8 @@ impl ErrorClass {
             ErrorClass::NotFound => 404,
             ErrorClass::RateLimited | ErrorClass::BudgetExceeded => 429,
             ErrorClass::Internal => 500,
+            // nginx's "client closed request"; only ever seen in logs.
+            ErrorClass::Cancelled => 499,
             ErrorClass::UpstreamUnavailable => 502,
             ErrorClass::Overloaded => 503,
             ErrorClass::Timeout => 504,
@@ -127,9 +135,10 @@ impl ErrorClass {
             ErrorClass::RateLimited => "rate_limit_error",
             ErrorClass::BudgetExceeded => "insufficient_quota",
             ErrorClass::Timeout => "timeout_error",
-            ErrorClass::Overloaded | ErrorClass::UpstreamUnavailable | ErrorClass::Internal => {
-                "server_error"
-            }
+            ErrorClass::Overloaded
+            | ErrorClass::UpstreamUnavailable
+            | ErrorClass::Internal
+            | ErrorClass::Cancelled => "server_error",
         }
     }
 
@@ -172,6 +181,7 @@ impl ErrorClass {
             ErrorClass::ContentFiltered => pb::ErrorClass::ContentFiltered,
             ErrorClass::BudgetExceeded => pb::ErrorClass::BudgetExceeded,
             ErrorClass::Internal => pb::ErrorClass::Internal,
+            ErrorClass::Cancelled => pb::ErrorClass::Cancelled,
         }
     }
 }

@@ -70,7 +70,8 @@ pub fn build(
 }
 
 /// Serves `app` on an already-bound listener until `shutdown` is cancelled,
-/// then lets in-flight requests (including open streams) finish.
+/// then lets in-flight requests (including open streams) finish, for at
+/// most [`DRAIN_DEADLINE`].
 pub async fn serve(
     listener: TcpListener,
     app: axum::Router,
@@ -81,7 +82,20 @@ pub async fn serve(
             tracing::warn!(%error, "cannot set TCP_NODELAY");
         }
     });
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown.cancelled_owned())
-        .await
+    let graceful =
+        axum::serve(listener, app).with_graceful_shutdown(shutdown.clone().cancelled_owned());
+    tokio::select! {
+        result = std::future::IntoFuture::into_future(graceful) => result,
+        () = async {
+            shutdown.cancelled().await;
+            tokio::time::sleep(DRAIN_DEADLINE).await;
+        } => {
+            tracing::warn!("requests still open after the drain deadline; closing them");
+            Ok(())
+        }
+    }
 }
+
+/// How long open requests (streams included) may run on after shutdown
+/// begins; a client that stops reading must not keep the process alive.
+const DRAIN_DEADLINE: std::time::Duration = std::time::Duration::from_secs(30);

@@ -10,7 +10,7 @@ use std::{any::Any, sync::Arc};
 
 use axum::{
     Router,
-    http::{Method, Uri},
+    http::{Method, StatusCode, Uri},
     response::{IntoResponse, Response},
     routing::{get, post},
 };
@@ -28,15 +28,23 @@ pub fn app(state: Arc<EdgeState>) -> Router {
         .route("/healthz", get(health::live))
         .route("/readyz", get(health::ready))
         .fallback(unknown_route)
+        .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
         // Outermost: a panic anywhere becomes an OpenAI-shaped 500, never a dropped connection.
         .layer(CatchPanicLayer::custom(panic_response))
 }
 
 async fn unknown_route(method: Method, uri: Uri) -> ApiError {
-    ApiError::new(
-        ErrorClass::NotFound,
+    ApiError::invalid_request_with_status(
+        StatusCode::NOT_FOUND,
         format!("Unknown request URL: {method} {}.", uri.path()),
+    )
+}
+
+async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
+    ApiError::invalid_request_with_status(
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!("Method {method} is not allowed on {}.", uri.path()),
     )
 }
 

@@ -5,7 +5,7 @@ use std::future::Future;
 
 use futures::StreamExt;
 use switchyard_common::{
-    ServiceError,
+    ErrorClass, ServiceError,
     direct::{AdapterClient, ResponseStream},
 };
 use switchyard_proto::v1::{
@@ -50,15 +50,15 @@ impl Adapters {
                 request: Some(request),
             })
             .await
-            .map_err(|status| ServiceError::from_status(&status))?;
+            .map_err(|status| as_gateway_error(ServiceError::from_status(&status)))?;
         match rest.next().await {
             Some(Ok(first)) => Ok(OpenAttempt { first, rest }),
             None => Err(ServiceError::new(
-                switchyard_common::ErrorClass::UpstreamUnavailable,
+                ErrorClass::UpstreamUnavailable,
                 "the provider returned an empty response",
             )
             .with_provider(provider)),
-            Some(Err(status)) => Err(ServiceError::from_status(&status)),
+            Some(Err(status)) => Err(as_gateway_error(ServiceError::from_status(&status))),
         }
     }
 }
@@ -80,15 +80,40 @@ impl Adapters {
                 request: Some(request),
             })
             .await
-            .map_err(|status| ServiceError::from_status(&status))?;
+            .map_err(|status| as_gateway_error(ServiceError::from_status(&status)))?;
         response.response.ok_or_else(|| {
             ServiceError::new(
-                switchyard_common::ErrorClass::UpstreamUnavailable,
+                ErrorClass::UpstreamUnavailable,
                 "the provider returned an empty response",
             )
             .with_provider(provider)
         })
     }
+}
+
+/// A provider refusing the gateway's own credentials, or not knowing the
+/// configured upstream model, is the gateway's problem, not the client's: it
+/// becomes `upstream_unavailable` (502, and another target may be tried)
+/// rather than a 401/403/404 the client would take for its own key or model.
+fn as_gateway_error(error: ServiceError) -> ServiceError {
+    let class = error.class;
+    let Some(provider) = error.provider.clone() else {
+        return error;
+    };
+    if !matches!(
+        class,
+        ErrorClass::Authentication | ErrorClass::Permission | ErrorClass::NotFound
+    ) {
+        return error;
+    }
+    tracing::warn!(%provider, %class, "provider refused the gateway's request");
+    ServiceError::new(
+        ErrorClass::UpstreamUnavailable,
+        format!(
+            "The provider `{provider}` refused the gateway's request ({class}); check its configuration."
+        ),
+    )
+    .with_provider(provider)
 }
 
 /// Tries `targets` in order with `attempt` (given each target and whether it

@@ -155,7 +155,10 @@ impl Journey {
             match phase {
                 Phase::Start => phase = Box::pin(self.start()).await,
                 Phase::Replaying(mut chunks) => {
-                    let chunk = chunks.next()?;
+                    let Some(chunk) = chunks.next() else {
+                        self.outcome.completed = true;
+                        return None;
+                    };
                     return Some((Ok(self.message(chunk)), Phase::Replaying(chunks)));
                 }
                 Phase::Forwarding {
@@ -250,9 +253,20 @@ impl Journey {
 
 impl Drop for Journey {
     fn drop(&mut self) {
-        let outcome = std::mem::take(&mut self.outcome);
+        let mut outcome = std::mem::take(&mut self.outcome);
+        if !outcome.completed && outcome.error_class.is_none() {
+            // Dropped before the end: the caller went away. Tokens the
+            // provider reports only at the end are unknown, so none are
+            // claimed; the class says the record is partial.
+            outcome.error_class = Some(ErrorClass::Cancelled);
+        }
         let completed = outcome.completed && !outcome.cache_hit;
-        if completed && let (Some(slot), Some(chunks)) = (self.slot.take(), self.kept.take()) {
+        // Only whole answers are cached: something was said and it ended.
+        let kept = self
+            .kept
+            .take()
+            .filter(|chunks| chunks.iter().any(|chunk| chunk.finish_reason != 0));
+        if completed && let (Some(slot), Some(chunks)) = (self.slot.take(), kept) {
             let mut cache = self.exchange.cache.clone();
             // Tracked: stores the completed response after the caller has it.
             self.exchange.tasks.spawn(async move {

@@ -51,7 +51,8 @@ impl UsageEmitter {
             receiver,
             client,
             batch_size: config.usage_batch_size.max(1),
-            flush_interval: config.usage_flush_interval,
+            // A zero interval would panic in `tokio::time::interval`.
+            flush_interval: config.usage_flush_interval.max(Duration::from_millis(1)),
         };
         // Tracked: the batcher must finish its last flush before the process exits.
         tasks.spawn(batcher.run(shutdown));
@@ -124,7 +125,12 @@ impl Batcher {
         let request = RecordRequest { events };
         let mut delay = Duration::from_millis(100);
         for attempt in 1..=4 {
-            match self.client.record(request.clone()).await {
+            let record = self.client.record(request.clone());
+            let result = match tokio::time::timeout(Duration::from_secs(10), record).await {
+                Ok(result) => result,
+                Err(_elapsed) => Err(tonic::Status::deadline_exceeded("ledger did not answer")),
+            };
+            match result {
                 Ok(_) => return,
                 Err(status) if attempt < 4 => {
                     tracing::warn!(code = ?status.code(), attempt, "ledger record failed; retrying");

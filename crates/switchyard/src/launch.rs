@@ -128,5 +128,8 @@ async fn start(mut command: Command, role: &str) -> anyhow::Result<(Child, Strin
     let address = tokio::time::timeout(Duration::from_secs(30), read_address)
         .await
         .with_context(|| format!("{role} did not start in time"))??;
+    // Detached: keeps reading the child's stdout (a profiler may write
+    // there) until it exits, so it never blocks on a full pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
     Ok((child, address))
 }

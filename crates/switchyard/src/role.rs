@@ -135,14 +135,23 @@ pub async fn run_role(
         ),
     };
     tracing::info!(%role, address = %listener.local_addr()?, "switchyard serving");
-    // Watch streams stay open until their server stops them, so stop the
-    // service's own tasks first, then the server.
     let stop_server = CancellationToken::new();
     let server = tokio::spawn(serve_grpc(listener, routes, stop_server.clone()));
     shutdown.cancelled().await;
-    services_shutdown.cancel();
-    stop_server.cancel();
-    let served = server.await.context("gRPC server task")?;
+    let served = if role == Role::ControlPlane {
+        // Watch streams only end when the control plane's own tasks stop,
+        // so stop those first, then the server.
+        services_shutdown.cancel();
+        stop_server.cancel();
+        server.await.context("gRPC server task")?
+    } else {
+        // Drain in-flight calls first (the router settles their usage on
+        // the way out), then stop the tasks (the usage batcher flushes).
+        stop_server.cancel();
+        let served = server.await.context("gRPC server task")?;
+        services_shutdown.cancel();
+        served
+    };
     tasks.close();
     tasks.wait().await;
     served.context("serving gRPC")
