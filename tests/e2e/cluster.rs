@@ -1,20 +1,15 @@
 //! `TestCluster`: the gateway started the way the binary starts it, in
 //! either mode, against a fake OpenAI upstream.
 
-use std::{
-    collections::BTreeMap,
-    path::{Path, PathBuf},
-    process::Stdio,
-    time::Duration,
-};
+use std::{collections::BTreeMap, path::Path, time::Duration};
 
-use switchyard::{SwitchyardConfig, serve::run_all_in_one};
-use switchyard_test_support::FakeOpenAi;
-use tokio::{
-    io::{AsyncBufReadExt, BufReader},
-    net::TcpListener,
-    process::{Child, Command},
+use switchyard::{
+    SwitchyardConfig,
+    launch::{Launch, Processes},
+    serve::run_all_in_one,
 };
+use switchyard_test_support::FakeOpenAi;
+use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::backends;
@@ -64,7 +59,7 @@ pub struct TestCluster {
     pub http: reqwest::Client,
     shutdown: CancellationToken,
     server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
-    _processes: Vec<Child>,
+    _processes: Option<Processes>,
     postgres_database: Option<String>,
     _directory: tempfile::TempDir,
 }
@@ -165,11 +160,21 @@ keys:
                     listener,
                     shutdown.clone(),
                 ));
-                (format!("http://{address}"), Some(server), Vec::new())
+                (format!("http://{address}"), Some(server), None)
             }
             Mode::Distributed => {
-                let (address, processes) = start_processes(&config_path, &environment).await;
-                (format!("http://{address}"), None, processes)
+                let launch = Launch {
+                    binary: Path::new(env!("CARGO_BIN_EXE_switchyard")),
+                    config: &config_path,
+                    environment: &environment,
+                    cpus: None,
+                };
+                let processes = launch.distributed().await.expect("start every service");
+                (
+                    format!("http://{}", processes.edge_address),
+                    None,
+                    Some(processes),
+                )
             }
         };
         let cluster = Self {
@@ -262,59 +267,4 @@ async fn drop_postgres_database(name: &str) {
             .execute(&pool)
             .await;
     }
-}
-
-/// Starts one process per service in dependency order and returns the
-/// edge's address.
-async fn start_processes(
-    config_path: &PathBuf,
-    environment: &BTreeMap<String, String>,
-) -> (String, Vec<Child>) {
-    let mut processes = Vec::new();
-    let mut endpoints: Vec<(String, String)> = Vec::new();
-    for role in [
-        "control-plane",
-        "ledger",
-        "cache",
-        "adapter",
-        "router",
-        "edge",
-    ] {
-        let section = role.replace('-', "_").to_uppercase();
-        let mut command = Command::new(env!("CARGO_BIN_EXE_switchyard"));
-        command
-            .arg("--config")
-            .arg(config_path)
-            .arg("run")
-            .arg(role)
-            .envs(environment)
-            .env(format!("SWITCHYARD__{section}__LISTEN"), "127.0.0.1:0")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true);
-        for (name, url) in &endpoints {
-            command.env(format!("SWITCHYARD__ENDPOINTS__{name}"), url);
-        }
-        let mut child = command.spawn().expect("spawn switchyard");
-        let stdout = child.stdout.take().expect("piped stdout");
-        let mut lines = BufReader::new(stdout).lines();
-        let line = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
-            .await
-            .unwrap_or_else(|_| panic!("{role} did not start in time"))
-            .expect("read stdout")
-            .unwrap_or_else(|| panic!("{role} exited before listening"));
-        let announced: serde_json::Value =
-            serde_json::from_str(&line).expect("startup line is JSON");
-        let address = announced["address"]
-            .as_str()
-            .expect("address announced")
-            .to_owned();
-        endpoints.push((section, format!("http://{address}")));
-        processes.push(child);
-        if role == "edge" {
-            return (address, processes);
-        }
-    }
-    unreachable!("the edge is the last role")
 }
