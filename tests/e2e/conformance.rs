@@ -129,7 +129,7 @@ keys:
         gemini
             .requests()
             .iter()
-            .any(|r| r.path.ends_with(":streamGenerateContent"))
+            .any(|r| r.path.ends_with(":streamGenerateContent?alt=sse"))
     );
     assert!(
         bedrock

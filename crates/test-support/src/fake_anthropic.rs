@@ -25,25 +25,23 @@
 mod answer;
 mod wire;
 
+use crate::recording::{self, Recorder};
 use std::{
-    collections::VecDeque,
     net::SocketAddr,
     sync::{
-        Arc, Mutex, PoisonError,
+        Arc,
         atomic::{AtomicU64, Ordering},
     },
-    time::Duration,
 };
 
 use axum::{
     Router,
     body::{Body, Bytes},
     extract::State,
-    http::{HeaderMap, Method, StatusCode, Uri, header},
+    http::{HeaderMap, Method, Uri, header},
     response::Response,
     routing::post,
 };
-use futures::StreamExt;
 use serde_json::Value;
 
 use self::{
@@ -64,8 +62,7 @@ pub struct FakeAnthropic {
 
 #[derive(Debug, Default)]
 struct Shared {
-    requests: Mutex<Vec<RecordedRequest>>,
-    faults: Mutex<VecDeque<Fault>>,
+    recorder: Recorder<Fault>,
     answered: AtomicU64,
 }
 
@@ -101,12 +98,12 @@ impl FakeAnthropic {
 
     /// Returns every request received so far, in order.
     pub fn requests(&self) -> Vec<RecordedRequest> {
-        lock(&self.shared.requests).clone()
+        self.shared.recorder.requests()
     }
 
     /// Queues a fault for the next request not yet answered (first in, first out).
     pub fn push_fault(&self, fault: Fault) {
-        lock(&self.shared.faults).push_back(fault);
+        self.shared.recorder.push_fault(fault);
     }
 }
 
@@ -122,37 +119,6 @@ pub fn anthropic_error_body(kind: &str, message: &str) -> String {
     serde_json::to_string(&body).expect("error bodies always serialize")
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-impl Shared {
-    fn record(&self, method: &Method, uri: &Uri, headers: &HeaderMap, body: &Bytes) -> Value {
-        let body = if body.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_slice(body)
-                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(body).into_owned()))
-        };
-        let headers = headers
-            .iter()
-            .map(|(name, value)| {
-                (
-                    name.as_str().to_owned(),
-                    String::from_utf8_lossy(value.as_bytes()).into_owned(),
-                )
-            })
-            .collect();
-        lock(&self.requests).push(RecordedRequest {
-            method: method.as_str().to_owned(),
-            path: uri.path().to_owned(),
-            headers,
-            body: body.clone(),
-        });
-        body
-    }
-}
-
 async fn messages(
     State(shared): State<Arc<Shared>>,
     method: Method,
@@ -160,8 +126,8 @@ async fn messages(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let body = shared.record(&method, &uri, &headers, &body);
-    let fault = lock(&shared.faults).pop_front();
+    let body = shared.recorder.record(&method, &uri, &headers, &body);
+    let fault = shared.recorder.next_fault();
     let mut drop_after = None;
     match fault {
         Some(Fault::Status {
@@ -229,58 +195,6 @@ fn refusal(headers: &HeaderMap, body: &Value) -> Option<Response> {
     None
 }
 
-/// Sends `frames` one by one, each flushed on its own; with `drop_after`,
-/// aborts the connection after that many frames.
-fn streamed(frames: Vec<Bytes>, drop_after: Option<usize>, content_type: &'static str) -> Response {
-    let keep = drop_after.unwrap_or(frames.len()).min(frames.len());
-    let aborts = drop_after.is_some();
-    let frames = frames
-        .into_iter()
-        .take(keep)
-        .map(Ok::<Bytes, std::io::Error>);
-    let frames = futures::stream::iter(frames).then(|frame| async move {
-        // Yielding before each frame lets the server flush the previous one,
-        // so frames arrive as separate reads, like a real token stream.
-        tokio::task::yield_now().await;
-        frame
-    });
-    let abort = futures::stream::iter(aborts.then(|| {
-        Err(std::io::Error::new(
-            std::io::ErrorKind::ConnectionAborted,
-            "fault: connection dropped mid-stream",
-        ))
-    }))
-    .then(|error| async move {
-        // Let the frames before the abort reach the client first.
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        error
-    });
-    Response::builder()
-        .header(header::CONTENT_TYPE, content_type)
-        .header(header::CACHE_CONTROL, "no-cache")
-        .header("request-id", REQUEST_ID)
-        .body(Body::from_stream(frames.chain(abort)))
-        .expect("static headers are valid")
-}
-
-fn status_response(status: u16, body: String, headers: &[(String, String)]) -> Response {
-    let mut response = Response::builder()
-        .status(StatusCode::from_u16(status).expect("fault status is a valid HTTP status"))
-        .header("request-id", REQUEST_ID);
-    let sets_content_type = headers
-        .iter()
-        .any(|(name, _)| name.eq_ignore_ascii_case("content-type"));
-    if !sets_content_type {
-        response = response.header(header::CONTENT_TYPE, "application/json");
-    }
-    for (name, value) in headers {
-        response = response.header(name.as_str(), value.as_str());
-    }
-    response
-        .body(Body::from(body))
-        .expect("fault headers are valid")
-}
-
 async fn not_found(
     State(shared): State<Arc<Shared>>,
     method: Method,
@@ -288,10 +202,34 @@ async fn not_found(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    shared.record(&method, &uri, &headers, &body);
+    shared.recorder.record(&method, &uri, &headers, &body);
     status_response(
         404,
         anthropic_error_body("not_found_error", "Not found"),
         &[],
+    )
+}
+
+/// Streams `frames` as Anthropic does (see [`recording::streamed`]).
+fn streamed(frames: Vec<Bytes>, drop_after: Option<usize>, content_type: &'static str) -> Response {
+    recording::streamed(
+        frames,
+        drop_after,
+        &[
+            ("content-type", content_type),
+            ("cache-control", "no-cache"),
+            ("request-id", REQUEST_ID),
+        ],
+    )
+}
+
+/// Answers a fault or an error with Anthropic's usual headers.
+fn status_response(status: u16, body: String, headers: &[(String, String)]) -> Response {
+    recording::status_response(
+        status,
+        body,
+        headers,
+        &[("request-id", REQUEST_ID)],
+        "application/json",
     )
 }

@@ -32,24 +32,22 @@ mod answer;
 mod event_stream;
 mod sigv4;
 
+use crate::recording::{self, Recorder};
 use std::{
-    collections::VecDeque,
     net::SocketAddr,
     sync::{
-        Arc, Mutex, PoisonError,
+        Arc,
         atomic::{AtomicU64, Ordering},
     },
-    time::Duration,
 };
 
 use axum::{
     Router,
-    body::{Body, Bytes},
+    body::Bytes,
     extract::State,
-    http::{HeaderMap, Method, StatusCode, Uri, header},
+    http::{HeaderMap, Method, Uri, header},
     response::Response,
 };
-use futures::StreamExt;
 use serde_json::{Value, json};
 
 use self::{
@@ -75,8 +73,7 @@ pub struct FakeBedrock {
 #[derive(Debug)]
 struct Shared {
     access_key: AccessKey,
-    requests: Mutex<Vec<RecordedRequest>>,
-    faults: Mutex<VecDeque<Scripted>>,
+    recorder: Recorder<Scripted>,
     answered: AtomicU64,
 }
 
@@ -114,8 +111,7 @@ impl FakeBedrock {
                 id: access_key_id.to_owned(),
                 secret: secret_access_key.to_owned(),
             },
-            requests: Mutex::default(),
-            faults: Mutex::default(),
+            recorder: Recorder::default(),
             answered: AtomicU64::new(0),
         });
         let app = Router::new().fallback(handle).with_state(shared.clone());
@@ -137,18 +133,18 @@ impl FakeBedrock {
     /// Returns every request received so far, in order. `path` is as
     /// received, still percent-encoded (`…-v1%3A0/converse`).
     pub fn requests(&self) -> Vec<RecordedRequest> {
-        lock(&self.shared.requests).clone()
+        self.shared.recorder.requests()
     }
 
     /// Queues a fault for the next request not yet answered (first in, first out).
     pub fn push_fault(&self, fault: Fault) {
-        lock(&self.shared.faults).push_back(Scripted::Fault(fault));
+        self.shared.recorder.push_fault(Scripted::Fault(fault));
     }
 
     /// Makes the next stream send `after_events` event messages, then an
     /// exception message (e.g. `throttlingException`) with `{"message"}`.
     pub fn push_stream_exception(&self, after_events: usize, exception_type: &str, message: &str) {
-        lock(&self.shared.faults).push_back(Scripted::StreamException {
+        self.shared.recorder.push_fault(Scripted::StreamException {
             after_events,
             exception_type: exception_type.to_owned(),
             message: message.to_owned(),
@@ -178,36 +174,7 @@ fn error_parts(error_type: &str, message: &str) -> (String, Vec<(String, String)
     )
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
 impl Shared {
-    fn record(&self, method: &Method, uri: &Uri, headers: &HeaderMap, body: &Bytes) -> Value {
-        let body = if body.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_slice(body)
-                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(body).into_owned()))
-        };
-        let headers = headers
-            .iter()
-            .map(|(name, value)| {
-                (
-                    name.as_str().to_owned(),
-                    String::from_utf8_lossy(value.as_bytes()).into_owned(),
-                )
-            })
-            .collect();
-        lock(&self.requests).push(RecordedRequest {
-            method: method.as_str().to_owned(),
-            path: uri.path().to_owned(),
-            headers,
-            body: body.clone(),
-        });
-        body
-    }
-
     fn authenticate(
         &self,
         method: &Method,
@@ -240,7 +207,7 @@ async fn handle(
     headers: HeaderMap,
     raw_body: Bytes,
 ) -> Response {
-    let body = shared.record(&method, &uri, &headers, &raw_body);
+    let body = shared.recorder.record(&method, &uri, &headers, &raw_body);
     let action = uri
         .path()
         .strip_prefix("/model/")
@@ -261,7 +228,7 @@ async fn handle(
     if let Err(rejection) = shared.authenticate(&method, &uri, &headers, &raw_body) {
         return error_response(403, rejection.exception, &rejection.message);
     }
-    let scripted = lock(&shared.faults).pop_front();
+    let scripted = shared.recorder.next_fault();
     let mut drop_after = None;
     let mut exception = None;
     match scripted {
@@ -364,63 +331,35 @@ fn validate(body: &Value) -> Result<(), String> {
     Ok(())
 }
 
-/// Sends `frames` one by one, each flushed on its own; with `drop_after`,
-/// aborts the connection after that many frames.
+fn error_response(status: u16, error_type: &str, message: &str) -> Response {
+    let (body, headers) = error_parts(error_type, message);
+    status_response(status, body, &headers)
+}
+
+/// Streams `frames` as Bedrock does (see [`recording::streamed`]).
 fn streamed_response(
     frames: Vec<Bytes>,
     drop_after: Option<usize>,
     content_type: &'static str,
     request_id: &str,
 ) -> Response {
-    let keep = drop_after.unwrap_or(frames.len()).min(frames.len());
-    let aborts = drop_after.is_some();
-    let frames = frames
-        .into_iter()
-        .take(keep)
-        .map(Ok::<Bytes, std::io::Error>);
-    let frames = futures::stream::iter(frames).then(|frame| async move {
-        // Yielding before each frame lets the server flush the previous one,
-        // so frames arrive as separate reads, like a real token stream.
-        tokio::task::yield_now().await;
-        frame
-    });
-    let abort = futures::stream::iter(aborts.then(|| {
-        Err(std::io::Error::new(
-            std::io::ErrorKind::ConnectionAborted,
-            "fault: connection dropped mid-stream",
-        ))
-    }))
-    .then(|error| async move {
-        // Let the frames before the abort reach the client first.
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        error
-    });
-    Response::builder()
-        .header(header::CONTENT_TYPE, content_type)
-        .header("x-amzn-RequestId", request_id)
-        .body(Body::from_stream(frames.chain(abort)))
-        .expect("static headers are valid")
+    recording::streamed(
+        frames,
+        drop_after,
+        &[
+            ("content-type", content_type),
+            ("x-amzn-RequestId", request_id),
+        ],
+    )
 }
 
-fn error_response(status: u16, error_type: &str, message: &str) -> Response {
-    let (body, headers) = error_parts(error_type, message);
-    status_response(status, body, &headers)
-}
-
+/// Answers a fault or an error with Bedrock's usual headers.
 fn status_response(status: u16, body: String, headers: &[(String, String)]) -> Response {
-    let mut response = Response::builder()
-        .status(StatusCode::from_u16(status).expect("fault status is a valid HTTP status"))
-        .header("x-amzn-RequestId", "5e3c9a1d-7b2f-4c8e-9d01-ffffffffffff");
-    let sets_content_type = headers
-        .iter()
-        .any(|(name, _)| name.eq_ignore_ascii_case("content-type"));
-    if !sets_content_type {
-        response = response.header(header::CONTENT_TYPE, "application/json");
-    }
-    for (name, value) in headers {
-        response = response.header(name.as_str(), value.as_str());
-    }
-    response
-        .body(Body::from(body))
-        .expect("fault headers are valid")
+    recording::status_response(
+        status,
+        body,
+        headers,
+        &[("x-amzn-RequestId", "5e3c9a1d-7b2f-4c8e-9d01-ffffffffffff")],
+        "application/json",
+    )
 }

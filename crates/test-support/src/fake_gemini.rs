@@ -26,24 +26,22 @@
 mod answer;
 mod wire;
 
+use crate::recording::{self, Recorder};
 use std::{
-    collections::VecDeque,
     net::SocketAddr,
     sync::{
-        Arc, Mutex, PoisonError,
+        Arc,
         atomic::{AtomicU64, Ordering},
     },
-    time::Duration,
 };
 
 use axum::{
     Router,
-    body::{Body, Bytes},
+    body::Bytes,
     extract::State,
-    http::{HeaderMap, Method, StatusCode, Uri, header},
+    http::{HeaderMap, Method, Uri, header},
     response::{IntoResponse, Response},
 };
-use futures::StreamExt;
 use serde_json::{Value, json};
 
 use self::{
@@ -61,8 +59,7 @@ pub struct FakeGemini {
 
 #[derive(Debug, Default)]
 struct Shared {
-    requests: Mutex<Vec<RecordedRequest>>,
-    faults: Mutex<VecDeque<Fault>>,
+    recorder: Recorder<Fault>,
     answered: AtomicU64,
 }
 
@@ -99,15 +96,15 @@ impl FakeGemini {
         format!("http://{}/v1", self.address)
     }
 
-    /// Returns every request received so far, in order (`path` without the
-    /// query string).
+    /// Returns every request received so far, in order (`path` with the
+    /// query string, e.g. `…:streamGenerateContent?alt=sse`).
     pub fn requests(&self) -> Vec<RecordedRequest> {
-        lock(&self.shared.requests).clone()
+        self.shared.recorder.requests()
     }
 
     /// Queues a fault for the next request not yet answered (first in, first out).
     pub fn push_fault(&self, fault: Fault) {
-        lock(&self.shared.faults).push_back(fault);
+        self.shared.recorder.push_fault(fault);
     }
 }
 
@@ -162,37 +159,6 @@ fn error_body(code: u16, status: &str, message: &str, details: Vec<Value>) -> St
     String::from_utf8(wire::pretty(&body)).expect("JSON is UTF-8")
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-impl Shared {
-    fn record(&self, method: &Method, uri: &Uri, headers: &HeaderMap, body: &Bytes) -> Value {
-        let body = if body.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_slice(body)
-                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(body).into_owned()))
-        };
-        let headers = headers
-            .iter()
-            .map(|(name, value)| {
-                (
-                    name.as_str().to_owned(),
-                    String::from_utf8_lossy(value.as_bytes()).into_owned(),
-                )
-            })
-            .collect();
-        lock(&self.requests).push(RecordedRequest {
-            method: method.as_str().to_owned(),
-            path: uri.path().to_owned(),
-            headers,
-            body: body.clone(),
-        });
-        body
-    }
-}
-
 /// Which API a path belongs to, the model it names and the method called.
 struct Route<'a> {
     vertex: bool,
@@ -234,7 +200,7 @@ async fn handle(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let body = shared.record(&method, &uri, &headers, &body);
+    let body = shared.recorder.record(&method, &uri, &headers, &body);
     let Some(route) = route(uri.path()).filter(|route| {
         method == Method::POST
             && matches!(route.method, "generateContent" | "streamGenerateContent")
@@ -245,7 +211,7 @@ async fn handle(
         );
         return status_response(404, gemini_error_body(404, "NOT_FOUND", &message), &[]);
     };
-    let fault = lock(&shared.faults).pop_front();
+    let fault = shared.recorder.next_fault();
     let mut drop_after = None;
     match fault {
         Some(Fault::Status {
@@ -289,53 +255,14 @@ async fn handle(
 
 const JSON_CONTENT_TYPE: &str = "application/json; charset=UTF-8";
 
-/// Sends `frames` one by one, each flushed on its own; with `drop_after`,
-/// aborts the connection after that many frames.
+/// Streams `frames` as Google does (see [`recording::streamed`]).
 fn streamed(frames: Vec<Bytes>, drop_after: Option<usize>, content_type: &'static str) -> Response {
-    let keep = drop_after.unwrap_or(frames.len()).min(frames.len());
-    let aborts = drop_after.is_some();
-    let frames = frames
-        .into_iter()
-        .take(keep)
-        .map(Ok::<Bytes, std::io::Error>);
-    let frames = futures::stream::iter(frames).then(|frame| async move {
-        // Yielding before each frame lets the server flush the previous one,
-        // so frames arrive as separate reads, like a real token stream.
-        tokio::task::yield_now().await;
-        frame
-    });
-    let abort = futures::stream::iter(aborts.then(|| {
-        Err(std::io::Error::new(
-            std::io::ErrorKind::ConnectionAborted,
-            "fault: connection dropped mid-stream",
-        ))
-    }))
-    .then(|error| async move {
-        // Let the frames before the abort reach the client first.
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        error
-    });
-    Response::builder()
-        .header(header::CONTENT_TYPE, content_type)
-        .body(Body::from_stream(frames.chain(abort)))
-        .expect("static headers are valid")
+    recording::streamed(frames, drop_after, &[("content-type", content_type)])
 }
 
+/// Answers a fault or an error with Google's usual headers.
 fn status_response(status: u16, body: String, headers: &[(String, String)]) -> Response {
-    let mut response = Response::builder()
-        .status(StatusCode::from_u16(status).expect("fault status is a valid HTTP status"));
-    let sets_content_type = headers
-        .iter()
-        .any(|(name, _)| name.eq_ignore_ascii_case("content-type"));
-    if !sets_content_type {
-        response = response.header(header::CONTENT_TYPE, JSON_CONTENT_TYPE);
-    }
-    for (name, value) in headers {
-        response = response.header(name.as_str(), value.as_str());
-    }
-    response
-        .body(Body::from(body))
-        .expect("fault headers are valid")
+    recording::status_response(status, body, headers, &[], JSON_CONTENT_TYPE)
 }
 
 #[cfg(test)]

@@ -10,12 +10,8 @@
 //! are Google's `{"error": {code, message, status}}`. Faults behave as for
 //! [`FakeOpenAi`](crate::FakeOpenAi).
 
-use std::{
-    collections::{BTreeMap, VecDeque},
-    net::SocketAddr,
-    sync::{Arc, Mutex, PoisonError},
-    time::Duration,
-};
+use crate::recording::Recorder;
+use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use axum::{
     Router,
@@ -25,7 +21,7 @@ use axum::{
     response::{IntoResponse, Response},
     routing::post,
 };
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::{Fault, RecordedRequest, fake_embedding};
 
@@ -42,8 +38,7 @@ pub struct FakeGeminiEmbeddings {
 
 #[derive(Debug, Default)]
 struct Shared {
-    requests: Mutex<Vec<RecordedRequest>>,
-    faults: Mutex<VecDeque<Fault>>,
+    recorder: Recorder<Fault>,
 }
 
 impl FakeGeminiEmbeddings {
@@ -76,22 +71,18 @@ impl FakeGeminiEmbeddings {
 
     /// Returns every request received so far, in order.
     pub fn requests(&self) -> Vec<RecordedRequest> {
-        lock(&self.shared.requests).clone()
+        self.shared.recorder.requests()
     }
 
     /// Queues a fault for the next request not yet answered (first in, first out).
     pub fn push_fault(&self, fault: Fault) {
-        lock(&self.shared.faults).push_back(fault);
+        self.shared.recorder.push_fault(fault);
     }
 }
 
 /// Returns a Google API error body.
 fn error_body(code: u16, message: &str, status: &str) -> String {
     json!({"error": {"code": code, "message": message, "status": status}}).to_string()
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 async fn batch_embed_contents(
@@ -102,22 +93,8 @@ async fn batch_embed_contents(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    lock(&shared.requests).push(RecordedRequest {
-        method: method.as_str().to_owned(),
-        path: uri.path().to_owned(),
-        headers: headers
-            .iter()
-            .map(|(name, value)| {
-                (
-                    name.as_str().to_owned(),
-                    String::from_utf8_lossy(value.as_bytes()).into_owned(),
-                )
-            })
-            .collect::<BTreeMap<_, _>>(),
-        body: body.clone(),
-    });
-    let fault = lock(&shared.faults).pop_front();
+    let body = shared.recorder.record(&method, &uri, &headers, &body);
+    let fault = shared.recorder.next_fault();
     let mut drop_after = None;
     match fault {
         Some(Fault::Status {

@@ -23,11 +23,12 @@ mod wire;
 
 pub use self::embeddings::fake_embedding;
 
+use crate::recording::{self, Recorder};
 use std::{
-    collections::{BTreeMap, VecDeque},
+    collections::BTreeMap,
     net::SocketAddr,
     sync::{
-        Arc, Mutex, PoisonError,
+        Arc,
         atomic::{AtomicU64, Ordering},
     },
     time::Duration,
@@ -35,13 +36,12 @@ use std::{
 
 use axum::{
     Router,
-    body::{Body, Bytes},
+    body::Bytes,
     extract::State,
-    http::{HeaderMap, Method, StatusCode, Uri, header},
+    http::{HeaderMap, Method, Uri, header},
     response::{IntoResponse, Response},
     routing::{get, post},
 };
-use futures::StreamExt;
 use serde_json::Value;
 
 pub use self::flavor::FakeFlavor;
@@ -95,8 +95,7 @@ pub struct FakeOpenAi {
 #[derive(Debug, Default)]
 struct Shared {
     flavor: FakeFlavor,
-    requests: Mutex<Vec<RecordedRequest>>,
-    faults: Mutex<VecDeque<Fault>>,
+    recorder: Recorder<Fault>,
     answered: AtomicU64,
 }
 
@@ -152,12 +151,12 @@ impl FakeOpenAi {
 
     /// Returns every request received so far, in order.
     pub fn requests(&self) -> Vec<RecordedRequest> {
-        lock(&self.shared.requests).clone()
+        self.shared.recorder.requests()
     }
 
     /// Queues a fault for the next request not yet answered (first in, first out).
     pub fn push_fault(&self, fault: Fault) {
-        lock(&self.shared.faults).push_back(fault);
+        self.shared.recorder.push_fault(fault);
     }
 }
 
@@ -174,39 +173,6 @@ pub fn openai_error_body(message: &str, kind: &str, code: &str) -> String {
     serde_json::to_string(&body).expect("error bodies always serialize")
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-impl Shared {
-    fn record(&self, method: &Method, uri: &Uri, headers: &HeaderMap, body: &Bytes) -> Value {
-        let body = if body.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_slice(body)
-                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(body).into_owned()))
-        };
-        let headers = headers
-            .iter()
-            .map(|(name, value)| {
-                (
-                    name.as_str().to_owned(),
-                    String::from_utf8_lossy(value.as_bytes()).into_owned(),
-                )
-            })
-            .collect();
-        lock(&self.requests).push(RecordedRequest {
-            method: method.as_str().to_owned(),
-            path: uri
-                .path_and_query()
-                .map_or_else(|| uri.path().to_owned(), ToString::to_string),
-            headers,
-            body: body.clone(),
-        });
-        body
-    }
-}
-
 async fn chat_completions(
     State(shared): State<Arc<Shared>>,
     method: Method,
@@ -214,8 +180,8 @@ async fn chat_completions(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let body = shared.record(&method, &uri, &headers, &body);
-    let fault = lock(&shared.faults).pop_front();
+    let body = shared.recorder.record(&method, &uri, &headers, &body);
+    let fault = shared.recorder.next_fault();
     let mut drop_after = None;
     match fault {
         Some(Fault::Status {
@@ -264,56 +230,6 @@ async fn chat_completions(
     }
 }
 
-/// Sends `frames` one by one, each flushed on its own; with `drop_after`,
-/// aborts the connection after that many frames.
-fn streamed(frames: Vec<Bytes>, drop_after: Option<usize>, content_type: &'static str) -> Response {
-    let keep = drop_after.unwrap_or(frames.len()).min(frames.len());
-    let aborts = drop_after.is_some();
-    let frames = frames
-        .into_iter()
-        .take(keep)
-        .map(Ok::<Bytes, std::io::Error>);
-    let frames = futures::stream::iter(frames).then(|frame| async move {
-        // Yielding before each frame lets the server flush the previous one,
-        // so frames arrive as separate reads, like a real token stream.
-        tokio::task::yield_now().await;
-        frame
-    });
-    let abort = futures::stream::iter(aborts.then(|| {
-        Err(std::io::Error::new(
-            std::io::ErrorKind::ConnectionAborted,
-            "fault: connection dropped mid-stream",
-        ))
-    }))
-    .then(|error| async move {
-        // Let the frames before the abort reach the client first.
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        error
-    });
-    Response::builder()
-        .header(header::CONTENT_TYPE, content_type)
-        .header(header::CACHE_CONTROL, "no-cache")
-        .body(Body::from_stream(frames.chain(abort)))
-        .expect("static headers are valid")
-}
-
-fn status_response(status: u16, body: String, headers: &[(String, String)]) -> Response {
-    let mut response = Response::builder()
-        .status(StatusCode::from_u16(status).expect("fault status is a valid HTTP status"));
-    let sets_content_type = headers
-        .iter()
-        .any(|(name, _)| name.eq_ignore_ascii_case("content-type"));
-    if !sets_content_type {
-        response = response.header(header::CONTENT_TYPE, "application/json");
-    }
-    for (name, value) in headers {
-        response = response.header(name.as_str(), value.as_str());
-    }
-    response
-        .body(Body::from(body))
-        .expect("fault headers are valid")
-}
-
 async fn models(
     State(shared): State<Arc<Shared>>,
     method: Method,
@@ -321,7 +237,7 @@ async fn models(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    shared.record(&method, &uri, &headers, &body);
+    shared.recorder.record(&method, &uri, &headers, &body);
     let list = r#"{"object":"list","data":[{"id":"gpt-4o-mini","object":"model","created":1686935002,"owned_by":"openai"}]}"#;
     ([(header::CONTENT_TYPE, "application/json")], list).into_response()
 }
@@ -333,11 +249,28 @@ async fn not_found(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    shared.record(&method, &uri, &headers, &body);
+    shared.recorder.record(&method, &uri, &headers, &body);
     let message = format!("Unknown request URL: {} {}", method, uri.path());
     status_response(
         404,
         openai_error_body(&message, "invalid_request_error", "unknown_url"),
         &[],
     )
+}
+
+/// Streams `frames` as OpenAI does (see [`recording::streamed`]).
+fn streamed(frames: Vec<Bytes>, drop_after: Option<usize>, content_type: &'static str) -> Response {
+    recording::streamed(
+        frames,
+        drop_after,
+        &[
+            ("content-type", content_type),
+            ("cache-control", "no-cache"),
+        ],
+    )
+}
+
+/// Answers a fault or an error with OpenAI's usual headers.
+fn status_response(status: u16, body: String, headers: &[(String, String)]) -> Response {
+    recording::status_response(status, body, headers, &[], "application/json")
 }

@@ -20,6 +20,7 @@ mod fake_bedrock;
 mod fake_gemini;
 mod fake_gemini_embeddings;
 mod fake_openai;
+mod recording;
 
 pub use fake_anthropic::{FakeAnthropic, anthropic_error_body};
 pub use fake_bedrock::{

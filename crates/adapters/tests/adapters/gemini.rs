@@ -258,7 +258,7 @@ async fn gemini_stream_arrives_word_by_word_with_usage_once() {
     assert_streams_word_by_word(
         &gemini,
         target,
-        "/v1beta/models/gemini-2.5-flash:streamGenerateContent",
+        "/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse",
     )
     .await;
 }
@@ -270,7 +270,7 @@ async fn vertex_stream_arrives_word_by_word_with_usage_once() {
     assert_streams_word_by_word(
         &gemini,
         target,
-        &format!("{VERTEX_PATH}:streamGenerateContent"),
+        &format!("{VERTEX_PATH}:streamGenerateContent?alt=sse"),
     )
     .await;
 }

@@ -23,7 +23,7 @@ use axum::{
 use base64::Engine;
 use serde_json::{Value, json};
 
-use super::{FakeFlavor, Fault, Shared, lock, openai_error_body, status_response, streamed};
+use super::{FakeFlavor, Fault, Shared, openai_error_body, status_response, streamed};
 
 /// Fields of Mistral's embeddings request.
 const MISTRAL_FIELDS: [&str; 6] = [
@@ -120,8 +120,8 @@ pub async fn embeddings(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let body = shared.record(&method, &uri, &headers, &body);
-    let fault = lock(&shared.faults).pop_front();
+    let body = shared.recorder.record(&method, &uri, &headers, &body);
+    let fault = shared.recorder.next_fault();
     let mut drop_after = None;
     match fault {
         Some(Fault::Status {

@@ -1,0 +1,159 @@
+//! What every fake provider shares: the record of requests received, the
+//! queue of scripted faults, and the HTTP responses faults and streams use.
+
+use std::{
+    collections::VecDeque,
+    sync::{Mutex, PoisonError},
+    time::Duration,
+};
+
+use axum::{
+    body::{Body, Bytes},
+    http::{HeaderMap, Method, StatusCode, Uri, header},
+    response::Response,
+};
+use futures::StreamExt;
+use serde_json::Value;
+
+use crate::RecordedRequest;
+
+/// Requests received and faults scripted for the next ones. `F` is the
+/// fake's fault type.
+#[derive(Debug)]
+pub(crate) struct Recorder<F> {
+    requests: Mutex<Vec<RecordedRequest>>,
+    faults: Mutex<VecDeque<F>>,
+}
+
+impl<F> Default for Recorder<F> {
+    fn default() -> Self {
+        Self {
+            requests: Mutex::default(),
+            faults: Mutex::default(),
+        }
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl<F> Recorder<F> {
+    /// Records a request and returns its body as JSON (`Null` when empty, a
+    /// string when not JSON).
+    pub(crate) fn record(
+        &self,
+        method: &Method,
+        uri: &Uri,
+        headers: &HeaderMap,
+        body: &Bytes,
+    ) -> Value {
+        let body = if body.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(body)
+                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(body).into_owned()))
+        };
+        let headers = headers
+            .iter()
+            .map(|(name, value)| {
+                (
+                    name.as_str().to_owned(),
+                    String::from_utf8_lossy(value.as_bytes()).into_owned(),
+                )
+            })
+            .collect();
+        lock(&self.requests).push(RecordedRequest {
+            method: method.as_str().to_owned(),
+            path: uri
+                .path_and_query()
+                .map_or_else(|| uri.path().to_owned(), ToString::to_string),
+            headers,
+            body: body.clone(),
+        });
+        body
+    }
+
+    /// Every request received so far, in order.
+    pub(crate) fn requests(&self) -> Vec<RecordedRequest> {
+        lock(&self.requests).clone()
+    }
+
+    /// Queues a fault for the next request not yet answered.
+    pub(crate) fn push_fault(&self, fault: F) {
+        lock(&self.faults).push_back(fault);
+    }
+
+    /// Takes the fault for the request being answered, if one is queued.
+    pub(crate) fn next_fault(&self) -> Option<F> {
+        lock(&self.faults).pop_front()
+    }
+}
+
+/// Sends `frames` one by one, each flushed on its own, with `headers`; with
+/// `drop_after`, aborts the connection after that many frames.
+pub(crate) fn streamed(
+    frames: Vec<Bytes>,
+    drop_after: Option<usize>,
+    headers: &[(&str, &str)],
+) -> Response {
+    let keep = drop_after.unwrap_or(frames.len()).min(frames.len());
+    let aborts = drop_after.is_some();
+    let frames = frames
+        .into_iter()
+        .take(keep)
+        .map(Ok::<Bytes, std::io::Error>);
+    let frames = futures::stream::iter(frames).then(|frame| async move {
+        // Yielding before each frame lets the server flush the previous one,
+        // so frames arrive as separate reads, like a real token stream.
+        tokio::task::yield_now().await;
+        frame
+    });
+    let abort = futures::stream::iter(aborts.then(|| {
+        Err(std::io::Error::new(
+            std::io::ErrorKind::ConnectionAborted,
+            "fault: connection dropped mid-stream",
+        ))
+    }))
+    .then(|error| async move {
+        // Let the frames before the abort reach the client first.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        error
+    });
+    let mut response = Response::builder();
+    for (name, value) in headers {
+        response = response.header(*name, *value);
+    }
+    response
+        .body(Body::from_stream(frames.chain(abort)))
+        .expect("static headers are valid")
+}
+
+/// Answers with `status` and `body`: first `defaults` (the provider's usual
+/// headers), then `headers` from a fault; `content-type` is
+/// `default_content_type` unless `headers` sets it.
+pub(crate) fn status_response(
+    status: u16,
+    body: String,
+    headers: &[(String, String)],
+    defaults: &[(&str, &str)],
+    default_content_type: &str,
+) -> Response {
+    let mut response = Response::builder()
+        .status(StatusCode::from_u16(status).expect("fault status is a valid HTTP status"));
+    for (name, value) in defaults {
+        response = response.header(*name, *value);
+    }
+    let sets_content_type = headers
+        .iter()
+        .any(|(name, _)| name.eq_ignore_ascii_case("content-type"));
+    if !sets_content_type {
+        response = response.header(header::CONTENT_TYPE, default_content_type);
+    }
+    for (name, value) in headers {
+        response = response.header(name.as_str(), value.as_str());
+    }
+    response
+        .body(Body::from(body))
+        .expect("fault headers are valid")
+}
