@@ -77,11 +77,6 @@ impl GrpcChannel {
             inner: Inner::InProcess(BoxCloneSyncService::new(service)),
         }
     }
-
-    /// Whether calls stay in this process.
-    pub fn is_in_process(&self) -> bool {
-        matches!(self.inner, Inner::InProcess(_))
-    }
 }
 
 impl Service<http::Request<Body>> for GrpcChannel {

@@ -10,7 +10,6 @@ use arc_swap::ArcSwapOption;
 use switchyard_proto::v1::{
     Snapshot, WatchRequest, control_plane_service_client::ControlPlaneServiceClient,
 };
-use tokio::sync::watch;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use crate::{GrpcChannel, channel::MAX_GRPC_MESSAGE_BYTES};
@@ -18,14 +17,12 @@ use crate::{GrpcChannel, channel::MAX_GRPC_MESSAGE_BYTES};
 /// The newest snapshot, converted by the consumer into its own index type `T`.
 pub struct SnapshotHandle<T> {
     current: Arc<ArcSwapOption<T>>,
-    version: watch::Receiver<u64>,
 }
 
 impl<T> Clone for SnapshotHandle<T> {
     fn clone(&self) -> Self {
         Self {
             current: self.current.clone(),
-            version: self.version.clone(),
         }
     }
 }
@@ -34,27 +31,6 @@ impl<T> SnapshotHandle<T> {
     /// Returns the newest snapshot, or `None` before the first one arrived.
     pub fn load(&self) -> Option<Arc<T>> {
         self.current.load_full()
-    }
-
-    /// Waits until a snapshot newer than version 0 has arrived.
-    pub async fn ready(&self) {
-        let mut version = self.version.clone();
-        // An error means the watcher task is gone; nothing more will arrive.
-        let _ = version.wait_for(|version| *version > 0).await;
-    }
-
-    /// Returns the version of the newest snapshot (0 before the first).
-    pub fn version(&self) -> u64 {
-        *self.version.borrow()
-    }
-
-    /// Creates a handle holding a fixed value (for tests of consumers).
-    pub fn fixed(value: T, version: u64) -> Self {
-        let (_sender, receiver) = watch::channel(version);
-        Self {
-            current: Arc::new(ArcSwapOption::from_pointee(value)),
-            version: receiver,
-        }
     }
 }
 
@@ -71,35 +47,30 @@ where
     F: Fn(Snapshot) -> T + Send + 'static,
 {
     let current = Arc::new(ArcSwapOption::empty());
-    let (sender, receiver) = watch::channel(0);
     let handle = SnapshotHandle {
         current: current.clone(),
-        version: receiver,
     };
     // Tracked: lives as long as the service, stops on shutdown.
     tasks.spawn(async move {
         tokio::select! {
             () = shutdown.cancelled() => {}
-            () = watch_forever(channel, index, current, sender) => {}
+            () = watch_forever(channel, index, current) => {}
         }
     });
     handle
 }
 
-async fn watch_forever<T, F>(
-    channel: GrpcChannel,
-    index: F,
-    current: Arc<ArcSwapOption<T>>,
-    sender: watch::Sender<u64>,
-) where
+async fn watch_forever<T, F>(channel: GrpcChannel, index: F, current: Arc<ArcSwapOption<T>>)
+where
     F: Fn(Snapshot) -> T,
 {
     let mut client = ControlPlaneServiceClient::new(channel)
         .max_decoding_message_size(MAX_GRPC_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_GRPC_MESSAGE_BYTES);
     let mut backoff = Duration::from_millis(50);
+    // The version this process holds; the stream resumes from it after a reconnect.
+    let mut known_version = 0;
     loop {
-        let known_version = *sender.borrow();
         match client.watch(WatchRequest { known_version }).await {
             Ok(response) => {
                 let mut stream = response.into_inner();
@@ -111,7 +82,7 @@ async fn watch_forever<T, F>(
                             };
                             let version = snapshot.version;
                             current.store(Some(Arc::new(index(snapshot))));
-                            sender.send_replace(version);
+                            known_version = version;
                             backoff = Duration::from_millis(50);
                             tracing::debug!(version, "snapshot applied");
                         }

@@ -28,10 +28,7 @@ pub use config::RouterConfig;
 pub use grpc::RouterGrpc;
 pub use route_table::RouteTable;
 use switchyard_common::{
-    GrpcChannel,
-    channel::MAX_GRPC_MESSAGE_BYTES,
-    direct::AdapterClient,
-    snapshot::{SnapshotHandle, watch_snapshots},
+    GrpcChannel, channel::MAX_GRPC_MESSAGE_BYTES, direct::AdapterClient, snapshot::watch_snapshots,
 };
 use switchyard_proto::v1::router_service_server::RouterServiceServer;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
@@ -55,8 +52,6 @@ pub struct Router {
     pub server: RouterServiceServer<RouterGrpc>,
     /// The service itself, for direct in-process calls.
     pub service: Arc<RouterGrpc>,
-    /// The route table, for readiness checks.
-    pub routes: SnapshotHandle<RouteTable>,
 }
 
 /// Builds the router service. Background tasks (snapshot watch, usage
@@ -87,9 +82,5 @@ pub fn build(
     let server = RouterServiceServer::from_arc(service.clone())
         .max_decoding_message_size(MAX_GRPC_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_GRPC_MESSAGE_BYTES);
-    Router {
-        server,
-        service,
-        routes,
-    }
+    Router { server, service }
 }
