@@ -32,7 +32,9 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 5.0)]
     pub seconds: f64,
     /// Scenarios to run, comma-separated (default: all but `soak`):
-    /// c1, c64, c256, stream, streams2000, governance, split, idle, soak.
+    /// c1, c64, c256, stream, streams2000, governance, split, idle, soak,
+    /// and `governance-c1` (c1 without usage events, to tell the ledger's
+    /// share of the c=1 tail apart).
     #[arg(long, value_delimiter = ',')]
     pub scenarios: Vec<String>,
     /// Length of the `soak` scenario in seconds.
@@ -133,6 +135,16 @@ pub async fn run(args: BenchArgs, cores: usize) -> anyhow::Result<()> {
                     .non_streaming(
                         "governance off (no usage events), c=64",
                         64,
+                        Mode::AllInOne,
+                        false,
+                    )
+                    .await?
+            }
+            "governance-c1" => {
+                bench
+                    .non_streaming(
+                        "governance off (no usage events), c=1",
+                        1,
                         Mode::AllInOne,
                         false,
                     )
