@@ -31,10 +31,10 @@ pub struct BenchArgs {
     /// Seconds each measurement runs (after a one-second warm-up).
     #[arg(long, default_value_t = 5.0)]
     pub seconds: f64,
-    /// Scenarios to run, comma-separated (default: all but `soak`):
-    /// c1, c64, c256, stream, streams2000, governance, split, idle, soak,
-    /// and `governance-c1` (c1 without usage events, to tell the ledger's
-    /// share of the c=1 tail apart).
+    /// Scenarios to run, comma-separated: c1, c64, c256, stream,
+    /// streams2000, governance, split, idle (the default set), and soak and
+    /// governance-c1 (c1 without usage events, to tell the ledger's share of
+    /// the c=1 tail apart), which run only when named.
     #[arg(long, value_delimiter = ',')]
     pub scenarios: Vec<String>,
     /// Length of the `soak` scenario in seconds.
