@@ -8,7 +8,7 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use reqwest::{
     Response,
-    header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue},
+    header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValue},
 };
 use switchyard_common::{Secret, ServiceError};
 use tokio::time::{Instant, timeout_at};
@@ -85,8 +85,70 @@ pub struct Timing {
     pub idle_timeout: Duration,
 }
 
+/// Largest error body read from a provider; the rest is not needed to classify it.
+const MAX_ERROR_BODY_BYTES: usize = 64 * 1024;
+
+/// A provider's answer with a success status.
+#[derive(Debug)]
+pub struct Accepted {
+    /// The response headers.
+    pub headers: HeaderMap,
+    /// The body, still to be read.
+    pub body: BodyReader,
+}
+
+impl Accepted {
+    /// Whether the `content-type` header starts with `media_type`.
+    pub fn has_content_type(&self, media_type: &str) -> bool {
+        self.headers
+            .get(CONTENT_TYPE)
+            .and_then(|value| value.to_str().ok())
+            .is_some_and(|value| value.starts_with(media_type))
+    }
+}
+
+/// A provider's answer with an error status, for the provider to classify.
+#[derive(Debug, Clone, Copy)]
+pub struct Refusal<'a> {
+    /// The HTTP status code.
+    pub status: u16,
+    /// The response headers (`retry-after`, request ids).
+    pub headers: &'a HeaderMap,
+    /// The start of the body; empty when it failed to arrive, since the
+    /// status alone can still be classified.
+    pub body: &'a [u8],
+}
+
+/// Sends a request under the attempt's timing. A success status returns the
+/// headers and the unread body; any other status is read and handed to
+/// `refuse`, whose error is returned.
+pub async fn exchange(
+    provider: &str,
+    request: reqwest::RequestBuilder,
+    timing: Timing,
+    refuse: impl FnOnce(Refusal<'_>) -> ServiceError,
+) -> Result<Accepted, ServiceError> {
+    let mut response = send(provider, request, timing).await?;
+    let status = response.status();
+    // Moved out rather than cloned: reading the body does not need them.
+    let headers = std::mem::take(response.headers_mut());
+    let body = BodyReader::new(provider, response, timing);
+    if status.is_success() {
+        return Ok(Accepted { headers, body });
+    }
+    let bytes = body
+        .read_to_end(MAX_ERROR_BODY_BYTES)
+        .await
+        .unwrap_or_default();
+    Err(refuse(Refusal {
+        status: status.as_u16(),
+        headers: &headers,
+        body: &bytes,
+    }))
+}
+
 /// Sends a request, waiting for response headers until the first-byte deadline.
-pub async fn send(
+async fn send(
     provider: &str,
     request: reqwest::RequestBuilder,
     timing: Timing,
@@ -110,7 +172,7 @@ pub struct BodyReader {
 
 impl BodyReader {
     /// Wraps a response whose headers have arrived.
-    pub fn new(provider: &str, response: Response, timing: Timing) -> Self {
+    fn new(provider: &str, response: Response, timing: Timing) -> Self {
         Self {
             response,
             provider: provider.to_owned(),

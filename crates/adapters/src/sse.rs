@@ -7,6 +7,9 @@
 //! lines starting with `:` are comments, one space after the colon is dropped,
 //! and an empty line dispatches the event. `id` and `retry` are ignored.
 
+/// The media type of an event stream, as `content-type` names it.
+pub const MEDIA_TYPE: &str = "text/event-stream";
+
 /// One dispatched event.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SseEvent {

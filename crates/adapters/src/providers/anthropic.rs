@@ -25,14 +25,15 @@ mod stream;
 mod tools;
 
 use futures::StreamExt;
-use reqwest::header::{CONTENT_TYPE, HeaderValue};
+use reqwest::header::HeaderValue;
 use switchyard_common::{ErrorClass, ServiceError, channel::MAX_GRPC_MESSAGE_BYTES};
 
 use self::response::WireResponse;
 use crate::{
     classify,
-    http::{self, BodyReader, HttpClient},
+    http::{self, HttpClient},
     provider::{Attempt, ChunkStream},
+    sse,
 };
 
 /// Base URL used when a target sets none.
@@ -41,8 +42,6 @@ pub const DEFAULT_BASE_URL: &str = "https://api.anthropic.com";
 pub const DEFAULT_VERSION: &str = "2023-06-01";
 /// `max_tokens` of requests that set none, unless `default_max_tokens` says otherwise.
 pub const DEFAULT_MAX_TOKENS: u32 = 4096;
-/// Largest error body read from the provider.
-const MAX_ERROR_BODY_BYTES: usize = 64 * 1024;
 
 /// The Anthropic provider.
 #[derive(Debug, Clone)]
@@ -67,38 +66,21 @@ impl AnthropicProvider {
             .http
             .post_json(&messages_url(&attempt.base_url), None, translated.body);
         let request = with_headers(request, &attempt).map_err(with_provider)?;
-        let response = http::send(provider, request, attempt.timing).await?;
-        let status = response.status();
-        let headers = response.headers().clone();
-        let body = BodyReader::new(provider, response, attempt.timing);
-        if !status.is_success() {
-            // A body that fails to arrive still leaves the status to classify.
-            let bytes = body
-                .read_to_end(MAX_ERROR_BODY_BYTES)
-                .await
-                .unwrap_or_default();
-            let detail = response::error_detail(&bytes).unwrap_or_default();
-            return Err(classify::upstream_error(
-                provider,
-                status.as_u16(),
-                &headers,
-                &detail,
-                attempt.api_key.as_ref(),
-            ));
-        }
-        let is_event_stream = headers
-            .get(CONTENT_TYPE)
-            .and_then(|value| value.to_str().ok())
-            .is_some_and(|value| value.starts_with("text/event-stream"));
-        if is_event_stream {
+        let api_key = attempt.api_key.as_ref();
+        let answer = http::exchange(provider, request, attempt.timing, |refusal| {
+            let detail = response::error_detail(refusal.body).unwrap_or_default();
+            classify::upstream_error(provider, refusal.status, refusal.headers, &detail, api_key)
+        })
+        .await?;
+        if answer.has_content_type(sse::MEDIA_TYPE) {
             return Ok(stream::chunks(
                 provider,
-                body,
+                answer.body,
                 attempt.api_key,
                 translated.structured_tool,
             ));
         }
-        let bytes = body.read_to_end(MAX_GRPC_MESSAGE_BYTES).await?;
+        let bytes = answer.body.read_to_end(MAX_GRPC_MESSAGE_BYTES).await?;
         let message: WireResponse = serde_json::from_slice(&bytes).map_err(|_| {
             classify::malformed_response(provider, "a response that is not a message")
         })?;

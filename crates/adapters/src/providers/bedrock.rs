@@ -32,7 +32,7 @@ mod stream;
 use std::time::SystemTime;
 
 use futures::StreamExt;
-use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderValue};
+use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderValue};
 use switchyard_common::{ErrorClass, Secret, ServiceError, channel::MAX_GRPC_MESSAGE_BYTES};
 
 use self::{
@@ -40,12 +40,10 @@ use self::{
     sigv4::{Credentials, OutgoingRequest, Scope},
 };
 use crate::{
-    http::{self, BodyReader, HttpClient},
+    http::{self, HttpClient},
     provider::{Attempt, ChunkStream},
 };
 
-/// Largest error body read from Bedrock; the rest is not needed to classify it.
-const MAX_ERROR_BODY_BYTES: usize = 64 * 1024;
 /// SigV4 signing name of the Bedrock runtime.
 const SIGNING_SERVICE: &str = "bedrock";
 /// Content type of `converse-stream` answers.
@@ -148,38 +146,28 @@ impl BedrockProvider {
             }
         };
         builder = builder.header(ACCEPT, accept);
-        let response = http::send(provider, builder, attempt.timing).await?;
-        let status = response.status();
-        let headers = response.headers().clone();
-        let body = BodyReader::new(provider, response, attempt.timing);
-        if !status.is_success() {
-            // A body that fails to arrive still leaves the status to classify.
-            let bytes = body
-                .read_to_end(MAX_ERROR_BODY_BYTES)
-                .await
-                .unwrap_or_default();
-            return Err(response::http_error(
+        let scrub_key = scrub.as_ref();
+        let accepted = http::exchange(provider, builder, attempt.timing, |refusal| {
+            response::http_error(
                 provider,
-                status.as_u16(),
-                &headers,
-                &bytes,
-                scrub.as_ref(),
-            ));
-        }
+                refusal.status,
+                refusal.headers,
+                refusal.body,
+                scrub_key,
+            )
+        })
+        .await?;
         let identity = ResponseIdentity {
             model: attempt.upstream_model.clone(),
-            request_id: headers
+            request_id: accepted
+                .headers
                 .get("x-amzn-requestid")
                 .and_then(|value| value.to_str().ok())
                 .unwrap_or_default()
                 .to_owned(),
         };
         if streamed {
-            let is_event_stream = headers
-                .get(CONTENT_TYPE)
-                .and_then(|value| value.to_str().ok())
-                .is_some_and(|value| value.starts_with(EVENT_STREAM_CONTENT_TYPE));
-            if !is_event_stream {
+            if !accepted.has_content_type(EVENT_STREAM_CONTENT_TYPE) {
                 return Err(crate::classify::malformed_response(
                     provider,
                     "a streamed answer that is not an event stream",
@@ -187,13 +175,13 @@ impl BedrockProvider {
             }
             return Ok(stream::chunks(
                 provider,
-                body,
+                accepted.body,
                 scrub,
                 translated.structured_output_tool,
                 identity,
             ));
         }
-        let bytes = body.read_to_end(MAX_GRPC_MESSAGE_BYTES).await?;
+        let bytes = accepted.body.read_to_end(MAX_GRPC_MESSAGE_BYTES).await?;
         let answer: ConverseResponse = serde_json::from_slice(&bytes).map_err(|_| {
             crate::classify::malformed_response(
                 provider,

@@ -32,23 +32,22 @@ mod stream;
 mod upstream_error;
 
 use futures::StreamExt;
-use reqwest::header::{CONTENT_TYPE, HeaderValue};
+use reqwest::header::HeaderValue;
 use switchyard_common::{ServiceError, channel::MAX_GRPC_MESSAGE_BYTES};
 
 use self::response::{GenerateContentResponse, Translator};
+pub(crate) use self::upstream_error::upstream_error as google_error;
 use crate::{
     classify,
-    http::{self, BodyReader, HttpClient},
+    http::{self, HttpClient},
     provider::{Attempt, ChunkStream},
+    sse,
 };
 
 /// Default base URL of the Gemini API.
 pub const GEMINI_DEFAULT_BASE_URL: &str = "https://generativelanguage.googleapis.com/v1beta";
 /// Default Vertex AI region.
 pub const VERTEX_DEFAULT_LOCATION: &str = "us-central1";
-
-/// Largest error body read from a provider; the rest is not needed to classify it.
-const MAX_ERROR_BODY_BYTES: usize = 64 * 1024;
 
 /// Which Google API serves the attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,32 +95,21 @@ impl GeminiProvider {
                 request
             }
         };
-        let response = http::send(provider, request, attempt.timing).await?;
-        let status = response.status();
-        let headers = response.headers().clone();
-        let body = BodyReader::new(provider, response, attempt.timing);
-        if !status.is_success() {
-            // A body that fails to arrive still leaves the status to classify.
-            let bytes = body
-                .read_to_end(MAX_ERROR_BODY_BYTES)
-                .await
-                .unwrap_or_default();
-            return Err(upstream_error::upstream_error(
+        let api_key = attempt.api_key.as_ref();
+        let answer = http::exchange(provider, request, attempt.timing, |refusal| {
+            upstream_error::upstream_error(
                 provider,
-                status.as_u16(),
-                &headers,
-                &bytes,
-                attempt.api_key.as_ref(),
-            ));
+                refusal.status,
+                refusal.headers,
+                refusal.body,
+                api_key,
+            )
+        })
+        .await?;
+        if stream && answer.has_content_type(sse::MEDIA_TYPE) {
+            return Ok(stream::chunks(provider, answer.body, attempt.api_key));
         }
-        let is_event_stream = headers
-            .get(CONTENT_TYPE)
-            .and_then(|value| value.to_str().ok())
-            .is_some_and(|value| value.starts_with("text/event-stream"));
-        if stream && is_event_stream {
-            return Ok(stream::chunks(provider, body, attempt.api_key));
-        }
-        let bytes = body.read_to_end(MAX_GRPC_MESSAGE_BYTES).await?;
+        let bytes = answer.body.read_to_end(MAX_GRPC_MESSAGE_BYTES).await?;
         let chunks = whole_answer(provider, &bytes, attempt.api_key.as_ref())?;
         Ok(futures::stream::iter(chunks.into_iter().map(Ok)).boxed())
     }

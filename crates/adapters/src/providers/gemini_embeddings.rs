@@ -15,30 +15,28 @@
 //! one token per four characters of input (Google's documented rule of
 //! thumb for Gemini models), rounded up per input.
 //!
-//! Errors (`{"error": {code, message, status, details}}`) are classified by
-//! HTTP status; a `RetryInfo.retryDelay` detail supplies the retry-after
-//! when no header does, and an `API_KEY_INVALID` reason (sent with a 400) is
-//! an authentication error.
+//! Errors (`{"error": {code, message, status, details}}`) are classified as
+//! for Gemini chat (see `gemini::upstream_error`): `API_KEY_INVALID` is an
+//! authentication error, and `RetryInfo.retryDelay`, else `Retry-After`,
+//! supplies the retry-after.
 
-use std::{collections::BTreeMap, time::Duration};
+use std::collections::BTreeMap;
 
 use reqwest::header::HeaderValue;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
-use switchyard_common::{ErrorClass, ServiceError, channel::MAX_GRPC_MESSAGE_BYTES};
+use switchyard_common::{ServiceError, channel::MAX_GRPC_MESSAGE_BYTES};
 use switchyard_proto::v1::{EmbedRequest, EmbedResponse, Embedding, Usage};
 
 use crate::{
-    classify::{self, UpstreamErrorDetail},
-    http::{self, BodyReader, HttpClient},
+    classify,
+    http::{self, HttpClient},
     provider::EmbedAttempt,
+    providers::gemini::google_error,
 };
 
 /// Base URL of the Gemini API, used when a target sets none.
 pub const GEMINI_BASE_URL: &str = "https://generativelanguage.googleapis.com/v1beta";
-
-/// Largest error body read from Gemini; the rest is not needed to classify it.
-const MAX_ERROR_BODY_BYTES: usize = 64 * 1024;
 
 /// Gemini's embeddings API.
 #[derive(Debug, Clone)]
@@ -74,43 +72,18 @@ impl GeminiEmbeddings {
             value.set_sensitive(true);
             request = request.header("x-goog-api-key", value);
         }
-        let response = http::send(provider, request, attempt.timing).await?;
-        let status = response.status();
-        let headers = response.headers().clone();
-        let body = BodyReader::new(provider, response, attempt.timing);
-        if !status.is_success() {
-            let bytes = body
-                .read_to_end(MAX_ERROR_BODY_BYTES)
-                .await
-                .unwrap_or_default();
-            let error = serde_json::from_slice::<ErrorBody>(&bytes)
-                .map(|body| body.error)
-                .unwrap_or_default();
-            if error.reason_is("API_KEY_INVALID") {
-                return Err(ServiceError::new(
-                    ErrorClass::Authentication,
-                    format!(
-                        "provider `{provider}` rejected the configured credentials (HTTP {})",
-                        status.as_u16()
-                    ),
-                )
-                .with_provider(provider));
-            }
-            let mut classified = classify::upstream_error(
+        let api_key = attempt.api_key.as_ref();
+        let answer = http::exchange(provider, request, attempt.timing, |refusal| {
+            google_error(
                 provider,
-                status.as_u16(),
-                &headers,
-                &error.detail(),
-                attempt.api_key.as_ref(),
-            );
-            if classified.retry_after.is_none()
-                && let Some(delay) = error.retry_delay()
-            {
-                classified = classified.with_retry_after(delay);
-            }
-            return Err(classified);
-        }
-        let bytes = body.read_to_end(MAX_GRPC_MESSAGE_BYTES).await?;
+                refusal.status,
+                refusal.headers,
+                refusal.body,
+                api_key,
+            )
+        })
+        .await?;
+        let bytes = answer.body.read_to_end(MAX_GRPC_MESSAGE_BYTES).await?;
         let batch: BatchResponse = serde_json::from_slice(&bytes).map_err(|_| {
             classify::malformed_response(provider, "a response that is not a batch of embeddings")
         })?;
@@ -244,54 +217,10 @@ struct WireEmbedding {
     values: Vec<f32>,
 }
 
-#[derive(Debug, Default, Deserialize)]
-struct ErrorBody {
-    #[serde(default)]
-    error: WireError,
-}
-
-/// A Google API error (`google.rpc.Status` in JSON).
-#[derive(Debug, Default, Deserialize)]
-struct WireError {
-    #[serde(default)]
-    message: Option<String>,
-    #[serde(default)]
-    status: Option<String>,
-    #[serde(default)]
-    details: Vec<serde_json::Value>,
-}
-
-impl WireError {
-    fn detail(&self) -> UpstreamErrorDetail {
-        UpstreamErrorDetail {
-            message: self.message.clone(),
-            kind: self.status.clone(),
-            ..UpstreamErrorDetail::default()
-        }
-    }
-
-    /// Whether an `ErrorInfo` detail names `reason`.
-    fn reason_is(&self, reason: &str) -> bool {
-        self.details
-            .iter()
-            .any(|detail| detail.get("reason").and_then(|value| value.as_str()) == Some(reason))
-    }
-
-    /// The `RetryInfo.retryDelay` detail (`"37s"`, `"1.5s"`), if any.
-    fn retry_delay(&self) -> Option<Duration> {
-        let delay = self
-            .details
-            .iter()
-            .find_map(|detail| detail.get("retryDelay")?.as_str())?;
-        let seconds: f64 = delay.trim().strip_suffix('s')?.parse().ok()?;
-        (seconds.is_finite() && seconds >= 0.0)
-            .then(|| Duration::from_secs_f64(seconds.min(86_400.0)))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use serde_json::{Value, json};
+    use switchyard_common::ErrorClass;
     use switchyard_proto::v1::TokenIds;
 
     use super::*;
@@ -331,21 +260,6 @@ mod tests {
         unknown.extra_json = r#"{"priority":1}"#.to_owned();
         let error = batch_body(&unknown, "m").expect_err("unknown parameter");
         assert_eq!(error.param.as_deref(), Some("priority"));
-    }
-
-    #[test]
-    fn error_details_give_retry_delay_and_reason() {
-        let body: ErrorBody = serde_json::from_str(
-            r#"{"error":{"code":429,"message":"Quota exceeded","status":"RESOURCE_EXHAUSTED",
-              "details":[{"@type":"type.googleapis.com/google.rpc.RetryInfo","retryDelay":"37s"}]}}"#,
-        )
-        .expect("an error body");
-        assert_eq!(body.error.retry_delay(), Some(Duration::from_secs(37)));
-        assert!(!body.error.reason_is("API_KEY_INVALID"));
-        assert_eq!(
-            body.error.detail().kind.as_deref(),
-            Some("RESOURCE_EXHAUSTED")
-        );
     }
 
     #[test]

@@ -10,19 +10,16 @@ mod response;
 mod stream;
 
 use futures::StreamExt;
-use reqwest::header::CONTENT_TYPE;
 use switchyard_common::{ServiceError, channel::MAX_GRPC_MESSAGE_BYTES};
 
 pub use self::compat::Flavor;
 use self::response::Completion;
 use crate::{
     classify,
-    http::{self, BodyReader, HttpClient},
+    http::{self, HttpClient},
     provider::{Attempt, ChunkStream},
+    sse,
 };
-
-/// Largest error body read from a provider; the rest is not needed to classify it.
-const MAX_ERROR_BODY_BYTES: usize = 64 * 1024;
 
 /// The OpenAI-compatible provider.
 #[derive(Debug, Clone)]
@@ -58,34 +55,17 @@ impl OpenAiProvider {
             })
             .map_err(|error| error.with_provider(provider))?;
         let request = flavor.post_json(&self.http, &url, attempt.api_key.as_ref(), body);
-        let response = http::send(provider, request, attempt.timing).await?;
-        let status = response.status();
-        let headers = response.headers().clone();
-        let body = BodyReader::new(provider, response, attempt.timing);
-        if !status.is_success() {
-            // A body that fails to arrive still leaves the status to classify.
-            let bytes = body
-                .read_to_end(MAX_ERROR_BODY_BYTES)
-                .await
-                .unwrap_or_default();
-            let detail = response::error_detail(&bytes).unwrap_or_default();
-            return Err(classify::upstream_error(
-                provider,
-                status.as_u16(),
-                &headers,
-                &detail,
-                attempt.api_key.as_ref(),
-            ));
-        }
-        let is_event_stream = headers
-            .get(CONTENT_TYPE)
-            .and_then(|value| value.to_str().ok())
-            .is_some_and(|value| value.starts_with("text/event-stream"));
-        if attempt.request.stream && is_event_stream {
-            return Ok(stream::chunks(provider, body, attempt.api_key));
+        let api_key = attempt.api_key.as_ref();
+        let answer = http::exchange(provider, request, attempt.timing, |refusal| {
+            let detail = response::error_detail(refusal.body).unwrap_or_default();
+            classify::upstream_error(provider, refusal.status, refusal.headers, &detail, api_key)
+        })
+        .await?;
+        if attempt.request.stream && answer.has_content_type(sse::MEDIA_TYPE) {
+            return Ok(stream::chunks(provider, answer.body, attempt.api_key));
         }
         // Not streamed (or a server that ignored `stream`): one whole object.
-        let bytes = body.read_to_end(MAX_GRPC_MESSAGE_BYTES).await?;
+        let bytes = answer.body.read_to_end(MAX_GRPC_MESSAGE_BYTES).await?;
         let mut completion: Completion = serde_json::from_slice(&bytes).map_err(|_| {
             classify::malformed_response(provider, "a response that is not a chat completion")
         })?;

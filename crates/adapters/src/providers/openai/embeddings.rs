@@ -24,10 +24,10 @@ use serde_json::value::RawValue;
 use switchyard_common::{ServiceError, channel::MAX_GRPC_MESSAGE_BYTES};
 use switchyard_proto::v1::{EmbedRequest, EmbedResponse, Embedding, TokenIds, Usage};
 
-use super::{Flavor, MAX_ERROR_BODY_BYTES, OpenAiProvider, response};
+use super::{Flavor, OpenAiProvider, response};
 use crate::{
     classify::{self, UpstreamErrorDetail},
-    http::{self, BodyReader},
+    http,
     provider::EmbedAttempt,
 };
 
@@ -65,25 +65,13 @@ impl OpenAiProvider {
             .and_then(|body| Ok((flavor.url(&attempt, "embeddings")?, body)))
             .map_err(|error| error.with_provider(provider))?;
         let request = flavor.post_json(&self.http, &url, attempt.api_key.as_ref(), body);
-        let response = http::send(provider, request, attempt.timing).await?;
-        let status = response.status();
-        let headers = response.headers().clone();
-        let body = BodyReader::new(provider, response, attempt.timing);
-        if !status.is_success() {
-            // A body that fails to arrive still leaves the status to classify.
-            let bytes = body
-                .read_to_end(MAX_ERROR_BODY_BYTES)
-                .await
-                .unwrap_or_default();
-            return Err(classify::upstream_error(
-                provider,
-                status.as_u16(),
-                &headers,
-                &error_detail(&bytes),
-                attempt.api_key.as_ref(),
-            ));
-        }
-        let bytes = body.read_to_end(MAX_GRPC_MESSAGE_BYTES).await?;
+        let api_key = attempt.api_key.as_ref();
+        let answer = http::exchange(provider, request, attempt.timing, |refusal| {
+            let detail = error_detail(refusal.body);
+            classify::upstream_error(provider, refusal.status, refusal.headers, &detail, api_key)
+        })
+        .await?;
+        let bytes = answer.body.read_to_end(MAX_GRPC_MESSAGE_BYTES).await?;
         let list: EmbeddingList = serde_json::from_slice(&bytes).map_err(|_| {
             classify::malformed_response(provider, "a response that is not an embedding list")
         })?;
