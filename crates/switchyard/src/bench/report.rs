@@ -139,6 +139,42 @@ fn mib(kib: Option<u64>) -> String {
     )
 }
 
+/// Writes the direct and the gateway line of one scenario: the latency
+/// columns `measured` picks, the two "added" columns of what `compared`
+/// picks (gateway − direct), then throughput, errors, memory and CPU.
+fn write_comparison(
+    out: &mut String,
+    label: &str,
+    direct: &Summary,
+    gateway: &Summary,
+    measured: impl Fn(&Summary) -> Vec<u64>,
+    compared: impl Fn(&Summary) -> [u64; 2],
+) {
+    let [gateway_first, gateway_second] = compared(gateway);
+    let [direct_first, direct_second] = compared(direct);
+    let gateway_added = [
+        added(gateway_first, direct_first),
+        added(gateway_second, direct_second),
+    ];
+    for (path, summary, added) in [
+        ("direct", direct, [String::new(), String::new()]),
+        ("gateway", gateway, gateway_added),
+    ] {
+        let mut cells = vec![label.to_owned(), path.to_owned()];
+        cells.extend(measured(summary).iter().map(u64::to_string));
+        cells.extend(added);
+        cells.push(format!("{:.0}", summary.rps));
+        cells.push(summary.errors.to_string());
+        cells.push(mib(summary.peak_rss_kib));
+        cells.push(
+            summary
+                .cpu_per_1k
+                .map_or_else(|| "–".to_owned(), |cpu| format!("{cpu:.3}")),
+        );
+        let _ = writeln!(out, "| {} |", cells.join(" | "));
+    }
+}
+
 /// Renders the report as Markdown.
 pub fn render(rows: &[Row], machine: &str, pinned: bool) -> String {
     let mut out = String::new();
@@ -166,45 +202,29 @@ pub fn render(rows: &[Row], machine: &str, pinned: bool) -> String {
             streaming: false,
         } = row
         {
-            for (path, summary) in [("direct", direct), ("gateway", gateway)] {
-                let is_gateway = path == "gateway";
-                let _ = writeln!(
-                    out,
-                    "| {label} | {path} | {} | {} | {} | {} | {} | {} | {:.0} | {} | {} | {} |",
-                    summary.latency.p50,
-                    summary.latency.p90,
-                    summary.latency.p99,
-                    summary.latency.max,
-                    if is_gateway {
-                        added(gateway.latency.p50, direct.latency.p50)
-                    } else {
-                        String::new()
-                    },
-                    if is_gateway {
-                        added(gateway.latency.p99, direct.latency.p99)
-                    } else {
-                        String::new()
-                    },
-                    summary.rps,
-                    summary.errors,
-                    mib(summary.peak_rss_kib),
-                    summary
-                        .cpu_per_1k
-                        .map_or_else(|| "–".to_owned(), |cpu| format!("{cpu:.3}")),
-                );
-            }
+            write_comparison(
+                &mut out,
+                label,
+                direct,
+                gateway,
+                |summary| {
+                    let latency = &summary.latency;
+                    vec![latency.p50, latency.p90, latency.p99, latency.max]
+                },
+                |summary| [summary.latency.p50, summary.latency.p99],
+            );
         }
     }
     let streaming: Vec<_> = rows
         .iter()
-        .filter(|row| {
-            matches!(
-                row,
-                Row::Compare {
-                    streaming: true,
-                    ..
-                }
-            )
+        .filter_map(|row| match row {
+            Row::Compare {
+                label,
+                direct,
+                gateway,
+                streaming: true,
+            } => Some((label, direct, gateway)),
+            _ => None,
         })
         .collect();
     if !streaming.is_empty() {
@@ -216,43 +236,18 @@ pub fn render(rows: &[Row], machine: &str, pinned: bool) -> String {
             out,
             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
         );
-        for row in streaming {
-            if let Row::Compare {
+        for (label, direct, gateway) in streaming {
+            write_comparison(
+                &mut out,
                 label,
                 direct,
                 gateway,
-                ..
-            } = row
-            {
-                for (path, summary) in [("direct", direct), ("gateway", gateway)] {
-                    let is_gateway = path == "gateway";
-                    let _ = writeln!(
-                        out,
-                        "| {label} | {path} | {} | {} | {} | {} | {} | {} | {} | {:.0} | {} | {} | {} |",
-                        summary.first_chunk.p50,
-                        summary.first_chunk.p99,
-                        summary.gaps.p50,
-                        summary.gaps.p99,
-                        summary.gaps.max,
-                        if is_gateway {
-                            added(gateway.first_chunk.p99, direct.first_chunk.p99)
-                        } else {
-                            String::new()
-                        },
-                        if is_gateway {
-                            added(gateway.gaps.p99, direct.gaps.p99)
-                        } else {
-                            String::new()
-                        },
-                        summary.rps,
-                        summary.errors,
-                        mib(summary.peak_rss_kib),
-                        summary
-                            .cpu_per_1k
-                            .map_or_else(|| "–".to_owned(), |cpu| format!("{cpu:.3}")),
-                    );
-                }
-            }
+                |summary| {
+                    let (first, gaps) = (&summary.first_chunk, &summary.gaps);
+                    vec![first.p50, first.p99, gaps.p50, gaps.p99, gaps.max]
+                },
+                |summary| [summary.first_chunk.p99, summary.gaps.p99],
+            );
         }
     }
     for row in rows {
@@ -280,4 +275,64 @@ pub fn render(rows: &[Row], machine: &str, pinned: bool) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn percentiles(p50: u64, p90: u64, p99: u64, max: u64) -> Percentiles {
+        Percentiles {
+            p50,
+            p90,
+            p99,
+            max,
+            count: 100,
+        }
+    }
+
+    fn summary(latency: Percentiles, rps: f64, rss_kib: Option<u64>, cpu: Option<f64>) -> Summary {
+        Summary {
+            latency,
+            first_chunk: latency,
+            gaps: percentiles(latency.p50 * 2, 0, latency.p99 * 2, latency.max * 2),
+            rps,
+            requests: 100,
+            errors: 1,
+            peak_rss_kib: rss_kib,
+            cpu_per_1k: cpu,
+        }
+    }
+
+    #[test]
+    fn comparison_rows_show_added_latency_on_the_gateway_line_only() {
+        let direct = summary(percentiles(10, 12, 20, 90), 5000.4, None, None);
+        let gateway = summary(
+            percentiles(15, 18, 18, 95),
+            4000.6,
+            Some(2048),
+            Some(0.0625),
+        );
+        let rows = [
+            Row::new("plain", direct.clone(), gateway.clone()),
+            Row::new("streamed", direct, gateway).streaming(),
+        ];
+        let report = render(&rows, "test machine", true);
+        let lines: Vec<&str> = report
+            .lines()
+            .filter(|line| line.starts_with("| "))
+            .collect();
+        assert_eq!(
+            lines,
+            [
+                "| scenario | path | p50 | p90 | p99 | max | added p50 | added p99 | req/s | errors | peak RSS | CPU s / 1k req |",
+                "| plain | direct | 10 | 12 | 20 | 90 |  |  | 5000 | 1 | – | – |",
+                // A gateway faster than the baseline at p99 shows a negative difference.
+                "| plain | gateway | 15 | 18 | 18 | 95 | 5 | -2 | 4001 | 1 | 2.0 MiB | 0.062 |",
+                "| scenario | path | TTFT p50 | TTFT p99 | gap p50 | gap p99 | gap max | added TTFT p99 | added gap p99 | streams/s | errors | peak RSS | CPU s / 1k streams |",
+                "| streamed | direct | 10 | 20 | 20 | 40 | 180 |  |  | 5000 | 1 | – | – |",
+                "| streamed | gateway | 15 | 18 | 30 | 36 | 190 | -2 | -4 | 4001 | 1 | 2.0 MiB | 0.062 |",
+            ]
+        );
+    }
 }
