@@ -1,7 +1,7 @@
 //! Real backing services for the tests: where they are, and whether they run.
 //!
-//! Under `CI=true` a missing service fails the test; elsewhere the test is
-//! skipped with a notice on stderr.
+//! A missing service fails the test with a message naming the command that
+//! starts it: a test never passes without having run.
 
 use std::time::Duration;
 
@@ -28,12 +28,8 @@ pub fn clickhouse_url() -> String {
     url("SWITCHYARD_TEST_CLICKHOUSE_URL", "http://127.0.0.1:8123")
 }
 
-fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|value| value == "true")
-}
-
-/// Checks that the production backends answer. Returns false (skip) when one
-/// does not outside CI; panics in CI.
+/// Checks that the production backends answer; panics, naming the command
+/// that starts them, when one does not.
 pub async fn production_backends_available() -> bool {
     let checks = [
         ("PostgreSQL", postgres_answers().await),
@@ -41,14 +37,10 @@ pub async fn production_backends_available() -> bool {
         ("ClickHouse", clickhouse_answers().await),
     ];
     for (name, answered) in checks {
-        if !answered {
-            assert!(
-                !in_ci(),
-                "{name} is not reachable and CI=true: tests must not skip"
-            );
-            eprintln!("notice: {name} is not reachable; skipping this production-backend test");
-            return false;
-        }
+        assert!(
+            answered,
+            "{name} is not reachable; start it with `bash .ci/services.sh`"
+        );
     }
     true
 }

@@ -8,7 +8,7 @@ use switchyard::{
     launch::{Launch, Processes},
     serve::run_all_in_one,
 };
-use switchyard_test_support::FakeOpenAi;
+use switchyard_test_support::{FakeAnthropic, FakeOpenAi};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -45,8 +45,11 @@ pub enum LedgerLocation {
 pub struct TestCluster {
     /// `http://127.0.0.1:PORT` of the edge.
     pub base_url: String,
-    /// The fake OpenAI provider behind the `gpt-test` model.
+    /// The fake OpenAI provider behind the `gpt-test` model, and the backup
+    /// deployment of the `fallback` routes.
     pub upstream: FakeOpenAi,
+    /// The fake Anthropic provider: the first deployment of `fallback`.
+    pub primary: FakeAnthropic,
     /// The client key's secret.
     pub api_key: String,
     /// The team of the client key (and so the cache namespace).
@@ -76,6 +79,7 @@ impl TestCluster {
         }
         let directory = tempfile::tempdir().expect("temporary directory");
         let upstream = FakeOpenAi::start().await;
+        let primary = FakeAnthropic::start().await;
         let unique = uuid::Uuid::now_v7().simple().to_string();
         let team = format!("team-{unique}");
         let api_key = format!("sk-test-{unique}");
@@ -123,6 +127,26 @@ telemetry: {{log_filter: warn}}
 providers:
   - {{name: fake-openai, kind: openai, base_url: "{upstream_url}", api_key: {{env: FAKE_OPENAI_KEY}}, timeout: 10s}}
   - {{name: mock, kind: mock}}
+  - {{name: fake-anthropic, kind: anthropic, base_url: "{primary_url}", api_key: {{env: FAKE_OPENAI_KEY}}, timeout: 1s}}
+  - {{name: nowhere, kind: openai, base_url: "http://127.0.0.1:9/v1", api_key: {{env: FAKE_OPENAI_KEY}}, timeout: 2s}}
+deployments:
+  - id: anthropic-primary
+    provider: fake-anthropic
+    model: claude-sonnet-4-5
+    pricing: {{input_per_million: "100.00", output_per_million: "200.00"}}
+  - id: openai-backup
+    provider: fake-openai
+    model: gpt-4o-mini
+    pricing: {{input_per_million: "2.50", output_per_million: "10.00"}}
+  - id: refused-primary
+    provider: nowhere
+    model: gpt-4o-mini
+    pricing: {{input_per_million: "100.00", output_per_million: "200.00"}}
+routes:
+  - name: fallback
+    strategy: {{fallback: [anthropic-primary, openai-backup]}}
+  - name: refused-first
+    strategy: {{fallback: [refused-primary, openai-backup]}}
 models:
   - name: gpt-test
     targets: [{{provider: fake-openai, model: gpt-4o-mini}}]
@@ -136,9 +160,10 @@ keys:
   - id: test-key
     team: {team}
     secret: {{env: TEST_KEY}}
-    models: [gpt-test, demo]
+    models: [gpt-test, demo, fallback, refused-first]
 "#,
             upstream_url = upstream.base_url(),
+            primary_url = primary.base_url(),
         );
         let config_path = directory.path().join("switchyard.yaml");
         std::fs::write(&config_path, &config_text).expect("write config");
@@ -180,6 +205,7 @@ keys:
         let cluster = Self {
             base_url,
             upstream,
+            primary,
             api_key,
             team,
             ledger,

@@ -19,16 +19,21 @@ pub struct UsageRow {
     pub prompt_tokens: i64,
     pub completion_tokens: i64,
     pub total_tokens: i64,
-    pub cost_micros: i64,
+    pub cost_nanos: i64,
     pub currency: String,
     pub cache_hit: i64,
     pub stream: i64,
     pub error_class: String,
+    pub route_id: String,
+    pub deployment_id: String,
+    /// JSON array, one object per attempt.
+    pub attempts: String,
+    pub snapshot_version: i64,
 }
 
 const COLUMNS: &str = "request_id, key_id, team_id, model, provider, upstream_model, \
-    prompt_tokens, completion_tokens, total_tokens, cost_micros, currency, cache_hit, \
-    stream, error_class";
+    prompt_tokens, completion_tokens, total_tokens, cost_nanos, currency, cache_hit, \
+    stream, error_class, route_id, deployment_id, attempts, snapshot_version";
 
 /// Returns every usage row of the cluster's team, oldest first.
 pub async fn usage_rows(cluster: &TestCluster) -> Vec<UsageRow> {

@@ -63,4 +63,5 @@ both_modes!(
     provider_refusing_the_gateway_is_a_502_not_the_clients_401,
     client_leaving_early_is_recorded_as_cancelled,
     embeddings_round_trip,
+    fallback_goes_to_the_next_deployment_on_retryable_failures,
 );

@@ -1,5 +1,7 @@
 //! The scenarios, each run against every mode and backend set.
 
+use std::time::Duration;
+
 use serde_json::{Value, json};
 use switchyard_test_support::{Fault, openai_error_body};
 
@@ -163,8 +165,11 @@ pub async fn usage_event_lands_in_the_ledger(cluster: &TestCluster) {
         ),
         (5, 3, 8)
     );
-    // 5 × $2.50 + 3 × $10.00 per million tokens = 12.5 + 30 = 42.5 → 43 micros.
-    assert_eq!(first.cost_micros, 43);
+    // 5 × $2.50 + 3 × $10.00 per million tokens = 12,500 + 30,000 nano-dollars.
+    assert_eq!(first.cost_nanos, 42_500);
+    assert_eq!(first.route_id, "gpt-test");
+    assert_eq!(first.deployment_id, "gpt-test/fake-openai/gpt-4o-mini");
+    assert!(first.snapshot_version >= 1);
     assert_eq!(first.currency, "USD");
     assert_eq!((first.cache_hit, first.stream), (0, 0));
     assert_eq!(first.error_class, "");
@@ -241,7 +246,7 @@ pub async fn repeat_request_is_served_from_the_cache(cluster: &TestCluster) {
     assert!(!hits.is_empty());
     assert!(
         hits.iter()
-            .all(|row| row.cost_micros == 0 && row.provider.is_empty())
+            .all(|row| row.cost_nanos == 0 && row.provider.is_empty())
     );
 }
 
@@ -361,7 +366,7 @@ pub async fn upstream_rate_limit_maps_to_429(cluster: &TestCluster) {
     assert!(!body.to_string().contains(UPSTREAM_KEY));
     let rows = wait_for_usage_rows(cluster, 1).await;
     assert_eq!(rows[0].error_class, "rate_limited");
-    assert_eq!(rows[0].cost_micros, 0);
+    assert_eq!(rows[0].cost_nanos, 0);
 }
 
 pub async fn models_are_listed_for_the_key(cluster: &TestCluster) {
@@ -381,7 +386,11 @@ pub async fn models_are_listed_for_the_key(cluster: &TestCluster) {
         .iter()
         .map(|model| model["id"].as_str().unwrap_or_default().to_owned())
         .collect();
-    assert_eq!(ids, ["demo", "gpt-test"], "only the key's models, by name");
+    assert_eq!(
+        ids,
+        ["demo", "fallback", "gpt-test", "refused-first"],
+        "only the key's models, by name"
+    );
     let unauthenticated = cluster
         .http
         .get(format!("{}/v1/models", cluster.base_url))
@@ -500,5 +509,82 @@ pub async fn client_leaving_early_is_recorded_as_cancelled(cluster: &TestCluster
     let rows = wait_for_usage_rows(cluster, 1).await;
     assert_eq!(rows[0].error_class, "cancelled");
     assert_eq!(rows[0].provider, "", "no target had answered yet");
-    assert_eq!(rows[0].cost_micros, 0);
+    assert_eq!(rows[0].cost_nanos, 0);
+}
+
+pub async fn fallback_goes_to_the_next_deployment_on_retryable_failures(cluster: &TestCluster) {
+    use switchyard_test_support::anthropic_error_body;
+    let status = |status: u16, kind: &str| Fault::Status {
+        status,
+        body: anthropic_error_body(kind, "scripted"),
+        headers: Vec::new(),
+    };
+    // 429, 503, 529 and a timeout (the primary's provider allows 1 s) each
+    // go to the backup deployment at another provider.
+    let faults = [
+        status(429, "rate_limit_error"),
+        status(503, "api_error"),
+        status(529, "overloaded_error"),
+        Fault::Delay(Duration::from_secs(3)),
+    ];
+    let outcomes = [
+        "rate_limited",
+        "upstream_unavailable",
+        "overloaded",
+        "timeout",
+    ];
+    for (round, fault) in faults.into_iter().enumerate() {
+        cluster.primary.push_fault(fault);
+        let response = cluster.chat(&hello("fallback")).await;
+        assert_eq!(response.status(), 200, "round {round}");
+        assert_eq!(response.headers()["x-switchyard-provider"], "fake-openai");
+        let body = json_body(response).await;
+        assert!(body["choices"][0]["message"]["content"].is_string());
+        assert_eq!(cluster.primary.requests().len(), round + 1);
+        assert_eq!(cluster.upstream.requests().len(), round + 1);
+    }
+    // A connection refused goes to the backup too.
+    let response = cluster.chat(&hello("refused-first")).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(cluster.upstream.requests().len(), 5);
+    // A client error does not: the request is wrong wherever it goes.
+    cluster
+        .primary
+        .push_fault(status(400, "invalid_request_error"));
+    let response = cluster.chat(&hello("fallback")).await;
+    assert_eq!(response.status(), 400);
+    assert_eq!(
+        cluster.upstream.requests().len(),
+        5,
+        "no fallback after a 400"
+    );
+
+    let rows = wait_for_usage_rows(cluster, 6).await;
+    for (row, outcome) in rows.iter().zip(outcomes) {
+        assert_eq!(row.route_id, "fallback");
+        assert_eq!(row.deployment_id, "openai-backup");
+        assert_eq!(row.provider, "fake-openai");
+        assert_eq!(row.error_class, "");
+        // Costed at the answering deployment's price: 5 × $2.50 + 3 × $10.00
+        // per million, not the primary's $100 / $200.
+        assert_eq!((row.prompt_tokens, row.completion_tokens), (5, 3));
+        assert_eq!(row.cost_nanos, 42_500);
+        let attempts: serde_json::Value = serde_json::from_str(&row.attempts).expect("JSON");
+        assert_eq!(attempts[0]["deployment_id"], "anthropic-primary");
+        assert_eq!(attempts[0]["outcome"], outcome);
+        assert_eq!(attempts[0]["cost_nanos"], 0);
+        assert_eq!(attempts[1]["deployment_id"], "openai-backup");
+        assert_eq!(attempts[1]["outcome"], "");
+        assert_eq!(attempts[1]["cost_nanos"], 42_500);
+    }
+    let refused = &rows[4];
+    assert_eq!(refused.route_id, "refused-first");
+    let attempts: serde_json::Value = serde_json::from_str(&refused.attempts).expect("JSON");
+    assert_eq!(attempts[0]["deployment_id"], "refused-primary");
+    assert_eq!(attempts[0]["outcome"], "upstream_unavailable");
+    let client_error = &rows[5];
+    assert_eq!(client_error.error_class, "invalid_request");
+    assert_eq!(client_error.deployment_id, "");
+    let attempts: serde_json::Value = serde_json::from_str(&client_error.attempts).expect("JSON");
+    assert_eq!(attempts.as_array().map(Vec::len), Some(1));
 }

@@ -18,6 +18,11 @@ pub struct AdapterConfig {
     /// for targets whose `timeout_ms` is 0.
     #[serde(with = "humantime_serde")]
     pub request_timeout: Duration,
+    /// How long a resolved provider secret is used before its environment
+    /// variable or file is read again, so a rotated key takes effect
+    /// without a restart.
+    #[serde(with = "humantime_serde")]
+    pub secret_refresh: Duration,
 }
 
 impl Default for AdapterConfig {
@@ -26,6 +31,7 @@ impl Default for AdapterConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 7002)),
             connect_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(600),
+            secret_refresh: Duration::from_secs(5),
         }
     }
 }

@@ -6,37 +6,51 @@ use std::{
 };
 
 use futures::{StreamExt, stream::BoxStream};
-use switchyard_common::{ErrorClass, ServiceError};
+use switchyard_common::{ErrorClass, ServiceError, snapshot::SnapshotHandle};
 use switchyard_proto::v1::{
     AdapterChatRequest, AdapterChatResponse, AdapterEmbedRequest, AdapterEmbedResponse,
-    EmbedResponse, RequestContext, Target, adapter_service_server::AdapterService,
+    EmbedResponse, RequestContext, adapter_service_server::AdapterService,
 };
 use tokio::time::Instant;
 use tonic::{Request, Response, Status};
 
 use crate::{
     config::AdapterConfig,
+    deployments::DeploymentIndex,
     error::Result,
     http::{HttpClient, Timing},
     provider::{Attempt, ProviderKind, Providers},
     secrets::SecretResolver,
 };
 
-/// Serves attempts: resolves the target's key, dispatches on its kind and
-/// streams the provider's answer back as canonical chunks.
-#[derive(Debug, Clone)]
+/// Serves attempts: looks the deployment up in its own snapshot, resolves
+/// its provider's secrets, dispatches on the provider's kind and streams the
+/// answer back as canonical chunks.
+#[derive(Clone)]
 pub struct AdapterGrpc {
     providers: Providers,
+    deployments: SnapshotHandle<DeploymentIndex>,
     secrets: Arc<SecretResolver>,
-    /// Timeout of targets that do not set one.
+    /// Timeout of providers that do not set one.
     default_timeout: Duration,
 }
 
+impl std::fmt::Debug for AdapterGrpc {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AdapterGrpc").finish_non_exhaustive()
+    }
+}
+
 impl AdapterGrpc {
-    /// Creates the service; keys are resolved from `secrets`.
-    pub(crate) fn new(config: &AdapterConfig, secrets: SecretResolver) -> Result<Self> {
+    /// Creates the service over its snapshot; keys are resolved by `secrets`.
+    pub(crate) fn new(
+        config: &AdapterConfig,
+        deployments: SnapshotHandle<DeploymentIndex>,
+        secrets: SecretResolver,
+    ) -> Result<Self> {
         Ok(Self {
             providers: Providers::new(HttpClient::new(config)?),
+            deployments,
             secrets: Arc::new(secrets),
             default_timeout: config.request_timeout,
         })
@@ -48,10 +62,11 @@ impl AdapterGrpc {
     ) -> Result<crate::provider::ChunkStream, ServiceError> {
         let AdapterChatRequest {
             context,
-            target,
             request,
+            deployment_id,
         } = request;
-        let (kind, attempt) = self.attempt(context.as_ref(), target, request)?;
+        let (kind, mut attempt) = self.attempt(context.as_ref(), &deployment_id, request)?;
+        attempt.request.model.clone_from(&attempt.upstream_model);
         self.providers.chat(kind, attempt).await
     }
 
@@ -62,65 +77,78 @@ impl AdapterGrpc {
     ) -> Result<EmbedResponse, ServiceError> {
         let AdapterEmbedRequest {
             context,
-            target,
             request,
+            deployment_id,
         } = request;
-        let (kind, attempt) = self.attempt(context.as_ref(), target, request)?;
+        let (kind, mut attempt) = self.attempt(context.as_ref(), &deployment_id, request)?;
+        attempt.request.model.clone_from(&attempt.upstream_model);
         self.providers.embed(kind, attempt).await
     }
 
-    /// Resolves a target's kind, secrets and timing into an attempt at it.
+    /// Resolves a deployment's provider, secrets and timing into an attempt.
+    /// Refuses a deployment its snapshot does not declare.
     fn attempt<R>(
         &self,
         context: Option<&RequestContext>,
-        target: Option<Target>,
+        deployment_id: &str,
         request: Option<R>,
     ) -> Result<(ProviderKind, Attempt<R>), ServiceError> {
-        let target =
-            target.ok_or_else(|| ServiceError::invalid_request("the attempt has no target"))?;
         let request =
             request.ok_or_else(|| ServiceError::invalid_request("the attempt has no request"))?;
-        let kind = ProviderKind::from_name(&target.kind).ok_or_else(|| {
+        let index = self.deployments.load().ok_or_else(|| {
+            ServiceError::new(
+                ErrorClass::UpstreamUnavailable,
+                "the adapters have not received their configuration yet",
+            )
+        })?;
+        let deployment = index.get(deployment_id).ok_or_else(|| {
+            ServiceError::new(
+                ErrorClass::UpstreamUnavailable,
+                format!("the adapters know no deployment `{deployment_id}`"),
+            )
+        })?;
+        let provider = &deployment.provider;
+        let kind = ProviderKind::from_name(&provider.kind).ok_or_else(|| {
             ServiceError::invalid_request(format!(
                 "provider kind `{}` is not supported",
-                target.kind
+                provider.kind
             ))
-            .with_provider(&target.provider)
+            .with_provider(&provider.name)
         })?;
         let api_key = self
             .secrets
-            .resolve(&target.provider, target.api_key.as_ref())?;
-        let secrets = target
+            .resolve(&provider.name, provider.api_key.as_ref())?;
+        let secrets = provider
             .secrets
             .iter()
             .map(|(name, reference)| {
                 let secret = self
                     .secrets
-                    .resolve(&target.provider, Some(reference))?
+                    .resolve(&provider.name, Some(reference))?
                     .ok_or_else(|| {
                         ServiceError::new(
-                            switchyard_common::ErrorClass::Authentication,
+                            ErrorClass::Authentication,
                             format!(
                                 "secret `{name}` of provider `{}` has no source",
-                                target.provider
+                                provider.name
                             ),
                         )
-                        .with_provider(&target.provider)
+                        .with_provider(&provider.name)
                     })?;
                 Ok((name.clone(), secret))
             })
             .collect::<Result<_, ServiceError>>()?;
-        let timeout = match target.timeout_ms {
+        let timeout = match provider.timeout_ms {
             0 => self.default_timeout,
             milliseconds => Duration::from_millis(milliseconds),
         };
-        let timing = timing_for(timeout, context, &target.provider)?;
+        let timing = timing_for(timeout, context, &provider.name)?;
         let attempt = Attempt {
-            provider: target.provider,
-            base_url: target.base_url,
-            upstream_model: target.upstream_model,
+            provider: provider.name.clone(),
+            base_url: provider.base_url.clone(),
+            upstream_model: deployment.upstream_model.clone(),
             api_key,
-            options: target.options,
+            options: provider.options.clone(),
             secrets,
             timing,
             request,

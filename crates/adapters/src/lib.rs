@@ -1,17 +1,24 @@
 //! Provider adapters: canonical chat to each provider's wire format and back.
 //!
-//! The router sends one attempt at a time (`AdapterService.Chat`): a target
-//! (provider kind, base URL, secret reference, timeout) and a canonical
-//! request. The adapter resolves the key from its own environment, speaks
-//! the provider's wire format over a pooled HTTP client, streams the answer
-//! back as canonical chunks as it arrives, and classifies every failure into
-//! an [`ErrorClass`](switchyard_common::ErrorClass) that crosses gRPC as a
-//! `Status`.
+//! The adapters own the provider and deployment definitions: they watch
+//! their own snapshot from the control plane (the only role that sees
+//! provider endpoints and credential references) and index it as a
+//! [`DeploymentIndex`]. The router sends one attempt at a time
+//! (`AdapterService.Chat`): a deployment id and a canonical request, never a
+//! URL or a secret reference. The adapter looks the deployment up (refusing
+//! unknown ones), resolves its provider's secrets from its own environment
+//! and files (re-read every `secret_refresh`, so rotation needs no restart),
+//! speaks the provider's wire format over a pooled HTTP client, streams the
+//! answer back as canonical chunks as it arrives, and classifies every failure
+//! into an [`ErrorClass`](switchyard_common::ErrorClass) that crosses gRPC as
+//! a `Status`.
 //!
 //! - [`grpc`]: [`AdapterGrpc`], the service; [`build`] wraps it in a server.
-//! - `provider`: dispatch on `Target.kind`; `providers/`: one module per wire
-//!   format (`openai`, `mock`).
-//! - `http`, `sse`, `classify`: shared by HTTP providers.
+//! - `deployments`: [`DeploymentIndex`], the adapters' snapshot view.
+//! - `provider`: dispatch on the provider's kind; `providers/`: one module
+//!   per wire format (OpenAI and its compatible family, Anthropic, Gemini and
+//!   Vertex, Bedrock, the mock).
+//! - `http`, `sse`, `classify`, `secrets`: shared by HTTP providers.
 //!
 //! Depends on `switchyard-proto` and `switchyard-common` only; never on
 //! another service crate.
@@ -21,6 +28,7 @@ pub mod error;
 pub mod grpc;
 
 mod classify;
+mod deployments;
 mod http;
 mod provider;
 mod providers;
@@ -29,28 +37,37 @@ mod sse;
 
 use std::sync::Arc;
 
-use switchyard_common::{channel::MAX_GRPC_MESSAGE_BYTES, config::Environment};
+use switchyard_common::{
+    channel::MAX_GRPC_MESSAGE_BYTES, config::Environment, snapshot::SnapshotHandle,
+};
 use switchyard_proto::v1::adapter_service_server::AdapterServiceServer;
 
 pub use crate::{
     config::AdapterConfig,
+    deployments::{DeploymentIndex, KnownDeployment},
     error::{Error, Result},
     grpc::AdapterGrpc,
 };
 
-/// Builds the adapters' gRPC server. Provider keys are resolved from
-/// `environment` (see `SecretRef`), never from requests.
+/// Builds the adapters' gRPC server over their snapshot view. Provider
+/// secrets are resolved from `environment` and files, never from requests.
 pub fn build(
     config: &AdapterConfig,
+    deployments: SnapshotHandle<DeploymentIndex>,
     environment: Environment,
 ) -> Result<AdapterServiceServer<AdapterGrpc>> {
-    Ok(server(build_service(config, environment)?))
+    Ok(server(build_service(config, deployments, environment)?))
 }
 
 /// Builds the adapter service itself, for direct in-process calls
 /// (`switchyard_common::direct::AdapterClient::direct`).
-pub fn build_service(config: &AdapterConfig, environment: Environment) -> Result<Arc<AdapterGrpc>> {
-    let grpc = AdapterGrpc::new(config, secrets::SecretResolver::new(environment))?;
+pub fn build_service(
+    config: &AdapterConfig,
+    deployments: SnapshotHandle<DeploymentIndex>,
+    environment: Environment,
+) -> Result<Arc<AdapterGrpc>> {
+    let secrets = secrets::SecretResolver::new(environment, config.secret_refresh);
+    let grpc = AdapterGrpc::new(config, deployments, secrets)?;
     Ok(Arc::new(grpc))
 }
 

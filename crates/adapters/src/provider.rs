@@ -27,7 +27,7 @@ use crate::{
 /// The canonical chunks of one answer; an error ends the stream.
 pub type ChunkStream = BoxStream<'static, Result<ChatChunk, ServiceError>>;
 
-/// The wire formats the adapters speak (`Target.kind`).
+/// The wire formats the adapters speak (`Provider.kind`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ProviderKind {
     /// Anthropic Messages API.
@@ -48,7 +48,7 @@ pub enum ProviderKind {
 }
 
 impl ProviderKind {
-    /// Parses a `Target.kind`.
+    /// Parses a `Provider.kind`.
     pub fn from_name(name: &str) -> Option<Self> {
         match name {
             "anthropic" => Some(Self::Anthropic),
@@ -75,10 +75,10 @@ pub struct Attempt<R = ChatRequest> {
     pub upstream_model: String,
     /// The API key, when the target has one.
     pub api_key: Option<Secret>,
-    /// Provider-specific settings (`Target.options`); each provider
+    /// Provider-specific settings (`Provider.options`); each provider
     /// documents the ones it reads.
     pub options: BTreeMap<String, String>,
-    /// Further named secrets (`Target.secrets`), resolved.
+    /// Further named secrets (`Provider.secrets`), resolved.
     pub secrets: BTreeMap<String, Secret>,
     /// When the provider must answer, and how long it may pause.
     pub timing: Timing,

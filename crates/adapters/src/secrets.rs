@@ -1,9 +1,11 @@
-//! Resolution of targets' API keys from the adapters' own environment.
+//! Resolution of providers' secret references from the adapters' own
+//! environment and files.
 
 use std::{
     collections::HashMap,
     path::PathBuf,
     sync::{Mutex, PoisonError},
+    time::{Duration, Instant},
 };
 
 use switchyard_common::{
@@ -11,20 +13,24 @@ use switchyard_common::{
 };
 use switchyard_proto::v1::{SecretRef, secret_ref::Source};
 
-/// Resolves secret references, remembering what it resolved so a key file
-/// is read once, not per request. A reference that fails is retried on the
-/// next request.
+/// Resolves secret references, remembering what it resolved for `refresh`
+/// so a key file is read at most once per interval, not per request, and a
+/// rotated key is picked up within that interval without a restart. A
+/// reference that fails is retried on the next request.
 #[derive(Debug)]
 pub struct SecretResolver {
     environment: Environment,
-    resolved: Mutex<HashMap<SecretSource, Secret>>,
+    refresh: Duration,
+    resolved: Mutex<HashMap<SecretSource, (Secret, Instant)>>,
 }
 
 impl SecretResolver {
-    /// Creates a resolver reading variables from `environment`.
-    pub fn new(environment: Environment) -> Self {
+    /// Creates a resolver reading variables from `environment` and re-reading
+    /// each secret once it is older than `refresh`.
+    pub fn new(environment: Environment, refresh: Duration) -> Self {
         Self {
             environment,
+            refresh,
             resolved: Mutex::new(HashMap::new()),
         }
     }
@@ -38,18 +44,20 @@ impl SecretResolver {
         let Some(source) = reference.and_then(source_of) else {
             return Ok(None);
         };
-        if let Some(secret) = self.lock().get(&source) {
+        if let Some((secret, read_at)) = self.lock().get(&source)
+            && read_at.elapsed() < self.refresh
+        {
             return Ok(Some(secret.clone()));
         }
         // Resolved outside the lock: reading a file must not block other requests.
         let secret = source
             .resolve(&self.environment)
             .map_err(|error| unresolved(provider, &error))?;
-        self.lock().insert(source, secret.clone());
+        self.lock().insert(source, (secret.clone(), Instant::now()));
         Ok(Some(secret))
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<SecretSource, Secret>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<SecretSource, (Secret, Instant)>> {
         // The map holds no invariant a panic could break.
         self.resolved.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -87,8 +95,10 @@ mod tests {
 
     #[test]
     fn resolves_and_reports_missing_variables_by_name() {
-        let resolver =
-            SecretResolver::new(Environment::from([("KEY".to_owned(), "sk-1".to_owned())]));
+        let resolver = SecretResolver::new(
+            Environment::from([("KEY".to_owned(), "sk-1".to_owned())]),
+            Duration::from_secs(5),
+        );
         let secret = resolver
             .resolve("p", Some(&env_ref("KEY")))
             .expect("set")
@@ -100,5 +110,32 @@ mod tests {
             .expect_err("not set");
         assert_eq!(error.class, ErrorClass::Authentication);
         assert!(error.message.contains("`p`") && error.message.contains("MISSING"));
+    }
+
+    #[test]
+    fn a_rotated_file_is_read_again_after_the_refresh_interval() {
+        let directory =
+            std::env::temp_dir().join(format!("switchyard-secret-{}", std::process::id()));
+        std::fs::create_dir_all(&directory).expect("temporary directory");
+        let path = directory.join("key");
+        std::fs::write(&path, "sk-old\n").expect("write key");
+        let reference = SecretRef {
+            source: Some(Source::File(path.display().to_string())),
+        };
+        let resolver = SecretResolver::new(Environment::new(), Duration::from_millis(50));
+        let read = |resolver: &SecretResolver| {
+            resolver
+                .resolve("p", Some(&reference))
+                .expect("readable")
+                .expect("a key")
+                .expose()
+                .to_owned()
+        };
+        assert_eq!(read(&resolver), "sk-old");
+        std::fs::write(&path, "sk-new\n").expect("rotate key");
+        assert_eq!(read(&resolver), "sk-old", "cached within the interval");
+        std::thread::sleep(Duration::from_millis(60));
+        assert_eq!(read(&resolver), "sk-new", "re-read after the interval");
+        std::fs::remove_dir_all(&directory).expect("clean up");
     }
 }

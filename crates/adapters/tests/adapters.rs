@@ -5,6 +5,7 @@ mod adapters {
     pub mod anthropic;
     pub mod bedrock;
     pub mod compat;
+    pub mod deployments;
     pub mod embeddings;
     pub mod errors;
     pub mod gemini;
@@ -12,14 +13,14 @@ mod adapters {
     pub mod openai;
 }
 
-use std::time::Duration;
+use std::{collections::BTreeMap, time::Duration};
 
-use switchyard_adapters::{AdapterConfig, build};
-use switchyard_common::{GrpcChannel, ServiceError, config::Environment};
+use switchyard_adapters::{AdapterConfig, DeploymentIndex, build};
+use switchyard_common::{GrpcChannel, ServiceError, config::Environment, snapshot::SnapshotHandle};
 use switchyard_proto::v1::{
-    AdapterChatRequest, ChatChunk, ChatRequest, ContentPart, Message, RequestContext, Role,
-    SecretRef, Target, adapter_service_client::AdapterServiceClient, content_part::Part,
-    secret_ref::Source,
+    AdapterChatRequest, ChatChunk, ChatRequest, ContentPart, Deployment, Message, Provider,
+    RequestContext, Role, SecretRef, Snapshot, adapter_service_client::AdapterServiceClient,
+    content_part::Part, secret_ref::Source,
 };
 use switchyard_test_support::FakeOpenAi;
 
@@ -28,10 +29,26 @@ pub(crate) const API_KEY: &str = "sk-test-4f9c2d";
 /// The environment variable holding [`API_KEY`].
 pub(crate) const API_KEY_VARIABLE: &str = "FAKE_OPENAI_API_KEY";
 
+/// One provider deployment, as the tests describe it: the provider account
+/// and the model. [`Harness::deploy`] puts it into the adapters' snapshot.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Target {
+    pub(crate) provider: String,
+    pub(crate) kind: String,
+    pub(crate) base_url: String,
+    pub(crate) upstream_model: String,
+    pub(crate) api_key: Option<SecretRef>,
+    pub(crate) timeout_ms: u64,
+    pub(crate) options: BTreeMap<String, String>,
+    pub(crate) secrets: BTreeMap<String, SecretRef>,
+}
+
 /// A fake upstream and an adapter client whose environment holds its key.
 pub(crate) struct Harness {
     pub(crate) fake: FakeOpenAi,
     pub(crate) client: AdapterServiceClient<GrpcChannel>,
+    /// The adapters' snapshot view, replaced by [`Harness::deploy`].
+    pub(crate) deployments: SnapshotHandle<DeploymentIndex>,
 }
 
 impl Harness {
@@ -41,14 +58,52 @@ impl Harness {
     }
 
     pub(crate) async fn start_with(environment: Environment) -> Self {
-        let fake = FakeOpenAi::start().await;
+        Self::over(FakeOpenAi::start().await, environment)
+    }
+
+    /// An adapter service in front of `fake`, with an empty snapshot.
+    pub(crate) fn over(fake: FakeOpenAi, environment: Environment) -> Self {
         let config = AdapterConfig {
             request_timeout: Duration::from_secs(10),
             ..AdapterConfig::default()
         };
-        let server = build(&config, environment).expect("the adapter server builds");
+        let deployments = SnapshotHandle::fixed(DeploymentIndex::default());
+        let server =
+            build(&config, deployments.clone(), environment).expect("the adapter server builds");
         let client = AdapterServiceClient::new(GrpcChannel::in_process(server));
-        Self { fake, client }
+        Self {
+            fake,
+            client,
+            deployments,
+        }
+    }
+
+    /// Publishes a snapshot holding exactly `target` (its provider and one
+    /// deployment) and returns the deployment's id.
+    pub(crate) fn deploy(&self, target: &Target) -> String {
+        let id = format!("{}/{}", target.provider, target.upstream_model);
+        self.deployments
+            .store(DeploymentIndex::from_snapshot(Snapshot {
+                version: 1,
+                providers: vec![Provider {
+                    name: target.provider.clone(),
+                    kind: target.kind.clone(),
+                    base_url: target.base_url.clone(),
+                    api_key: target.api_key.clone(),
+                    timeout_ms: target.timeout_ms,
+                    options: target.options.clone(),
+                    secrets: target.secrets.clone(),
+                    meta: None,
+                }],
+                deployments: vec![Deployment {
+                    id: id.clone(),
+                    provider: target.provider.clone(),
+                    upstream_model: target.upstream_model.clone(),
+                    ..Deployment::default()
+                }],
+                ..Snapshot::default()
+            }));
+        id
     }
 
     /// A target of kind `openai` at the fake, keyed by [`API_KEY_VARIABLE`].
@@ -65,14 +120,24 @@ impl Harness {
 
     /// Sends one attempt and collects its chunks until the end or an error.
     pub(crate) async fn chat(&self, target: Target, request: ChatRequest) -> Outcome {
+        let deployment_id = self.deploy(&target);
+        self.chat_deployment(deployment_id, request).await
+    }
+
+    /// Sends one attempt at a deployment id, whatever the snapshot holds.
+    pub(crate) async fn chat_deployment(
+        &self,
+        deployment_id: String,
+        request: ChatRequest,
+    ) -> Outcome {
         let mut client = self.client.clone();
         let attempt = AdapterChatRequest {
             context: Some(RequestContext {
                 request_id: "req-1".to_owned(),
                 ..RequestContext::default()
             }),
-            target: Some(target),
             request: Some(request),
+            deployment_id,
         };
         let mut stream = match client.chat(attempt).await {
             Ok(response) => response.into_inner(),

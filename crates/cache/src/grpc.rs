@@ -9,7 +9,8 @@ use tonic::{Request, Response, Status};
 
 use crate::{
     error::{Error, Result},
-    store::{EntryKey, MAX_TTL, ResponseStore},
+    key::exact_key,
+    store::{MAX_TTL, ResponseStore},
 };
 
 /// Serves `CacheService` over a [`ResponseStore`].
@@ -25,13 +26,13 @@ impl CacheGrpc {
     }
 
     async fn lookup_response(&self, request: LookupRequest) -> Result<LookupResponse> {
-        let key = EntryKey::new(request.namespace, request.key)?;
+        let key = exact_key(request.query)?;
         let response = self.store.lookup(&key).await?;
         Ok(LookupResponse { response })
     }
 
     async fn store_response(&self, request: StoreRequest) -> Result<StoreResponse> {
-        let key = EntryKey::new(request.namespace, request.key)?;
+        let key = exact_key(request.query)?;
         let response = request.response.ok_or(Error::InvalidRequest {
             field: "response",
             reason: "is required",

@@ -1,10 +1,13 @@
 //! The response cache: exact match, in memory or in Redis.
 //!
-//! The router computes a hex digest of each canonical request and asks the
-//! cache to `Lookup` or `Store` a [`CachedResponse`](switchyard_proto::v1::CachedResponse)
-//! under it, inside a tenant namespace. This crate only stores: key
-//! derivation, cache policy and in-flight coalescing live in the router.
+//! The router sends the request context and a `CacheQuery` (a tenant
+//! namespace, the route and the normalized request) to `Lookup` or `Store` a
+//! [`CachedResponse`](switchyard_proto::v1::CachedResponse); this crate
+//! derives the keys itself ([`key`]). Cache policy (which routes cache, for
+//! how long, what is cacheable) is the router's. There is no in-flight
+//! coalescing yet; when it comes it lives in the router, in front of this.
 //!
+//! - [`key`] — [`exact_key`]: the exact-match key of a query.
 //! - [`config`] — [`CacheConfig`].
 //! - [`store`] — [`EntryKey`] (validated namespace + key) and the
 //!   [`ResponseStore`] trait, with [`MemoryStore`] (bounded, the embedded
@@ -17,6 +20,7 @@
 pub mod config;
 pub mod error;
 pub mod grpc;
+pub mod key;
 pub mod store;
 
 use std::sync::Arc;
@@ -27,6 +31,7 @@ use switchyard_proto::v1::cache_service_server::CacheServiceServer;
 pub use config::CacheConfig;
 pub use error::{Error, Result};
 pub use grpc::CacheGrpc;
+pub use key::exact_key;
 pub use store::{EntryKey, MemoryStore, RedisStore, ResponseStore};
 
 /// Builds the cache's gRPC server: Redis when `config.redis_url` is set (and

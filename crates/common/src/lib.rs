@@ -16,6 +16,7 @@
 //! Depends on `switchyard-proto` only; service crates depend on this one and
 //! never on each other.
 
+pub mod auth;
 pub mod channel;
 pub mod config;
 pub mod direct;

@@ -1,14 +1,15 @@
 //! The client side of the control plane's `Watch` stream.
 //!
-//! Edges and routers hold the newest snapshot in memory behind an `ArcSwap`
-//! and never call the control plane per request. A background task keeps the
-//! stream open, reconnecting with backoff.
+//! Edges, routers and adapters hold the newest snapshot of their role's view
+//! in memory behind an `ArcSwap` and never call the control plane per
+//! request. A background task keeps the stream open, reconnecting with backoff.
 
 use std::{sync::Arc, time::Duration};
 
 use arc_swap::ArcSwapOption;
 use switchyard_proto::v1::{
-    Snapshot, WatchRequest, control_plane_service_client::ControlPlaneServiceClient,
+    Snapshot, SnapshotAudience, WatchRequest,
+    control_plane_service_client::ControlPlaneServiceClient,
 };
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
@@ -32,12 +33,27 @@ impl<T> SnapshotHandle<T> {
     pub fn load(&self) -> Option<Arc<T>> {
         self.current.load_full()
     }
+
+    /// A handle that holds `value` until [`SnapshotHandle::store`] replaces
+    /// it, with no control plane behind it (for tests and fixed setups).
+    pub fn fixed(value: T) -> Self {
+        Self {
+            current: Arc::new(ArcSwapOption::from_pointee(value)),
+        }
+    }
+
+    /// Replaces the held value.
+    pub fn store(&self, value: T) {
+        self.current.store(Some(Arc::new(value)));
+    }
 }
 
-/// Starts watching the control plane, converting each snapshot with `index`.
-/// The task is tracked by `tasks` and ends when `shutdown` is cancelled.
+/// Starts watching the control plane for `audience`'s view, converting each
+/// snapshot with `index`. The task is tracked by `tasks` and ends when
+/// `shutdown` is cancelled.
 pub fn watch_snapshots<T, F>(
     channel: GrpcChannel,
+    audience: SnapshotAudience,
     index: F,
     tasks: &TaskTracker,
     shutdown: CancellationToken,
@@ -54,14 +70,18 @@ where
     tasks.spawn(async move {
         tokio::select! {
             () = shutdown.cancelled() => {}
-            () = watch_forever(channel, index, current) => {}
+            () = watch_forever(channel, audience, index, current) => {}
         }
     });
     handle
 }
 
-async fn watch_forever<T, F>(channel: GrpcChannel, index: F, current: Arc<ArcSwapOption<T>>)
-where
+async fn watch_forever<T, F>(
+    channel: GrpcChannel,
+    audience: SnapshotAudience,
+    index: F,
+    current: Arc<ArcSwapOption<T>>,
+) where
     F: Fn(Snapshot) -> T,
 {
     let mut client = ControlPlaneServiceClient::new(channel)
@@ -71,7 +91,11 @@ where
     // The version this process holds; the stream resumes from it after a reconnect.
     let mut known_version = 0;
     loop {
-        match client.watch(WatchRequest { known_version }).await {
+        let request = WatchRequest {
+            known_version,
+            audience: audience as i32,
+        };
+        match client.watch(request).await {
             Ok(response) => {
                 let mut stream = response.into_inner();
                 loop {

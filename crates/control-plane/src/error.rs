@@ -37,6 +37,25 @@ pub enum Error {
         /// What is wrong with it.
         reason: String,
     },
+    /// An API write named an object the config file declares.
+    #[error("{kind} `{id}` is declared in the config file; change it there, not through the API")]
+    OwnedByFile {
+        /// The object's kind.
+        kind: &'static str,
+        /// The object's id.
+        id: String,
+    },
+    /// The config file declares an object the admin API created.
+    #[error(
+        "the config file declares {kind} `{id}`, which was created through the admin API; \
+         delete it there or give the file's object another id"
+    )]
+    OwnedByApi {
+        /// The object's kind.
+        kind: &'static str,
+        /// The object's id.
+        id: String,
+    },
     /// Writers kept changing the config while a snapshot was read.
     #[error("stored config kept changing while it was read")]
     ConcurrentChanges,
@@ -54,7 +73,10 @@ impl Error {
     /// Returns the error class this error maps to at a service boundary.
     pub fn code(&self) -> ErrorClass {
         match self {
-            Error::InvalidConfig { .. } | Error::UnsupportedDatabase => ErrorClass::InvalidRequest,
+            Error::InvalidConfig { .. }
+            | Error::UnsupportedDatabase
+            | Error::OwnedByFile { .. }
+            | Error::OwnedByApi { .. } => ErrorClass::InvalidRequest,
             Error::Database(_) | Error::ConcurrentChanges => ErrorClass::UpstreamUnavailable,
             Error::Migrate(_) | Error::Corrupt { .. } => ErrorClass::Internal,
         }

@@ -1,15 +1,30 @@
-//! [`ControlPlaneGrpc`]: the `ControlPlaneService` implementation.
+//! [`ControlPlaneGrpc`]: the `ControlPlaneService` implementation. Every
+//! caller receives the view of its role ([`view_for`]).
 
 use std::{pin::Pin, sync::Arc};
 
 use futures::Stream;
 use switchyard_proto::v1::{
-    GetSnapshotRequest, GetSnapshotResponse, Snapshot, WatchRequest, WatchResponse,
-    control_plane_service_server::ControlPlaneService,
+    GetSnapshotRequest, GetSnapshotResponse, Snapshot, SnapshotAudience, WatchRequest,
+    WatchResponse, control_plane_service_server::ControlPlaneService,
 };
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
+
+use crate::audience::view_for;
+
+/// The audience a call is served: the role its service credential proved
+/// when it crossed the network, else (in-process) the one it asked for.
+fn audience_of<T>(request: &Request<T>, asked: i32) -> SnapshotAudience {
+    if let Some(role) = request
+        .extensions()
+        .get::<switchyard_common::auth::CallerRole>()
+    {
+        return role.audience();
+    }
+    SnapshotAudience::try_from(asked).unwrap_or(SnapshotAudience::Unspecified)
+}
 
 /// Serves the newest published snapshot to `GetSnapshot` and `Watch` callers.
 #[derive(Debug, Clone)]
@@ -39,11 +54,12 @@ type WatchResponseStream = Pin<Box<dyn Stream<Item = Result<WatchResponse, Statu
 impl ControlPlaneService for ControlPlaneGrpc {
     async fn get_snapshot(
         &self,
-        _request: Request<GetSnapshotRequest>,
+        request: Request<GetSnapshotRequest>,
     ) -> Result<Response<GetSnapshotResponse>, Status> {
+        let audience = audience_of(&request, request.get_ref().audience);
         let snapshot = self.snapshots.borrow().clone();
         Ok(Response::new(GetSnapshotResponse {
-            snapshot: Some(Snapshot::clone(&snapshot)),
+            snapshot: Some(view_for(&snapshot, audience)),
         }))
     }
 
@@ -53,16 +69,18 @@ impl ControlPlaneService for ControlPlaneGrpc {
         &self,
         request: Request<WatchRequest>,
     ) -> Result<Response<Self::WatchStream>, Status> {
+        let audience = audience_of(&request, request.get_ref().audience);
         let known_version = request.into_inner().known_version;
         let state = (self.snapshots.clone(), known_version, self.shutdown.clone());
-        let stream =
-            futures::stream::unfold(state, |(mut snapshots, mut sent, shutdown)| async move {
+        let stream = futures::stream::unfold(
+            state,
+            move |(mut snapshots, mut sent, shutdown)| async move {
                 loop {
                     let snapshot = snapshots.borrow_and_update().clone();
                     if snapshot.version != sent {
                         sent = snapshot.version;
                         let response = WatchResponse {
-                            snapshot: Some(Snapshot::clone(&snapshot)),
+                            snapshot: Some(view_for(&snapshot, audience)),
                         };
                         return Some((Ok(response), (snapshots, sent, shutdown)));
                     }
@@ -74,7 +92,8 @@ impl ControlPlaneService for ControlPlaneGrpc {
                         }
                     }
                 }
-            });
+            },
+        );
         Ok(Response::new(Box::pin(stream)))
     }
 }

@@ -1,29 +1,34 @@
 //! The control plane: declarative config in SQL, published as versioned snapshots.
 //!
 //! The control plane owns configuration state. At startup it validates the
-//! declarative objects of the config file ([`Declarative`]: providers, models,
-//! API keys), writes them into SQL ([`ConfigStore`]: SQLite embedded, PostgreSQL
-//! in production) and publishes the stored state as a versioned `Snapshot`
-//! over `ControlPlaneService` ([`ControlPlaneGrpc`]). A poll task watches the
-//! stored version, so changes written by another replica or an admin reach
-//! every `Watch` stream too.
+//! declarative objects of the config file ([`Declarative`]: providers,
+//! deployments, routes, keys, teams, users, budgets, rate limits), applies
+//! them to SQL ([`ConfigStore`]: SQLite embedded, PostgreSQL in production)
+//! and publishes the stored state as a versioned `Snapshot` over
+//! `ControlPlaneService` ([`ControlPlaneGrpc`]), filtered per role. A poll
+//! task watches the stored version, so changes written by another replica or
+//! through the API reach every `Watch` stream too.
 //!
 //! Invariants:
 //! - The version increases with every stored change and only then; syncing
 //!   the same file again keeps it.
+//! - Every object has an owner (`file` or `api`) and a revision. The file
+//!   never changes or prunes API-owned objects; the API refuses file-owned ones.
 //! - API key secrets are hashed while loading; only the lowercase hex SHA-256
-//!   is stored or published. Provider credentials travel as references.
+//!   is stored or published, and only to edges. Provider credentials travel
+//!   as references, and only to adapters.
 //!
 //! Depends on `switchyard-proto` and `switchyard-common` only; never on another
 //! service crate.
 
+mod audience;
 mod config;
 mod crypto;
 mod declarative;
 mod error;
 mod grpc;
+mod objects;
 mod price;
-mod records;
 mod snapshot;
 mod store;
 mod validate;
@@ -35,13 +40,18 @@ use switchyard_proto::v1::control_plane_service_server::ControlPlaneServiceServe
 use tokio::sync::watch;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
+pub use audience::view_for;
 pub use config::ControlPlaneConfig;
 pub use crypto::sha256_hex;
 pub use declarative::{
-    Declarative, KeyConfig, ModelConfig, PricingConfig, ProviderConfig, TargetConfig,
+    BudgetConfig, BudgetPeriodConfig, CapabilitiesConfig, CapacityConfig, Declarative,
+    DeploymentConfig, HedgeConfig, KeyConfig, LifecycleConfig, LongContextConfig, ModelConfig,
+    PricingConfig, ProviderConfig, RateLimitConfig, RetryConfig, RouteCacheConfig, RouteConfig,
+    ScopeConfig, StrategyConfig, TargetConfig, TeamConfig, TimeoutConfig, UserConfig,
 };
 pub use error::{Error, Result};
 pub use grpc::ControlPlaneGrpc;
+pub use objects::{ObjectKind, ObjectOwner, StoredObject};
 pub use store::ConfigStore;
 
 /// Builds the control plane: connects to the database (creating an SQLite
@@ -65,7 +75,8 @@ pub async fn build(
     tracing::info!(
         version = first.version,
         providers = first.providers.len(),
-        models = first.models.len(),
+        deployments = first.deployments.len(),
+        routes = first.routes.len(),
         api_keys = first.api_keys.len(),
         "control plane snapshot loaded"
     );

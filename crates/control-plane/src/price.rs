@@ -1,15 +1,18 @@
 //! Exact decimal prices.
 //!
 //! Prices are written as decimal strings (`"2.50"`) and kept as integer
-//! micro-units, so no float ever rounds a price.
+//! nano-units (10^-9), so no float ever rounds a price.
 
-/// Digits after the decimal point that micro-units can hold.
-const MAX_FRACTION_DIGITS: usize = 6;
+/// Digits after the decimal point that nano-units can hold.
+const MAX_FRACTION_DIGITS: usize = 9;
 
-/// Parses a non-negative decimal string such as `"0.15"` into micro-units
-/// (`150000`). Rejects signs, exponents, whitespace, more than six fractional
-/// digits and values that overflow `i64`.
-pub(crate) fn parse_price_micros(text: &str) -> Result<i64, String> {
+/// Nano-units in one unit.
+const NANOS_PER_UNIT: i64 = 1_000_000_000;
+
+/// Parses a non-negative decimal string such as `"0.15"` into nano-units
+/// (`150000000`). Rejects signs, exponents, whitespace, more than nine
+/// fractional digits and values that overflow `i64`.
+pub(crate) fn parse_price_nanos(text: &str) -> Result<i64, String> {
     let (whole, fraction) = match text.split_once('.') {
         Some((whole, fraction)) => (whole, Some(fraction)),
         None => (text, None),
@@ -34,8 +37,8 @@ pub(crate) fn parse_price_micros(text: &str) -> Result<i64, String> {
     let padded = format!("{fraction:0<MAX_FRACTION_DIGITS$}");
     let fraction: i64 = padded.parse().map_err(|_| overflow())?;
     whole
-        .checked_mul(1_000_000)
-        .and_then(|micros| micros.checked_add(fraction))
+        .checked_mul(NANOS_PER_UNIT)
+        .and_then(|nanos| nanos.checked_add(fraction))
         .ok_or_else(overflow)
 }
 
@@ -45,20 +48,20 @@ mod tests {
 
     #[test]
     fn parses_exactly() {
-        assert_eq!(parse_price_micros("0.15"), Ok(150_000));
-        assert_eq!(parse_price_micros("0.60"), Ok(600_000));
-        assert_eq!(parse_price_micros("2.50"), Ok(2_500_000));
-        assert_eq!(parse_price_micros("10"), Ok(10_000_000));
-        assert_eq!(parse_price_micros("0"), Ok(0));
-        assert_eq!(parse_price_micros("0.000001"), Ok(1));
-        assert_eq!(parse_price_micros("007.1"), Ok(7_100_000));
-        assert_eq!(parse_price_micros("9223372.036854"), Ok(9_223_372_036_854));
+        assert_eq!(parse_price_nanos("0.15"), Ok(150_000_000));
+        assert_eq!(parse_price_nanos("0.60"), Ok(600_000_000));
+        assert_eq!(parse_price_nanos("2.50"), Ok(2_500_000_000));
+        assert_eq!(parse_price_nanos("10"), Ok(10_000_000_000));
+        assert_eq!(parse_price_nanos("0"), Ok(0));
+        assert_eq!(parse_price_nanos("0.000000001"), Ok(1));
+        assert_eq!(parse_price_nanos("007.1"), Ok(7_100_000_000));
+        assert_eq!(parse_price_nanos("9223372036.854775807"), Ok(i64::MAX));
     }
 
     #[test]
-    fn rejects_more_than_six_fraction_digits() {
-        let error = parse_price_micros("0.0000001").expect_err("seven digits");
-        assert!(error.contains("more than 6"), "{error}");
+    fn rejects_more_than_nine_fraction_digits() {
+        let error = parse_price_nanos("0.0000000001").expect_err("ten digits");
+        assert!(error.contains("more than 9"), "{error}");
     }
 
     #[test]
@@ -66,13 +69,13 @@ mod tests {
         for text in [
             "", ".", ".5", "5.", "-1", "+1", "1e3", " 1", "1 ", "1.2.3", "1,5", "NaN", "1_0",
         ] {
-            assert!(parse_price_micros(text).is_err(), "{text:?} should fail");
+            assert!(parse_price_nanos(text).is_err(), "{text:?} should fail");
         }
     }
 
     #[test]
     fn rejects_overflow() {
-        assert!(parse_price_micros("9223372036855").is_err());
-        assert!(parse_price_micros("99999999999999999999999").is_err());
+        assert!(parse_price_nanos("9223372036.854775808").is_err());
+        assert!(parse_price_nanos("99999999999999999999999").is_err());
     }
 }

@@ -1,70 +1,104 @@
-//! Validation of the declarative objects, producing the records to store.
+//! Validation of the declarative objects, producing the objects to store.
 //!
-//! Every error names the object (`models[demo]`) and field at fault.
+//! Every error names the object (`routes[demo]`) and field at fault.
 
 use std::{collections::BTreeSet, time::Duration};
 
 use switchyard_common::{SecretSource, config::Environment};
+use switchyard_proto::v1 as pb;
 
 use crate::{
-    Declarative, Error, KeyConfig, ModelConfig, ProviderConfig, Result,
+    Declarative, DeploymentConfig, Error, KeyConfig, ModelConfig, PricingConfig, ProviderConfig,
+    Result, RouteConfig, ScopeConfig, StrategyConfig,
     crypto::{normalize_sha256_hex, sha256_hex},
-    price::parse_price_micros,
-    records::{
-        KeyRecord, ModelRecord, PricingRecord, ProviderRecord, SecretRefRecord, StoredConfig,
-        TargetRecord,
-    },
+    declarative::{BudgetConfig, BudgetPeriodConfig, RateLimitConfig, TeamConfig, UserConfig},
+    objects::{ObjectKind, StoredConfig, StoredObject},
+    price::parse_price_nanos,
 };
 
-/// Owner of models that name none.
+/// Owner of routes that name none.
 const DEFAULT_OWNED_BY: &str = "switchyard";
 
 impl StoredConfig {
-    /// Validates `declarative` and returns its records in canonical order.
-    /// Key secrets are resolved from `environment` and hashed; provider
-    /// secrets are only checked for shape (the adapters resolve them).
+    /// Validates `declarative` and returns its objects. Key secrets are
+    /// resolved from `environment` and hashed; provider secrets are only
+    /// checked for shape (the adapters resolve them).
     pub fn from_declarative(declarative: &Declarative, environment: &Environment) -> Result<Self> {
-        let mut provider_names = BTreeSet::new();
-        let mut providers = Vec::with_capacity(declarative.providers.len());
+        let mut config = StoredConfig::default();
         for (index, provider) in declarative.providers.iter().enumerate() {
             let path = object_path("providers", index, &provider.name);
-            if !provider_names.insert(provider.name.as_str()) {
+            let object = StoredObject::Provider(provider_object(provider, &path)?);
+            if !config.insert(object) {
                 return Err(Error::invalid(path, "duplicate provider name"));
             }
-            providers.push(provider_record(provider, &path)?);
         }
-
-        let mut model_names = BTreeSet::new();
-        let mut models = Vec::with_capacity(declarative.models.len());
+        for (index, deployment) in declarative.deployments.iter().enumerate() {
+            let path = object_path("deployments", index, &deployment.id);
+            let object = deployment_object(deployment, &path, &config)?;
+            if !config.insert(StoredObject::Deployment(object)) {
+                return Err(Error::invalid(path, "duplicate deployment id"));
+            }
+        }
         for (index, model) in declarative.models.iter().enumerate() {
             let path = object_path("models", index, &model.name);
-            if !model_names.insert(model.name.as_str()) {
-                return Err(Error::invalid(path, "duplicate model name"));
+            let (route, deployments) = expand_model(model, &path, &config)?;
+            for deployment in deployments {
+                if !config.insert(StoredObject::Deployment(deployment)) {
+                    return Err(Error::invalid(
+                        path.as_str(),
+                        "lists the same provider and model twice",
+                    ));
+                }
             }
-            models.push(model_record(model, &path, &provider_names)?);
+            if !config.insert(StoredObject::Route(route)) {
+                return Err(Error::invalid(path, "duplicate route name"));
+            }
         }
-
-        let mut key_ids = BTreeSet::new();
+        for (index, route) in declarative.routes.iter().enumerate() {
+            let path = object_path("routes", index, &route.name);
+            let object = route_object(route, &path, &config)?;
+            if !config.insert(StoredObject::Route(object)) {
+                return Err(Error::invalid(path, "duplicate route name"));
+            }
+        }
+        for (index, team) in declarative.teams.iter().enumerate() {
+            let path = object_path("teams", index, &team.id);
+            if !config.insert(StoredObject::Team(team_object(team, &path)?)) {
+                return Err(Error::invalid(path, "duplicate team id"));
+            }
+        }
+        for (index, user) in declarative.users.iter().enumerate() {
+            let path = object_path("users", index, &user.id);
+            let object = user_object(user, &path, &config)?;
+            if !config.insert(StoredObject::User(object)) {
+                return Err(Error::invalid(path, "duplicate user id"));
+            }
+        }
         let mut key_hashes = BTreeSet::new();
-        let mut keys = Vec::with_capacity(declarative.keys.len());
         for (index, key) in declarative.keys.iter().enumerate() {
             let path = object_path("keys", index, &key.id);
-            if !key_ids.insert(key.id.as_str()) {
-                return Err(Error::invalid(path, "duplicate key id"));
-            }
-            let record = key_record(key, &path, &model_names, environment)?;
-            if !key_hashes.insert(record.sha256.clone()) {
+            let object = key_object(key, &path, &config, environment)?;
+            if !key_hashes.insert(object.sha256.clone()) {
                 return Err(Error::invalid(path, "has the same secret as another key"));
             }
-            keys.push(record);
+            if !config.insert(StoredObject::ApiKey(object)) {
+                return Err(Error::invalid(path, "duplicate key id"));
+            }
         }
-
-        let mut config = StoredConfig {
-            providers,
-            models,
-            keys,
-        };
-        config.sort();
+        for (index, budget) in declarative.budgets.iter().enumerate() {
+            let path = object_path("budgets", index, &budget.id);
+            let object = budget_object(budget, &path, &config, declarative)?;
+            if !config.insert(StoredObject::Budget(object)) {
+                return Err(Error::invalid(path, "duplicate budget id"));
+            }
+        }
+        for (index, limit) in declarative.rate_limits.iter().enumerate() {
+            let path = object_path("rate_limits", index, &limit.id);
+            let object = rate_limit_object(limit, &path, &config, declarative)?;
+            if !config.insert(StoredObject::RateLimit(object)) {
+                return Err(Error::invalid(path, "duplicate rate limit id"));
+            }
+        }
         Ok(config)
     }
 }
@@ -88,12 +122,26 @@ fn require_non_empty(value: &str, path: &str, field: &str) -> Result<()> {
     Ok(())
 }
 
-fn duration_millis(duration: Duration, path: &str, field: &str) -> Result<i64> {
-    i64::try_from(duration.as_millis())
+fn duration_millis(duration: Duration, path: &str, field: &str) -> Result<u64> {
+    u64::try_from(duration.as_millis())
         .map_err(|_| Error::invalid(format!("{path}.{field}"), "is too long"))
 }
 
-fn provider_record(provider: &ProviderConfig, path: &str) -> Result<ProviderRecord> {
+fn positive_millis(duration: Option<Duration>, path: &str, field: &str) -> Result<u64> {
+    let Some(duration) = duration else {
+        return Ok(0);
+    };
+    let millis = duration_millis(duration, path, field)?;
+    if millis == 0 {
+        return Err(Error::invalid(
+            format!("{path}.{field}"),
+            "must be at least 1ms",
+        ));
+    }
+    Ok(millis)
+}
+
+fn provider_object(provider: &ProviderConfig, path: &str) -> Result<pb::Provider> {
     require_non_empty(&provider.name, path, "name")?;
     require_non_empty(&provider.kind, path, "kind")?;
     let base_url = match &provider.base_url {
@@ -113,61 +161,282 @@ fn provider_record(provider: &ProviderConfig, path: &str) -> Result<ProviderReco
     let api_key = provider
         .api_key
         .as_ref()
-        .map(|source| secret_ref_record(source, &format!("{path}.api_key")))
+        .map(|source| secret_ref(source, &format!("{path}.api_key")))
         .transpose()?;
-    let timeout_ms = match provider.timeout {
-        Some(timeout) => {
-            let millis = duration_millis(timeout, path, "timeout")?;
-            if millis == 0 {
-                return Err(Error::invalid(
-                    format!("{path}.timeout"),
-                    "must be at least 1ms",
-                ));
-            }
-            millis
-        }
-        None => 0,
-    };
     let secrets = provider
         .secrets
         .iter()
         .map(|(name, source)| {
             require_non_empty(name, &format!("{path}.secrets"), "name")?;
-            let record = secret_ref_record(source, &format!("{path}.secrets.{name}"))?;
-            Ok((name.clone(), record))
+            let reference = secret_ref(source, &format!("{path}.secrets.{name}"))?;
+            Ok((name.clone(), reference))
         })
         .collect::<Result<_>>()?;
-    Ok(ProviderRecord {
+    Ok(pb::Provider {
         name: provider.name.clone(),
         kind: provider.kind.clone(),
         base_url,
         api_key,
-        timeout_ms,
+        timeout_ms: positive_millis(provider.timeout, path, "timeout")?,
         options: provider.options.clone(),
         secrets,
+        meta: None,
     })
 }
 
-fn secret_ref_record(source: &SecretSource, path: &str) -> Result<SecretRefRecord> {
-    match (&source.env, &source.file) {
-        (Some(name), None) if !name.is_empty() => Ok(SecretRefRecord::Env(name.clone())),
+fn secret_ref(source: &SecretSource, path: &str) -> Result<pb::SecretRef> {
+    use pb::secret_ref::Source;
+    let source = match (&source.env, &source.file) {
+        (Some(name), None) if !name.is_empty() => Source::Env(name.clone()),
         (None, Some(file)) => file
             .to_str()
             .filter(|file| !file.is_empty())
-            .map(|file| SecretRefRecord::File(file.to_owned()))
-            .ok_or_else(|| Error::invalid(path, "file path must be non-empty UTF-8")),
-        _ => Err(Error::invalid(
+            .map(|file| Source::File(file.to_owned()))
+            .ok_or_else(|| Error::invalid(path, "file path must be non-empty UTF-8"))?,
+        _ => {
+            return Err(Error::invalid(
+                path,
+                "needs exactly one non-empty `env` or `file`",
+            ));
+        }
+    };
+    Ok(pb::SecretRef {
+        source: Some(source),
+    })
+}
+
+fn deployment_object(
+    deployment: &DeploymentConfig,
+    path: &str,
+    config: &StoredConfig,
+) -> Result<pb::Deployment> {
+    require_non_empty(&deployment.id, path, "id")?;
+    require_provider(&deployment.provider, &format!("{path}.provider"), config)?;
+    require_non_empty(&deployment.model, path, "model")?;
+    let pricing = deployment
+        .pricing
+        .as_ref()
+        .map(|pricing| pricing_object(pricing, &format!("{path}.pricing")))
+        .transpose()?;
+    let capacity = deployment.capacity.as_ref().map(|capacity| pb::Capacity {
+        requests_per_minute: capacity.requests_per_minute,
+        tokens_per_minute: capacity.tokens_per_minute,
+        max_concurrency: capacity.max_concurrency,
+    });
+    let lifecycle = match &deployment.lifecycle {
+        Some(lifecycle) => {
+            let sunset_date = match &lifecycle.sunset_date {
+                Some(date) => {
+                    if !is_iso_date(date) {
+                        return Err(Error::invalid(
+                            format!("{path}.lifecycle.sunset_date"),
+                            "must be a date like 2027-01-31",
+                        ));
+                    }
+                    date.clone()
+                }
+                None => String::new(),
+            };
+            Some(pb::Lifecycle {
+                deprecated: lifecycle.deprecated,
+                sunset_date,
+                successor: lifecycle.successor.clone().unwrap_or_default(),
+            })
+        }
+        None => None,
+    };
+    let capabilities = &deployment.capabilities;
+    Ok(pb::Deployment {
+        id: deployment.id.clone(),
+        provider: deployment.provider.clone(),
+        upstream_model: deployment.model.clone(),
+        context_window: deployment.context_window.unwrap_or(0),
+        max_output_tokens: deployment.max_output_tokens.unwrap_or(0),
+        pricing,
+        capacity,
+        capabilities: Some(pb::Capabilities {
+            tools: capabilities.tools,
+            vision: capabilities.vision,
+            json_schema: capabilities.json_schema,
+        }),
+        region: deployment.region.clone().unwrap_or_default(),
+        self_hosted: deployment.self_hosted,
+        lifecycle,
+        meta: None,
+    })
+}
+
+/// Whether `text` is a `YYYY-MM-DD` date with a plausible month and day.
+fn is_iso_date(text: &str) -> bool {
+    let parts: Vec<&str> = text.split('-').collect();
+    let [year, month, day] = parts.as_slice() else {
+        return false;
+    };
+    let digits =
+        |part: &str, len: usize| part.len() == len && part.bytes().all(|b| b.is_ascii_digit());
+    if !(digits(year, 4) && digits(month, 2) && digits(day, 2)) {
+        return false;
+    }
+    let (month, day): (u32, u32) = (month.parse().unwrap_or(0), day.parse().unwrap_or(0));
+    (1..=12).contains(&month) && (1..=31).contains(&day)
+}
+
+fn require_provider(name: &str, path: &str, config: &StoredConfig) -> Result<()> {
+    if !config.contains(ObjectKind::Provider, name) {
+        return Err(Error::invalid(
             path,
-            "needs exactly one non-empty `env` or `file`",
-        )),
+            format!("names unknown provider `{name}`"),
+        ));
+    }
+    Ok(())
+}
+
+fn currency(text: &str, path: &str) -> Result<String> {
+    if text.len() != 3 || !text.bytes().all(|byte| byte.is_ascii_uppercase()) {
+        return Err(Error::invalid(
+            format!("{path}.currency"),
+            "must be a three-letter ISO 4217 code like `USD`",
+        ));
+    }
+    Ok(text.to_owned())
+}
+
+fn pricing_object(pricing: &PricingConfig, path: &str) -> Result<pb::Pricing> {
+    let currency = currency(&pricing.currency, path)?;
+    let money = |text: &str, field: &str| -> Result<pb::Money> {
+        let nanos = parse_price_nanos(text)
+            .map_err(|reason| Error::invalid(format!("{path}.{field}"), reason))?;
+        Ok(pb::Money {
+            nanos,
+            currency: currency.clone(),
+        })
+    };
+    let optional = |text: &Option<String>, field: &str| -> Result<Option<pb::Money>> {
+        text.as_deref().map(|text| money(text, field)).transpose()
+    };
+    let long_context = match &pricing.long_context {
+        Some(tier) => Some(pb::LongContextPricing {
+            above_prompt_tokens: tier.above_prompt_tokens,
+            input_per_million: Some(money(
+                &tier.input_per_million,
+                "long_context.input_per_million",
+            )?),
+            output_per_million: Some(money(
+                &tier.output_per_million,
+                "long_context.output_per_million",
+            )?),
+        }),
+        None => None,
+    };
+    Ok(pb::Pricing {
+        input_per_million: Some(money(&pricing.input_per_million, "input_per_million")?),
+        output_per_million: Some(money(&pricing.output_per_million, "output_per_million")?),
+        cached_input_per_million: optional(
+            &pricing.cached_input_per_million,
+            "cached_input_per_million",
+        )?,
+        cache_write_per_million: optional(
+            &pricing.cache_write_per_million,
+            "cache_write_per_million",
+        )?,
+        long_context,
+    })
+}
+
+fn owned_by(owned_by: Option<&String>, path: &str) -> Result<String> {
+    match owned_by {
+        Some(owned_by) => {
+            require_non_empty(owned_by, path, "owned_by")?;
+            Ok(owned_by.clone())
+        }
+        None => Ok(DEFAULT_OWNED_BY.to_owned()),
     }
 }
 
-fn model_record(
+fn cache_policy(ttl: Option<Duration>, path: &str, field: &str) -> Result<Option<pb::CachePolicy>> {
+    let ttl_ms = positive_millis(ttl, path, field)?;
+    Ok((ttl_ms > 0).then_some(pb::CachePolicy { ttl_ms }))
+}
+
+fn route_object(route: &RouteConfig, path: &str, config: &StoredConfig) -> Result<pb::Route> {
+    require_non_empty(&route.name, path, "name")?;
+    let strategy = match &route.strategy {
+        StrategyConfig {
+            fallback: Some(deployments),
+        } => {
+            let field = format!("{path}.strategy.fallback");
+            if deployments.is_empty() {
+                return Err(Error::invalid(field, "needs at least one deployment"));
+            }
+            let mut seen = BTreeSet::new();
+            for (index, id) in deployments.iter().enumerate() {
+                if !config.contains(ObjectKind::Deployment, id) {
+                    return Err(Error::invalid(
+                        format!("{field}[{index}]"),
+                        format!("names unknown deployment `{id}`"),
+                    ));
+                }
+                if !seen.insert(id.as_str()) {
+                    return Err(Error::invalid(
+                        format!("{field}[{index}]"),
+                        format!("lists `{id}` twice"),
+                    ));
+                }
+            }
+            pb::route::Strategy::Fallback(pb::FallbackStrategy {
+                deployments: deployments.clone(),
+            })
+        }
+        StrategyConfig { fallback: None } => {
+            return Err(Error::invalid(
+                format!("{path}.strategy"),
+                "needs one strategy, e.g. `{fallback: [deployment-a, deployment-b]}`",
+            ));
+        }
+    };
+    let timeout = match &route.timeout {
+        Some(timeout) => Some(pb::TimeoutPolicy {
+            request_ms: positive_millis(timeout.request, path, "timeout.request")?,
+            first_token_ms: positive_millis(timeout.first_token, path, "timeout.first_token")?,
+        }),
+        None => None,
+    };
+    let hedge = match &route.hedge {
+        Some(hedge) => Some(pb::HedgePolicy {
+            after_ms: positive_millis(hedge.after, path, "hedge.after")?,
+        }),
+        None => None,
+    };
+    Ok(pb::Route {
+        name: route.name.clone(),
+        strategy: Some(strategy),
+        retry: route.retry.as_ref().map(|retry| pb::RetryPolicy {
+            max_attempts: retry.max_attempts,
+        }),
+        timeout,
+        hedge,
+        cache: cache_policy(
+            route.cache.as_ref().map(|cache| cache.ttl),
+            path,
+            "cache.ttl",
+        )?,
+        owned_by: owned_by(route.owned_by.as_ref(), path)?,
+        meta: None,
+    })
+}
+
+/// Returns the id of the implicit deployment of one `models[]` target.
+pub(crate) fn implicit_deployment_id(route: &str, provider: &str, model: &str) -> String {
+    format!("{route}/{provider}/{model}")
+}
+
+/// Expands the `models[]` shorthand into a fallback route over one implicit
+/// deployment per target, each at the model's price.
+fn expand_model(
     model: &ModelConfig,
     path: &str,
-    provider_names: &BTreeSet<&str>,
-) -> Result<ModelRecord> {
+    config: &StoredConfig,
+) -> Result<(pb::Route, Vec<pb::Deployment>)> {
     require_non_empty(&model.name, path, "name")?;
     if model.targets.is_empty() {
         return Err(Error::invalid(
@@ -175,68 +444,70 @@ fn model_record(
             "needs at least one target",
         ));
     }
-    let mut targets = Vec::with_capacity(model.targets.len());
+    let pricing = model
+        .pricing
+        .as_ref()
+        .map(|pricing| pricing_object(pricing, &format!("{path}.pricing")))
+        .transpose()?;
+    let mut deployments = Vec::with_capacity(model.targets.len());
     for (index, target) in model.targets.iter().enumerate() {
         let target_path = format!("{path}.targets[{index}]");
-        if !provider_names.contains(target.provider.as_str()) {
-            return Err(Error::invalid(
-                format!("{target_path}.provider"),
-                format!("names unknown provider `{}`", target.provider),
-            ));
-        }
+        require_provider(&target.provider, &format!("{target_path}.provider"), config)?;
         require_non_empty(&target.model, &target_path, "model")?;
-        targets.push(TargetRecord {
+        deployments.push(pb::Deployment {
+            id: implicit_deployment_id(&model.name, &target.provider, &target.model),
             provider: target.provider.clone(),
-            model: target.model.clone(),
+            upstream_model: target.model.clone(),
+            pricing: pricing.clone(),
+            capabilities: Some(pb::Capabilities::default()),
+            ..pb::Deployment::default()
         });
     }
-    let cache_ttl_ms = match model.cache_ttl {
-        Some(ttl) => duration_millis(ttl, path, "cache_ttl")?,
-        None => 0,
-    };
-    let pricing = match &model.pricing {
-        Some(pricing) => {
-            let currency = &pricing.currency;
-            if currency.len() != 3 || !currency.bytes().all(|byte| byte.is_ascii_uppercase()) {
-                return Err(Error::invalid(
-                    format!("{path}.pricing.currency"),
-                    "must be a three-letter ISO 4217 code like `USD`",
-                ));
-            }
-            let price = |text: &str, field: &str| {
-                parse_price_micros(text)
-                    .map_err(|reason| Error::invalid(format!("{path}.pricing.{field}"), reason))
-            };
-            Some(PricingRecord {
-                currency: currency.clone(),
-                input_micros: price(&pricing.input_per_million, "input_per_million")?,
-                output_micros: price(&pricing.output_per_million, "output_per_million")?,
-            })
-        }
-        None => None,
-    };
-    let owned_by = match &model.owned_by {
-        Some(owned_by) => {
-            require_non_empty(owned_by, path, "owned_by")?;
-            owned_by.clone()
-        }
-        None => DEFAULT_OWNED_BY.to_owned(),
-    };
-    Ok(ModelRecord {
+    let route = pb::Route {
         name: model.name.clone(),
-        targets,
-        cache_ttl_ms,
-        pricing,
-        owned_by,
+        strategy: Some(pb::route::Strategy::Fallback(pb::FallbackStrategy {
+            deployments: deployments.iter().map(|d| d.id.clone()).collect(),
+        })),
+        cache: cache_policy(model.cache_ttl, path, "cache_ttl")?,
+        owned_by: owned_by(model.owned_by.as_ref(), path)?,
+        ..pb::Route::default()
+    };
+    Ok((route, deployments))
+}
+
+fn team_object(team: &TeamConfig, path: &str) -> Result<pb::Team> {
+    require_non_empty(&team.id, path, "id")?;
+    Ok(pb::Team {
+        id: team.id.clone(),
+        name: team.name.clone().unwrap_or_default(),
+        meta: None,
     })
 }
 
-fn key_record(
+fn user_object(user: &UserConfig, path: &str, config: &StoredConfig) -> Result<pb::User> {
+    require_non_empty(&user.id, path, "id")?;
+    if let Some(team) = &user.team
+        && !config.contains(ObjectKind::Team, team)
+    {
+        return Err(Error::invalid(
+            format!("{path}.team"),
+            format!("names unknown team `{team}`"),
+        ));
+    }
+    Ok(pb::User {
+        id: user.id.clone(),
+        team_id: user.team.clone().unwrap_or_default(),
+        name: user.name.clone().unwrap_or_default(),
+        meta: None,
+    })
+}
+
+fn key_object(
     key: &KeyConfig,
     path: &str,
-    model_names: &BTreeSet<&str>,
+    config: &StoredConfig,
     environment: &Environment,
-) -> Result<KeyRecord> {
+) -> Result<pb::ApiKey> {
     require_non_empty(&key.id, path, "id")?;
     let sha256 = match (&key.sha256, &key.secret) {
         (Some(hash), None) => normalize_sha256_hex(hash)
@@ -260,7 +531,7 @@ fn key_record(
     let mut seen = BTreeSet::new();
     for (index, model) in key.models.iter().enumerate() {
         let model_path = format!("{path}.models[{index}]");
-        if !model_names.contains(model.as_str()) {
+        if !config.contains(ObjectKind::Route, model) {
             return Err(Error::invalid(
                 model_path,
                 format!("names unknown model `{model}`"),
@@ -270,13 +541,137 @@ fn key_record(
             return Err(Error::invalid(model_path, format!("lists `{model}` twice")));
         }
     }
-    Ok(KeyRecord {
+    if let Some(user) = &key.user
+        && !config.contains(ObjectKind::User, user)
+    {
+        return Err(Error::invalid(
+            format!("{path}.user"),
+            format!("names unknown user `{user}`"),
+        ));
+    }
+    Ok(pb::ApiKey {
         id: key.id.clone(),
         sha256,
         name: key.name.clone().unwrap_or_default(),
         team_id: key.team.clone().unwrap_or_default(),
         allowed_models: key.models.clone(),
         disabled: key.disabled,
+        user_id: key.user.clone().unwrap_or_default(),
+        meta: None,
+    })
+}
+
+/// Checks that a scope names a declared subject. A team may also be one that
+/// only keys name, since keys' teams need no declaration.
+fn scope_object(
+    scope: &ScopeConfig,
+    path: &str,
+    config: &StoredConfig,
+    declarative: &Declarative,
+) -> Result<pb::Scope> {
+    use pb::scope::Subject;
+    let (known, subject, what, id) = match scope {
+        ScopeConfig {
+            team: Some(id),
+            user: None,
+            key: None,
+        } => (
+            config.contains(ObjectKind::Team, id)
+                || declarative
+                    .keys
+                    .iter()
+                    .any(|key| key.team.as_ref() == Some(id)),
+            Subject::TeamId(id.clone()),
+            "team",
+            id,
+        ),
+        ScopeConfig {
+            team: None,
+            user: Some(id),
+            key: None,
+        } => (
+            config.contains(ObjectKind::User, id),
+            Subject::UserId(id.clone()),
+            "user",
+            id,
+        ),
+        ScopeConfig {
+            team: None,
+            user: None,
+            key: Some(id),
+        } => (
+            config.contains(ObjectKind::ApiKey, id),
+            Subject::KeyId(id.clone()),
+            "key",
+            id,
+        ),
+        _ => {
+            return Err(Error::invalid(
+                format!("{path}.scope"),
+                "needs exactly one of `team`, `user` or `key`",
+            ));
+        }
+    };
+    if !known {
+        return Err(Error::invalid(
+            format!("{path}.scope"),
+            format!("names unknown {what} `{id}`"),
+        ));
+    }
+    Ok(pb::Scope {
+        subject: Some(subject),
+    })
+}
+
+fn budget_object(
+    budget: &BudgetConfig,
+    path: &str,
+    config: &StoredConfig,
+    declarative: &Declarative,
+) -> Result<pb::Budget> {
+    require_non_empty(&budget.id, path, "id")?;
+    let scope = scope_object(&budget.scope, path, config, declarative)?;
+    let nanos = parse_price_nanos(&budget.limit)
+        .map_err(|reason| Error::invalid(format!("{path}.limit"), reason))?;
+    let period = match budget.period {
+        BudgetPeriodConfig::Daily => pb::BudgetPeriod::Daily,
+        BudgetPeriodConfig::Monthly => pb::BudgetPeriod::Monthly,
+        BudgetPeriodConfig::Total => pb::BudgetPeriod::Total,
+    };
+    Ok(pb::Budget {
+        id: budget.id.clone(),
+        scope: Some(scope),
+        limit: Some(pb::Money {
+            nanos,
+            currency: currency(&budget.currency, path)?,
+        }),
+        period: period as i32,
+        meta: None,
+    })
+}
+
+fn rate_limit_object(
+    limit: &RateLimitConfig,
+    path: &str,
+    config: &StoredConfig,
+    declarative: &Declarative,
+) -> Result<pb::RateLimit> {
+    require_non_empty(&limit.id, path, "id")?;
+    let scope = scope_object(&limit.scope, path, config, declarative)?;
+    if limit.requests_per_minute == 0 && limit.tokens_per_minute == 0 && limit.max_concurrency == 0
+    {
+        return Err(Error::invalid(
+            path,
+            "sets no limit: give requests_per_minute, tokens_per_minute or max_concurrency",
+        ));
+    }
+    Ok(pb::RateLimit {
+        id: limit.id.clone(),
+        scope: Some(scope),
+        requests_per_minute: limit.requests_per_minute,
+        tokens_per_minute: limit.tokens_per_minute,
+        max_concurrency: limit.max_concurrency,
+        meta: None,
     })
 }
 
@@ -295,11 +690,35 @@ providers:
     base_url: https://api.openai.com/v1
     api_key: {env: OPENAI_API_KEY}
     timeout: 60s
+deployments:
+  - id: openai-mini
+    provider: openai
+    model: gpt-4o-mini
+    context_window: 128000
+    pricing:
+      input_per_million: "0.15"
+      output_per_million: "0.60"
+      cached_input_per_million: "0.075"
+      long_context: {above_prompt_tokens: 100000, input_per_million: "0.30", output_per_million: "1.20"}
+    capacity: {requests_per_minute: 500}
+    capabilities: {tools: true, json_schema: true}
+    region: us
+    lifecycle: {deprecated: true, sunset_date: "2027-01-31", successor: openai-mini}
+routes:
+  - name: smart
+    strategy: {fallback: [openai-mini, demo/mock/mock-1]}
+    cache: {ttl: 1m}
+    timeout: {request: 30s}
 models:
   - name: demo
     targets: [{provider: mock, model: mock-1}]
     cache_ttl: 5m
     pricing: {input_per_million: "0.15", output_per_million: "0.60"}
+teams:
+  - id: default
+users:
+  - id: alice
+    team: default
 keys:
   - id: demo
     name: Demo key
@@ -307,7 +726,12 @@ keys:
     sha256: "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
   - id: from-env
     models: [demo]
+    user: alice
     secret: {env: SWITCHYARD_DEMO_KEY}
+budgets:
+  - {id: team-monthly, scope: {team: default}, limit: "100.00", period: monthly}
+rate_limits:
+  - {id: alice-rpm, scope: {user: alice}, requests_per_minute: 60}
 "#;
 
     fn environment() -> Environment {
@@ -325,32 +749,87 @@ keys:
             .to_string()
     }
 
+    fn object(config: &StoredConfig, kind: ObjectKind, id: &str) -> StoredObject {
+        config
+            .objects
+            .get(&(kind, id.to_owned()))
+            .cloned()
+            .unwrap_or_else(|| panic!("{kind:?} {id} exists"))
+    }
+
     #[test]
-    fn example_parses_into_records() {
+    fn example_parses_into_objects() {
         let config =
             StoredConfig::from_declarative(&example(), &environment()).expect("example is valid");
-        let names: Vec<&str> = config.providers.iter().map(|p| p.name.as_str()).collect();
-        assert_eq!(names, ["mock", "openai"]);
-        let openai = &config.providers[1];
+        let StoredObject::Provider(openai) = object(&config, ObjectKind::Provider, "openai") else {
+            panic!("a provider");
+        };
         assert_eq!(openai.timeout_ms, 60_000);
+        let StoredObject::Deployment(mini) = object(&config, ObjectKind::Deployment, "openai-mini")
+        else {
+            panic!("a deployment");
+        };
+        let pricing = mini.pricing.expect("priced");
         assert_eq!(
-            openai.api_key,
-            Some(SecretRefRecord::Env("OPENAI_API_KEY".to_owned()))
+            pricing.input_per_million.map(|m| m.nanos),
+            Some(150_000_000)
         );
-        let demo = &config.models[0];
-        assert_eq!(demo.cache_ttl_ms, 300_000);
+        assert_eq!(
+            pricing.cached_input_per_million.map(|m| m.nanos),
+            Some(75_000_000)
+        );
+        assert_eq!(
+            pricing.long_context.map(|tier| tier.above_prompt_tokens),
+            Some(100_000)
+        );
+        assert_eq!(
+            mini.lifecycle.map(|l| l.sunset_date),
+            Some("2027-01-31".to_owned())
+        );
+        let StoredObject::Route(demo) = object(&config, ObjectKind::Route, "demo") else {
+            panic!("a route");
+        };
+        assert_eq!(demo.cache.map(|cache| cache.ttl_ms), Some(300_000));
         assert_eq!(demo.owned_by, "switchyard");
+        let StoredObject::ApiKey(key) = object(&config, ObjectKind::ApiKey, "from-env") else {
+            panic!("a key");
+        };
+        assert_eq!(key.sha256, sha256_hex("sk-demo"));
+        assert_eq!(key.user_id, "alice");
+        assert!(config.contains(ObjectKind::Budget, "team-monthly"));
+        assert!(config.contains(ObjectKind::RateLimit, "alice-rpm"));
+    }
+
+    #[test]
+    fn models_shorthand_is_a_route_over_implicit_deployments() {
+        let config =
+            StoredConfig::from_declarative(&example(), &environment()).expect("example is valid");
+        let StoredObject::Deployment(implicit) =
+            object(&config, ObjectKind::Deployment, "demo/mock/mock-1")
+        else {
+            panic!("a deployment");
+        };
         assert_eq!(
-            demo.pricing,
-            Some(PricingRecord {
-                currency: "USD".to_owned(),
-                input_micros: 150_000,
-                output_micros: 600_000,
-            })
+            (implicit.provider.as_str(), implicit.upstream_model.as_str()),
+            ("mock", "mock-1")
         );
-        assert_eq!(config.keys[1].id, "from-env");
-        assert_eq!(config.keys[1].sha256, sha256_hex("sk-demo"));
-        assert_eq!(config.keys[0].team_id, "default");
+        assert_eq!(
+            implicit
+                .pricing
+                .and_then(|p| p.output_per_million)
+                .map(|m| m.nanos),
+            Some(600_000_000),
+            "the model's price moves onto its deployments"
+        );
+        let StoredObject::Route(route) = object(&config, ObjectKind::Route, "demo") else {
+            panic!("a route");
+        };
+        assert_eq!(
+            route.strategy,
+            Some(pb::route::Strategy::Fallback(pb::FallbackStrategy {
+                deployments: vec!["demo/mock/mock-1".to_owned()],
+            }))
+        );
     }
 
     #[test]
@@ -359,6 +838,10 @@ keys:
         let error = load_yaml::<Declarative>("x.yaml", text, &Environment::new())
             .expect_err("unknown field");
         assert!(error.to_string().contains("colour"), "{error}");
+        let text = "routes: [{name: a, strategy: {roulette: [x]}}]";
+        let error = load_yaml::<Declarative>("x.yaml", text, &Environment::new())
+            .expect_err("unknown strategy");
+        assert!(error.to_string().contains("roulette"), "{error}");
     }
 
     #[test]
@@ -378,12 +861,16 @@ keys:
         assert!(error_text(&declarative).contains("models[demo]"));
 
         let mut declarative = example();
+        declarative.routes[0].name = "demo".to_owned();
+        assert!(error_text(&declarative).contains("duplicate route name"));
+
+        let mut declarative = example();
         declarative.keys[1].id = "demo".to_owned();
         assert!(error_text(&declarative).contains("duplicate key id"));
     }
 
     #[test]
-    fn target_naming_unknown_provider_is_named() {
+    fn references_to_unknown_objects_are_named() {
         let mut declarative = example();
         declarative.models[0].targets[0].provider = "nope".to_owned();
         let error = error_text(&declarative);
@@ -391,13 +878,43 @@ keys:
             error.contains("models[demo].targets[0].provider") && error.contains("nope"),
             "{error}"
         );
+
+        let mut declarative = example();
+        declarative.deployments[0].provider = "nope".to_owned();
+        assert!(error_text(&declarative).contains("deployments[openai-mini].provider"));
+
+        let mut declarative = example();
+        declarative.routes[0].strategy = StrategyConfig::fallback(vec!["ghost".to_owned()]);
+        let error = error_text(&declarative);
+        assert!(
+            error.contains("routes[smart].strategy.fallback[0]") && error.contains("ghost"),
+            "{error}"
+        );
+
+        let mut declarative = example();
+        declarative.keys[1].user = Some("bob".to_owned());
+        assert!(error_text(&declarative).contains("keys[from-env].user"));
+
+        let mut declarative = example();
+        declarative.budgets[0].scope = ScopeConfig {
+            key: Some("ghost".to_owned()),
+            ..ScopeConfig::default()
+        };
+        assert!(error_text(&declarative).contains("budgets[team-monthly].scope"));
+        declarative.budgets[0].scope.team = Some("default".to_owned());
+        assert!(error_text(&declarative).contains("exactly one"));
     }
 
     #[test]
-    fn model_without_targets_is_rejected() {
+    fn empty_strategy_and_targets_are_rejected() {
         let mut declarative = example();
         declarative.models[0].targets.clear();
         assert!(error_text(&declarative).contains("models[demo].targets"));
+        let mut declarative = example();
+        declarative.routes[0].strategy = StrategyConfig::fallback(Vec::new());
+        assert!(error_text(&declarative).contains("routes[smart].strategy.fallback"));
+        declarative.routes[0].strategy = StrategyConfig::default();
+        assert!(error_text(&declarative).contains("needs one strategy"));
     }
 
     #[test]
@@ -452,10 +969,10 @@ keys:
     }
 
     #[test]
-    fn price_with_seven_decimals_is_named() {
+    fn price_with_ten_decimals_is_named() {
         let mut declarative = example();
         if let Some(pricing) = declarative.models[0].pricing.as_mut() {
-            pricing.input_per_million = "0.1234567".to_owned();
+            pricing.input_per_million = "0.1234567891".to_owned();
         }
         let error = error_text(&declarative);
         assert!(
@@ -465,7 +982,7 @@ keys:
     }
 
     #[test]
-    fn bad_base_url_and_currency_are_named() {
+    fn bad_base_url_currency_and_date_are_named() {
         let mut declarative = example();
         declarative.providers[1].base_url = Some("ftp://x".to_owned());
         assert!(error_text(&declarative).contains("providers[openai].base_url"));
@@ -475,5 +992,18 @@ keys:
             pricing.currency = "usd".to_owned();
         }
         assert!(error_text(&declarative).contains("pricing.currency"));
+
+        let mut declarative = example();
+        if let Some(lifecycle) = declarative.deployments[0].lifecycle.as_mut() {
+            lifecycle.sunset_date = Some("soon".to_owned());
+        }
+        assert!(error_text(&declarative).contains("lifecycle.sunset_date"));
+    }
+
+    #[test]
+    fn rate_limit_without_any_limit_is_rejected() {
+        let mut declarative = example();
+        declarative.rate_limits[0].requests_per_minute = 0;
+        assert!(error_text(&declarative).contains("rate_limits[alice-rpm]"));
     }
 }

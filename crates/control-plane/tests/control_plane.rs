@@ -46,4 +46,7 @@ on_every_database!(
     watch_ends_on_shutdown,
     key_secrets_are_stored_only_as_hashes,
     concurrent_syncs_serialize,
+    views_for_edges_and_routers_hold_no_provider_endpoint_or_credential,
+    api_objects_survive_a_restart_with_a_changed_file,
+    api_writes_to_file_owned_objects_are_refused,
 );

@@ -16,6 +16,8 @@ pub struct KeyEntry {
     pub id: String,
     /// Team id; empty when none.
     pub team_id: String,
+    /// Configured user the key belongs to; empty when none.
+    pub user_id: String,
     /// Models the key may use; `None` means all.
     pub allowed_models: Option<HashSet<String>>,
     disabled: bool,
@@ -52,6 +54,7 @@ impl EdgeIndex {
                 let entry = KeyEntry {
                     id: key.id,
                     team_id: key.team_id,
+                    user_id: key.user_id,
                     allowed_models,
                     disabled: key.disabled,
                 };
@@ -59,7 +62,7 @@ impl EdgeIndex {
             })
             .collect();
         let models = snapshot
-            .models
+            .routes
             .into_iter()
             .map(|model| ModelEntry {
                 owned_by: if model.owned_by.is_empty() {

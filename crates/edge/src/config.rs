@@ -1,6 +1,6 @@
 //! The `edge` section of the config file.
 
-use std::net::SocketAddr;
+use std::{net::SocketAddr, time::Duration};
 
 use serde::Deserialize;
 
@@ -12,6 +12,10 @@ pub struct EdgeConfig {
     pub listen: SocketAddr,
     /// Largest request body accepted, in bytes; larger bodies get 413.
     pub max_body_bytes: usize,
+    /// Longest a request may take end to end: the deadline the edge sets in
+    /// every request's context and every hop honours.
+    #[serde(with = "humantime_serde")]
+    pub request_timeout: Duration,
 }
 
 impl Default for EdgeConfig {
@@ -19,6 +23,7 @@ impl Default for EdgeConfig {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             max_body_bytes: 10 * 1024 * 1024,
+            request_timeout: Duration::from_secs(600),
         }
     }
 }

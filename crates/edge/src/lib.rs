@@ -11,6 +11,7 @@
 
 mod auth;
 mod config;
+mod context;
 mod error;
 mod openai;
 mod routes;
@@ -25,6 +26,7 @@ use switchyard_common::{
     direct::RouterClient,
     snapshot::{SnapshotHandle, watch_snapshots},
 };
+use switchyard_proto::v1::SnapshotAudience;
 use tokio::net::TcpListener;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
@@ -44,6 +46,7 @@ pub(crate) struct EdgeState {
     pub(crate) router: RouterClient,
     pub(crate) index: SnapshotHandle<EdgeIndex>,
     pub(crate) max_body_bytes: usize,
+    pub(crate) request_timeout: std::time::Duration,
 }
 
 /// Builds the edge's HTTP application. The snapshot watcher is tracked by
@@ -56,6 +59,7 @@ pub fn build(
 ) -> axum::Router {
     let index = watch_snapshots(
         deps.control_plane,
+        SnapshotAudience::Edge,
         EdgeIndex::from_snapshot,
         tasks,
         shutdown,
@@ -65,6 +69,7 @@ pub fn build(
         router,
         index,
         max_body_bytes: config.max_body_bytes,
+        request_timeout: config.request_timeout,
     });
     routes::app(state)
 }

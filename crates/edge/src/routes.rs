@@ -4,7 +4,7 @@ mod chat_completions;
 mod embeddings;
 mod health;
 mod models;
-mod shared;
+pub(crate) mod shared;
 
 use std::{any::Any, sync::Arc};
 

@@ -43,8 +43,11 @@ pub struct UsageRow {
     pub cached_prompt_tokens: u32,
     /// Hidden reasoning tokens.
     pub reasoning_tokens: u32,
-    /// Cost in micro-units of `currency`.
-    pub cost_micros: i64,
+    /// Prompt tokens written to the provider's prompt cache.
+    pub cache_write_tokens: u32,
+    /// Cost in nano-units (10^-9) of `currency`: the sum of every attempt's
+    /// cost, rounded once.
+    pub cost_nanos: i64,
     /// ISO 4217 code; empty when the event carries no cost.
     pub currency: String,
     /// 1 when the response came from the cache.
@@ -61,6 +64,41 @@ pub struct UsageRow {
     pub created_at: u32,
     /// Request start, Unix epoch milliseconds.
     pub created_at_ms: u64,
+    /// Route requested.
+    pub route_id: String,
+    /// Deployment that answered; empty if none did.
+    pub deployment_id: String,
+    /// Snapshot version the request was served under.
+    pub snapshot_version: u64,
+    /// The request's tags as a JSON object (`{}` when none).
+    pub tags: String,
+    /// Every attempt as a JSON array of [`AttemptRow`]s.
+    pub attempts: String,
+    /// Configured user of the key; empty when none.
+    pub user_id: String,
+    /// `chat` or `embeddings`.
+    pub operation: String,
+}
+
+/// One attempt inside [`UsageRow::attempts`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AttemptRow {
+    /// Deployment the attempt went to.
+    pub deployment_id: String,
+    /// Its provider.
+    pub provider: String,
+    /// Snake_case error class; empty when the attempt answered.
+    pub outcome: String,
+    /// Attempt duration in milliseconds.
+    pub latency_ms: u64,
+    /// Time to the attempt's first chunk in milliseconds; 0 when none.
+    pub ttft_ms: u64,
+    /// Prompt tokens.
+    pub prompt_tokens: u32,
+    /// Completion tokens.
+    pub completion_tokens: u32,
+    /// Cost in nano-units at the deployment's own price.
+    pub cost_nanos: i64,
 }
 
 impl UsageRow {
@@ -87,7 +125,7 @@ impl UsageRow {
         let error_class = error_class_name(event.error_class)
             .ok_or_else(|| invalid("error_class", "unknown error class"))?;
         let cost = event.cost.clone().unwrap_or_default();
-        let no_cost = cost.currency.is_empty() && cost.micros == 0;
+        let no_cost = cost.currency.is_empty() && cost.nanos == 0;
         if !(no_cost || is_currency_code(&cost.currency)) {
             return Err(invalid(
                 "cost.currency",
@@ -95,6 +133,25 @@ impl UsageRow {
             ));
         }
         let usage = event.usage.unwrap_or_default();
+        let attempts = event
+            .attempts
+            .iter()
+            .map(|attempt| {
+                let usage = attempt.usage.unwrap_or_default();
+                Ok(AttemptRow {
+                    deployment_id: attempt.deployment_id.clone(),
+                    provider: attempt.provider.clone(),
+                    outcome: error_class_name(attempt.outcome)
+                        .ok_or_else(|| invalid("attempts.outcome", "unknown error class"))?
+                        .to_owned(),
+                    latency_ms: attempt.latency_ms,
+                    ttft_ms: attempt.ttft_ms,
+                    prompt_tokens: usage.prompt_tokens,
+                    completion_tokens: usage.completion_tokens,
+                    cost_nanos: attempt.cost.as_ref().map_or(0, |cost| cost.nanos),
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
         let created_at = u32::try_from(event.created_at_unix_ms / 1000)
             .map_err(|_| invalid("created_at_unix_ms", "out of range"))?;
         Ok(Self {
@@ -111,7 +168,8 @@ impl UsageRow {
             total_tokens: usage.total_tokens,
             cached_prompt_tokens: usage.cached_prompt_tokens,
             reasoning_tokens: usage.reasoning_tokens,
-            cost_micros: cost.micros,
+            cache_write_tokens: usage.cache_write_tokens,
+            cost_nanos: cost.nanos,
             currency: cost.currency,
             cache_hit: u8::from(event.cache_hit),
             stream: u8::from(event.stream),
@@ -120,8 +178,20 @@ impl UsageRow {
             ttft_ms: event.ttft_ms,
             created_at,
             created_at_ms: event.created_at_unix_ms,
+            route_id: event.route_id.clone(),
+            deployment_id: event.deployment_id.clone(),
+            snapshot_version: event.snapshot_version,
+            tags: json_text(&event.tags),
+            attempts: json_text(&attempts),
+            user_id: event.user_id.clone(),
+            operation: event.operation.clone(),
         })
     }
+}
+
+/// JSON text of a value that always serializes (strings, numbers, maps).
+fn json_text<T: Serialize>(value: &T) -> String {
+    serde_json::to_string(value).unwrap_or_default()
 }
 
 /// Returns the stored name of a proto error class: empty when unspecified
@@ -157,9 +227,10 @@ mod tests {
                 total_tokens: 15,
                 cached_prompt_tokens: 2,
                 reasoning_tokens: 1,
+                cache_write_tokens: 1,
             }),
             cost: Some(pb::Money {
-                micros: 1234,
+                nanos: 1234,
                 currency: "USD".to_owned(),
             }),
             cache_hit: true,
@@ -174,11 +245,44 @@ mod tests {
         let row = UsageRow::from_event(0, &event()).expect("valid event");
         assert_eq!(row.event_id, "0192f3a4-5b6c-7d8e-9f00-112233445566");
         assert_eq!(row.total_tokens, 15);
-        assert_eq!(row.cost_micros, 1234);
+        assert_eq!(row.cost_nanos, 1234);
+        assert_eq!(row.cache_write_tokens, 1);
+        assert_eq!(row.tags, "{}");
+        assert_eq!(row.attempts, "[]");
         assert_eq!(row.cache_hit, 1);
         assert_eq!(row.error_class, "rate_limited");
         assert_eq!(row.created_at, 1_700_000_000);
         assert_eq!(row.created_at_ms, 1_700_000_000_123);
+    }
+
+    #[test]
+    fn attempts_and_tags_become_json() {
+        let mut event = event();
+        event.tags.insert("feature".to_owned(), "search".to_owned());
+        event.attempts = vec![
+            pb::Attempt {
+                deployment_id: "a".to_owned(),
+                provider: "openai".to_owned(),
+                outcome: pb::ErrorClass::RateLimited as i32,
+                latency_ms: 12,
+                ..pb::Attempt::default()
+            },
+            pb::Attempt {
+                deployment_id: "b".to_owned(),
+                provider: "anthropic".to_owned(),
+                cost: Some(pb::Money {
+                    nanos: 1234,
+                    currency: "USD".to_owned(),
+                }),
+                ..pb::Attempt::default()
+            },
+        ];
+        let row = UsageRow::from_event(0, &event).expect("valid event");
+        assert_eq!(row.tags, r#"{"feature":"search"}"#);
+        let attempts: serde_json::Value = serde_json::from_str(&row.attempts).expect("JSON");
+        assert_eq!(attempts[0]["outcome"], "rate_limited");
+        assert_eq!(attempts[1]["outcome"], "");
+        assert_eq!(attempts[1]["cost_nanos"], 1234);
     }
 
     #[test]
@@ -203,7 +307,16 @@ mod tests {
     #[test]
     fn rejects_invalid_fields() {
         type Mutation = fn(&mut UsageEvent);
-        let cases: [(Mutation, &str); 5] = [
+        let cases: [(Mutation, &str); 6] = [
+            (
+                |event| {
+                    event.attempts.push(pb::Attempt {
+                        outcome: 99,
+                        ..pb::Attempt::default()
+                    })
+                },
+                "attempts.outcome",
+            ),
             (|event| event.event_id = "nope".to_owned(), "event_id"),
             (|event| event.request_id.clear(), "request_id"),
             (|event| event.created_at_unix_ms = 0, "created_at_unix_ms"),
@@ -211,7 +324,7 @@ mod tests {
             (
                 |event| {
                     event.cost = Some(pb::Money {
-                        micros: 5,
+                        nanos: 5,
                         currency: String::new(),
                     })
                 },

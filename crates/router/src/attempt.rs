@@ -1,7 +1,11 @@
-//! Attempts: one request sent to one target through the adapters, and the
-//! fallback over a route's targets.
+//! `attempt`: one request sent to one deployment through the adapters, and
+//! the fallback loop over a plan's candidates.
+//!
+//! A chat attempt waits for its first message, so a failure before any
+//! output can still go to the next deployment. Every attempt leaves an
+//! [`AttemptRecord`] (deployment, outcome, timing, usage) for `settle`.
 
-use std::future::Future;
+use std::{future::Future, sync::Arc, time::Instant};
 
 use futures::StreamExt;
 use switchyard_common::{
@@ -9,9 +13,26 @@ use switchyard_common::{
     direct::{AdapterClient, ResponseStream},
 };
 use switchyard_proto::v1::{
-    AdapterChatRequest, AdapterChatResponse, AdapterEmbedRequest, ChatRequest, EmbedRequest,
-    EmbedResponse, RequestContext, Target,
+    AdapterChatRequest, AdapterChatResponse, AdapterEmbedRequest, ChatRequest, Deployment,
+    EmbedRequest, EmbedResponse, RequestContext, Usage,
 };
+
+/// What one attempt did.
+#[derive(Debug, Clone)]
+pub struct AttemptRecord {
+    /// Where it went.
+    pub deployment: Arc<Deployment>,
+    /// When it started.
+    pub started: Instant,
+    /// When its first chunk arrived.
+    pub first_chunk_at: Option<Instant>,
+    /// When it ended; `None` while it is still streaming.
+    pub ended: Option<Instant>,
+    /// Why it failed; `None` when it answered.
+    pub outcome: Option<ErrorClass>,
+    /// Its usage, as the provider reported it.
+    pub usage: Usage,
+}
 
 /// The client side of the adapters.
 #[derive(Clone)]
@@ -19,7 +40,7 @@ pub struct Adapters {
     client: AdapterClient,
 }
 
-/// An attempt that has produced its first message.
+/// A chat attempt that has produced its first message.
 pub struct OpenAttempt {
     /// The first message, already received.
     pub first: AdapterChatResponse,
@@ -33,21 +54,19 @@ impl Adapters {
         Self { client }
     }
 
-    /// Sends the request to `target` and waits for its first message, so a
-    /// failure before any output can still be retried elsewhere.
-    pub async fn open(
+    /// Sends the request to `deployment` and waits for its first message.
+    pub async fn open_chat(
         &self,
         context: RequestContext,
-        target: Target,
+        deployment: &Deployment,
         request: ChatRequest,
     ) -> Result<OpenAttempt, ServiceError> {
-        let provider = target.provider.clone();
         let mut rest = self
             .client
             .chat(AdapterChatRequest {
                 context: Some(context),
-                target: Some(target),
                 request: Some(request),
+                deployment_id: deployment.id.clone(),
             })
             .await
             .map_err(|status| as_gateway_error(ServiceError::from_status(&status)))?;
@@ -57,27 +76,24 @@ impl Adapters {
                 ErrorClass::UpstreamUnavailable,
                 "the provider returned an empty response",
             )
-            .with_provider(provider)),
+            .with_provider(&deployment.provider)),
             Some(Err(status)) => Err(as_gateway_error(ServiceError::from_status(&status))),
         }
     }
-}
 
-impl Adapters {
-    /// Sends an embeddings request to `target` and returns its answer.
+    /// Sends an embeddings request to `deployment` and returns its answer.
     pub async fn embed(
         &self,
         context: RequestContext,
-        target: Target,
+        deployment: &Deployment,
         request: EmbedRequest,
     ) -> Result<EmbedResponse, ServiceError> {
-        let provider = target.provider.clone();
         let response = self
             .client
             .embed(AdapterEmbedRequest {
                 context: Some(context),
-                target: Some(target),
                 request: Some(request),
+                deployment_id: deployment.id.clone(),
             })
             .await
             .map_err(|status| as_gateway_error(ServiceError::from_status(&status)))?;
@@ -86,14 +102,14 @@ impl Adapters {
                 ErrorClass::UpstreamUnavailable,
                 "the provider returned an empty response",
             )
-            .with_provider(provider)
+            .with_provider(&deployment.provider)
         })
     }
 }
 
 /// A provider refusing the gateway's own credentials, or not knowing the
 /// configured upstream model, is the gateway's problem, not the client's: it
-/// becomes `upstream_unavailable` (502, and another target may be tried)
+/// becomes `upstream_unavailable` (502, and another deployment may be tried)
 /// rather than a 401/403/404 the client would take for its own key or model.
 fn as_gateway_error(error: ServiceError) -> ServiceError {
     let class = error.class;
@@ -116,28 +132,252 @@ fn as_gateway_error(error: ServiceError) -> ServiceError {
     .with_provider(provider)
 }
 
-/// Tries `targets` in order with `attempt` (given each target and whether it
-/// is the last) until one succeeds; moves on only after a retryable failure.
-/// Returns the target that answered and its answer, or the last error.
-pub async fn try_targets<'t, T, F, Fut>(
-    targets: &'t [Target],
+/// Tries `candidates` in order with `attempt` (given each deployment and
+/// whether it is the last) until one answers; moves on only after a
+/// retryable failure. Appends one record per attempt to `records` (the
+/// answering one left open for the caller to close). Returns the answer, or
+/// the last error.
+pub async fn try_in_order<T, F, Fut>(
+    candidates: &[Arc<Deployment>],
+    records: &mut Vec<AttemptRecord>,
     mut attempt: F,
-) -> Result<(&'t Target, T), ServiceError>
+) -> Result<T, ServiceError>
 where
-    F: FnMut(&'t Target, bool) -> Fut,
+    F: FnMut(Arc<Deployment>, bool) -> Fut,
     Fut: Future<Output = Result<T, ServiceError>>,
 {
-    let last = targets.len().saturating_sub(1);
+    let last = candidates.len().saturating_sub(1);
     let mut last_error = None;
-    for (position, target) in targets.iter().enumerate() {
-        match attempt(target, position == last).await {
-            Ok(answer) => return Ok((target, answer)),
-            Err(error) if error.class.is_retryable() && position < last => {
-                tracing::info!(provider = %target.provider, class = %error.class, "attempt failed; trying next target");
+    for (position, deployment) in candidates.iter().enumerate() {
+        let started = Instant::now();
+        let result = attempt(Arc::clone(deployment), position == last).await;
+        let mut record = AttemptRecord {
+            deployment: Arc::clone(deployment),
+            started,
+            first_chunk_at: None,
+            ended: None,
+            outcome: None,
+            usage: Usage::default(),
+        };
+        match result {
+            Ok(answer) => {
+                record.first_chunk_at = Some(Instant::now());
+                records.push(record);
+                return Ok(answer);
+            }
+            Err(error) => {
+                record.ended = Some(Instant::now());
+                record.outcome = Some(error.class);
+                records.push(record);
+                if !(error.class.is_retryable() && position < last) {
+                    return Err(error);
+                }
+                tracing::info!(deployment = %deployment.id, class = %error.class, "attempt failed; trying the next deployment");
                 last_error = Some(error);
             }
-            Err(error) => return Err(error),
         }
     }
-    Err(last_error.unwrap_or_else(|| ServiceError::internal("no target was attempted")))
+    Err(last_error.unwrap_or_else(|| ServiceError::internal("no deployment was attempted")))
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use std::{
+        collections::HashMap,
+        sync::{Arc, Mutex},
+    };
+
+    use switchyard_proto::v1::{
+        AdapterEmbedResponse, ChatChunk, FinishReason, adapter_service_server::AdapterService,
+    };
+    use tonic::{Request, Response, Status};
+
+    use super::*;
+
+    /// A scripted adapter service: each deployment id answers with text or
+    /// fails with a class; every call is recorded.
+    #[derive(Default)]
+    pub(crate) struct FakeAdapters {
+        pub(crate) script: HashMap<String, Result<&'static str, ErrorClass>>,
+        pub(crate) calls: Mutex<Vec<String>>,
+    }
+
+    impl FakeAdapters {
+        pub(crate) fn new(script: &[(&str, Result<&'static str, ErrorClass>)]) -> Arc<Self> {
+            Arc::new(Self {
+                script: script
+                    .iter()
+                    .map(|(id, answer)| ((*id).to_owned(), *answer))
+                    .collect(),
+                calls: Mutex::new(Vec::new()),
+            })
+        }
+
+        pub(crate) fn calls(&self) -> Vec<String> {
+            self.calls.lock().expect("not poisoned").clone()
+        }
+
+        fn answer(&self, deployment_id: &str) -> Result<&'static str, Status> {
+            self.calls
+                .lock()
+                .expect("not poisoned")
+                .push(deployment_id.to_owned());
+            match self.script.get(deployment_id) {
+                Some(Ok(text)) => Ok(text),
+                Some(Err(class)) => Err(ServiceError::new(*class, "scripted failure")
+                    .with_provider("fake")
+                    .to_status()),
+                None => {
+                    Err(ServiceError::new(ErrorClass::UpstreamUnavailable, "unknown").to_status())
+                }
+            }
+        }
+    }
+
+    #[tonic::async_trait]
+    impl AdapterService for FakeAdapters {
+        type ChatStream = ResponseStream<AdapterChatResponse>;
+
+        async fn chat(
+            &self,
+            request: Request<AdapterChatRequest>,
+        ) -> Result<Response<Self::ChatStream>, Status> {
+            let text = self.answer(&request.get_ref().deployment_id)?;
+            let chunks = vec![
+                Ok(AdapterChatResponse {
+                    chunk: Some(ChatChunk {
+                        content: text.to_owned(),
+                        ..ChatChunk::default()
+                    }),
+                }),
+                Ok(AdapterChatResponse {
+                    chunk: Some(ChatChunk {
+                        finish_reason: FinishReason::Stop as i32,
+                        usage: Some(Usage {
+                            prompt_tokens: 10,
+                            completion_tokens: 2,
+                            total_tokens: 12,
+                            ..Usage::default()
+                        }),
+                        ..ChatChunk::default()
+                    }),
+                }),
+            ];
+            Ok(Response::new(futures::stream::iter(chunks).boxed()))
+        }
+
+        async fn embed(
+            &self,
+            request: Request<AdapterEmbedRequest>,
+        ) -> Result<Response<AdapterEmbedResponse>, Status> {
+            self.answer(&request.get_ref().deployment_id)?;
+            Ok(Response::new(AdapterEmbedResponse {
+                response: Some(EmbedResponse {
+                    usage: Some(Usage {
+                        prompt_tokens: 4,
+                        total_tokens: 4,
+                        ..Usage::default()
+                    }),
+                    ..EmbedResponse::default()
+                }),
+            }))
+        }
+    }
+
+    fn deployment(id: &str) -> Arc<Deployment> {
+        Arc::new(Deployment {
+            id: id.to_owned(),
+            provider: "fake".to_owned(),
+            ..Deployment::default()
+        })
+    }
+
+    async fn run(
+        script: &[(&str, Result<&'static str, ErrorClass>)],
+    ) -> (
+        Result<String, ServiceError>,
+        Vec<AttemptRecord>,
+        Vec<String>,
+    ) {
+        let fake = FakeAdapters::new(script);
+        let adapters = Adapters::new(AdapterClient::direct(Arc::clone(&fake)));
+        let candidates: Vec<_> = script.iter().map(|(id, _)| deployment(id)).collect();
+        let mut records = Vec::new();
+        let result = try_in_order(&candidates, &mut records, |deployment, _| {
+            let adapters = adapters.clone();
+            async move {
+                let open = adapters
+                    .open_chat(
+                        RequestContext::default(),
+                        &deployment,
+                        ChatRequest::default(),
+                    )
+                    .await?;
+                Ok(open
+                    .first
+                    .chunk
+                    .map(|chunk| chunk.content)
+                    .unwrap_or_default())
+            }
+        })
+        .await;
+        (result, records, fake.calls())
+    }
+
+    #[tokio::test]
+    async fn retryable_failures_go_to_the_next_deployment() {
+        for class in [
+            ErrorClass::RateLimited,
+            ErrorClass::Overloaded,
+            ErrorClass::UpstreamUnavailable,
+            ErrorClass::Timeout,
+        ] {
+            let (result, records, calls) = run(&[("a", Err(class)), ("b", Ok("from b"))]).await;
+            assert_eq!(result.expect("b answers"), "from b", "{class}");
+            assert_eq!(calls, ["a", "b"]);
+            assert_eq!(records.len(), 2);
+            assert_eq!(records[0].outcome, Some(class));
+            assert!(records[0].ended.is_some());
+            assert_eq!(records[1].outcome, None);
+            assert!(records[1].first_chunk_at.is_some() && records[1].ended.is_none());
+        }
+    }
+
+    #[tokio::test]
+    async fn a_client_error_is_not_retried_elsewhere() {
+        let (result, records, calls) =
+            run(&[("a", Err(ErrorClass::InvalidRequest)), ("b", Ok("never"))]).await;
+        assert_eq!(
+            result.expect_err("400 stops").class,
+            ErrorClass::InvalidRequest
+        );
+        assert_eq!(calls, ["a"], "b was never called");
+        assert_eq!(records.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn the_last_error_is_returned_when_every_deployment_fails() {
+        let (result, records, _) = run(&[
+            ("a", Err(ErrorClass::RateLimited)),
+            ("b", Err(ErrorClass::Overloaded)),
+        ])
+        .await;
+        assert_eq!(
+            result.expect_err("all failed").class,
+            ErrorClass::Overloaded
+        );
+        let outcomes: Vec<_> = records.iter().map(|record| record.outcome).collect();
+        assert_eq!(
+            outcomes,
+            [Some(ErrorClass::RateLimited), Some(ErrorClass::Overloaded)]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_provider_refusing_the_gateway_becomes_retryable() {
+        let (result, _, calls) =
+            run(&[("a", Err(ErrorClass::Authentication)), ("b", Ok("from b"))]).await;
+        assert_eq!(result.expect("b answers"), "from b");
+        assert_eq!(calls, ["a", "b"]);
+    }
 }

@@ -1,90 +1,96 @@
-//! Embeddings requests: the same route resolution, key policy and fallback
-//! over targets as chat, without the cache. Each request emits one usage
-//! event (prompt tokens only, costed at the route's input price).
+//! Embeddings requests: the same plan, attempts and settle as chat, without
+//! the cache. Each request settles one usage event (prompt tokens only).
 
-use std::{sync::Arc, time::Instant};
+use std::time::Instant;
 
 use switchyard_common::ServiceError;
 use switchyard_proto::v1::{
-    EmbedRequest, EmbedResponse, RequestContext, RouteDecision, RouterEmbedResponse, UsageEvent,
+    EmbedRequest, EmbedResponse, RequestContext, RouteDecision, RouterEmbedResponse, Usage,
 };
 
 use crate::{
-    attempt::{Adapters, try_targets},
-    exchange::{millis, unix_millis},
-    pricing::cost_of,
-    route_table::Route,
-    usage::UsageEmitter,
+    attempt::{Adapters, try_in_order},
+    plan::Plan,
+    settle::{Settlement, Settler, unix_millis},
 };
 
-/// Serves one embeddings request on `route` and records its usage.
+/// Serves one embeddings request on `plan` and settles its usage.
 pub async fn embed(
     adapters: &Adapters,
-    usage: &UsageEmitter,
+    settler: &Settler,
     context: RequestContext,
-    route: Arc<Route>,
+    plan: Plan,
     mut request: EmbedRequest,
 ) -> Result<RouterEmbedResponse, ServiceError> {
     let started = Instant::now();
     let created_at_unix_ms = unix_millis();
-    let answered = try_targets(&route.targets, |target, is_last| {
-        let mut request = if is_last {
+    let mut attempts = Vec::with_capacity(1);
+    let answered = try_in_order(&plan.candidates, &mut attempts, |deployment, is_last| {
+        let request = if is_last {
             std::mem::take(&mut request)
         } else {
             request.clone()
         };
-        request.model.clone_from(&target.upstream_model);
-        adapters.embed(context.clone(), target.clone(), request)
+        let context = context.clone();
+        async move { adapters.embed(context, &deployment, request).await }
     })
     .await;
-    let latency_ms = millis(started.elapsed());
-    let mut event = UsageEvent {
-        event_id: uuid::Uuid::now_v7().to_string(),
-        request_id: context.request_id.clone(),
-        key_id: context.key_id.clone(),
-        team_id: context.team_id.clone(),
-        end_user: context.end_user.clone(),
-        model: route.model.clone(),
-        latency_ms,
+    let mut settlement = Settlement {
+        context,
+        route: plan.route.name.clone(),
+        snapshot_version: plan.snapshot_version,
+        tags: Default::default(),
+        operation: "embeddings",
+        stream: false,
+        cache_hit: false,
+        attempts,
+        error_class: None,
+        started,
         created_at_unix_ms,
-        ..UsageEvent::default()
+        // The whole answer arrives at once: its first byte is its last.
+        first_chunk_at: Some(Instant::now()),
     };
+    if let Some(answering) = settlement.attempts.last_mut() {
+        answering.ended.get_or_insert_with(Instant::now);
+    }
     match answered {
-        Ok((target, response)) => {
-            let usage_counts = normalized_usage(&response);
-            event.provider.clone_from(&target.provider);
-            event.upstream_model.clone_from(&target.upstream_model);
-            event.cost = cost_of(&usage_counts, route.input_price_per_million.as_ref(), None);
-            event.usage = Some(usage_counts);
-            // The whole answer arrives at once: its first byte is its last.
-            event.ttft_ms = latency_ms;
-            usage.emit(event);
-            Ok(RouterEmbedResponse {
-                route: Some(RouteDecision {
-                    model: route.model.clone(),
-                    provider: target.provider.clone(),
-                    upstream_model: target.upstream_model.clone(),
+        Ok(response) => {
+            let usage = normalized_usage(&response);
+            let answering = settlement.attempts.last_mut();
+            let route = answering.map(|attempt| {
+                attempt.usage = usage;
+                RouteDecision {
+                    model: plan.route.name.clone(),
+                    provider: attempt.deployment.provider.clone(),
+                    upstream_model: attempt.deployment.upstream_model.clone(),
                     cache_hit: false,
-                }),
+                    deployment_id: attempt.deployment.id.clone(),
+                    attempts: 0,
+                }
+            });
+            let attempts = u32::try_from(settlement.attempts.len()).unwrap_or(u32::MAX);
+            settler.settle(settlement, None);
+            Ok(RouterEmbedResponse {
+                route: route.map(|route| RouteDecision { attempts, ..route }),
                 response: Some(EmbedResponse {
-                    usage: Some(usage_counts),
+                    usage: Some(usage),
                     ..response
                 }),
             })
         }
         Err(error) => {
-            event.usage = Some(Default::default());
-            event.error_class = error.class.to_proto() as i32;
-            usage.emit(event);
+            settlement.error_class = Some(error.class);
+            settlement.first_chunk_at = None;
+            settler.settle(settlement, None);
             Err(error)
         }
     }
 }
 
 /// The response's usage with no completion tokens and a consistent total.
-fn normalized_usage(response: &EmbedResponse) -> switchyard_proto::v1::Usage {
+fn normalized_usage(response: &EmbedResponse) -> Usage {
     let prompt_tokens = response.usage.map_or(0, |usage| usage.prompt_tokens);
-    switchyard_proto::v1::Usage {
+    Usage {
         prompt_tokens,
         total_tokens: prompt_tokens,
         ..Default::default()
@@ -93,8 +99,6 @@ fn normalized_usage(response: &EmbedResponse) -> switchyard_proto::v1::Usage {
 
 #[cfg(test)]
 mod tests {
-    use switchyard_proto::v1::Usage;
-
     use super::*;
 
     #[test]

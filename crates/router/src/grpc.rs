@@ -1,31 +1,26 @@
-//! `RouterGrpc`: the `RouterService` implementation.
+//! `RouterGrpc`: the `RouterService` implementation. Each call is planned
+//! (`plan`), attempted and forwarded (`forward`, `embeddings`), and settled
+//! (`settle`).
 
-use std::sync::Arc;
+use std::time::Duration;
 
-use switchyard_common::{
-    ErrorClass, GrpcChannel, ServiceError, channel::MAX_GRPC_MESSAGE_BYTES, direct::ResponseStream,
-    snapshot::SnapshotHandle,
-};
+use switchyard_common::{ServiceError, direct::ResponseStream, snapshot::SnapshotHandle};
 use switchyard_proto::v1::{
-    RequestContext, RouterChatRequest, RouterChatResponse, RouterEmbedRequest, RouterEmbedResponse,
-    cache_service_client::CacheServiceClient, router_service_server::RouterService,
+    RouterChatRequest, RouterChatResponse, RouterEmbedRequest, RouterEmbedResponse,
+    router_service_server::RouterService,
 };
-use tokio_util::task::TaskTracker;
 use tonic::{Request, Response, Status};
 
 use crate::{
-    RouteTable, attempt::Adapters, embeddings, exchange::Exchange, route_table::Route,
-    usage::UsageEmitter,
+    RouteTable, attempt::Adapters, embeddings, forward::Exchange, plan::plan, settle::Settler,
 };
 
 /// The router's gRPC service.
 pub struct RouterGrpc {
     routes: SnapshotHandle<RouteTable>,
     adapters: Adapters,
-    cache: CacheServiceClient<GrpcChannel>,
-    usage: UsageEmitter,
-    tasks: TaskTracker,
-    cache_lookup_timeout: std::time::Duration,
+    settler: Settler,
+    cache_lookup_timeout: Duration,
 }
 
 impl RouterGrpc {
@@ -33,59 +28,23 @@ impl RouterGrpc {
     pub(crate) fn new(
         routes: SnapshotHandle<RouteTable>,
         adapters: Adapters,
-        cache: GrpcChannel,
-        usage: UsageEmitter,
-        tasks: TaskTracker,
-        cache_lookup_timeout: std::time::Duration,
+        settler: Settler,
+        cache_lookup_timeout: Duration,
     ) -> Self {
-        let cache = CacheServiceClient::new(cache)
-            .max_decoding_message_size(MAX_GRPC_MESSAGE_BYTES)
-            .max_encoding_message_size(MAX_GRPC_MESSAGE_BYTES);
         Self {
             routes,
             adapters,
-            cache,
-            usage,
-            tasks,
+            settler,
             cache_lookup_timeout,
         }
     }
+}
 
-    /// Returns the route of `model` when the caller's key may use it and it
-    /// has somewhere to go.
-    fn resolve_route(
-        &self,
-        context: &RequestContext,
-        model: &str,
-    ) -> Result<Arc<Route>, ServiceError> {
-        let table: Arc<RouteTable> = self.routes.load().ok_or_else(|| {
-            ServiceError::new(
-                ErrorClass::UpstreamUnavailable,
-                "the router has not received its configuration yet",
-            )
-        })?;
-        let route = table.route(model).cloned().ok_or_else(|| {
-            ServiceError::new(
-                ErrorClass::NotFound,
-                format!("The model `{model}` does not exist."),
-            )
-            .with_param("model")
-        })?;
-        if !table.key_may_use(&context.key_id, model) {
-            return Err(ServiceError::new(
-                ErrorClass::Permission,
-                format!("This API key may not use the model `{model}`."),
-            )
-            .with_param("model"));
-        }
-        if route.targets.is_empty() {
-            return Err(ServiceError::new(
-                ErrorClass::UpstreamUnavailable,
-                format!("The model `{model}` has no available target."),
-            ));
-        }
-        Ok(route)
-    }
+/// Logs a refused request once, here at the boundary, with its request id
+/// and error class (never its text).
+fn refused(request_id: &str, error: ServiceError) -> Status {
+    tracing::info!(request_id, class = %error.class, "request refused");
+    error.to_status()
 }
 
 #[tonic::async_trait]
@@ -100,19 +59,18 @@ impl RouterService for RouterGrpc {
         let context =
             context.ok_or_else(|| ServiceError::invalid_request("missing request context"))?;
         let chat = request.ok_or_else(|| ServiceError::invalid_request("missing chat request"))?;
-        let route = self.resolve_route(&context, &chat.model)?;
+        let table = self.routes.load();
+        let plan = plan(table.as_deref(), &context, &chat.model)
+            .map_err(|error| refused(&context.request_id, error))?;
         let exchange = Exchange {
             context,
             chat,
-            route,
+            plan,
             adapters: self.adapters.clone(),
-            cache: self.cache.clone(),
+            settler: self.settler.clone(),
             cache_lookup_timeout: self.cache_lookup_timeout,
-            usage: self.usage.clone(),
-            tasks: self.tasks.clone(),
         };
-        // Driven by the caller's reads; settles usage and the cache when
-        // it ends or is dropped.
+        // Driven by the caller's reads; settles when it ends or is dropped.
         Ok(Response::new(exchange.into_stream()))
     }
 
@@ -125,9 +83,13 @@ impl RouterService for RouterGrpc {
             context.ok_or_else(|| ServiceError::invalid_request("missing request context"))?;
         let embed =
             request.ok_or_else(|| ServiceError::invalid_request("missing embeddings request"))?;
-        let route = self.resolve_route(&context, &embed.model)?;
-        let response =
-            embeddings::embed(&self.adapters, &self.usage, context, route, embed).await?;
+        let table = self.routes.load();
+        let plan = plan(table.as_deref(), &context, &embed.model)
+            .map_err(|error| refused(&context.request_id, error))?;
+        let request_id = context.request_id.clone();
+        let response = embeddings::embed(&self.adapters, &self.settler, context, plan, embed)
+            .await
+            .map_err(|error| refused(&request_id, error))?;
         Ok(Response::new(response))
     }
 }

@@ -1,25 +1,34 @@
 //! The router: every routing decision lives here.
 //!
-//! For each `RouterService.Chat` call it resolves the requested model to a
-//! route from the in-memory snapshot (kept fresh by the control plane's
-//! `Watch` stream, never fetched per request), checks the key may use it,
-//! consults the exact-match cache, sends the request to the route's targets
-//! through the adapters (falling back to the next target on a retryable
-//! failure before the first chunk), streams chunks back as they arrive, and
-//! emits one usage event per request to the ledger off the hot path.
-//! `RouterService.Embed` serves embeddings the same way, without the cache.
+//! Each `RouterService.Chat` call goes through four steps, each its own
+//! module:
+//! - [`plan`]: resolve the route the client named from the in-memory
+//!   snapshot (kept fresh by the control plane's `Watch`, never fetched per
+//!   request), check the key may use it, and list the deployments to try,
+//!   with a decision for each the route names;
+//! - [`attempt`]: send to one deployment through the adapters and wait for
+//!   its first message; fallback is a loop over attempts that moves on only
+//!   after a retryable failure before any output;
+//! - [`forward`]: consult the exact cache, then stream chunks back as they
+//!   arrive, driven by the caller's reads;
+//! - [`settle`]: when the response ends or the caller leaves, one usage event
+//!   with every attempt, each costed at its own deployment's price, and the
+//!   cache store, tracked so shutdown waits for it.
+//!
+//! `RouterService.Embed` shares plan, attempt and settle, without the cache.
 //!
 //! Depends on `switchyard-proto` and `switchyard-common` only; it reaches the
-//! other services through generated clients over [`GrpcChannel`].
+//! other services through clients over [`GrpcChannel`].
 
-mod attempt;
-mod cache_key;
+pub mod attempt;
 mod config;
 mod embeddings;
-mod exchange;
+pub mod forward;
 mod grpc;
+pub mod plan;
 mod pricing;
 mod route_table;
+pub mod settle;
 mod usage;
 
 use std::sync::Arc;
@@ -30,7 +39,10 @@ pub use route_table::RouteTable;
 use switchyard_common::{
     GrpcChannel, channel::MAX_GRPC_MESSAGE_BYTES, direct::AdapterClient, snapshot::watch_snapshots,
 };
-use switchyard_proto::v1::router_service_server::RouterServiceServer;
+use switchyard_proto::v1::{
+    SnapshotAudience, cache_service_client::CacheServiceClient,
+    router_service_server::RouterServiceServer,
+};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 /// Channels to the services the router calls.
@@ -55,8 +67,8 @@ pub struct Router {
 }
 
 /// Builds the router service. Background tasks (snapshot watch, usage
-/// batching) are tracked by `tasks`; the usage batcher flushes what it holds
-/// when `shutdown` is cancelled.
+/// batching) are tracked by `tasks`; when `shutdown` is cancelled the usage
+/// batcher waits for pending settles, then flushes what it holds.
 pub fn build(
     config: &RouterConfig,
     deps: RouterDeps,
@@ -65,17 +77,20 @@ pub fn build(
 ) -> Router {
     let routes = watch_snapshots(
         deps.control_plane,
+        SnapshotAudience::Router,
         RouteTable::from_snapshot,
         tasks,
         shutdown.clone(),
     );
-    let usage = usage::UsageEmitter::start(config, deps.ledger, tasks, shutdown);
+    let settles = TaskTracker::new();
+    let usage = usage::UsageEmitter::start(config, deps.ledger, tasks, settles.clone(), shutdown);
+    let cache = CacheServiceClient::new(deps.cache)
+        .max_decoding_message_size(MAX_GRPC_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_GRPC_MESSAGE_BYTES);
     let grpc = RouterGrpc::new(
-        routes.clone(),
+        routes,
         attempt::Adapters::new(deps.adapter),
-        deps.cache,
-        usage,
-        tasks.clone(),
+        settle::Settler::new(usage, cache, settles),
         config.cache_lookup_timeout,
     );
     let service = Arc::new(grpc);

@@ -1,72 +1,191 @@
-//! Exact cost of a response from token counts and per-million prices.
+//! Exact cost of usage at a deployment's price.
+//!
+//! Prices are nano-units (10^-9) per million tokens, so a cost before
+//! rounding is an integer number of nano-units × 10^-6, kept in an `i128`.
+//! Costs are summed exactly and rounded once, half to even, to the nano-unit.
 
-use switchyard_proto::v1::{Money, Usage};
+use switchyard_proto::v1::{Money, Pricing, Usage};
 
-/// Returns the cost of `usage` in integer micro-units, rounding half up to
-/// the micro-unit once, on the total (never per token, never through floats).
-/// `None` when the route has no price.
-pub fn cost_of(
-    usage: &Usage,
-    input_per_million: Option<&Money>,
-    output_per_million: Option<&Money>,
-) -> Option<Money> {
-    let currency = input_per_million
-        .or(output_per_million)
-        .map(|price| price.currency.clone())?;
-    let input = i128::from(input_per_million.map_or(0, |price| price.micros));
-    let output = i128::from(output_per_million.map_or(0, |price| price.micros));
-    // Prices are micros per 1,000,000 tokens, so this is micros × 10^6.
-    let scaled =
-        i128::from(usage.prompt_tokens) * input + i128::from(usage.completion_tokens) * output;
-    let micros = (scaled + 500_000).div_euclid(1_000_000);
-    Some(Money {
-        micros: i64::try_from(micros).unwrap_or(i64::MAX),
-        currency,
+/// Tokens in the "per million" of a price.
+const TOKENS_PER_PRICE_UNIT: i128 = 1_000_000;
+
+/// A cost before rounding: nano-units × 10^-6 of `currency`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExactCost {
+    /// Nano-units times one million.
+    pub scaled: i128,
+    /// ISO 4217 code.
+    pub currency: String,
+}
+
+impl ExactCost {
+    /// Rounds to whole nano-units, half to even.
+    pub fn round(&self) -> Money {
+        Money {
+            nanos: i64::try_from(round_half_even(self.scaled, TOKENS_PER_PRICE_UNIT))
+                .unwrap_or(i64::MAX),
+            currency: self.currency.clone(),
+        }
+    }
+}
+
+/// Returns the exact cost of `usage` at `pricing`; `None` when unpriced.
+///
+/// Prompt tokens include cached reads and cache writes; each part is priced
+/// at its own rate (the input price when that rate is unset). Above the
+/// long-context threshold, the tier's input and output prices apply to the
+/// whole request.
+pub fn exact_cost(usage: &Usage, pricing: Option<&Pricing>) -> Option<ExactCost> {
+    let pricing = pricing?;
+    let mut input = pricing.input_per_million.as_ref()?;
+    let mut output = pricing.output_per_million.as_ref()?;
+    if let Some(tier) = &pricing.long_context
+        && usage.prompt_tokens > tier.above_prompt_tokens
+        && let (Some(tier_input), Some(tier_output)) =
+            (&tier.input_per_million, &tier.output_per_million)
+    {
+        input = tier_input;
+        output = tier_output;
+    }
+    let cached_rate = pricing.cached_input_per_million.as_ref().unwrap_or(input);
+    let write_rate = pricing.cache_write_per_million.as_ref().unwrap_or(input);
+    let cached = u64::from(usage.cached_prompt_tokens);
+    let written = u64::from(usage.cache_write_tokens);
+    let uncached = u64::from(usage.prompt_tokens).saturating_sub(cached + written);
+    let parts = [
+        (uncached, input),
+        (cached, cached_rate),
+        (written, write_rate),
+        (u64::from(usage.completion_tokens), output),
+    ];
+    let scaled = parts
+        .iter()
+        .map(|(tokens, rate)| i128::from(*tokens) * i128::from(rate.nanos))
+        .sum();
+    Some(ExactCost {
+        scaled,
+        currency: input.currency.clone(),
     })
+}
+
+/// Sums exact costs of one currency; `None` when there are none. Costs in
+/// another currency than the first are left out (one event, one currency).
+pub fn sum<'a>(costs: impl IntoIterator<Item = &'a ExactCost>) -> Option<ExactCost> {
+    let mut total: Option<ExactCost> = None;
+    for cost in costs {
+        match &mut total {
+            None => total = Some(cost.clone()),
+            Some(total) if total.currency == cost.currency => total.scaled += cost.scaled,
+            Some(_) => tracing::warn!("attempts priced in two currencies; one left out"),
+        }
+    }
+    total
+}
+
+/// `value / divisor` rounded half to even (banker's rounding); `divisor > 0`.
+fn round_half_even(value: i128, divisor: i128) -> i128 {
+    let quotient = value.div_euclid(divisor);
+    let remainder = value.rem_euclid(divisor);
+    match (2 * remainder).cmp(&divisor) {
+        std::cmp::Ordering::Less => quotient,
+        std::cmp::Ordering::Greater => quotient + 1,
+        std::cmp::Ordering::Equal if quotient % 2 == 0 => quotient,
+        std::cmp::Ordering::Equal => quotient + 1,
+    }
 }
 
 #[cfg(test)]
 mod tests {
+    use switchyard_proto::v1::LongContextPricing;
+
     use super::*;
 
-    fn usd(micros: i64) -> Money {
-        Money {
-            micros,
+    fn usd(nanos: i64) -> Option<Money> {
+        Some(Money {
+            nanos,
             currency: "USD".to_owned(),
+        })
+    }
+
+    /// `$input` / `$output` per million, written as nano-units per million.
+    fn pricing(input: i64, output: i64) -> Pricing {
+        Pricing {
+            input_per_million: usd(input),
+            output_per_million: usd(output),
+            ..Pricing::default()
         }
     }
 
-    #[test]
-    fn cost_is_exact_and_rounded_once() {
-        // $2.50 / $10.00 per million tokens.
-        let usage = Usage {
-            prompt_tokens: 1_234,
-            completion_tokens: 567,
+    fn usage(prompt: u32, completion: u32) -> Usage {
+        Usage {
+            prompt_tokens: prompt,
+            completion_tokens: completion,
+            total_tokens: prompt + completion,
             ..Usage::default()
-        };
-        let cost = cost_of(&usage, Some(&usd(2_500_000)), Some(&usd(10_000_000))).expect("priced");
-        // 1234 × 2.5 + 567 × 10 = 3085 + 5670 = 8755 micros.
-        assert_eq!(cost, usd(8_755));
+        }
+    }
+
+    fn cost(usage: &Usage, pricing: &Pricing) -> Money {
+        exact_cost(usage, Some(pricing)).expect("priced").round()
     }
 
     #[test]
-    fn fractions_of_a_micro_round_half_up() {
-        let usage = Usage {
-            prompt_tokens: 3,
-            ..Usage::default()
-        };
-        // 3 tokens × $0.15 per million = 0.45 micros -> 0.
-        assert_eq!(cost_of(&usage, Some(&usd(150_000)), None), Some(usd(0)));
-        let usage = Usage {
-            prompt_tokens: 5,
-            ..Usage::default()
-        };
-        // 5 × 0.15 = 0.75 micros -> 1.
-        assert_eq!(cost_of(&usage, Some(&usd(150_000)), None), Some(usd(1)));
+    fn one_token_at_fifteen_cents_per_million_is_150_nano_dollars() {
+        let price = pricing(150_000_000, 600_000_000);
+        assert_eq!(cost(&usage(1, 0), &price), usd(150).expect("money"));
+        assert_eq!(cost(&usage(0, 1), &price), usd(600).expect("money"));
     }
 
     #[test]
-    fn unpriced_route_has_no_cost() {
-        assert_eq!(cost_of(&Usage::default(), None, None), None);
+    fn cost_is_exact_for_ordinary_requests() {
+        // $2.50 / $10.00 per million: 1234 × 2500 + 567 × 10000 nano-dollars.
+        let price = pricing(2_500_000_000, 10_000_000_000);
+        assert_eq!(
+            cost(&usage(1_234, 567), &price),
+            usd(3_085_000 + 5_670_000).expect("money")
+        );
+    }
+
+    #[test]
+    fn fractions_of_a_nano_round_half_to_even_once() {
+        // 1 token at $0.0005 per million = 0.5 nano → 0 (even);
+        // 3 tokens = 1.5 → 2; 5 tokens = 2.5 → 2.
+        let price = pricing(500_000, 0);
+        assert_eq!(cost(&usage(1, 0), &price).nanos, 0);
+        assert_eq!(cost(&usage(3, 0), &price).nanos, 2);
+        assert_eq!(cost(&usage(5, 0), &price).nanos, 2);
+        // Summed before rounding: two halves make one, not zero.
+        let half = exact_cost(&usage(1, 0), Some(&price)).expect("priced");
+        assert_eq!(sum([&half, &half]).expect("a sum").round().nanos, 1);
+    }
+
+    #[test]
+    fn cached_reads_writes_and_long_context_have_their_own_rates() {
+        let price = Pricing {
+            cached_input_per_million: usd(1_000_000_000),
+            cache_write_per_million: usd(4_000_000_000),
+            long_context: Some(LongContextPricing {
+                above_prompt_tokens: 1_000,
+                input_per_million: usd(6_000_000_000),
+                output_per_million: usd(20_000_000_000),
+            }),
+            ..pricing(3_000_000_000, 15_000_000_000)
+        };
+        let mut short = usage(100, 10);
+        short.cached_prompt_tokens = 50;
+        short.cache_write_tokens = 20;
+        // 30 × 3000 + 50 × 1000 + 20 × 4000 + 10 × 15000.
+        assert_eq!(
+            cost(&short, &price).nanos,
+            90_000 + 50_000 + 80_000 + 150_000
+        );
+        // Above the threshold: 2000 × 6000 + 10 × 20000.
+        assert_eq!(cost(&usage(2_000, 10), &price).nanos, 12_000_000 + 200_000);
+    }
+
+    #[test]
+    fn unpriced_deployments_have_no_cost() {
+        assert_eq!(exact_cost(&usage(1, 1), None), None);
+        assert_eq!(sum([]), None);
     }
 }

@@ -1,4 +1,4 @@
-//! The route table: the router's index of a control-plane snapshot.
+//! The route table: the router's index of its control-plane snapshot.
 
 use std::{
     collections::{HashMap, HashSet},
@@ -6,24 +6,20 @@ use std::{
     time::Duration,
 };
 
-use switchyard_proto::v1::{Money, Snapshot, Target};
+use switchyard_proto::v1::{Deployment, Snapshot, route::Strategy};
 
-/// Everything the router needs to serve one model alias.
+/// Everything the router needs to serve one route.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Route {
-    /// The alias clients ask for.
-    pub model: String,
-    /// Where to send attempts, in order of preference.
-    pub targets: Vec<Target>,
+    /// The name clients put in `model`.
+    pub name: String,
+    /// Deployment ids in order of preference (the fallback strategy).
+    pub deployments: Vec<String>,
     /// How long responses may be served from the cache; `None` disables it.
     pub cache_ttl: Option<Duration>,
-    /// Price per million prompt tokens.
-    pub input_price_per_million: Option<Money>,
-    /// Price per million completion tokens.
-    pub output_price_per_million: Option<Money>,
 }
 
-/// The models each key may use.
+/// The routes each key may use.
 #[derive(Debug, Clone, PartialEq)]
 enum KeyPolicy {
     All,
@@ -34,117 +30,112 @@ enum KeyPolicy {
 #[derive(Debug, Default)]
 pub struct RouteTable {
     routes: HashMap<String, Arc<Route>>,
+    deployments: HashMap<String, Arc<Deployment>>,
     key_policies: HashMap<String, KeyPolicy>,
     /// Snapshot version the table was built from.
     pub version: u64,
 }
 
 impl RouteTable {
-    /// Indexes a snapshot. Targets naming an unknown provider are skipped
-    /// (the control plane validates this; the router stays defensive).
+    /// Indexes a router snapshot.
     pub fn from_snapshot(snapshot: Snapshot) -> Self {
-        let providers: HashMap<_, _> = snapshot
-            .providers
-            .iter()
-            .map(|provider| (provider.name.as_str(), provider))
-            .collect();
         let routes = snapshot
-            .models
-            .iter()
-            .map(|model| {
-                let targets = model
-                    .targets
-                    .iter()
-                    .filter_map(|target| {
-                        let provider = providers.get(target.provider.as_str())?;
-                        Some(Target {
-                            provider: provider.name.clone(),
-                            kind: provider.kind.clone(),
-                            base_url: provider.base_url.clone(),
-                            upstream_model: target.upstream_model.clone(),
-                            api_key: provider.api_key.clone(),
-                            timeout_ms: provider.timeout_ms,
-                            options: provider.options.clone(),
-                            secrets: provider.secrets.clone(),
-                        })
-                    })
-                    .collect();
-                let route = Route {
-                    model: model.name.clone(),
-                    targets,
-                    cache_ttl: (model.cache_ttl_ms > 0)
-                        .then(|| Duration::from_millis(model.cache_ttl_ms)),
-                    input_price_per_million: model.input_price_per_million.clone(),
-                    output_price_per_million: model.output_price_per_million.clone(),
+            .routes
+            .into_iter()
+            .map(|route| {
+                let deployments = match route.strategy {
+                    Some(Strategy::Fallback(fallback)) => fallback.deployments,
+                    None => Vec::new(),
                 };
-                (model.name.clone(), Arc::new(route))
+                let cache_ttl = route
+                    .cache
+                    .filter(|cache| cache.ttl_ms > 0)
+                    .map(|cache| Duration::from_millis(cache.ttl_ms));
+                let entry = Route {
+                    name: route.name.clone(),
+                    deployments,
+                    cache_ttl,
+                };
+                (route.name, Arc::new(entry))
             })
+            .collect();
+        let deployments = snapshot
+            .deployments
+            .into_iter()
+            .map(|deployment| (deployment.id.clone(), Arc::new(deployment)))
             .collect();
         let key_policies = snapshot
             .api_keys
-            .iter()
+            .into_iter()
             .map(|key| {
                 let policy = if key.allowed_models.is_empty() {
                     KeyPolicy::All
                 } else {
-                    KeyPolicy::Only(key.allowed_models.iter().cloned().collect())
+                    KeyPolicy::Only(key.allowed_models.into_iter().collect())
                 };
-                (key.id.clone(), policy)
+                (key.id, policy)
             })
             .collect();
         Self {
             routes,
+            deployments,
             key_policies,
             version: snapshot.version,
         }
     }
 
-    /// Returns the route for a model alias.
-    pub fn route(&self, model: &str) -> Option<&Arc<Route>> {
-        self.routes.get(model)
+    /// Returns the route clients call `name`.
+    pub fn route(&self, name: &str) -> Option<&Arc<Route>> {
+        self.routes.get(name)
     }
 
-    /// Whether the key may use the model. Unknown keys may use nothing.
-    pub fn key_may_use(&self, key_id: &str, model: &str) -> bool {
+    /// Returns the deployment with `id`.
+    pub fn deployment(&self, id: &str) -> Option<&Arc<Deployment>> {
+        self.deployments.get(id)
+    }
+
+    /// Whether the key may use the route. Unknown keys may use nothing.
+    pub fn key_may_use(&self, key_id: &str, route: &str) -> bool {
         match self.key_policies.get(key_id) {
             Some(KeyPolicy::All) => true,
-            Some(KeyPolicy::Only(models)) => models.contains(model),
+            Some(KeyPolicy::Only(routes)) => routes.contains(route),
             None => false,
         }
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use switchyard_proto::v1::{ApiKey, Model, ModelTarget, Provider};
+pub(crate) mod tests {
+    use switchyard_proto::v1::{ApiKey, CachePolicy, FallbackStrategy, Route as RouteObject};
 
     use super::*;
 
-    fn snapshot() -> Snapshot {
+    /// A snapshot with route `gpt` over `primary` then `backup` (and a
+    /// `ghost` id no deployment has), and two keys.
+    pub(crate) fn snapshot() -> Snapshot {
+        let deployment = |id: &str, provider: &str| Deployment {
+            id: id.to_owned(),
+            provider: provider.to_owned(),
+            upstream_model: format!("{id}-model"),
+            ..Deployment::default()
+        };
         Snapshot {
             version: 7,
-            providers: vec![Provider {
-                name: "fake".to_owned(),
-                kind: "openai".to_owned(),
-                base_url: "http://fake/v1".to_owned(),
-                api_key: None,
-                timeout_ms: 1000,
-                ..Provider::default()
-            }],
-            models: vec![Model {
+            deployments: vec![
+                deployment("primary", "openai"),
+                deployment("backup", "anthropic"),
+            ],
+            routes: vec![RouteObject {
                 name: "gpt".to_owned(),
-                targets: vec![
-                    ModelTarget {
-                        provider: "fake".to_owned(),
-                        upstream_model: "gpt-4o".to_owned(),
-                    },
-                    ModelTarget {
-                        provider: "missing".to_owned(),
-                        upstream_model: "x".to_owned(),
-                    },
-                ],
-                cache_ttl_ms: 60_000,
-                ..Model::default()
+                strategy: Some(Strategy::Fallback(FallbackStrategy {
+                    deployments: vec![
+                        "primary".to_owned(),
+                        "ghost".to_owned(),
+                        "backup".to_owned(),
+                    ],
+                })),
+                cache: Some(CachePolicy { ttl_ms: 60_000 }),
+                ..RouteObject::default()
             }],
             api_keys: vec![
                 ApiKey {
@@ -157,23 +148,26 @@ mod tests {
                     ..ApiKey::default()
                 },
             ],
+            ..Snapshot::default()
         }
     }
 
     #[test]
-    fn routes_resolve_targets_through_providers() {
+    fn routes_and_deployments_are_indexed() {
         let table = RouteTable::from_snapshot(snapshot());
         let route = table.route("gpt").expect("route exists");
-        assert_eq!(route.targets.len(), 1, "unknown provider skipped");
-        assert_eq!(route.targets[0].base_url, "http://fake/v1");
-        assert_eq!(route.targets[0].upstream_model, "gpt-4o");
+        assert_eq!(route.deployments, ["primary", "ghost", "backup"]);
         assert_eq!(route.cache_ttl, Some(Duration::from_secs(60)));
+        assert_eq!(
+            table.deployment("backup").map(|d| d.provider.as_str()),
+            Some("anthropic")
+        );
         assert_eq!(table.version, 7);
         assert!(table.route("nope").is_none());
     }
 
     #[test]
-    fn key_policies_limit_models() {
+    fn key_policies_limit_routes() {
         let table = RouteTable::from_snapshot(snapshot());
         assert!(table.key_may_use("all", "gpt"));
         assert!(!table.key_may_use("narrow", "gpt"));

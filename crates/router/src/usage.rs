@@ -29,12 +29,13 @@ pub struct UsageEmitter {
 }
 
 impl UsageEmitter {
-    /// Starts the batcher. It flushes what it holds and stops when `shutdown`
-    /// is cancelled.
+    /// Starts the batcher. When `shutdown` is cancelled it waits for the
+    /// pending settles on `settles`, flushes what it holds and stops.
     pub fn start(
         config: &RouterConfig,
         ledger: GrpcChannel,
         tasks: &TaskTracker,
+        settles: TaskTracker,
         shutdown: CancellationToken,
     ) -> Self {
         if !config.usage_events {
@@ -55,7 +56,7 @@ impl UsageEmitter {
             flush_interval: config.usage_flush_interval.max(Duration::from_millis(1)),
         };
         // Tracked: the batcher must finish its last flush before the process exits.
-        tasks.spawn(batcher.run(shutdown));
+        tasks.spawn(batcher.run(settles, shutdown));
         Self {
             sender: Some(sender),
             dropped: Arc::new(AtomicU64::new(0)),
@@ -82,7 +83,7 @@ struct Batcher {
 }
 
 impl Batcher {
-    async fn run(mut self, shutdown: CancellationToken) {
+    async fn run(mut self, settles: TaskTracker, shutdown: CancellationToken) {
         let mut batch = Vec::with_capacity(self.batch_size);
         let mut ticker = tokio::time::interval(self.flush_interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -104,7 +105,10 @@ impl Batcher {
                 () = shutdown.cancelled() => break,
             }
         }
-        // Take whatever is still queued, then send it all.
+        // Settles still running may queue events: let them finish first, then
+        // take whatever is queued and send it all.
+        settles.close();
+        settles.wait().await;
         self.receiver.close();
         while let Some(event) = self.receiver.recv().await {
             batch.push(event);

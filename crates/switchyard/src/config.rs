@@ -12,7 +12,8 @@ use switchyard_common::{
     telemetry::TelemetryConfig,
 };
 use switchyard_control_plane::{
-    ControlPlaneConfig, Declarative, KeyConfig, ModelConfig, ProviderConfig,
+    BudgetConfig, ControlPlaneConfig, Declarative, DeploymentConfig, KeyConfig, ModelConfig,
+    ProviderConfig, RateLimitConfig, RouteConfig, TeamConfig, UserConfig,
 };
 use switchyard_edge::EdgeConfig;
 use switchyard_ledger::LedgerConfig;
@@ -40,10 +41,22 @@ pub struct SwitchyardConfig {
     pub telemetry: TelemetryConfig,
     /// Provider accounts.
     pub providers: Vec<ProviderConfig>,
-    /// Model aliases and their targets.
+    /// Models at providers: priced, limited, health-checked.
+    pub deployments: Vec<DeploymentConfig>,
+    /// What clients name in `model`: a strategy over deployments.
+    pub routes: Vec<RouteConfig>,
+    /// Shorthand for routes over implicit deployments.
     pub models: Vec<ModelConfig>,
     /// Client API keys.
     pub keys: Vec<KeyConfig>,
+    /// Teams.
+    pub teams: Vec<TeamConfig>,
+    /// Users.
+    pub users: Vec<UserConfig>,
+    /// Spending limits.
+    pub budgets: Vec<BudgetConfig>,
+    /// Request and token rates.
+    pub rate_limits: Vec<RateLimitConfig>,
 }
 
 /// gRPC URLs of the services, used only in distributed mode.
@@ -97,8 +110,14 @@ impl SwitchyardConfig {
     pub fn declarative(&self) -> Declarative {
         Declarative {
             providers: self.providers.clone(),
+            deployments: self.deployments.clone(),
+            routes: self.routes.clone(),
             models: self.models.clone(),
             keys: self.keys.clone(),
+            teams: self.teams.clone(),
+            users: self.users.clone(),
+            budgets: self.budgets.clone(),
+            rate_limits: self.rate_limits.clone(),
         }
     }
 }
@@ -114,7 +133,7 @@ mod tests {
     fn the_example_config_parses_and_serves_demo() {
         let config = SwitchyardConfig::parse("switchyard.yaml", EXAMPLE, &Environment::new())
             .expect("the example config is valid");
-        assert!(config.models.iter().any(|model| model.name == "demo"));
+        assert!(config.routes.iter().any(|route| route.name == "demo"));
         assert_eq!(config.edge.max_body_bytes, 10 * 1024 * 1024);
         assert!(config.ledger.clickhouse.is_none(), "embedded defaults");
     }

@@ -4,13 +4,16 @@
 use std::fmt;
 
 use anyhow::Context;
+use switchyard_adapters::DeploymentIndex;
 use switchyard_common::{
     GrpcChannel,
     config::Environment,
     direct::{AdapterClient, RouterClient},
     grpc::serve_grpc,
+    snapshot::watch_snapshots,
 };
 use switchyard_edge::EdgeDeps;
+use switchyard_proto::v1::SnapshotAudience;
 use switchyard_router::RouterDeps;
 use tokio::net::TcpListener;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
@@ -108,10 +111,19 @@ pub async fn run_role(
             );
             Routes::new(router.server)
         }
-        Role::Adapter => Routes::new(
-            switchyard_adapters::build(&config.adapter, environment.clone())
-                .context("starting the adapters")?,
-        ),
+        Role::Adapter => {
+            let deployments = watch_snapshots(
+                remote(&endpoints.control_plane)?,
+                SnapshotAudience::Adapter,
+                DeploymentIndex::from_snapshot,
+                &tasks,
+                services_shutdown.clone(),
+            );
+            Routes::new(
+                switchyard_adapters::build(&config.adapter, deployments, environment.clone())
+                    .context("starting the adapters")?,
+            )
+        }
         Role::ControlPlane => Routes::new(
             switchyard_control_plane::build(
                 &config.control_plane,

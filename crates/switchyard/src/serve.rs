@@ -2,12 +2,15 @@
 //! channels (no sockets between them); only the edge's HTTP port is bound.
 
 use anyhow::Context;
+use switchyard_adapters::DeploymentIndex;
 use switchyard_common::{
     GrpcChannel,
     config::Environment,
     direct::{AdapterClient, RouterClient},
+    snapshot::watch_snapshots,
 };
 use switchyard_edge::EdgeDeps;
+use switchyard_proto::v1::SnapshotAudience;
 use switchyard_router::RouterDeps;
 use tokio::net::TcpListener;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
@@ -43,9 +46,17 @@ pub async fn run_all_in_one(
     let cache = switchyard_cache::build(&config.cache)
         .await
         .context("starting the cache")?;
-    let adapter = switchyard_adapters::build_service(&config.adapter, environment.clone())
-        .context("starting the adapters")?;
     let control_plane = GrpcChannel::in_process(control_plane);
+    let deployments = watch_snapshots(
+        control_plane.clone(),
+        SnapshotAudience::Adapter,
+        DeploymentIndex::from_snapshot,
+        &tasks,
+        services_shutdown.clone(),
+    );
+    let adapter =
+        switchyard_adapters::build_service(&config.adapter, deployments, environment.clone())
+            .context("starting the adapters")?;
     let router = switchyard_router::build(
         &config.router,
         RouterDeps {

@@ -15,7 +15,7 @@
 //!   that token (service accounts, workload identity) is out of scope: the
 //!   secret must hold a valid token.
 //!
-//! Options (`Target.options`), Vertex only:
+//! Options (`Provider.options`), Vertex only:
 //! - `project` (required): the Google Cloud project id.
 //! - `location` (default `us-central1`): the Vertex AI region, or `global`.
 //!

@@ -7,12 +7,14 @@ use serde_json::json;
 use switchyard_common::ErrorClass;
 use switchyard_proto::v1::{
     ChatChunk, ChatRequest, ContentPart, FinishReason, FunctionDefinition, ImageUrl, Message,
-    ResponseFormat, ResponseFormatType, Role, Target, Tool, ToolCall, ToolChoice, ToolChoiceMode,
+    ResponseFormat, ResponseFormatType, Role, Tool, ToolCall, ToolChoice, ToolChoiceMode,
     content_part::Part, tool_choice::Choice,
 };
 use switchyard_test_support::{FakeAnthropic, Fault, anthropic_error_body};
 
-use crate::{API_KEY, API_KEY_VARIABLE, Harness, content, env_key, text_message, user_request};
+use crate::{
+    API_KEY, API_KEY_VARIABLE, Harness, Target, content, env_key, text_message, user_request,
+};
 
 /// The adapter harness and a fake Anthropic server.
 async fn start() -> (Harness, FakeAnthropic) {
@@ -227,7 +229,7 @@ async fn streamed_text_arrives_word_by_word_with_usage_once_at_the_end() {
     assert_eq!(
         upstream.body,
         json!({
-            "model": "gpt-4o-mini",
+            "model": "claude-sonnet-4-5",
             "max_tokens": 4096,
             "system": "You are terse.",
             "messages": [{"role": "user", "content": "one two three"}],
@@ -236,7 +238,7 @@ async fn streamed_text_arrives_word_by_word_with_usage_once_at_the_end() {
     );
     assert_eq!(content(&chunks), "Echo: one two three");
     assert_eq!(chunks[0].role(), Role::Assistant);
-    assert_eq!(chunks[0].model, "gpt-4o-mini");
+    assert_eq!(chunks[0].model, "claude-sonnet-4-5");
     assert_eq!(chunks[0].provider_response_id, "msg_01FakeAnswer0000000001");
     // message_start, 4 words, finish, usage.
     assert_eq!(chunks.len(), 7, "{chunks:#?}");

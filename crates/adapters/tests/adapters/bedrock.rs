@@ -8,7 +8,7 @@ use serde_json::json;
 use switchyard_common::{ErrorClass, config::Environment};
 use switchyard_proto::v1::{
     ChatChunk, ChatRequest, ContentPart, FinishReason, FunctionDefinition, ImageUrl, Message,
-    ResponseFormat, ResponseFormatType, Role, Target, Tool, ToolCall, ToolChoice, ToolChoiceMode,
+    ResponseFormat, ResponseFormatType, Role, Tool, ToolCall, ToolChoice, ToolChoiceMode,
     content_part::Part, tool_choice::Choice,
 };
 use switchyard_test_support::{
@@ -16,7 +16,7 @@ use switchyard_test_support::{
     bedrock_error_fault,
 };
 
-use crate::{Harness, content, env_key, text_message, user_request};
+use crate::{Harness, Target, content, env_key, text_message, user_request};
 
 const MODEL_ID: &str = "anthropic.claude-3-5-sonnet-20240620-v1:0";
 const ENCODED_MODEL_ID: &str = "anthropic.claude-3-5-sonnet-20240620-v1%3A0";

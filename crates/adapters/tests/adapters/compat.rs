@@ -2,19 +2,19 @@
 //! presets, self-hosted servers) against `FakeOpenAi` in the matching
 //! flavor: what goes upstream, what comes back.
 
-use std::{collections::BTreeMap, time::Duration};
+use std::collections::BTreeMap;
 
 use serde_json::json;
-use switchyard_adapters::{AdapterConfig, build};
-use switchyard_common::{ErrorClass, GrpcChannel, config::Environment};
+use switchyard_common::{ErrorClass, config::Environment};
 use switchyard_proto::v1::{
-    ChatChunk, ChatRequest, FinishReason, FunctionDefinition, MaxTokensField, Message, Role,
-    Target, Tool, ToolCall, ToolChoice, ToolChoiceMode, Usage,
-    adapter_service_client::AdapterServiceClient, tool_choice::Choice,
+    ChatChunk, ChatRequest, FinishReason, FunctionDefinition, MaxTokensField, Message, Role, Tool,
+    ToolCall, ToolChoice, ToolChoiceMode, Usage, tool_choice::Choice,
 };
 use switchyard_test_support::{FakeFlavor, FakeOpenAi, Fault};
 
-use crate::{API_KEY, API_KEY_VARIABLE, Harness, content, env_key, text_message, user_request};
+use crate::{
+    API_KEY, API_KEY_VARIABLE, Harness, Target, content, env_key, text_message, user_request,
+};
 
 /// Azure's documented answer to a prompt its content filter blocks.
 const AZURE_CONTENT_FILTER_BODY: &str = r#"{"error":{"message":"The response was filtered due to the prompt triggering Azure OpenAI's content management policy. Please modify your prompt and retry. To learn more about our content filtering policies please read our documentation: https://go.microsoft.com/fwlink/?linkid=2198766","type":null,"param":"prompt","code":"content_filter","status":400,"innererror":{"code":"ResponsibleAIPolicyViolation","content_filter_result":{"hate":{"filtered":true,"severity":"high"},"jailbreak":{"filtered":false,"detected":false},"self_harm":{"filtered":false,"severity":"safe"},"sexual":{"filtered":false,"severity":"safe"},"violence":{"filtered":false,"severity":"safe"}}}}}"#;
@@ -22,13 +22,7 @@ const AZURE_CONTENT_FILTER_BODY: &str = r#"{"error":{"message":"The response was
 async fn harness(flavor: FakeFlavor) -> Harness {
     let fake = FakeOpenAi::start_flavor(flavor).await;
     let environment = Environment::from([(API_KEY_VARIABLE.to_owned(), API_KEY.to_owned())]);
-    let config = AdapterConfig {
-        request_timeout: Duration::from_secs(10),
-        ..AdapterConfig::default()
-    };
-    let server = build(&config, environment).expect("the adapter server builds");
-    let client = AdapterServiceClient::new(GrpcChannel::in_process(server));
-    Harness { fake, client }
+    Harness::over(fake, environment)
 }
 
 fn target(harness: &Harness, kind: &str, model: &str) -> Target {

@@ -7,13 +7,13 @@ use std::time::Duration;
 use serde_json::json;
 use switchyard_common::{ErrorClass, ServiceError};
 use switchyard_proto::v1::{
-    AdapterEmbedRequest, EmbedRequest, EmbedResponse, RequestContext, Target, TokenIds,
+    AdapterEmbedRequest, EmbedRequest, EmbedResponse, RequestContext, TokenIds,
 };
 use switchyard_test_support::{
     FakeFlavor, FakeGeminiEmbeddings, FakeOpenAi, Fault, fake_embedding, openai_error_body,
 };
 
-use crate::{API_KEY, API_KEY_VARIABLE, Harness, env_key};
+use crate::{API_KEY, API_KEY_VARIABLE, Harness, Target, env_key};
 
 /// Sends one embeddings attempt.
 async fn embed(
@@ -28,8 +28,8 @@ async fn embed(
                 request_id: "req-1".to_owned(),
                 ..RequestContext::default()
             }),
-            target: Some(target),
             request: Some(request),
+            deployment_id: harness.deploy(&target),
         })
         .await
         .map(|response| {

@@ -7,12 +7,14 @@ use serde_json::json;
 use switchyard_common::ErrorClass;
 use switchyard_proto::v1::{
     ChatChunk, ChatRequest, ContentPart, FinishReason, FunctionDefinition, ImageUrl, Message,
-    ResponseFormat, ResponseFormatType, Role, Target, Tool, ToolCall, ToolChoice, ToolChoiceMode,
+    ResponseFormat, ResponseFormatType, Role, Tool, ToolCall, ToolChoice, ToolChoiceMode,
     content_part::Part, tool_choice::Choice,
 };
 use switchyard_test_support::{FakeGemini, Fault, gemini_error_body, gemini_rate_limit_body};
 
-use crate::{API_KEY, API_KEY_VARIABLE, Harness, content, env_key, text_message, user_request};
+use crate::{
+    API_KEY, API_KEY_VARIABLE, Harness, Target, content, env_key, text_message, user_request,
+};
 
 /// The adapter harness plus a fake Gemini.
 struct GeminiHarness {

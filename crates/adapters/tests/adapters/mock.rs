@@ -3,9 +3,9 @@
 use std::time::Duration;
 
 use switchyard_common::ErrorClass;
-use switchyard_proto::v1::{FinishReason, Role, Target};
+use switchyard_proto::v1::{FinishReason, Role};
 
-use crate::{Harness, content, user_request};
+use crate::{Harness, Target, content, user_request};
 
 fn mock_target() -> Target {
     Target {

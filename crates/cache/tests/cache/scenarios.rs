@@ -4,8 +4,9 @@ use std::time::Duration;
 
 use switchyard_common::{ErrorClass, GrpcChannel, ServiceError};
 use switchyard_proto::v1::{
-    CachedResponse, ChatChunk, LookupRequest, StoreRequest,
-    cache_service_client::CacheServiceClient,
+    CacheQuery, CachedResponse, ChatChunk, ChatRequest, ContentPart, LookupRequest, Message,
+    RequestContext, Role, StoreRequest, cache_service_client::CacheServiceClient,
+    content_part::Part,
 };
 
 /// A client of the cache under test.
@@ -28,7 +29,34 @@ pub fn response(text: &str) -> CachedResponse {
     }
 }
 
-/// Stores `response` under `namespace`/`key` for `ttl`.
+/// A query in `namespace` whose request asks `question`.
+pub fn query(namespace: &str, question: &str) -> CacheQuery {
+    CacheQuery {
+        namespace: namespace.to_owned(),
+        request: Some(ChatRequest {
+            model: "demo".to_owned(),
+            messages: vec![Message {
+                role: Role::User as i32,
+                content: vec![ContentPart {
+                    part: Some(Part::Text(question.to_owned())),
+                }],
+                content_is_text: true,
+                ..Message::default()
+            }],
+            ..ChatRequest::default()
+        }),
+        route: "demo".to_owned(),
+    }
+}
+
+fn context() -> Option<RequestContext> {
+    Some(RequestContext {
+        request_id: "req-1".to_owned(),
+        ..RequestContext::default()
+    })
+}
+
+/// Stores `response` for the question `key` in `namespace` for `ttl`.
 pub async fn store(
     client: &Client,
     namespace: &str,
@@ -39,8 +67,8 @@ pub async fn store(
     client
         .clone()
         .store(StoreRequest {
-            namespace: namespace.to_owned(),
-            key: key.to_owned(),
+            context: context(),
+            query: Some(query(namespace, key)),
             response: Some(response),
             ttl_ms: u64::try_from(ttl.as_millis()).expect("a short TTL"),
         })
@@ -48,13 +76,13 @@ pub async fn store(
         .expect("a valid store succeeds");
 }
 
-/// Looks `namespace`/`key` up.
+/// Looks the question `key` up in `namespace`.
 pub async fn lookup(client: &Client, namespace: &str, key: &str) -> Option<CachedResponse> {
     client
         .clone()
         .lookup(LookupRequest {
-            namespace: namespace.to_owned(),
-            key: key.to_owned(),
+            context: context(),
+            query: Some(query(namespace, key)),
         })
         .await
         .expect("a valid lookup succeeds")
@@ -128,22 +156,38 @@ pub async fn namespaces_are_isolated(client: &Client, namespace: &str) {
     );
 }
 
-/// Bad namespaces, keys, TTLs and missing responses are invalid requests.
+/// Bad namespaces, missing queries, TTLs and missing responses are invalid requests.
 pub async fn rejects_invalid_requests(client: &Client, namespace: &str) {
+    let mut no_request = query(namespace, "x");
+    no_request.request = None;
     let cases = [
-        ("", "abc", Some(response("x")), 1_000, "namespace"),
-        (namespace, "ABC", Some(response("x")), 1_000, "key"),
-        (namespace, "not-hex", Some(response("x")), 1_000, "key"),
-        (namespace, "", Some(response("x")), 1_000, "key"),
-        (namespace, "abc", None, 1_000, "response"),
-        (namespace, "abc", Some(response("x")), 0, "ttl_ms"),
+        (
+            Some(query("", "x")),
+            Some(response("x")),
+            1_000,
+            "namespace",
+        ),
+        (None, Some(response("x")), 1_000, "query"),
+        (
+            Some(no_request),
+            Some(response("x")),
+            1_000,
+            "query.request",
+        ),
+        (Some(query(namespace, "x")), None, 1_000, "response"),
+        (
+            Some(query(namespace, "x")),
+            Some(response("x")),
+            0,
+            "ttl_ms",
+        ),
     ];
-    for (namespace, key, response, ttl_ms, field) in cases {
+    for (query, response, ttl_ms, field) in cases {
         let status = client
             .clone()
             .store(StoreRequest {
-                namespace: namespace.to_owned(),
-                key: key.to_owned(),
+                context: context(),
+                query,
                 response,
                 ttl_ms,
             })
@@ -156,8 +200,8 @@ pub async fn rejects_invalid_requests(client: &Client, namespace: &str) {
     let status = client
         .clone()
         .lookup(LookupRequest {
-            namespace: namespace.to_owned(),
-            key: "xyz".to_owned(),
+            context: context(),
+            query: None,
         })
         .await
         .expect_err("an invalid lookup is rejected");

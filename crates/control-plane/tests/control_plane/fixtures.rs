@@ -8,7 +8,8 @@ use switchyard_common::{
 };
 use switchyard_control_plane::{ControlPlaneConfig, Declarative, build};
 use switchyard_proto::v1::{
-    GetSnapshotRequest, Snapshot, control_plane_service_client::ControlPlaneServiceClient,
+    GetSnapshotRequest, Snapshot, SnapshotAudience,
+    control_plane_service_client::ControlPlaneServiceClient,
 };
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
@@ -27,14 +28,33 @@ providers:
     timeout: 60s
     options: {organization: org-123}
     secrets: {project_key: {file: /run/secrets/openai-project}}
+deployments:
+  - id: openai-mini
+    provider: openai
+    model: gpt-4o-mini
+    pricing: {input_per_million: "0.15", output_per_million: "0.60"}
+  - id: mock-2
+    provider: mock
+    model: mock-2
+routes:
+  - name: gpt
+    strategy: {fallback: [openai-mini, mock-2]}
+    owned_by: openai
 models:
   - name: demo
     targets: [{provider: mock, model: mock-1}]
     cache_ttl: 5m
     pricing: {input_per_million: "0.15", output_per_million: "0.60"}
-  - name: gpt
-    targets: [{provider: openai, model: gpt-4o-mini}, {provider: mock, model: mock-2}]
-    owned_by: openai
+teams:
+  - id: default
+    name: Default team
+users:
+  - id: alice
+    team: default
+budgets:
+  - {id: default-monthly, scope: {team: default}, limit: "250.00", period: monthly}
+rate_limits:
+  - {id: alice-rpm, scope: {user: alice}, requests_per_minute: 60}
 keys:
   - id: demo
     name: Demo key
@@ -97,10 +117,17 @@ impl RunningControlPlane {
         }
     }
 
-    /// Returns the current snapshot.
+    /// Returns the current snapshot as the router sees it.
     pub async fn snapshot(&mut self) -> Snapshot {
+        self.snapshot_for(SnapshotAudience::Router).await
+    }
+
+    /// Returns the current snapshot as `audience` sees it.
+    pub async fn snapshot_for(&mut self, audience: SnapshotAudience) -> Snapshot {
         self.client
-            .get_snapshot(GetSnapshotRequest {})
+            .get_snapshot(GetSnapshotRequest {
+                audience: audience as i32,
+            })
             .await
             .expect("GetSnapshot succeeds")
             .into_inner()

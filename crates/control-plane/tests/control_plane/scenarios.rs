@@ -3,8 +3,11 @@
 use std::time::Duration;
 
 use sqlx::Row;
-use switchyard_control_plane::{ConfigStore, sha256_hex};
-use switchyard_proto::v1::{Money, SecretRef, Snapshot, WatchRequest, secret_ref::Source};
+use switchyard_control_plane::{ConfigStore, ObjectKind, StoredObject, sha256_hex};
+use switchyard_proto::v1::{
+    FallbackStrategy, Money, Owner, Route, SecretRef, Snapshot, SnapshotAudience, WatchRequest,
+    route::Strategy, secret_ref::Source,
+};
 use tonic::Streaming;
 
 use crate::fixtures::{
@@ -24,22 +27,40 @@ async fn next_snapshot(stream: &mut Streaming<switchyard_proto::v1::WatchRespons
         .expect("response carries a snapshot")
 }
 
-fn model<'a>(snapshot: &'a Snapshot, name: &str) -> &'a switchyard_proto::v1::Model {
+fn route<'a>(snapshot: &'a Snapshot, name: &str) -> &'a Route {
     snapshot
-        .models
+        .routes
         .iter()
-        .find(|model| model.name == name)
-        .expect("model is in the snapshot")
+        .find(|route| route.name == name)
+        .expect("route is in the snapshot")
+}
+
+fn cache_ttl_ms(route: &Route) -> u64 {
+    route.cache.map_or(0, |cache| cache.ttl_ms)
+}
+
+fn watch(known_version: u64) -> WatchRequest {
+    WatchRequest {
+        known_version,
+        audience: SnapshotAudience::Router as i32,
+    }
+}
+
+fn usd(nanos: i64) -> Option<Money> {
+    Some(Money {
+        nanos,
+        currency: "USD".to_owned(),
+    })
 }
 
 pub async fn sync_publishes_declared_objects(url: String) {
     let mut control_plane = RunningControlPlane::start(&url, &declarative()).await;
-    let snapshot = control_plane.snapshot().await;
-    assert_eq!(snapshot.version, 1);
+    let adapter = control_plane.snapshot_for(SnapshotAudience::Adapter).await;
+    assert_eq!(adapter.version, 1);
 
-    let providers: Vec<&str> = snapshot.providers.iter().map(|p| p.name.as_str()).collect();
+    let providers: Vec<&str> = adapter.providers.iter().map(|p| p.name.as_str()).collect();
     assert_eq!(providers, ["mock", "openai"]);
-    let openai = &snapshot.providers[1];
+    let openai = &adapter.providers[1];
     assert_eq!(openai.kind, "openai");
     assert_eq!(openai.base_url, "https://api.openai.com/v1");
     assert_eq!(openai.timeout_ms, 60_000);
@@ -56,58 +77,181 @@ pub async fn sync_publishes_declared_objects(url: String) {
             source: Some(Source::File("/run/secrets/openai-project".to_owned()))
         }
     );
-    let mock = &snapshot.providers[0];
+    let mock = &adapter.providers[0];
     assert_eq!((mock.base_url.as_str(), mock.timeout_ms), ("", 0));
     assert!(mock.options.is_empty() && mock.secrets.is_empty());
     assert_eq!(mock.api_key, None);
+    let meta = openai.meta.expect("objects carry meta");
+    assert_eq!((meta.owner, meta.revision), (Owner::File as i32, 1));
 
-    let models: Vec<&str> = snapshot.models.iter().map(|m| m.name.as_str()).collect();
-    assert_eq!(models, ["demo", "gpt"]);
-    let demo = model(&snapshot, "demo");
-    assert_eq!(demo.cache_ttl_ms, 300_000);
+    let snapshot = control_plane.snapshot().await;
+    let routes: Vec<&str> = snapshot.routes.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(routes, ["demo", "gpt"]);
+    let demo = route(&snapshot, "demo");
+    assert_eq!(cache_ttl_ms(demo), 300_000);
     assert_eq!(demo.owned_by, "switchyard");
+    let gpt = route(&snapshot, "gpt");
     assert_eq!(
-        demo.input_price_per_million,
-        Some(Money {
-            micros: 150_000,
-            currency: "USD".to_owned()
-        })
+        gpt.strategy,
+        Some(Strategy::Fallback(FallbackStrategy {
+            deployments: vec!["openai-mini".to_owned(), "mock-2".to_owned()],
+        }))
     );
-    assert_eq!(
-        demo.output_price_per_million,
-        Some(Money {
-            micros: 600_000,
-            currency: "USD".to_owned()
-        })
-    );
-    let gpt = model(&snapshot, "gpt");
-    let targets: Vec<(&str, &str)> = gpt
-        .targets
-        .iter()
-        .map(|t| (t.provider.as_str(), t.upstream_model.as_str()))
-        .collect();
-    assert_eq!(targets, [("openai", "gpt-4o-mini"), ("mock", "mock-2")]);
-    assert_eq!(gpt.owned_by, "openai");
-    assert_eq!(
-        (gpt.cache_ttl_ms, gpt.input_price_per_million.as_ref()),
-        (0, None)
-    );
+    assert_eq!((gpt.owned_by.as_str(), cache_ttl_ms(gpt)), ("openai", 0));
+    let deployment = |id: &str| {
+        snapshot
+            .deployments
+            .iter()
+            .find(|deployment| deployment.id == id)
+            .unwrap_or_else(|| panic!("deployment {id}"))
+    };
+    let implicit = deployment("demo/mock/mock-1");
+    let pricing = implicit.pricing.clone().expect("priced");
+    assert_eq!(pricing.input_per_million, usd(150_000_000));
+    assert_eq!(pricing.output_per_million, usd(600_000_000));
+    assert_eq!(deployment("openai-mini").upstream_model, "gpt-4o-mini");
+    assert_eq!(deployment("mock-2").pricing, None);
 
     let keys: Vec<&str> = snapshot.api_keys.iter().map(|k| k.id.as_str()).collect();
     assert_eq!(keys, ["demo", "from-env"]);
     let demo_key = &snapshot.api_keys[0];
-    assert_eq!(demo_key.sha256, sha256_hex("abc"), "hash is lowercased");
     assert_eq!(
         (demo_key.name.as_str(), demo_key.team_id.as_str()),
         ("Demo key", "default")
     );
     assert!(demo_key.allowed_models.is_empty() && !demo_key.disabled);
     let env_key = &snapshot.api_keys[1];
-    assert_eq!(env_key.sha256, sha256_hex(DEMO_SECRET));
     assert_eq!(env_key.allowed_models, ["demo"]);
     assert!(env_key.disabled);
+    assert_eq!(snapshot.teams[0].name, "Default team");
+    assert_eq!(snapshot.users[0].team_id, "default");
+    assert_eq!(snapshot.budgets[0].limit, usd(250_000_000_000));
+    assert_eq!(snapshot.rate_limits[0].requests_per_minute, 60);
+
+    let edge = control_plane.snapshot_for(SnapshotAudience::Edge).await;
+    assert_eq!(
+        edge.api_keys[0].sha256,
+        sha256_hex("abc"),
+        "hash is lowercased"
+    );
+    assert_eq!(edge.api_keys[1].sha256, sha256_hex(DEMO_SECRET));
 
     control_plane.stop().await;
+}
+
+pub async fn views_for_edges_and_routers_hold_no_provider_endpoint_or_credential(url: String) {
+    let mut control_plane = RunningControlPlane::start(&url, &declarative()).await;
+    for audience in [SnapshotAudience::Edge, SnapshotAudience::Router] {
+        let view = control_plane.snapshot_for(audience).await;
+        assert!(view.providers.is_empty(), "{audience:?} sees providers");
+        let text = format!("{view:?}");
+        for secret_or_endpoint in [
+            "OPENAI_API_KEY",
+            "api.openai.com",
+            "/run/secrets",
+            "org-123",
+        ] {
+            assert!(
+                !text.contains(secret_or_endpoint),
+                "{audience:?} sees {secret_or_endpoint}"
+            );
+        }
+    }
+    let router = control_plane.snapshot_for(SnapshotAudience::Router).await;
+    assert!(
+        router.api_keys.iter().all(|key| key.sha256.is_empty()),
+        "routers get no key hashes"
+    );
+    let nothing = control_plane
+        .snapshot_for(SnapshotAudience::Unspecified)
+        .await;
+    assert!(
+        nothing.routes.is_empty() && nothing.providers.is_empty() && nothing.api_keys.is_empty()
+    );
+    control_plane.stop().await;
+}
+
+fn api_route(name: &str, deployment: &str) -> StoredObject {
+    StoredObject::Route(Route {
+        name: name.to_owned(),
+        strategy: Some(Strategy::Fallback(FallbackStrategy {
+            deployments: vec![deployment.to_owned()],
+        })),
+        owned_by: "api".to_owned(),
+        ..Route::default()
+    })
+}
+
+pub async fn api_objects_survive_a_restart_with_a_changed_file(url: String) {
+    let first = RunningControlPlane::start(&url, &declarative()).await;
+    first.stop().await;
+    let store = ConfigStore::connect(&url).await.expect("store");
+    let revision = store
+        .put_api_object(api_route("from-api", "mock-2"))
+        .await
+        .expect("API write");
+    assert_eq!(revision, 1);
+    let revision = store
+        .put_api_object(api_route("from-api", "openai-mini"))
+        .await
+        .expect("API update");
+    assert_eq!(revision, 2, "a change bumps the object's revision");
+    store.close().await;
+
+    // The file changes (and drops the `gpt` route); the API's route stays.
+    let mut changed = changed_declarative();
+    changed.routes.clear();
+    let mut restarted = RunningControlPlane::start(&url, &changed).await;
+    let snapshot = restarted.snapshot().await;
+    let kept = route(&snapshot, "from-api");
+    let meta = kept.meta.expect("meta");
+    assert_eq!((meta.owner, meta.revision), (Owner::Api as i32, 2));
+    assert!(
+        snapshot.routes.iter().all(|route| route.name != "gpt"),
+        "a file-owned route that left the file is pruned"
+    );
+    let demo = route(&snapshot, "demo");
+    assert_eq!(cache_ttl_ms(demo), 60_000);
+    assert_eq!(demo.meta.map(|meta| meta.revision), Some(2));
+    restarted.stop().await;
+}
+
+pub async fn api_writes_to_file_owned_objects_are_refused(url: String) {
+    let control_plane = RunningControlPlane::start(&url, &declarative()).await;
+    control_plane.stop().await;
+    let store = ConfigStore::connect(&url).await.expect("store");
+    let before = store.version().await.expect("version");
+    let error = store
+        .put_api_object(api_route("gpt", "mock-2"))
+        .await
+        .expect_err("the file owns `gpt`");
+    assert!(error.to_string().contains("config file"), "{error}");
+    let error = store
+        .delete_api_object(ObjectKind::Route, "demo")
+        .await
+        .expect_err("the file owns `demo`");
+    assert!(error.to_string().contains("change it there"), "{error}");
+    assert_eq!(
+        store.version().await.expect("version"),
+        before,
+        "nothing changed"
+    );
+
+    // And the file may not take over an object the API owns.
+    store
+        .put_api_object(api_route("taken", "mock-2"))
+        .await
+        .expect("API write");
+    store.close().await;
+    let mut declarative = declarative();
+    declarative.routes[0].name = "taken".to_owned();
+    let error = ConfigStore::connect(&url)
+        .await
+        .expect("store")
+        .sync(&declarative, &environment())
+        .await
+        .expect_err("the API owns `taken`");
+    assert!(error.to_string().contains("admin API"), "{error}");
 }
 
 pub async fn same_file_keeps_version_and_changed_file_bumps_it(url: String) {
@@ -123,7 +267,7 @@ pub async fn same_file_keeps_version_and_changed_file_bumps_it(url: String) {
     let mut changed = RunningControlPlane::start(&url, &changed_declarative()).await;
     let bumped = changed.snapshot().await;
     assert_eq!(bumped.version, original.version + 1);
-    assert_eq!(model(&bumped, "demo").cache_ttl_ms, 60_000);
+    assert_eq!(cache_ttl_ms(route(&bumped, "demo")), 60_000);
     changed.stop().await;
 }
 
@@ -131,13 +275,13 @@ pub async fn watch_sends_current_snapshot_then_updates_from_other_writers(url: S
     let mut control_plane = RunningControlPlane::start(&url, &declarative()).await;
     let mut stream = control_plane
         .client
-        .watch(WatchRequest { known_version: 0 })
+        .watch(watch(0))
         .await
         .expect("Watch starts")
         .into_inner();
     let initial = next_snapshot(&mut stream).await;
     assert_eq!(initial.version, 1);
-    assert_eq!(model(&initial, "demo").cache_ttl_ms, 300_000);
+    assert_eq!(cache_ttl_ms(route(&initial, "demo")), 300_000);
 
     // Another writer (a second replica) changes the same database; the poll
     // task notices the new version.
@@ -151,7 +295,7 @@ pub async fn watch_sends_current_snapshot_then_updates_from_other_writers(url: S
 
     let update = next_snapshot(&mut stream).await;
     assert_eq!(update.version, 2);
-    assert_eq!(model(&update, "demo").cache_ttl_ms, 60_000);
+    assert_eq!(cache_ttl_ms(route(&update, "demo")), 60_000);
     assert_eq!(control_plane.snapshot().await, update);
     control_plane.stop().await;
 }
@@ -160,7 +304,7 @@ pub async fn watch_skips_the_known_version(url: String) {
     let mut control_plane = RunningControlPlane::start(&url, &declarative()).await;
     let mut stream = control_plane
         .client
-        .watch(WatchRequest { known_version: 1 })
+        .watch(watch(1))
         .await
         .expect("Watch starts")
         .into_inner();
@@ -181,7 +325,7 @@ pub async fn watch_ends_on_shutdown(url: String) {
     let mut control_plane = RunningControlPlane::start(&url, &declarative()).await;
     let mut stream = control_plane
         .client
-        .watch(WatchRequest { known_version: 0 })
+        .watch(watch(0))
         .await
         .expect("Watch starts")
         .into_inner();
@@ -202,24 +346,25 @@ pub async fn key_secrets_are_stored_only_as_hashes(url: String) {
     let pool = sqlx::AnyPool::connect(&url)
         .await
         .expect("inspect database");
-    let rows = sqlx::query("SELECT id, sha256, name, team_id, allowed_models FROM api_keys")
+    let rows = sqlx::query("SELECT id, body FROM config_objects WHERE kind = 'key'")
         .fetch_all(&pool)
         .await
-        .expect("read api_keys");
+        .expect("read config_objects");
     assert_eq!(rows.len(), 2);
     for row in &rows {
-        for column in ["id", "sha256", "name", "team_id", "allowed_models"] {
-            let value: String = row.try_get(column).expect("text column");
-            assert!(!value.contains(DEMO_SECRET), "{column} holds the secret");
-        }
+        let body: String = row.try_get("body").expect("text column");
+        assert!(!body.contains(DEMO_SECRET), "the body holds the secret");
     }
-    let hash: String = sqlx::query_scalar("SELECT sha256 FROM api_keys WHERE id = $1")
-        .bind("from-env")
-        .fetch_one(&pool)
-        .await
-        .expect("key row");
-    assert_eq!(hash, sha256_hex(DEMO_SECRET));
     pool.close().await;
+    let store = ConfigStore::connect(&url).await.expect("store");
+    let snapshot = store.load_snapshot().await.expect("load");
+    store.close().await;
+    let key = snapshot
+        .api_keys
+        .iter()
+        .find(|key| key.id == "from-env")
+        .expect("key");
+    assert_eq!(key.sha256, sha256_hex(DEMO_SECRET));
 
     if let Some(path) = url.strip_prefix("sqlite://") {
         let bytes = std::fs::read(path).expect("read the SQLite file");

@@ -403,6 +403,7 @@ mod tests {
             total_tokens: 7,
             cached_prompt_tokens: 1,
             reasoning_tokens: 0,
+            cache_write_tokens: 0,
         }
     }
 

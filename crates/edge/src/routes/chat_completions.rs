@@ -17,6 +17,7 @@ use switchyard_proto::v1::{CacheMode, RequestContext, RouterChatRequest, RouterC
 
 use crate::{
     EdgeState,
+    context::request_context,
     error::ApiError,
     openai::{
         request,
@@ -49,12 +50,14 @@ pub async fn handle(
         fallback_model: chat.model.clone(),
     };
     let context = RequestContext {
-        request_id: request_id.to_string(),
-        key_id: caller.key_id,
-        team_id: caller.team_id,
-        end_user: chat.user.clone(),
         cache_mode: cache_mode(&headers) as i32,
-        ..RequestContext::default()
+        ..request_context(
+            caller,
+            &headers,
+            request_id,
+            chat.user.clone(),
+            state.request_timeout,
+        )
     };
     // Boxed: the handler future is allocated per request; keep it small.
     let mut responses = Box::pin(state.router.chat(RouterChatRequest {

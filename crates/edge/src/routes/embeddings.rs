@@ -9,10 +9,11 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use switchyard_common::ServiceError;
-use switchyard_proto::v1::{RequestContext, RouterEmbedRequest};
+use switchyard_proto::v1::RouterEmbedRequest;
 
 use crate::{
     EdgeState,
+    context::request_context,
     error::ApiError,
     openai::embeddings::{parse, render},
     routes::shared::{authenticate, decorate, read_body},
@@ -30,13 +31,13 @@ pub async fn handle(
     let (request, format) = parse(&body)?.into_proto()?;
     let alias = request.model.clone();
     let request_id = uuid::Uuid::now_v7();
-    let context = RequestContext {
-        request_id: request_id.to_string(),
-        key_id: caller.key_id,
-        team_id: caller.team_id,
-        end_user: request.user.clone(),
-        ..RequestContext::default()
-    };
+    let context = request_context(
+        caller,
+        &headers,
+        request_id,
+        request.user.clone(),
+        state.request_timeout,
+    );
     let answer = state
         .router
         .embed(RouterEmbedRequest {

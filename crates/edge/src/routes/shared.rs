@@ -19,6 +19,8 @@ pub struct Caller {
     pub key_id: String,
     /// Team id; empty when none.
     pub team_id: String,
+    /// Configured user of the key; empty when none.
+    pub user_id: String,
 }
 
 /// Returns the caller the request's bearer key authenticates.
@@ -33,6 +35,7 @@ pub fn authenticate(state: &EdgeState, headers: &HeaderMap) -> Result<Caller, Ap
     Ok(Caller {
         key_id: key.id.clone(),
         team_id: key.team_id.clone(),
+        user_id: key.user_id.clone(),
     })
 }
 

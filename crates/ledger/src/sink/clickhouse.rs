@@ -19,6 +19,21 @@ use crate::{
 /// `CREATE TABLE` of `usage_events`, with `{database}` to substitute.
 const USAGE_EVENTS_DDL: &str = include_str!("../../schema/clickhouse/usage_events.sql");
 
+/// Columns added after the first release, with their types: created on tables
+/// made by an older release (ClickHouse 18.16 has no `ADD COLUMN IF NOT
+/// EXISTS`, so the table's columns are read first).
+const ADDED_COLUMNS: &[(&str, &str)] = &[
+    ("cache_write_tokens", "UInt32"),
+    ("cost_nanos", "Int64"),
+    ("route_id", "String"),
+    ("deployment_id", "String"),
+    ("snapshot_version", "UInt64"),
+    ("tags", "String"),
+    ("attempts", "String"),
+    ("user_id", "String"),
+    ("operation", "String"),
+];
+
 /// Longest one ClickHouse request may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -85,7 +100,30 @@ impl ClickHouseSink {
         .await?;
         sink.execute(&USAGE_EVENTS_DDL.replace("{database}", &sink.database))
             .await?;
+        sink.add_missing_columns().await?;
         Ok(sink)
+    }
+
+    /// Adds the [`ADDED_COLUMNS`] a table made by an older release lacks.
+    async fn add_missing_columns(&self) -> Result<()> {
+        let existing = self
+            .query_text(&format!(
+                "SELECT name FROM system.columns WHERE database = '{}' AND table = 'usage_events'",
+                self.database
+            ))
+            .await?;
+        let existing: Vec<&str> = existing.lines().collect();
+        for (column, kind) in ADDED_COLUMNS {
+            if !existing.contains(column) {
+                self.execute(&format!(
+                    "ALTER TABLE `{}`.usage_events ADD COLUMN {column} {kind}",
+                    self.database
+                ))
+                .await?;
+                tracing::info!(column, "added a column to usage_events");
+            }
+        }
+        Ok(())
     }
 
     /// Returns the database holding `usage_events`.
@@ -95,6 +133,11 @@ impl ClickHouseSink {
 
     /// Runs one statement that returns nothing.
     async fn execute(&self, sql: &str) -> Result<()> {
+        self.post(self.url.clone(), sql.to_owned()).await.map(drop)
+    }
+
+    /// Runs one query and returns its text output.
+    async fn query_text(&self, sql: &str) -> Result<String> {
         self.post(self.url.clone(), sql.to_owned()).await
     }
 
@@ -117,12 +160,12 @@ impl ClickHouseSink {
                 self.database
             ),
         );
-        self.post(url, body).await
+        self.post(url, body).await.map(drop)
     }
 
-    /// POSTs `body` to `url` with the credentials headers; maps a non-2xx
-    /// answer to [`Error::ClickHouse`].
-    async fn post(&self, url: Url, body: impl Into<reqwest::Body>) -> Result<()> {
+    /// POSTs `body` to `url` with the credentials headers and returns the
+    /// answer's text; maps a non-2xx answer to [`Error::ClickHouse`].
+    async fn post(&self, url: Url, body: impl Into<reqwest::Body>) -> Result<String> {
         let mut request = self.client.post(url).body(body);
         if let Some(user) = &self.user {
             request = request.header("X-ClickHouse-User", user.clone());
@@ -133,7 +176,7 @@ impl ClickHouseSink {
         let response = request.send().await?;
         let status = response.status();
         if status.is_success() {
-            return Ok(());
+            return Ok(response.text().await?);
         }
         let text = response.text().await.unwrap_or_default();
         Err(Error::ClickHouse {
@@ -203,7 +246,8 @@ mod tests {
             total_tokens: 0,
             cached_prompt_tokens: 0,
             reasoning_tokens: 0,
-            cost_micros: 0,
+            cache_write_tokens: 0,
+            cost_nanos: 0,
             currency: String::new(),
             cache_hit: 0,
             stream: 0,
@@ -212,14 +256,27 @@ mod tests {
             ttft_ms: 0,
             created_at: 0,
             created_at_ms: 0,
+            route_id: String::new(),
+            deployment_id: String::new(),
+            snapshot_version: 0,
+            tags: String::new(),
+            attempts: String::new(),
+            user_id: String::new(),
+            operation: String::new(),
         })
         .expect("a row serializes");
         let columns = row.as_object().expect("a row is an object");
-        assert_eq!(columns.len(), 22);
+        assert_eq!(columns.len(), 30);
         for column in columns.keys() {
             assert!(
                 USAGE_EVENTS_DDL.contains(&format!("    {column} ")),
                 "column {column} missing from the ClickHouse schema"
+            );
+        }
+        for (column, kind) in ADDED_COLUMNS {
+            assert!(
+                USAGE_EVENTS_DDL.contains(&format!("    {column} {kind}")),
+                "added column {column} differs from the schema"
             );
         }
     }

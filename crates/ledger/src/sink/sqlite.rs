@@ -14,7 +14,7 @@ use crate::{
 };
 
 /// Columns bound per row.
-const COLUMNS_PER_ROW: usize = 22;
+const COLUMNS_PER_ROW: usize = 30;
 
 /// SQLite's limit on bound parameters in one statement.
 const MAX_PARAMETERS: usize = 32_766;
@@ -80,9 +80,10 @@ fn insert_statement(rows: &[UsageRow]) -> QueryBuilder<'_, Sqlite> {
     let mut insert = QueryBuilder::<Sqlite>::new(
         "INSERT INTO usage_events (event_id, request_id, key_id, team_id, end_user, \
          model, provider, upstream_model, prompt_tokens, completion_tokens, \
-         total_tokens, cached_prompt_tokens, reasoning_tokens, cost_micros, currency, \
-         cache_hit, stream, error_class, latency_ms, ttft_ms, created_at, \
-         created_at_ms) ",
+         total_tokens, cached_prompt_tokens, reasoning_tokens, cache_write_tokens, \
+         cost_nanos, currency, cache_hit, stream, error_class, latency_ms, ttft_ms, \
+         created_at, created_at_ms, route_id, deployment_id, snapshot_version, tags, \
+         attempts, user_id, operation) ",
     );
     insert.push_values(rows, |mut values, row| {
         values
@@ -99,7 +100,8 @@ fn insert_statement(rows: &[UsageRow]) -> QueryBuilder<'_, Sqlite> {
             .push_bind(row.total_tokens)
             .push_bind(row.cached_prompt_tokens)
             .push_bind(row.reasoning_tokens)
-            .push_bind(row.cost_micros)
+            .push_bind(row.cache_write_tokens)
+            .push_bind(row.cost_nanos)
             .push_bind(row.currency.as_str())
             .push_bind(row.cache_hit)
             .push_bind(row.stream)
@@ -107,7 +109,14 @@ fn insert_statement(rows: &[UsageRow]) -> QueryBuilder<'_, Sqlite> {
             .push_bind(saturating_i64(row.latency_ms))
             .push_bind(saturating_i64(row.ttft_ms))
             .push_bind(row.created_at)
-            .push_bind(saturating_i64(row.created_at_ms));
+            .push_bind(saturating_i64(row.created_at_ms))
+            .push_bind(row.route_id.as_str())
+            .push_bind(row.deployment_id.as_str())
+            .push_bind(saturating_i64(row.snapshot_version))
+            .push_bind(row.tags.as_str())
+            .push_bind(row.attempts.as_str())
+            .push_bind(row.user_id.as_str())
+            .push_bind(row.operation.as_str());
     });
     insert.push(" ON CONFLICT (event_id) DO NOTHING");
     insert

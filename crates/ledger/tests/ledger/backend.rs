@@ -49,10 +49,14 @@ impl Backend {
                      'provider', provider, 'upstream_model', upstream_model, \
                      'prompt_tokens', prompt_tokens, 'completion_tokens', completion_tokens, \
                      'total_tokens', total_tokens, 'cached_prompt_tokens', cached_prompt_tokens, \
-                     'reasoning_tokens', reasoning_tokens, 'cost_micros', cost_micros, \
+                     'reasoning_tokens', reasoning_tokens, 'cache_write_tokens', cache_write_tokens, \
+                     'cost_nanos', cost_nanos, \
                      'currency', currency, 'cache_hit', cache_hit, 'stream', stream, \
                      'error_class', error_class, 'latency_ms', latency_ms, 'ttft_ms', ttft_ms, \
-                     'created_at', created_at, 'created_at_ms', created_at_ms) \
+                     'created_at', created_at, 'created_at_ms', created_at_ms, \
+                     'route_id', route_id, 'deployment_id', deployment_id, \
+                     'snapshot_version', snapshot_version, 'tags', tags, 'attempts', attempts, \
+                     'user_id', user_id, 'operation', operation) \
                      FROM usage_events ORDER BY created_at_ms",
                 )
                 .fetch_all(pool)
@@ -69,9 +73,10 @@ impl Backend {
                     &format!(
                         "SELECT event_id, request_id, key_id, team_id, end_user, model, \
                          provider, upstream_model, prompt_tokens, completion_tokens, total_tokens, \
-                         cached_prompt_tokens, reasoning_tokens, cost_micros, currency, cache_hit, \
-                         stream, error_class, latency_ms, ttft_ms, \
-                         toUInt32(created_at) AS created_at_unix, created_at_ms \
+                         cached_prompt_tokens, reasoning_tokens, cache_write_tokens, cost_nanos, \
+                         currency, cache_hit, stream, error_class, latency_ms, ttft_ms, \
+                         toUInt32(created_at) AS created_at_unix, created_at_ms, route_id, \
+                         deployment_id, snapshot_version, tags, attempts, user_id, operation \
                          FROM `{database}`.usage_events FINAL ORDER BY created_at_ms \
                          FORMAT JSONEachRow"
                     ),
@@ -148,6 +153,12 @@ fn unquote_numbers(mut row: Value) -> Value {
                     | "upstream_model"
                     | "currency"
                     | "error_class"
+                    | "route_id"
+                    | "deployment_id"
+                    | "tags"
+                    | "attempts"
+                    | "user_id"
+                    | "operation"
             );
             if let (true, Some(text)) = (numeric, value.as_str()) {
                 let number: i64 = text.parse().expect("numeric column holds a number");
@@ -175,9 +186,10 @@ pub fn usage_event(n: u32) -> UsageEvent {
             total_tokens: 120 + 2 * n,
             cached_prompt_tokens: n,
             reasoning_tokens: 3,
+            cache_write_tokens: 2,
         }),
         cost: Some(Money {
-            micros: 1_500 + i64::from(n),
+            nanos: 1_500_000 + i64::from(n),
             currency: "USD".to_owned(),
         }),
         cache_hit: n.is_multiple_of(2),
@@ -190,6 +202,18 @@ pub fn usage_event(n: u32) -> UsageEvent {
         latency_ms: 250 + u64::from(n),
         ttft_ms: 40 + u64::from(n),
         created_at_unix_ms: 1_763_700_000_123 + u64::from(n) * 1_000,
+        route_id: "fast".to_owned(),
+        deployment_id: "openai-mini".to_owned(),
+        snapshot_version: 7,
+        tags: [("feature".to_owned(), format!("f{n}"))].into(),
+        attempts: vec![switchyard_proto::v1::Attempt {
+            deployment_id: "openai-mini".to_owned(),
+            provider: "openai".to_owned(),
+            latency_ms: 250,
+            ..switchyard_proto::v1::Attempt::default()
+        }],
+        user_id: "alice".to_owned(),
+        operation: "chat".to_owned(),
     }
 }
 
@@ -211,7 +235,8 @@ pub fn expected_row(event: &UsageEvent) -> Value {
         "total_tokens": usage.total_tokens,
         "cached_prompt_tokens": usage.cached_prompt_tokens,
         "reasoning_tokens": usage.reasoning_tokens,
-        "cost_micros": cost.micros,
+        "cache_write_tokens": usage.cache_write_tokens,
+        "cost_nanos": cost.nanos,
         "currency": cost.currency,
         "cache_hit": u8::from(event.cache_hit),
         "stream": u8::from(event.stream),
@@ -220,5 +245,12 @@ pub fn expected_row(event: &UsageEvent) -> Value {
         "ttft_ms": event.ttft_ms,
         "created_at": event.created_at_unix_ms / 1000,
         "created_at_ms": event.created_at_unix_ms,
+        "route_id": event.route_id,
+        "deployment_id": event.deployment_id,
+        "snapshot_version": event.snapshot_version,
+        "tags": format!(r#"{{"feature":"{}"}}"#, event.tags["feature"]),
+        "attempts": r#"[{"deployment_id":"openai-mini","provider":"openai","outcome":"","latency_ms":250,"ttft_ms":0,"prompt_tokens":0,"completion_tokens":0,"cost_nanos":0}]"#,
+        "user_id": event.user_id,
+        "operation": event.operation,
     })
 }

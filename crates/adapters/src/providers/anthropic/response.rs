@@ -133,6 +133,7 @@ impl WireUsage {
             total_tokens: prompt_tokens.saturating_add(completion_tokens),
             cached_prompt_tokens: cached,
             reasoning_tokens: 0,
+            cache_write_tokens: self.cache_creation_input_tokens.unwrap_or(0),
         }
     }
 }

@@ -157,6 +157,7 @@ impl WireUsage {
             total_tokens: prompt_tokens.saturating_add(self.output_tokens),
             cached_prompt_tokens: self.cache_read_input_tokens,
             reasoning_tokens: 0,
+            cache_write_tokens: self.cache_write_input_tokens,
         }
     }
 }

@@ -114,6 +114,8 @@ impl UsageMetadata {
                 .unwrap_or(self.prompt_token_count.saturating_add(completion_tokens)),
             cached_prompt_tokens: self.cached_content_token_count,
             reasoning_tokens: self.thoughts_token_count,
+            // Gemini bills context caching separately, not per request.
+            cache_write_tokens: 0,
         }
     }
 }

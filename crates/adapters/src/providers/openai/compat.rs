@@ -19,7 +19,7 @@
 //! role as `system` (they do not know it). A flavor without a key sends no
 //! `Authorization` header at all.
 //!
-//! Options (`Target.options`):
+//! Options (`Provider.options`):
 //! - `api_version` (azure): the `api-version` query parameter, default
 //!   [`AZURE_API_VERSION`]; `v1` selects Azure's versionless
 //!   `{base_url}/openai/v1/chat/completions` instead of deployment URLs.
@@ -56,7 +56,7 @@ use crate::{
 /// (the latest generally available one).
 pub const AZURE_API_VERSION: &str = "2024-10-21";
 
-/// One OpenAI-compatible server family (`Target.kind`).
+/// One OpenAI-compatible server family (`Provider.kind`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Flavor {
     /// OpenAI itself.
@@ -112,12 +112,12 @@ const MISTRAL_UNSUPPORTED_EXTRA: [&str; 8] = [
 ];
 
 impl Flavor {
-    /// Parses a `Target.kind` of the family.
+    /// Parses a `Provider.kind` of the family.
     pub fn from_kind(kind: &str) -> Option<Self> {
         FLAVORS.into_iter().find(|flavor| flavor.kind() == kind)
     }
 
-    /// Returns the `Target.kind` naming this flavor.
+    /// Returns the `Provider.kind` naming this flavor.
     pub fn kind(self) -> &'static str {
         match self {
             Self::OpenAi => "openai",

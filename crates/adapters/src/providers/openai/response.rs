@@ -297,6 +297,8 @@ impl WireUsage {
                 .completion_tokens_details
                 .and_then(|details| details.reasoning_tokens)
                 .unwrap_or(0),
+            // OpenAI-compatible APIs cache prompts implicitly, with no write price.
+            cache_write_tokens: 0,
         }
     }
 }

@@ -1,0 +1,108 @@
+//! The adapters own their providers: requests name a deployment id, the
+//! snapshot says where it goes and which secrets it uses.
+
+use std::time::Duration;
+
+use switchyard_common::{ErrorClass, config::Environment};
+use switchyard_proto::v1::secret_ref::Source;
+use switchyard_test_support::FakeOpenAi;
+
+use crate::{API_KEY, Harness, SecretRef, Target, content, user_request};
+
+fn file_key(path: &std::path::Path) -> SecretRef {
+    SecretRef {
+        source: Some(Source::File(path.display().to_string())),
+    }
+}
+
+#[tokio::test]
+async fn a_request_for_an_unknown_deployment_is_refused_without_calling_anyone() {
+    let harness = Harness::start().await;
+    harness.deploy(&harness.openai_target());
+    let outcome = harness
+        .chat_deployment("elsewhere/gpt-4o".to_owned(), user_request("hi", false))
+        .await;
+    let error = outcome.expect_error();
+    assert_eq!(error.class, ErrorClass::UpstreamUnavailable);
+    assert!(
+        error.message.contains("elsewhere/gpt-4o"),
+        "{}",
+        error.message
+    );
+    assert!(
+        harness.fake.requests().is_empty(),
+        "nothing was sent upstream"
+    );
+}
+
+#[tokio::test]
+async fn the_snapshot_decides_endpoint_model_and_key() {
+    let harness = Harness::start().await;
+    let mut request = user_request("hi", false);
+    // Whatever model the caller names, the deployment's upstream model goes out.
+    request.model = "something-else".to_owned();
+    let chunks = harness
+        .chat(harness.openai_target(), request)
+        .await
+        .expect_chunks();
+    assert!(!content(&chunks).is_empty());
+    let sent = &harness.fake.requests()[0];
+    assert_eq!(sent.headers["authorization"], format!("Bearer {API_KEY}"));
+    assert_eq!(sent.body["model"], "gpt-4o-mini");
+}
+
+#[tokio::test]
+async fn only_the_secrets_the_snapshot_declares_are_resolved() {
+    // The environment holds a key the snapshot does not declare: the provider
+    // is sent without it, and the attempt fails as the provider decides.
+    let environment =
+        Environment::from([("UNDECLARED_KEY".to_owned(), "sk-undeclared".to_owned())]);
+    let harness = Harness::start_with(environment).await;
+    let keyless = Target {
+        api_key: None,
+        ..harness.openai_target()
+    };
+    let _ = harness.chat(keyless, user_request("hi", false)).await;
+    let sent = harness.fake.requests();
+    assert_eq!(sent.len(), 1);
+    assert!(
+        !sent[0].headers.contains_key("authorization"),
+        "no key was attached: {:?}",
+        sent[0].headers.get("authorization")
+    );
+}
+
+#[tokio::test]
+async fn a_rotated_key_file_is_used_without_a_restart() {
+    let directory = tempfile::tempdir().expect("temporary directory");
+    let path = directory.path().join("openai-key");
+    std::fs::write(&path, "sk-first\n").expect("write key");
+    let harness = Harness::over(FakeOpenAi::start().await, Environment::new());
+    let target = Target {
+        api_key: Some(file_key(&path)),
+        ..harness.openai_target()
+    };
+    harness
+        .chat(target.clone(), user_request("one", false))
+        .await
+        .expect_chunks();
+    std::fs::write(&path, "sk-second\n").expect("rotate key");
+    // The default refresh is 5 s, within the 10 s a rotation may take.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        harness
+            .chat(target.clone(), user_request("again", false))
+            .await
+            .expect_chunks();
+        let last = harness.fake.requests().last().cloned().expect("a request");
+        if last.headers["authorization"] == "Bearer sk-second" {
+            break;
+        }
+        assert_eq!(last.headers["authorization"], "Bearer sk-first");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the rotated key was not used within 10 s"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}

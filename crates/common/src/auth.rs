@@ -1,0 +1,64 @@
+//! Service roles, and the role a caller proved.
+//!
+//! A server that authenticates its callers records the role they proved as a
+//! [`CallerRole`] request extension; the control plane then serves that
+//! role's snapshot view whatever the request asks for. In-process calls cross
+//! no network and carry none. (The per-role credential layer that sets the
+//! extension on internal gRPC servers is the next step of the design; until
+//! it lands, internal ports must only be reachable by the gateway's own pods.)
+
+use serde::Deserialize;
+use switchyard_proto::v1::SnapshotAudience;
+
+/// A Switchyard service role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ServiceRole {
+    /// The HTTP edge.
+    Edge,
+    /// The router.
+    Router,
+    /// The provider adapters.
+    Adapter,
+    /// The control plane.
+    ControlPlane,
+    /// The usage ledger.
+    Ledger,
+    /// The response cache.
+    Cache,
+}
+
+impl ServiceRole {
+    /// The role's name, as in config files and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Edge => "edge",
+            Self::Router => "router",
+            Self::Adapter => "adapter",
+            Self::ControlPlane => "control_plane",
+            Self::Ledger => "ledger",
+            Self::Cache => "cache",
+        }
+    }
+
+    /// The snapshot view this role receives from the control plane.
+    pub fn audience(self) -> SnapshotAudience {
+        match self {
+            Self::Edge => SnapshotAudience::Edge,
+            Self::Router => SnapshotAudience::Router,
+            Self::Adapter => SnapshotAudience::Adapter,
+            Self::ControlPlane | Self::Ledger | Self::Cache => SnapshotAudience::Unspecified,
+        }
+    }
+}
+
+/// The role an authenticated caller proved; a request extension on servers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CallerRole(pub ServiceRole);
+
+impl CallerRole {
+    /// The snapshot view the caller receives.
+    pub fn audience(self) -> SnapshotAudience {
+        self.0.audience()
+    }
+}

@@ -1,0 +1,131 @@
+//! The request context the edge fills once per request: who is calling,
+//! the W3C trace context and the deadline every hop honours.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::http::HeaderMap;
+use switchyard_proto::v1::RequestContext;
+use uuid::Uuid;
+
+use crate::routes::shared::Caller;
+
+/// Returns the context of a request `request_id` from `caller`, taking the
+/// client's `traceparent` when it is well formed (else starting a trace
+/// whose id is the request id) and setting the deadline `timeout` from now.
+pub fn request_context(
+    caller: Caller,
+    headers: &HeaderMap,
+    request_id: Uuid,
+    end_user: String,
+    timeout: Duration,
+) -> RequestContext {
+    let traceparent = headers
+        .get("traceparent")
+        .and_then(|value| value.to_str().ok())
+        .filter(|value| is_traceparent(value))
+        .map_or_else(|| new_traceparent(request_id), str::to_owned);
+    let deadline = SystemTime::now() + timeout;
+    let deadline_unix_ms = deadline.duration_since(UNIX_EPOCH).map_or(0, |since| {
+        u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
+    });
+    RequestContext {
+        request_id: request_id.to_string(),
+        key_id: caller.key_id,
+        team_id: caller.team_id,
+        user_id: caller.user_id,
+        traceparent,
+        deadline_unix_ms,
+        end_user,
+        ..RequestContext::default()
+    }
+}
+
+/// A `traceparent` for a new trace: version 00, the request id as trace id,
+/// its low eight bytes as span id, sampled.
+fn new_traceparent(request_id: Uuid) -> String {
+    let trace_id = request_id.simple().to_string();
+    format!("00-{trace_id}-{}-01", &trace_id[16..])
+}
+
+/// Whether `value` is a version-00 `traceparent`: `00-<32 hex>-<16 hex>-<2 hex>`
+/// with non-zero ids.
+fn is_traceparent(value: &str) -> bool {
+    let parts: Vec<&str> = value.split('-').collect();
+    let [version, trace_id, span_id, flags] = parts.as_slice() else {
+        return false;
+    };
+    let lower_hex = |part: &str, len: usize| {
+        part.len() == len && part.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+    };
+    *version == "00"
+        && lower_hex(trace_id, 32)
+        && lower_hex(span_id, 16)
+        && lower_hex(flags, 2)
+        && trace_id.bytes().any(|b| b != b'0')
+        && span_id.bytes().any(|b| b != b'0')
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::HeaderValue;
+
+    use super::*;
+
+    fn caller() -> Caller {
+        Caller {
+            key_id: "k".to_owned(),
+            team_id: "t".to_owned(),
+            user_id: "u".to_owned(),
+        }
+    }
+
+    #[test]
+    fn a_valid_client_traceparent_is_kept_and_the_deadline_set() {
+        let mut headers = HeaderMap::new();
+        let parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        headers.insert("traceparent", HeaderValue::from_static(parent));
+        let before = SystemTime::now();
+        let context = request_context(
+            caller(),
+            &headers,
+            Uuid::now_v7(),
+            String::new(),
+            Duration::from_secs(30),
+        );
+        assert_eq!(context.traceparent, parent);
+        let deadline = UNIX_EPOCH + Duration::from_millis(context.deadline_unix_ms);
+        let ahead = deadline.duration_since(before).expect("in the future");
+        assert!(ahead > Duration::from_secs(29) && ahead <= Duration::from_secs(31));
+        assert_eq!(
+            (context.key_id.as_str(), context.user_id.as_str()),
+            ("k", "u")
+        );
+    }
+
+    #[test]
+    fn a_malformed_traceparent_starts_a_new_trace() {
+        let mut headers = HeaderMap::new();
+        headers.insert("traceparent", HeaderValue::from_static("00-zz-11-01"));
+        let request_id = Uuid::now_v7();
+        let context = request_context(
+            caller(),
+            &headers,
+            request_id,
+            String::new(),
+            Duration::from_secs(1),
+        );
+        assert!(
+            is_traceparent(&context.traceparent),
+            "{}",
+            context.traceparent
+        );
+        assert!(
+            context
+                .traceparent
+                .contains(&request_id.simple().to_string())
+        );
+        assert!(!is_traceparent(
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01"
+        ));
+    }
+}

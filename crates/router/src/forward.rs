@@ -1,0 +1,404 @@
+//! `forward`: one chat request as the stream the caller reads: cache lookup,
+//! attempts over the plan's candidates, chunks forwarded as they arrive;
+//! then, when the stream ends or the caller drops it, `settle`.
+//!
+//! The stream is driven by whoever reads it (the edge's response body), so a
+//! request costs no task of its own and no channel hop per chunk.
+
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use switchyard_common::{ErrorClass, ServiceError, direct::ResponseStream};
+use switchyard_proto::v1::{
+    AdapterChatResponse, CacheMode, CacheQuery, CachedResponse, ChatChunk, ChatRequest,
+    LookupRequest, RequestContext, RouteDecision, RouterChatResponse,
+};
+use tonic::Status;
+
+use crate::{
+    attempt::{Adapters, AttemptRecord, OpenAttempt, try_in_order},
+    plan::Plan,
+    settle::{CacheEntry, Settlement, Settler, unix_millis},
+};
+
+/// Everything one chat request needs.
+pub struct Exchange {
+    /// Who asks.
+    pub context: RequestContext,
+    /// What they ask.
+    pub chat: ChatRequest,
+    /// Where it may go.
+    pub plan: Plan,
+    /// The adapters.
+    pub adapters: Adapters,
+    /// Records the outcome.
+    pub settler: Settler,
+    /// How long a cache lookup may take.
+    pub cache_lookup_timeout: Duration,
+}
+
+/// Where the stream is.
+enum Phase {
+    /// Nothing sent yet: look up the cache, then open an attempt.
+    Start,
+    /// Replaying a cached response.
+    Replaying(std::vec::IntoIter<ChatChunk>),
+    /// Forwarding an attempt; `first` is its first message, not yet sent.
+    Forwarding {
+        first: Option<AdapterChatResponse>,
+        rest: ResponseStream<AdapterChatResponse>,
+    },
+    /// Ended.
+    Done,
+}
+
+/// The state carried from one stream item to the next. Dropping it (at the
+/// end, or when the caller goes away) settles the request.
+struct Journey {
+    exchange: Exchange,
+    /// The cache query of a cacheable request.
+    query: Option<CacheQuery>,
+    /// Chunks kept for the cache, when the request is cacheable.
+    kept: Option<Vec<ChatChunk>>,
+    route: Option<RouteDecision>,
+    attempts: Vec<AttemptRecord>,
+    cache_hit: bool,
+    error_class: Option<ErrorClass>,
+    first_chunk_at: Option<Instant>,
+    /// The response reached its end (not cut off by an error or the caller).
+    completed: bool,
+    /// Whether the client asked for a stream, and its tags: kept apart
+    /// because the request itself moves into the last attempt.
+    stream: bool,
+    tags: std::collections::BTreeMap<String, String>,
+    started: Instant,
+    created_at_unix_ms: u64,
+}
+
+impl Exchange {
+    /// Returns the response stream; nothing happens until it is polled.
+    pub fn into_stream(self) -> ResponseStream<RouterChatResponse> {
+        let journey = Journey {
+            query: self.cache_query(),
+            kept: None,
+            route: None,
+            attempts: Vec::with_capacity(1),
+            cache_hit: false,
+            error_class: None,
+            first_chunk_at: None,
+            completed: false,
+            stream: self.chat.stream,
+            tags: self.chat.metadata.clone(),
+            started: Instant::now(),
+            created_at_unix_ms: unix_millis(),
+            exchange: self,
+        };
+        futures::stream::unfold((journey, Phase::Start), |(mut journey, phase)| async move {
+            let (item, phase) = journey.advance(phase).await?;
+            Some((item, (journey, phase)))
+        })
+        .boxed()
+    }
+
+    /// The cache query, when the route caches and the request may use it.
+    fn cache_query(&self) -> Option<CacheQuery> {
+        self.plan.route.cache_ttl?;
+        let bypass = self.context.cache_mode == CacheMode::Bypass as i32;
+        if bypass || self.chat.n.unwrap_or(1) > 1 {
+            return None;
+        }
+        Some(CacheQuery {
+            namespace: cache_namespace(&self.context),
+            request: Some(normalized(&self.chat)),
+            route: self.plan.route.name.clone(),
+        })
+    }
+
+    async fn lookup(&self, query: &CacheQuery) -> Option<CachedResponse> {
+        let mut cache = self.settler.cache().clone();
+        let lookup = cache.lookup(LookupRequest {
+            context: Some(self.context.clone()),
+            query: Some(query.clone()),
+        });
+        match tokio::time::timeout(self.cache_lookup_timeout, lookup).await {
+            Ok(Ok(response)) => response.into_inner().response,
+            Ok(Err(status)) => {
+                tracing::warn!(code = ?status.code(), "cache lookup failed; going upstream");
+                None
+            }
+            Err(_elapsed) => {
+                tracing::warn!("cache lookup timed out; going upstream");
+                None
+            }
+        }
+    }
+}
+
+/// The request as far as its answer goes: transport choices (`stream`,
+/// `include_usage`) and accounting labels (`user`, `metadata`) are cleared,
+/// so a streamed and a non-streamed ask of the same question share an entry.
+pub(crate) fn normalized(request: &ChatRequest) -> ChatRequest {
+    let mut semantic = request.clone();
+    semantic.stream = false;
+    semantic.include_usage = false;
+    semantic.user.clear();
+    semantic.metadata.clear();
+    semantic
+}
+
+/// The tenant namespace of a request: its team, or its key when the key has
+/// no team. Entries never cross namespaces.
+pub(crate) fn cache_namespace(context: &RequestContext) -> String {
+    if context.team_id.is_empty() {
+        format!("key:{}", context.key_id)
+    } else {
+        format!("team:{}", context.team_id)
+    }
+}
+
+impl Journey {
+    /// Produces the next item and the phase after it; `None` ends the stream.
+    async fn advance(
+        &mut self,
+        mut phase: Phase,
+    ) -> Option<(Result<RouterChatResponse, Status>, Phase)> {
+        loop {
+            match phase {
+                Phase::Start => phase = Box::pin(self.start()).await,
+                Phase::Replaying(mut chunks) => {
+                    let Some(chunk) = chunks.next() else {
+                        self.completed = true;
+                        return None;
+                    };
+                    return Some((Ok(self.message(chunk)), Phase::Replaying(chunks)));
+                }
+                Phase::Forwarding {
+                    mut first,
+                    mut rest,
+                } => {
+                    let message = match first.take() {
+                        Some(message) => Some(Ok(message)),
+                        None => rest.next().await,
+                    };
+                    match message {
+                        Some(Ok(message)) => {
+                            let Some(chunk) = message.chunk else {
+                                phase = Phase::Forwarding { first, rest };
+                                continue;
+                            };
+                            if let Some(kept) = self.kept.as_mut() {
+                                kept.push(chunk.clone());
+                            }
+                            let item = Ok(self.message(chunk));
+                            return Some((item, Phase::Forwarding { first, rest }));
+                        }
+                        None => {
+                            self.completed = true;
+                            return None;
+                        }
+                        Some(Err(status)) => {
+                            let error = ServiceError::from_status(&status);
+                            self.fail(error.class);
+                            return Some((Err(error.to_status()), Phase::Done));
+                        }
+                    }
+                }
+                Phase::Done => return None,
+            }
+        }
+    }
+
+    /// Looks up the cache, else opens the first deployment that answers.
+    async fn start(&mut self) -> Phase {
+        if let Some(query) = &self.query
+            && let Some(cached) = self.exchange.lookup(query).await
+        {
+            self.cache_hit = true;
+            self.route = Some(RouteDecision {
+                model: self.exchange.plan.route.name.clone(),
+                cache_hit: true,
+                ..RouteDecision::default()
+            });
+            return Phase::Replaying(cached.chunks.into_iter());
+        }
+        match self.open_first_deployment().await {
+            Ok(OpenAttempt { first, rest }) => {
+                self.kept = self.query.is_some().then(Vec::new);
+                Phase::Forwarding {
+                    first: Some(first),
+                    rest,
+                }
+            }
+            Err(error) => {
+                self.error_class = Some(error.class);
+                // The error is the stream's only item.
+                Phase::Forwarding {
+                    first: None,
+                    rest: futures::stream::once(async move { Err(error.to_status()) }).boxed(),
+                }
+            }
+        }
+    }
+
+    /// Tries the plan's candidates in order; moves on only after a retryable
+    /// failure that happened before any output.
+    async fn open_first_deployment(&mut self) -> Result<OpenAttempt, ServiceError> {
+        let Journey {
+            exchange, attempts, ..
+        } = self;
+        let Exchange {
+            context,
+            chat,
+            plan,
+            adapters,
+            ..
+        } = exchange;
+        let open = try_in_order(&plan.candidates, attempts, |deployment, is_last| {
+            let request = if is_last {
+                std::mem::take(chat)
+            } else {
+                chat.clone()
+            };
+            let (adapters, context) = (adapters.clone(), context.clone());
+            async move { adapters.open_chat(context, &deployment, request).await }
+        })
+        .await?;
+        if let Some(answering) = self.attempts.last() {
+            let deployment = &answering.deployment;
+            self.route = Some(RouteDecision {
+                model: self.exchange.plan.route.name.clone(),
+                provider: deployment.provider.clone(),
+                upstream_model: deployment.upstream_model.clone(),
+                cache_hit: false,
+                deployment_id: deployment.id.clone(),
+                attempts: u32::try_from(self.attempts.len()).unwrap_or(u32::MAX),
+            });
+        }
+        Ok(open)
+    }
+
+    /// Wraps a chunk, with the route decision on the first message.
+    fn message(&mut self, chunk: ChatChunk) -> RouterChatResponse {
+        self.first_chunk_at.get_or_insert_with(Instant::now);
+        if let Some(usage) = &chunk.usage
+            && let Some(answering) = self.attempts.last_mut()
+        {
+            answering.usage = *usage;
+        }
+        RouterChatResponse {
+            route: self.route.take(),
+            chunk: Some(chunk),
+        }
+    }
+
+    /// Records that the answering attempt (and so the request) failed.
+    fn fail(&mut self, class: ErrorClass) {
+        self.error_class = Some(class);
+        if let Some(answering) = self.attempts.last_mut()
+            && answering.ended.is_none()
+        {
+            answering.outcome = Some(class);
+            answering.ended = Some(Instant::now());
+        }
+    }
+}
+
+impl Drop for Journey {
+    fn drop(&mut self) {
+        if !self.completed && self.error_class.is_none() {
+            // Dropped before the end: the caller went away. Tokens the
+            // provider reports only at the end are unknown, so none are
+            // claimed; the class says the record is partial.
+            self.fail(ErrorClass::Cancelled);
+        }
+        if let Some(answering) = self.attempts.last_mut() {
+            answering.ended.get_or_insert_with(Instant::now);
+        }
+        if let Some(class) = self
+            .error_class
+            .filter(|class| *class != ErrorClass::Cancelled)
+        {
+            // Logged once, here where the request's outcome is known.
+            tracing::info!(request_id = %self.exchange.context.request_id, %class, "request failed");
+        }
+        // Only whole answers are cached: something was said and it ended.
+        let kept = self
+            .kept
+            .take()
+            .filter(|chunks| chunks.iter().any(|chunk| chunk.finish_reason != 0));
+        let entry = match (self.completed && !self.cache_hit, self.query.take(), kept) {
+            (true, Some(query), Some(chunks)) => self
+                .exchange
+                .plan
+                .route
+                .cache_ttl
+                .map(|ttl| CacheEntry { query, chunks, ttl }),
+            _ => None,
+        };
+        let plan = &self.exchange.plan;
+        let settlement = Settlement {
+            context: std::mem::take(&mut self.exchange.context),
+            route: plan.route.name.clone(),
+            snapshot_version: plan.snapshot_version,
+            tags: std::mem::take(&mut self.tags),
+            operation: "chat",
+            stream: self.stream,
+            cache_hit: self.cache_hit,
+            attempts: std::mem::take(&mut self.attempts),
+            error_class: self.error_class,
+            started: self.started,
+            created_at_unix_ms: self.created_at_unix_ms,
+            first_chunk_at: self.first_chunk_at,
+        };
+        self.exchange.settler.settle(settlement, entry);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use switchyard_proto::v1::{ContentPart, Message as ChatMessage, content_part::Part};
+
+    use super::*;
+
+    fn request(text: &str) -> ChatRequest {
+        ChatRequest {
+            model: "demo".to_owned(),
+            messages: vec![ChatMessage {
+                role: 2,
+                content: vec![ContentPart {
+                    part: Some(Part::Text(text.to_owned())),
+                }],
+                content_is_text: true,
+                ..ChatMessage::default()
+            }],
+            ..ChatRequest::default()
+        }
+    }
+
+    #[test]
+    fn streaming_and_user_do_not_change_the_normalized_request() {
+        let plain = request("hi");
+        let mut streamed = request("hi");
+        streamed.stream = true;
+        streamed.include_usage = true;
+        streamed.user = "alice".to_owned();
+        streamed
+            .metadata
+            .insert("feature".to_owned(), "x".to_owned());
+        assert_eq!(normalized(&plain), normalized(&streamed));
+        let mut warm = request("hi");
+        warm.temperature = Some(0.7);
+        assert_ne!(normalized(&plain), normalized(&warm));
+    }
+
+    #[test]
+    fn namespace_prefers_team() {
+        let mut context = RequestContext {
+            key_id: "k1".to_owned(),
+            ..RequestContext::default()
+        };
+        assert_eq!(cache_namespace(&context), "key:k1");
+        context.team_id = "t1".to_owned();
+        assert_eq!(cache_namespace(&context), "team:t1");
+    }
+}

@@ -1,0 +1,363 @@
+//! `settle`: the one step after a response ends (or the caller leaves) that
+//! records what happened.
+//!
+//! It turns the request's attempts into one usage event, each attempt
+//! costed at its own deployment's price and the total rounded once, and
+//! queues it for the ledger; for a completed cacheable answer it stores the
+//! cache entry in a task tracked by `settles`, which shutdown waits for
+//! before the usage batcher's last flush. Chat and embeddings settle here
+//! alike.
+
+use std::{
+    collections::BTreeMap,
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+};
+
+use switchyard_common::{ErrorClass, GrpcChannel};
+use switchyard_proto::v1::{
+    Attempt, CacheQuery, CachedResponse, ChatChunk, RequestContext, StoreRequest, Usage,
+    UsageEvent, cache_service_client::CacheServiceClient,
+};
+use tokio_util::task::TaskTracker;
+
+use crate::{
+    attempt::AttemptRecord,
+    pricing::{ExactCost, exact_cost, sum},
+    usage::UsageEmitter,
+};
+
+/// Everything `settle` needs to know about one finished request.
+#[derive(Debug)]
+pub struct Settlement {
+    /// Who asked.
+    pub context: RequestContext,
+    /// The route the request named.
+    pub route: String,
+    /// Snapshot version the plan was made from.
+    pub snapshot_version: u64,
+    /// The request's tags (OpenAI `metadata`).
+    pub tags: BTreeMap<String, String>,
+    /// `chat` or `embeddings`.
+    pub operation: &'static str,
+    /// Whether the client asked for a stream.
+    pub stream: bool,
+    /// Whether the answer came from the cache.
+    pub cache_hit: bool,
+    /// Every attempt, in order; the answering one last.
+    pub attempts: Vec<AttemptRecord>,
+    /// Why the request failed, if it did.
+    pub error_class: Option<ErrorClass>,
+    /// When the request started.
+    pub started: Instant,
+    /// When it started, Unix epoch milliseconds.
+    pub created_at_unix_ms: u64,
+    /// When its first chunk reached the caller.
+    pub first_chunk_at: Option<Instant>,
+}
+
+/// A completed answer to store in the cache.
+pub struct CacheEntry {
+    /// What it answers.
+    pub query: CacheQuery,
+    /// The answer.
+    pub chunks: Vec<ChatChunk>,
+    /// How long it may be served.
+    pub ttl: Duration,
+}
+
+/// Settles requests: usage to the ledger, answers to the cache.
+#[derive(Clone)]
+pub struct Settler {
+    usage: UsageEmitter,
+    cache: CacheServiceClient<GrpcChannel>,
+    settles: TaskTracker,
+}
+
+impl Settler {
+    /// Creates the settler; cache stores run on `settles`.
+    pub fn new(
+        usage: UsageEmitter,
+        cache: CacheServiceClient<GrpcChannel>,
+        settles: TaskTracker,
+    ) -> Self {
+        Self {
+            usage,
+            cache,
+            settles,
+        }
+    }
+
+    /// Returns the cache client, for lookups.
+    pub fn cache(&self) -> &CacheServiceClient<GrpcChannel> {
+        &self.cache
+    }
+
+    /// Records `settlement` and stores `entry`, without waiting for either.
+    pub fn settle(&self, settlement: Settlement, entry: Option<CacheEntry>) {
+        if let Some(entry) = entry {
+            let mut cache = self.cache.clone();
+            let context = settlement.context.clone();
+            // Tracked on `settles`: shutdown waits for it.
+            self.settles.spawn(async move {
+                store(&mut cache, context, entry).await;
+            });
+        }
+        self.usage.emit(usage_event(settlement));
+    }
+}
+
+async fn store(
+    cache: &mut CacheServiceClient<GrpcChannel>,
+    context: RequestContext,
+    entry: CacheEntry,
+) {
+    let request = StoreRequest {
+        context: Some(context),
+        query: Some(entry.query),
+        response: Some(CachedResponse {
+            chunks: entry.chunks,
+            stored_at_unix_ms: unix_millis(),
+        }),
+        ttl_ms: millis(entry.ttl),
+    };
+    if let Err(status) = cache.store(request).await {
+        tracing::warn!(code = ?status.code(), "cache store failed");
+    }
+}
+
+/// Builds the usage event of a settled request.
+pub fn usage_event(settlement: Settlement) -> UsageEvent {
+    let Settlement {
+        context,
+        route,
+        snapshot_version,
+        tags,
+        operation,
+        stream,
+        cache_hit,
+        attempts,
+        error_class,
+        started,
+        created_at_unix_ms,
+        first_chunk_at,
+    } = settlement;
+    let answered = attempts.last().filter(|attempt| attempt.outcome.is_none());
+    let usage = answered.map_or_else(Usage::default, |attempt| attempt.usage);
+    let (deployment_id, provider, upstream_model) = answered.map_or_else(Default::default, |a| {
+        (
+            a.deployment.id.clone(),
+            a.deployment.provider.clone(),
+            a.deployment.upstream_model.clone(),
+        )
+    });
+    let costs: Vec<Option<ExactCost>> = attempts
+        .iter()
+        .map(|attempt| exact_cost(&attempt.usage, attempt.deployment.pricing.as_ref()))
+        .collect();
+    let cost = sum(costs.iter().flatten()).map(|total| total.round());
+    let attempts = attempts
+        .iter()
+        .zip(&costs)
+        .map(|(attempt, attempt_cost)| Attempt {
+            deployment_id: attempt.deployment.id.clone(),
+            provider: attempt.deployment.provider.clone(),
+            outcome: attempt.outcome.map_or(0, |class| class.to_proto() as i32),
+            latency_ms: millis(
+                attempt
+                    .ended
+                    .unwrap_or_else(Instant::now)
+                    .saturating_duration_since(attempt.started),
+            ),
+            ttft_ms: attempt.first_chunk_at.map_or(0, |at| {
+                millis(at.saturating_duration_since(attempt.started))
+            }),
+            usage: Some(attempt.usage),
+            cost: attempt_cost.as_ref().map(ExactCost::round),
+        })
+        .collect();
+    UsageEvent {
+        event_id: uuid::Uuid::now_v7().to_string(),
+        request_id: context.request_id,
+        key_id: context.key_id,
+        team_id: context.team_id,
+        end_user: context.end_user,
+        user_id: context.user_id,
+        model: route.clone(),
+        route_id: route,
+        provider,
+        upstream_model,
+        deployment_id,
+        usage: Some(usage),
+        cost,
+        cache_hit,
+        stream,
+        error_class: error_class.map_or(0, |class| class.to_proto() as i32),
+        latency_ms: millis(started.elapsed()),
+        ttft_ms: first_chunk_at.map_or(0, |at| millis(at.saturating_duration_since(started))),
+        created_at_unix_ms,
+        snapshot_version,
+        tags,
+        attempts,
+        operation: operation.to_owned(),
+    }
+}
+
+/// Whole milliseconds of `duration`, saturating.
+pub(crate) fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Milliseconds since the Unix epoch, now.
+pub(crate) fn unix_millis() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, millis)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use switchyard_proto::v1::{Deployment, Money, Pricing};
+
+    use super::*;
+
+    fn deployment(id: &str, input_nanos: i64, output_nanos: i64) -> Arc<Deployment> {
+        let usd = |nanos| {
+            Some(Money {
+                nanos,
+                currency: "USD".to_owned(),
+            })
+        };
+        Arc::new(Deployment {
+            id: id.to_owned(),
+            provider: format!("{id}-provider"),
+            upstream_model: format!("{id}-model"),
+            pricing: Some(Pricing {
+                input_per_million: usd(input_nanos),
+                output_per_million: usd(output_nanos),
+                ..Pricing::default()
+            }),
+            ..Deployment::default()
+        })
+    }
+
+    fn record(
+        deployment: Arc<Deployment>,
+        outcome: Option<ErrorClass>,
+        usage: Usage,
+    ) -> AttemptRecord {
+        let started = Instant::now();
+        AttemptRecord {
+            deployment,
+            started,
+            first_chunk_at: outcome.is_none().then_some(started),
+            ended: Some(started),
+            outcome,
+            usage,
+        }
+    }
+
+    fn settlement(attempts: Vec<AttemptRecord>, error_class: Option<ErrorClass>) -> Settlement {
+        Settlement {
+            context: RequestContext {
+                request_id: "req-1".to_owned(),
+                key_id: "key-1".to_owned(),
+                user_id: "alice".to_owned(),
+                ..RequestContext::default()
+            },
+            route: "smart".to_owned(),
+            snapshot_version: 9,
+            tags: BTreeMap::from([("feature".to_owned(), "search".to_owned())]),
+            operation: "chat",
+            stream: true,
+            cache_hit: false,
+            attempts,
+            error_class,
+            started: Instant::now(),
+            created_at_unix_ms: 1_700_000_000_000,
+            first_chunk_at: None,
+        }
+    }
+
+    #[test]
+    fn a_fallback_is_costed_at_the_answering_deployments_price() {
+        let usage = Usage {
+            prompt_tokens: 1_000,
+            completion_tokens: 100,
+            total_tokens: 1_100,
+            ..Usage::default()
+        };
+        let event = usage_event(settlement(
+            vec![
+                // Expensive primary failed before any output: no usage, no cost.
+                record(
+                    deployment("primary", 10_000_000_000, 30_000_000_000),
+                    Some(ErrorClass::RateLimited),
+                    Usage::default(),
+                ),
+                record(deployment("backup", 150_000_000, 600_000_000), None, usage),
+            ],
+            None,
+        ));
+        // 1000 × 150 + 100 × 600 nano-dollars, at the backup's price.
+        assert_eq!(event.cost.as_ref().map(|cost| cost.nanos), Some(210_000));
+        assert_eq!(
+            (
+                event.deployment_id.as_str(),
+                event.provider.as_str(),
+                event.upstream_model.as_str()
+            ),
+            ("backup", "backup-provider", "backup-model")
+        );
+        assert_eq!(event.attempts.len(), 2);
+        assert_eq!(
+            event.attempts[0].outcome,
+            ErrorClass::RateLimited.to_proto() as i32
+        );
+        assert_eq!(event.attempts[0].cost.as_ref().map(|c| c.nanos), Some(0));
+        assert_eq!(
+            event.attempts[1].cost.as_ref().map(|c| c.nanos),
+            Some(210_000)
+        );
+        assert_eq!(
+            (event.route_id.as_str(), event.snapshot_version),
+            ("smart", 9)
+        );
+        assert_eq!(event.tags["feature"], "search");
+        assert_eq!(event.user_id, "alice");
+        assert_eq!(event.usage.map(|u| u.prompt_tokens), Some(1_000));
+    }
+
+    #[test]
+    fn a_failed_request_names_no_deployment_and_keeps_every_attempt() {
+        let event = usage_event(settlement(
+            vec![
+                record(
+                    deployment("a", 1, 1),
+                    Some(ErrorClass::Overloaded),
+                    Usage::default(),
+                ),
+                record(
+                    deployment("b", 1, 1),
+                    Some(ErrorClass::Timeout),
+                    Usage::default(),
+                ),
+            ],
+            Some(ErrorClass::Timeout),
+        ));
+        assert_eq!(event.deployment_id, "");
+        assert_eq!(event.error_class, ErrorClass::Timeout.to_proto() as i32);
+        assert_eq!(event.attempts.len(), 2);
+        assert_eq!(event.cost.map(|cost| cost.nanos), Some(0));
+    }
+
+    #[test]
+    fn a_cache_hit_has_no_attempt_and_no_cost() {
+        let mut settlement = settlement(Vec::new(), None);
+        settlement.cache_hit = true;
+        let event = usage_event(settlement);
+        assert!(event.cache_hit && event.attempts.is_empty());
+        assert_eq!(event.cost, None);
+    }
+}
