@@ -179,12 +179,10 @@ keys:
                     .expect("valid test config");
                 let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind edge");
                 let address = listener.local_addr().expect("edge address");
-                let server = tokio::spawn(run_all_in_one(
-                    config,
-                    environment,
-                    listener,
-                    shutdown.clone(),
-                ));
+                let server = switchyard_common::task::spawn_detached(
+                    "the gateway under test, aborted on drop",
+                    run_all_in_one(config, environment, listener, shutdown.clone()),
+                );
                 (format!("http://{address}"), Some(server), None)
             }
             Mode::Distributed => {

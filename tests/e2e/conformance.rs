@@ -73,12 +73,10 @@ keys:
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind edge");
     let address = listener.local_addr().expect("edge address");
     let shutdown = CancellationToken::new();
-    let server = tokio::spawn(run_all_in_one(
-        config,
-        environment,
-        listener,
-        shutdown.clone(),
-    ));
+    let server = switchyard_common::task::spawn_detached(
+        "the gateway under test, aborted when the test ends",
+        run_all_in_one(config, environment, listener, shutdown.clone()),
+    );
 
     // The script's first request is a stream the provider cuts off.
     openai.push_fault(Fault::DropMidStream { after_chunks: 3 });

@@ -25,6 +25,7 @@ pub mod grpc;
 pub mod secret;
 pub mod shutdown;
 pub mod snapshot;
+pub mod task;
 pub mod telemetry;
 
 pub use channel::GrpcChannel;

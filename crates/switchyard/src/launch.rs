@@ -130,6 +130,9 @@ async fn start(mut command: Command, role: &str) -> anyhow::Result<(Child, Strin
         .with_context(|| format!("{role} did not start in time"))??;
     // Detached: keeps reading the child's stdout (a profiler may write
     // there) until it exits, so it never blocks on a full pipe.
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    switchyard_common::task::spawn_detached(
+        "drains a child process's output until it exits",
+        async move { while let Ok(Some(_)) = lines.next_line().await {} },
+    );
     Ok((child, address))
 }

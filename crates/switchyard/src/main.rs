@@ -61,10 +61,13 @@ fn main() -> anyhow::Result<()> {
         let shutdown = CancellationToken::new();
         let on_signal = shutdown.clone();
         // Detached: lives for the whole process; cancels the token on SIGINT/SIGTERM.
-        tokio::spawn(async move {
-            shutdown_signal().await;
-            on_signal.cancel();
-        });
+        switchyard_common::task::spawn_detached(
+            "listens for SIGINT/SIGTERM for the whole process",
+            async move {
+                shutdown_signal().await;
+                on_signal.cancel();
+            },
+        );
         match cli.command {
             Command::CheckConfig => {
                 writeln!(std::io::stdout(), "config ok").context("writing to stdout")?;

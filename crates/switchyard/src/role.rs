@@ -148,7 +148,10 @@ pub async fn run_role(
     };
     tracing::info!(%role, address = %listener.local_addr()?, "switchyard serving");
     let stop_server = CancellationToken::new();
-    let server = tokio::spawn(serve_grpc(listener, routes, stop_server.clone()));
+    let server = switchyard_common::task::spawn_detached(
+        "the gRPC server, awaited below",
+        serve_grpc(listener, routes, stop_server.clone()),
+    );
     shutdown.cancelled().await;
     let served = if role == Role::ControlPlane {
         // Watch streams only end when the control plane's own tasks stop,

@@ -56,11 +56,14 @@ impl FakeGeminiEmbeddings {
             .with_state(shared.clone());
         // Detached on purpose: the fake lives as long as the test's runtime,
         // which stops it (and every connection) when the test ends.
-        tokio::spawn(async move {
-            axum::serve(listener, app)
-                .await
-                .expect("the fake Gemini server runs until the runtime stops");
-        });
+        switchyard_common::task::spawn_detached(
+            "a fake provider lives as long as the test runtime",
+            async move {
+                axum::serve(listener, app)
+                    .await
+                    .expect("the fake Gemini server runs until the runtime stops");
+            },
+        );
         FakeGeminiEmbeddings { address, shared }
     }
 

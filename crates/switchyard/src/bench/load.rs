@@ -160,7 +160,10 @@ async fn connect(address: SocketAddr) -> Option<http1::SendRequest<Full<Bytes>>>
     stream.set_nodelay(true).ok()?;
     let (sender, connection) = http1::handshake(TokioIo::new(stream)).await.ok()?;
     // Detached: drives this worker's connection until the worker drops it.
-    tokio::spawn(connection);
+    switchyard_common::task::spawn_detached(
+        "a benchmark connection lives as long as the load run",
+        connection,
+    );
     Some(sender)
 }
 

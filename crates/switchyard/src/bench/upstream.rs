@@ -34,18 +34,24 @@ pub async fn start(behaviour: UpstreamBehaviour) -> anyhow::Result<SocketAddr> {
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let address = listener.local_addr()?;
     // Detached: the mock serves until the benchmark's runtime shuts down.
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            let _ = stream.set_nodelay(true);
-            // Detached: one task per connection, ended by the peer closing it.
-            tokio::spawn(async move {
-                let service = service_fn(move |request| answer(request, behaviour));
-                let _ = http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
-        }
-    });
+    switchyard_common::task::spawn_detached(
+        "the mock upstream lives as long as the benchmark",
+        async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let _ = stream.set_nodelay(true);
+                // Detached: one task per connection, ended by the peer closing it.
+                switchyard_common::task::spawn_detached(
+                    "one mock upstream connection",
+                    async move {
+                        let service = service_fn(move |request| answer(request, behaviour));
+                        let _ = http1::Builder::new()
+                            .serve_connection(TokioIo::new(stream), service)
+                            .await;
+                    },
+                );
+            }
+        },
+    );
     Ok(address)
 }
 
