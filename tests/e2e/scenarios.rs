@@ -538,6 +538,11 @@ pub async fn fallback_goes_to_the_next_deployment_on_retryable_failures(cluster:
         let response = cluster.chat(&hello("fallback")).await;
         assert_eq!(response.status(), 200, "round {round}");
         assert_eq!(response.headers()["x-switchyard-provider"], "fake-openai");
+        assert_eq!(
+            response.headers()["x-switchyard-deployment"],
+            "openai-backup"
+        );
+        assert_eq!(response.headers()["x-switchyard-attempts"], "2");
         let body = json_body(response).await;
         assert!(body["choices"][0]["message"]["content"].is_string());
         assert_eq!(cluster.primary.requests().len(), round + 1);

@@ -7,6 +7,8 @@
 //! extension on internal gRPC servers is the next step of the design; until
 //! it lands, internal ports must only be reachable by the gateway's own pods.)
 
+use std::{fmt, str::FromStr};
+
 use serde::Deserialize;
 use switchyard_proto::v1::SnapshotAudience;
 
@@ -29,13 +31,24 @@ pub enum ServiceRole {
 }
 
 impl ServiceRole {
-    /// The role's name, as in config files and logs.
+    /// Every role.
+    pub const ALL: [Self; 6] = [
+        Self::Edge,
+        Self::Router,
+        Self::Adapter,
+        Self::ControlPlane,
+        Self::Ledger,
+        Self::Cache,
+    ];
+
+    /// The role's name, as on the command line (`switchyard run control-plane`)
+    /// and in logs.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Edge => "edge",
             Self::Router => "router",
             Self::Adapter => "adapter",
-            Self::ControlPlane => "control_plane",
+            Self::ControlPlane => "control-plane",
             Self::Ledger => "ledger",
             Self::Cache => "cache",
         }
@@ -52,6 +65,29 @@ impl ServiceRole {
     }
 }
 
+impl fmt::Display for ServiceRole {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for ServiceRole {
+    type Err = String;
+
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|role| role.as_str() == name)
+            .ok_or_else(|| {
+                let names: Vec<&str> = Self::ALL.iter().map(|role| role.as_str()).collect();
+                format!(
+                    "unknown role `{name}`; expected one of {}",
+                    names.join(", ")
+                )
+            })
+    }
+}
+
 /// The role an authenticated caller proved; a request extension on servers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CallerRole(pub ServiceRole);
@@ -60,5 +96,19 @@ impl CallerRole {
     /// The snapshot view the caller receives.
     pub fn audience(self) -> SnapshotAudience {
         self.0.audience()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roles_parse_their_names() {
+        for role in ServiceRole::ALL {
+            assert_eq!(role.to_string().parse::<ServiceRole>(), Ok(role));
+        }
+        let error = "gateway".parse::<ServiceRole>().expect_err("unknown");
+        assert!(error.contains("control-plane"), "{error}");
     }
 }

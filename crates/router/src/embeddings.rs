@@ -35,6 +35,9 @@ pub async fn embed(
         async move { adapters.embed(context, &deployment, request).await }
     })
     .await;
+    if let Some(answering) = attempts.last_mut() {
+        answering.ended.get_or_insert_with(Instant::now);
+    }
     let mut settlement = Settlement {
         context,
         route: plan.route.name.clone(),
@@ -47,44 +50,40 @@ pub async fn embed(
         error_class: None,
         started,
         created_at_unix_ms,
-        // The whole answer arrives at once: its first byte is its last.
-        first_chunk_at: Some(Instant::now()),
+        first_chunk_at: None,
     };
-    if let Some(answering) = settlement.attempts.last_mut() {
-        answering.ended.get_or_insert_with(Instant::now);
-    }
-    match answered {
-        Ok(response) => {
-            let usage = normalized_usage(&response);
-            let answering = settlement.attempts.last_mut();
-            let route = answering.map(|attempt| {
-                attempt.usage = usage;
-                RouteDecision {
-                    model: plan.route.name.clone(),
-                    provider: attempt.deployment.provider.clone(),
-                    upstream_model: attempt.deployment.upstream_model.clone(),
-                    cache_hit: false,
-                    deployment_id: attempt.deployment.id.clone(),
-                    attempts: 0,
-                }
-            });
-            let attempts = u32::try_from(settlement.attempts.len()).unwrap_or(u32::MAX);
-            settler.settle(settlement, None);
-            Ok(RouterEmbedResponse {
-                route: route.map(|route| RouteDecision { attempts, ..route }),
-                response: Some(EmbedResponse {
-                    usage: Some(usage),
-                    ..response
-                }),
-            })
-        }
+    let response = match answered {
+        Ok(response) => response,
         Err(error) => {
             settlement.error_class = Some(error.class);
-            settlement.first_chunk_at = None;
             settler.settle(settlement, None);
-            Err(error)
+            return Err(error);
         }
-    }
+    };
+    let usage = normalized_usage(&response);
+    // The whole answer arrives at once: its first byte is its last.
+    settlement.first_chunk_at = Some(Instant::now());
+    let attempts = u32::try_from(settlement.attempts.len()).unwrap_or(u32::MAX);
+    let route = settlement.attempts.last_mut().map(|answering| {
+        answering.usage = usage;
+        let deployment = &answering.deployment;
+        RouteDecision {
+            model: plan.route.name.clone(),
+            provider: deployment.provider.clone(),
+            upstream_model: deployment.upstream_model.clone(),
+            cache_hit: false,
+            deployment_id: deployment.id.clone(),
+            attempts,
+        }
+    });
+    settler.settle(settlement, None);
+    Ok(RouterEmbedResponse {
+        route,
+        response: Some(EmbedResponse {
+            usage: Some(usage),
+            ..response
+        }),
+    })
 }
 
 /// The response's usage with no completion tokens and a consistent total.

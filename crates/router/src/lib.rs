@@ -2,16 +2,16 @@
 //!
 //! Each `RouterService.Chat` call goes through four steps, each its own
 //! module:
-//! - [`plan`]: resolve the route the client named from the in-memory
+//! - `plan`: resolve the route the client named from the in-memory
 //!   snapshot (kept fresh by the control plane's `Watch`, never fetched per
-//!   request), check the key may use it, and list the deployments to try,
-//!   with a decision for each the route names;
-//! - [`attempt`]: send to one deployment through the adapters and wait for
+//!   request), check the key may use it, and list the deployments to try
+//!   (a deployment left out is logged with why);
+//! - `attempt`: send to one deployment through the adapters and wait for
 //!   its first message; fallback is a loop over attempts that moves on only
 //!   after a retryable failure before any output;
-//! - [`forward`]: consult the exact cache, then stream chunks back as they
+//! - `forward`: consult the exact cache, then stream chunks back as they
 //!   arrive, driven by the caller's reads;
-//! - [`settle`]: when the response ends or the caller leaves, one usage event
+//! - `settle`: when the response ends or the caller leaves, one usage event
 //!   with every attempt, each costed at its own deployment's price, and the
 //!   cache store, tracked so shutdown waits for it.
 //!
@@ -20,15 +20,15 @@
 //! Depends on `switchyard-proto` and `switchyard-common` only; it reaches the
 //! other services through clients over [`GrpcChannel`].
 
-pub mod attempt;
+mod attempt;
 mod config;
 mod embeddings;
-pub mod forward;
+mod forward;
 mod grpc;
-pub mod plan;
+mod plan;
 mod pricing;
 mod route_table;
-pub mod settle;
+mod settle;
 mod usage;
 
 use std::sync::Arc;

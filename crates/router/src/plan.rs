@@ -1,9 +1,12 @@
 //! `plan`: which deployments a request may go to, in which order, and why
-//! each candidate was kept or skipped.
+//! a deployment the route names was left out.
 //!
-//! The plan is the decision record later steps extend (health, breakers,
-//! limits, capabilities): every deployment the route names gets a
-//! [`Decision`], kept candidates in the order attempts will try them.
+//! Today the only reason is a deployment the snapshot does not hold (a race
+//! between config writes: validation refuses such routes), logged where it
+//! is decided. Health, breakers, limits and capabilities add their reasons
+//! here, and with them a decision record that traces and the console read;
+//! until something reads it, none is kept, so planning allocates only the
+//! candidate list.
 
 use std::sync::Arc;
 
@@ -12,22 +15,6 @@ use switchyard_proto::v1::{Deployment, RequestContext};
 
 use crate::route_table::{Route, RouteTable};
 
-/// Why a deployment was left out of a plan.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SkipReason {
-    /// The route names a deployment the snapshot does not hold.
-    UnknownDeployment,
-}
-
-/// What the plan decided about one deployment the route names.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Decision {
-    /// The deployment.
-    pub deployment_id: String,
-    /// Kept (with its place among the candidates) or skipped (with why).
-    pub verdict: Result<usize, SkipReason>,
-}
-
 /// Where one request may go.
 #[derive(Debug, Clone)]
 pub struct Plan {
@@ -35,8 +22,6 @@ pub struct Plan {
     pub route: Arc<Route>,
     /// Deployments to try, in order.
     pub candidates: Vec<Arc<Deployment>>,
-    /// One decision per deployment the route names.
-    pub decisions: Vec<Decision>,
     /// Version of the snapshot the plan was made from.
     pub snapshot_version: u64,
 }
@@ -70,19 +55,16 @@ pub fn plan(
         .with_param("model"));
     }
     let mut candidates = Vec::with_capacity(route.deployments.len());
-    let mut decisions = Vec::with_capacity(route.deployments.len());
     for id in &route.deployments {
-        let verdict = match table.deployment(id) {
-            Some(deployment) => {
-                candidates.push(Arc::clone(deployment));
-                Ok(candidates.len() - 1)
-            }
-            None => Err(SkipReason::UnknownDeployment),
-        };
-        decisions.push(Decision {
-            deployment_id: id.clone(),
-            verdict,
-        });
+        match table.deployment(id) {
+            Some(deployment) => candidates.push(Arc::clone(deployment)),
+            None => tracing::warn!(
+                route = %route.name,
+                deployment = %id,
+                version = table.version,
+                "route names a deployment the snapshot does not hold; skipped"
+            ),
+        }
     }
     if candidates.is_empty() {
         return Err(ServiceError::new(
@@ -93,7 +75,6 @@ pub fn plan(
     Ok(Plan {
         route,
         candidates,
-        decisions,
         snapshot_version: table.version,
     })
 }
@@ -111,28 +92,11 @@ mod tests {
     }
 
     #[test]
-    fn keeps_known_deployments_in_route_order_and_records_skips() {
+    fn keeps_known_deployments_in_route_order_and_skips_unknown_ones() {
         let table = RouteTable::from_snapshot(snapshot());
         let plan = plan(Some(&table), &context("all"), "gpt").expect("a plan");
         let ids: Vec<&str> = plan.candidates.iter().map(|d| d.id.as_str()).collect();
-        assert_eq!(ids, ["primary", "backup"]);
-        assert_eq!(
-            plan.decisions,
-            [
-                Decision {
-                    deployment_id: "primary".to_owned(),
-                    verdict: Ok(0)
-                },
-                Decision {
-                    deployment_id: "ghost".to_owned(),
-                    verdict: Err(SkipReason::UnknownDeployment)
-                },
-                Decision {
-                    deployment_id: "backup".to_owned(),
-                    verdict: Ok(1)
-                },
-            ]
-        );
+        assert_eq!(ids, ["primary", "backup"], "`ghost` is skipped");
         assert_eq!(plan.snapshot_version, 7);
     }
 

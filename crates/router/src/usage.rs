@@ -39,6 +39,12 @@ impl UsageEmitter {
         shutdown: CancellationToken,
     ) -> Self {
         if !config.usage_events {
+            // Tracked: nothing to flush, but shutdown still waits for settles.
+            tasks.spawn(async move {
+                shutdown.cancelled().await;
+                settles.close();
+                settles.wait().await;
+            });
             return Self {
                 sender: None,
                 dropped: Arc::new(AtomicU64::new(0)),

@@ -6,7 +6,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use switchyard::{
     SwitchyardConfig,
-    role::{Role, run_role},
+    role::{Role, listen_address, run_role},
     serve::run_all_in_one,
 };
 use switchyard_common::{config::process_environment, shutdown::shutdown_signal, telemetry};
@@ -30,7 +30,7 @@ enum Command {
     Serve,
     /// Run one service as its own process.
     Run {
-        /// The service.
+        /// The service: edge, router, adapter, control-plane, ledger or cache.
         role: Role,
     },
     /// Validate the config file and exit.
@@ -78,7 +78,7 @@ fn main() -> anyhow::Result<()> {
                 run_all_in_one(config, environment, listener, shutdown).await
             }
             Command::Run { role } => {
-                let listener = bind(&role.to_string(), role.listen_address(&config)).await?;
+                let listener = bind(&role.to_string(), listen_address(role, &config)).await?;
                 run_role(role, config, environment, listener, shutdown).await
             }
             Command::Bench(_) => Ok(()),

@@ -1,8 +1,6 @@
 //! Distributed mode: one service per process, reaching the others over gRPC
 //! at the addresses in `endpoints`.
 
-use std::fmt;
-
 use anyhow::Context;
 use switchyard_adapters::DeploymentIndex;
 use switchyard_common::{
@@ -22,46 +20,17 @@ use tonic::service::Routes;
 use crate::SwitchyardConfig;
 
 /// A service that can run as its own process.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Role {
-    /// The OpenAI-compatible HTTP edge.
-    Edge,
-    /// The router.
-    Router,
-    /// The provider adapters.
-    Adapter,
-    /// The control plane.
-    ControlPlane,
-    /// The usage ledger.
-    Ledger,
-    /// The response cache.
-    Cache,
-}
+pub use switchyard_common::auth::ServiceRole as Role;
 
-impl fmt::Display for Role {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Role::Edge => "edge",
-            Role::Router => "router",
-            Role::Adapter => "adapter",
-            Role::ControlPlane => "control-plane",
-            Role::Ledger => "ledger",
-            Role::Cache => "cache",
-        })
-    }
-}
-
-impl Role {
-    /// The listen address configured for this role.
-    pub fn listen_address(self, config: &SwitchyardConfig) -> std::net::SocketAddr {
-        match self {
-            Role::Edge => config.edge.listen,
-            Role::Router => config.router.listen,
-            Role::Adapter => config.adapter.listen,
-            Role::ControlPlane => config.control_plane.listen,
-            Role::Ledger => config.ledger.listen,
-            Role::Cache => config.cache.listen,
-        }
+/// The listen address configured for `role`.
+pub fn listen_address(role: Role, config: &SwitchyardConfig) -> std::net::SocketAddr {
+    match role {
+        Role::Edge => config.edge.listen,
+        Role::Router => config.router.listen,
+        Role::Adapter => config.adapter.listen,
+        Role::ControlPlane => config.control_plane.listen,
+        Role::Ledger => config.ledger.listen,
+        Role::Cache => config.cache.listen,
     }
 }
 

@@ -53,10 +53,10 @@ async fn the_snapshot_decides_endpoint_model_and_key() {
 
 #[tokio::test]
 async fn only_the_secrets_the_snapshot_declares_are_resolved() {
-    // The environment holds a key the snapshot does not declare: the provider
-    // is sent without it, and the attempt fails as the provider decides.
+    // The environment holds the conventional OpenAI key variable, but the
+    // snapshot declares no key for this provider: nothing may pick it up.
     let environment =
-        Environment::from([("UNDECLARED_KEY".to_owned(), "sk-undeclared".to_owned())]);
+        Environment::from([("OPENAI_API_KEY".to_owned(), "sk-undeclared".to_owned())]);
     let harness = Harness::start_with(environment).await;
     let keyless = Target {
         api_key: None,

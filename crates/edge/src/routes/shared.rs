@@ -102,7 +102,9 @@ async fn drain(mut body: Body, cap: usize) {
 }
 
 /// Sets the response headers every API answer carries: `x-request-id`,
-/// `x-switchyard-cache` and `x-switchyard-provider`.
+/// `x-switchyard-cache` and `x-switchyard-provider`, and for an upstream
+/// answer `x-switchyard-deployment` and `x-switchyard-attempts` (how many
+/// deployments were tried, the answering one included).
 pub fn decorate(headers: &mut HeaderMap, request_id: &str, route: &RouteDecision) {
     if let Ok(value) = HeaderValue::from_str(request_id) {
         headers.insert("x-request-id", value);
@@ -116,5 +118,11 @@ pub fn decorate(headers: &mut HeaderMap, request_id: &str, route: &RouteDecision
     };
     if let Ok(value) = HeaderValue::from_str(provider) {
         headers.insert("x-switchyard-provider", value);
+    }
+    if !route.cache_hit {
+        if let Ok(value) = HeaderValue::from_str(&route.deployment_id) {
+            headers.insert("x-switchyard-deployment", value);
+        }
+        headers.insert("x-switchyard-attempts", HeaderValue::from(route.attempts));
     }
 }
