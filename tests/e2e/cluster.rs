@@ -62,10 +62,13 @@ pub struct TestCluster {
     pub http: reqwest::Client,
     shutdown: CancellationToken,
     server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
-    _processes: Option<Processes>,
+    processes: Option<Processes>,
     postgres_database: Option<String>,
     _directory: tempfile::TempDir,
 }
+
+/// The edge's request timeout: the deadline every hop honours.
+pub const REQUEST_TIMEOUT_SECS: u64 = 4;
 
 /// The provider key the fake upstream expects to see.
 pub const UPSTREAM_KEY: &str = "sk-upstream-secret-7f3a";
@@ -117,7 +120,7 @@ impl TestCluster {
         };
         let config_text = format!(
             r#"
-edge: {{listen: "127.0.0.1:0", max_body_bytes: 65536}}
+edge: {{listen: "127.0.0.1:0", max_body_bytes: 65536, request_timeout: {REQUEST_TIMEOUT_SECS}s}}
 router: {{listen: "127.0.0.1:0", usage_flush_interval: 20ms, cache_lookup_timeout: 2s}}
 adapter: {{listen: "127.0.0.1:0"}}
 control_plane: {{listen: "127.0.0.1:0", database_url: "{control_plane_url}", poll_interval: 200ms}}
@@ -211,12 +214,17 @@ keys:
             http: reqwest::Client::new(),
             shutdown,
             server,
-            _processes: processes,
+            processes,
             postgres_database,
             _directory: directory,
         };
         cluster.wait_ready().await;
         Some(cluster)
+    }
+
+    /// The processes of a distributed cluster; `None` all-in-one.
+    pub fn processes(&self) -> Option<&Processes> {
+        self.processes.as_ref()
     }
 
     async fn wait_ready(&self) {

@@ -9,6 +9,7 @@ mod conformance;
 mod ledger;
 mod python_sdk;
 mod scenarios;
+mod service_auth;
 
 /// Generates one test per scenario per mode and backend set.
 macro_rules! both_modes {
@@ -64,4 +65,5 @@ both_modes!(
     client_leaving_early_is_recorded_as_cancelled,
     embeddings_round_trip,
     fallback_goes_to_the_next_deployment_on_retryable_failures,
+    the_edge_deadline_bounds_a_slow_upstream,
 );

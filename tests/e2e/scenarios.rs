@@ -593,3 +593,23 @@ pub async fn fallback_goes_to_the_next_deployment_on_retryable_failures(cluster:
     let attempts: serde_json::Value = serde_json::from_str(&client_error.attempts).expect("JSON");
     assert_eq!(attempts.as_array().map(Vec::len), Some(1));
 }
+
+pub async fn the_edge_deadline_bounds_a_slow_upstream(cluster: &TestCluster) {
+    // The provider allows 10 s; the edge's 4 s request timeout becomes the
+    // request's deadline, carried to the adapter, which stops waiting then.
+    cluster
+        .upstream
+        .push_fault(Fault::Delay(Duration::from_secs(9)));
+    let started = std::time::Instant::now();
+    let response = cluster.chat(&hello("gpt-test")).await;
+    let waited = started.elapsed();
+    assert_eq!(response.status(), 504);
+    let limit = Duration::from_secs(crate::cluster::REQUEST_TIMEOUT_SECS);
+    assert!(
+        waited >= limit - Duration::from_millis(500) && waited < limit + Duration::from_secs(3),
+        "answered after {waited:?}, the deadline was {limit:?}"
+    );
+    assert_openai_error(&json_body(response).await, "timeout_error");
+    let rows = wait_for_usage_rows(cluster, 1).await;
+    assert_eq!(rows[0].error_class, "timeout");
+}

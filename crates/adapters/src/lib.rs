@@ -60,7 +60,7 @@ pub fn build(
 }
 
 /// Builds the adapter service itself, for direct in-process calls
-/// (`switchyard_common::direct::AdapterClient::direct`).
+/// (`switchyard_common::client::AdapterClient::direct`).
 pub fn build_service(
     config: &AdapterConfig,
     deployments: SnapshotHandle<DeploymentIndex>,

@@ -3,9 +3,8 @@
 //! A server that authenticates its callers records the role they proved as a
 //! [`CallerRole`] request extension; the control plane then serves that
 //! role's snapshot view whatever the request asks for. In-process calls cross
-//! no network and carry none. (The per-role credential layer that sets the
-//! extension on internal gRPC servers is the next step of the design; until
-//! it lands, internal ports must only be reachable by the gateway's own pods.)
+//! no network and carry none. [`crate::service_auth`] sets the extension on
+//! every internal gRPC server.
 
 use std::{fmt, str::FromStr};
 
@@ -40,6 +39,19 @@ impl ServiceRole {
         Self::Ledger,
         Self::Cache,
     ];
+
+    /// The roles that call other services, and so hold a service token.
+    pub const CALLERS: [Self; 3] = [Self::Edge, Self::Router, Self::Adapter];
+
+    /// The roles allowed to call this role's gRPC server.
+    pub fn callers(self) -> &'static [Self] {
+        match self {
+            Self::Router => &[Self::Edge],
+            Self::Adapter | Self::Cache | Self::Ledger => &[Self::Router],
+            Self::ControlPlane => &[Self::Edge, Self::Router, Self::Adapter],
+            Self::Edge => &[],
+        }
+    }
 
     /// The role's name, as on the command line (`switchyard run control-plane`)
     /// and in logs.

@@ -9,6 +9,8 @@ use futures::future::BoxFuture;
 use tonic::{body::Body, transport::Endpoint};
 use tower::{Service, ServiceExt, util::BoxCloneSyncService};
 
+use crate::service_auth::ServiceCredential;
+
 /// Errors a [`GrpcChannel`] call can fail with.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -31,7 +33,7 @@ pub struct GrpcChannel {
 
 #[derive(Clone)]
 enum Inner {
-    Remote(tonic::transport::Channel),
+    Remote(tonic::transport::Channel, ServiceCredential),
     InProcess(InProcessService),
 }
 
@@ -44,9 +46,10 @@ pub struct ChannelError {
 }
 
 impl GrpcChannel {
-    /// Creates a channel to a remote service at `url` (e.g. `http://router:7001`).
-    /// Connects on first use and reconnects as needed.
-    pub fn connect_lazy(url: &str) -> Result<Self, ChannelError> {
+    /// Creates a channel to a remote service at `url` (e.g. `http://router:7001`)
+    /// whose every call carries `credential`. Connects on first use and
+    /// reconnects as needed.
+    pub fn connect_lazy(url: &str, credential: ServiceCredential) -> Result<Self, ChannelError> {
         let endpoint = Endpoint::from_shared(url.to_owned()).map_err(|source| ChannelError {
             url: url.to_owned(),
             source,
@@ -57,7 +60,7 @@ impl GrpcChannel {
             .http2_adaptive_window(true)
             .connect_lazy();
         Ok(Self {
-            inner: Inner::Remote(channel),
+            inner: Inner::Remote(channel, credential),
         })
     }
 
@@ -86,14 +89,15 @@ impl Service<http::Request<Body>> for GrpcChannel {
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         match &mut self.inner {
-            Inner::Remote(channel) => channel.poll_ready(cx).map_err(Into::into),
+            Inner::Remote(channel, _) => channel.poll_ready(cx).map_err(Into::into),
             Inner::InProcess(service) => service.poll_ready(cx),
         }
     }
 
-    fn call(&mut self, request: http::Request<Body>) -> Self::Future {
+    fn call(&mut self, mut request: http::Request<Body>) -> Self::Future {
         match &mut self.inner {
-            Inner::Remote(channel) => {
+            Inner::Remote(channel, credential) => {
+                credential.apply(request.headers_mut());
                 let call = channel.call(request);
                 Box::pin(async move { call.await.map_err(Into::into) })
             }

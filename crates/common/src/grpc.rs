@@ -2,23 +2,29 @@
 
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+
+use crate::service_auth::{CallerVerifier, RequireCaller};
 use tonic::{
     service::Routes,
     transport::{Server, server::TcpIncoming},
 };
 
 /// Serves `routes` on `listener` until `shutdown` is cancelled, then stops
-/// accepting and lets in-flight calls finish.
+/// accepting and lets in-flight calls finish. Every call must carry a
+/// credential `callers` accepts; others are refused before any service
+/// sees them.
 ///
 /// Takes a bound listener so the binary and the tests start services the same
 /// way (tests bind port 0).
 pub async fn serve_grpc(
     listener: TcpListener,
     routes: Routes,
+    callers: CallerVerifier,
     shutdown: CancellationToken,
 ) -> Result<(), tonic::transport::Error> {
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
     Server::builder()
+        .layer(RequireCaller::new(callers))
         .add_routes(routes)
         .serve_with_incoming_shutdown(incoming, shutdown.cancelled_owned())
         .await

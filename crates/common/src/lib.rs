@@ -5,11 +5,13 @@
 //! - [`channel`]: [`GrpcChannel`], one client transport that is either a real
 //!   gRPC connection (distributed) or a server value called in-process
 //!   (all-in-one), so callers never know where a service runs.
-//! - [`direct`]: clients of the hot hops (edge → router, router → adapters)
-//!   that skip encoding when the service runs in this process.
+//! - [`client`]: one client type per service, every call through one
+//!   outbound layer (request id, trace context, deadline) in both modes; the
+//!   hot hops (edge → router, router → adapters) skip encoding in-process.
 //! - [`config`]: YAML loading with `SWITCHYARD__` environment overrides taken
 //!   from an explicit environment map, naming the full path of any bad field.
 //! - [`secret`]: secret references and a redacting secret wrapper.
+//! - [`service_auth`]: per-role tokens on every internal gRPC hop.
 //! - [`snapshot`]: the client side of the control plane's `Watch` stream.
 //! - [`grpc`], [`telemetry`], [`shutdown`]: serving, logging and stopping.
 //!
@@ -18,11 +20,12 @@
 
 pub mod auth;
 pub mod channel;
+pub mod client;
 pub mod config;
-pub mod direct;
 pub mod error;
 pub mod grpc;
 pub mod secret;
+pub mod service_auth;
 pub mod shutdown;
 pub mod snapshot;
 pub mod task;

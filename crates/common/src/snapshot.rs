@@ -7,13 +7,10 @@
 use std::{sync::Arc, time::Duration};
 
 use arc_swap::ArcSwapOption;
-use switchyard_proto::v1::{
-    Snapshot, SnapshotAudience, WatchRequest,
-    control_plane_service_client::ControlPlaneServiceClient,
-};
+use switchyard_proto::v1::{Snapshot, SnapshotAudience, WatchRequest};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
-use crate::{GrpcChannel, channel::MAX_GRPC_MESSAGE_BYTES};
+use crate::client::ControlPlaneClient;
 
 /// The newest snapshot, converted by the consumer into its own index type `T`.
 pub struct SnapshotHandle<T> {
@@ -52,7 +49,7 @@ impl<T> SnapshotHandle<T> {
 /// snapshot with `index`. The task is tracked by `tasks` and ends when
 /// `shutdown` is cancelled.
 pub fn watch_snapshots<T, F>(
-    channel: GrpcChannel,
+    control_plane: ControlPlaneClient,
     audience: SnapshotAudience,
     index: F,
     tasks: &TaskTracker,
@@ -70,23 +67,20 @@ where
     tasks.spawn(async move {
         tokio::select! {
             () = shutdown.cancelled() => {}
-            () = watch_forever(channel, audience, index, current) => {}
+            () = watch_forever(control_plane, audience, index, current) => {}
         }
     });
     handle
 }
 
 async fn watch_forever<T, F>(
-    channel: GrpcChannel,
+    client: ControlPlaneClient,
     audience: SnapshotAudience,
     index: F,
     current: Arc<ArcSwapOption<T>>,
 ) where
     F: Fn(Snapshot) -> T,
 {
-    let mut client = ControlPlaneServiceClient::new(channel)
-        .max_decoding_message_size(MAX_GRPC_MESSAGE_BYTES)
-        .max_encoding_message_size(MAX_GRPC_MESSAGE_BYTES);
     let mut backoff = Duration::from_millis(50);
     // The version this process holds; the stream resumes from it after a reconnect.
     let mut known_version = 0;
@@ -96,28 +90,25 @@ async fn watch_forever<T, F>(
             audience: audience as i32,
         };
         match client.watch(request).await {
-            Ok(response) => {
-                let mut stream = response.into_inner();
-                loop {
-                    match stream.message().await {
-                        Ok(Some(message)) => {
-                            let Some(snapshot) = message.snapshot else {
-                                continue;
-                            };
-                            let version = snapshot.version;
-                            current.store(Some(Arc::new(index(snapshot))));
-                            known_version = version;
-                            backoff = Duration::from_millis(50);
-                            tracing::debug!(version, "snapshot applied");
-                        }
-                        Ok(None) => break,
-                        Err(status) => {
-                            tracing::warn!(code = ?status.code(), "snapshot stream failed");
-                            break;
-                        }
+            Ok(mut stream) => loop {
+                match stream.message().await {
+                    Ok(Some(message)) => {
+                        let Some(snapshot) = message.snapshot else {
+                            continue;
+                        };
+                        let version = snapshot.version;
+                        current.store(Some(Arc::new(index(snapshot))));
+                        known_version = version;
+                        backoff = Duration::from_millis(50);
+                        tracing::debug!(version, "snapshot applied");
+                    }
+                    Ok(None) => break,
+                    Err(status) => {
+                        tracing::warn!(code = ?status.code(), "snapshot stream failed");
+                        break;
                     }
                 }
-            }
+            },
             Err(status) => {
                 tracing::warn!(code = ?status.code(), "cannot watch the control plane");
             }

@@ -22,8 +22,7 @@ use std::sync::Arc;
 use axum::serve::ListenerExt;
 pub use config::EdgeConfig;
 use switchyard_common::{
-    GrpcChannel,
-    direct::RouterClient,
+    client::{ControlPlaneClient, RouterClient},
     snapshot::{SnapshotHandle, watch_snapshots},
 };
 use switchyard_proto::v1::SnapshotAudience;
@@ -38,7 +37,7 @@ pub struct EdgeDeps {
     /// The router that serves chat requests (direct when in this process).
     pub router: RouterClient,
     /// The control plane, watched for keys and models.
-    pub control_plane: GrpcChannel,
+    pub control_plane: ControlPlaneClient,
 }
 
 /// Shared state of the HTTP handlers.

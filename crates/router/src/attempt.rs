@@ -10,7 +10,7 @@ use std::{future::Future, sync::Arc, time::Instant};
 use futures::StreamExt;
 use switchyard_common::{
     ErrorClass, ServiceError,
-    direct::{AdapterClient, ResponseStream},
+    client::{AdapterClient, ResponseStream},
 };
 use switchyard_proto::v1::{
     AdapterChatRequest, AdapterChatResponse, AdapterEmbedRequest, ChatRequest, Deployment,

@@ -8,7 +8,7 @@
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use switchyard_common::{ErrorClass, ServiceError, direct::ResponseStream};
+use switchyard_common::{ErrorClass, ServiceError, client::ResponseStream};
 use switchyard_proto::v1::{
     AdapterChatResponse, CacheMode, CacheQuery, CachedResponse, ChatChunk, ChatRequest,
     LookupRequest, RequestContext, RouteDecision, RouterChatResponse,
@@ -115,13 +115,12 @@ impl Exchange {
     }
 
     async fn lookup(&self, query: &CacheQuery) -> Option<CachedResponse> {
-        let mut cache = self.settler.cache().clone();
-        let lookup = cache.lookup(LookupRequest {
+        let lookup = self.settler.cache().lookup(LookupRequest {
             context: Some(self.context.clone()),
             query: Some(query.clone()),
         });
         match tokio::time::timeout(self.cache_lookup_timeout, lookup).await {
-            Ok(Ok(response)) => response.into_inner().response,
+            Ok(Ok(response)) => response.response,
             Ok(Err(status)) => {
                 tracing::warn!(code = ?status.code(), "cache lookup failed; going upstream");
                 None

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use switchyard_common::{ServiceError, direct::ResponseStream, snapshot::SnapshotHandle};
+use switchyard_common::{ServiceError, client::ResponseStream, snapshot::SnapshotHandle};
 use switchyard_proto::v1::{
     RouterChatRequest, RouterChatResponse, RouterEmbedRequest, RouterEmbedResponse,
     router_service_server::RouterService,

@@ -18,7 +18,7 @@
 //! `RouterService.Embed` shares plan, attempt and settle, without the cache.
 //!
 //! Depends on `switchyard-proto` and `switchyard-common` only; it reaches the
-//! other services through clients over [`GrpcChannel`].
+//! other services through the clients in `switchyard_common::client`.
 
 mod attempt;
 mod config;
@@ -37,25 +37,24 @@ pub use config::RouterConfig;
 pub use grpc::RouterGrpc;
 pub use route_table::RouteTable;
 use switchyard_common::{
-    GrpcChannel, channel::MAX_GRPC_MESSAGE_BYTES, direct::AdapterClient, snapshot::watch_snapshots,
+    channel::MAX_GRPC_MESSAGE_BYTES,
+    client::{AdapterClient, CacheClient, ControlPlaneClient, LedgerClient},
+    snapshot::watch_snapshots,
 };
-use switchyard_proto::v1::{
-    SnapshotAudience, cache_service_client::CacheServiceClient,
-    router_service_server::RouterServiceServer,
-};
+use switchyard_proto::v1::{SnapshotAudience, router_service_server::RouterServiceServer};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
-/// Channels to the services the router calls.
+/// Clients of the services the router calls.
 #[derive(Clone)]
 pub struct RouterDeps {
     /// The control plane, watched for snapshots.
-    pub control_plane: GrpcChannel,
+    pub control_plane: ControlPlaneClient,
     /// The adapters that talk to providers (direct when in this process).
     pub adapter: AdapterClient,
     /// The response cache.
-    pub cache: GrpcChannel,
+    pub cache: CacheClient,
     /// The usage ledger.
-    pub ledger: GrpcChannel,
+    pub ledger: LedgerClient,
 }
 
 /// A built router: the gRPC server and the handle to its snapshot.
@@ -84,13 +83,10 @@ pub fn build(
     );
     let settles = TaskTracker::new();
     let usage = usage::UsageEmitter::start(config, deps.ledger, tasks, settles.clone(), shutdown);
-    let cache = CacheServiceClient::new(deps.cache)
-        .max_decoding_message_size(MAX_GRPC_MESSAGE_BYTES)
-        .max_encoding_message_size(MAX_GRPC_MESSAGE_BYTES);
     let grpc = RouterGrpc::new(
         routes,
         attempt::Adapters::new(deps.adapter),
-        settle::Settler::new(usage, cache, settles),
+        settle::Settler::new(usage, deps.cache, settles),
         config.cache_lookup_timeout,
     );
     let service = Arc::new(grpc);

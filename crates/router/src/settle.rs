@@ -13,10 +13,9 @@ use std::{
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
-use switchyard_common::{ErrorClass, GrpcChannel};
+use switchyard_common::{ErrorClass, client::CacheClient};
 use switchyard_proto::v1::{
-    Attempt, CacheQuery, CachedResponse, ChatChunk, RequestContext, StoreRequest, Usage,
-    UsageEvent, cache_service_client::CacheServiceClient,
+    Attempt, CacheQuery, CachedResponse, ChatChunk, RequestContext, StoreRequest, Usage, UsageEvent,
 };
 use tokio_util::task::TaskTracker;
 
@@ -69,17 +68,13 @@ pub struct CacheEntry {
 #[derive(Clone)]
 pub struct Settler {
     usage: UsageEmitter,
-    cache: CacheServiceClient<GrpcChannel>,
+    cache: CacheClient,
     settles: TaskTracker,
 }
 
 impl Settler {
     /// Creates the settler; cache stores run on `settles`.
-    pub fn new(
-        usage: UsageEmitter,
-        cache: CacheServiceClient<GrpcChannel>,
-        settles: TaskTracker,
-    ) -> Self {
+    pub fn new(usage: UsageEmitter, cache: CacheClient, settles: TaskTracker) -> Self {
         Self {
             usage,
             cache,
@@ -88,29 +83,25 @@ impl Settler {
     }
 
     /// Returns the cache client, for lookups.
-    pub fn cache(&self) -> &CacheServiceClient<GrpcChannel> {
+    pub fn cache(&self) -> &CacheClient {
         &self.cache
     }
 
     /// Records `settlement` and stores `entry`, without waiting for either.
     pub fn settle(&self, settlement: Settlement, entry: Option<CacheEntry>) {
         if let Some(entry) = entry {
-            let mut cache = self.cache.clone();
+            let cache = self.cache.clone();
             let context = settlement.context.clone();
             // Tracked on `settles`: shutdown waits for it.
             self.settles.spawn(async move {
-                store(&mut cache, context, entry).await;
+                store(&cache, context, entry).await;
             });
         }
         self.usage.emit(usage_event(settlement));
     }
 }
 
-async fn store(
-    cache: &mut CacheServiceClient<GrpcChannel>,
-    context: RequestContext,
-    entry: CacheEntry,
-) {
+async fn store(cache: &CacheClient, context: RequestContext, entry: CacheEntry) {
     let request = StoreRequest {
         context: Some(context),
         query: Some(entry.query),

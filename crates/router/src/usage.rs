@@ -13,8 +13,8 @@ use std::{
     time::Duration,
 };
 
-use switchyard_common::{GrpcChannel, channel::MAX_GRPC_MESSAGE_BYTES};
-use switchyard_proto::v1::{RecordRequest, UsageEvent, ledger_service_client::LedgerServiceClient};
+use switchyard_common::client::LedgerClient;
+use switchyard_proto::v1::{RecordRequest, UsageEvent};
 use tokio::sync::mpsc;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
@@ -33,7 +33,7 @@ impl UsageEmitter {
     /// pending settles on `settles`, flushes what it holds and stops.
     pub fn start(
         config: &RouterConfig,
-        ledger: GrpcChannel,
+        ledger: LedgerClient,
         tasks: &TaskTracker,
         settles: TaskTracker,
         shutdown: CancellationToken,
@@ -51,12 +51,9 @@ impl UsageEmitter {
             };
         }
         let (sender, receiver) = mpsc::channel(config.usage_queue_capacity.max(1));
-        let client = LedgerServiceClient::new(ledger)
-            .max_decoding_message_size(MAX_GRPC_MESSAGE_BYTES)
-            .max_encoding_message_size(MAX_GRPC_MESSAGE_BYTES);
         let batcher = Batcher {
             receiver,
-            client,
+            client: ledger,
             batch_size: config.usage_batch_size.max(1),
             // A zero interval would panic in `tokio::time::interval`.
             flush_interval: config.usage_flush_interval.max(Duration::from_millis(1)),
@@ -83,7 +80,7 @@ impl UsageEmitter {
 
 struct Batcher {
     receiver: mpsc::Receiver<UsageEvent>,
-    client: LedgerServiceClient<GrpcChannel>,
+    client: LedgerClient,
     batch_size: usize,
     flush_interval: Duration,
 }

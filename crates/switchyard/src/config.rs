@@ -9,6 +9,7 @@ use switchyard_adapters::AdapterConfig;
 use switchyard_cache::CacheConfig;
 use switchyard_common::{
     config::{Environment, load_yaml},
+    service_auth::ServiceAuthConfig,
     telemetry::TelemetryConfig,
 };
 use switchyard_control_plane::{
@@ -37,6 +38,8 @@ pub struct SwitchyardConfig {
     pub ledger: LedgerConfig,
     /// Where services reach each other when they run as separate processes.
     pub endpoints: Endpoints,
+    /// The tokens services prove their role with, in distributed mode.
+    pub service_auth: ServiceAuthConfig,
     /// Logging.
     pub telemetry: TelemetryConfig,
     /// Provider accounts.

@@ -1,10 +1,12 @@
 //! Starting `switchyard` processes: one per service in dependency order,
-//! each on port 0, wired together through `SWITCHYARD__ENDPOINTS__*`.
+//! each on port 0, wired together through `SWITCHYARD__ENDPOINTS__*`, with a
+//! fresh service token per calling role unless the environment sets them.
 //! Used by the benchmark's split mode and the end-to-end tests.
 
 use std::{collections::BTreeMap, path::Path, process::Stdio, time::Duration};
 
 use anyhow::{Context, bail};
+use switchyard_common::{auth::ServiceRole, service_auth::default_token_variable};
 use tokio::{
     io::{AsyncBufReadExt, BufReader},
     process::{Child, Command},
@@ -42,6 +44,10 @@ pub struct Processes {
     pub children: Vec<Child>,
     /// Address the edge listens on.
     pub edge_address: String,
+    /// Address each role listens on, by role name.
+    pub addresses: BTreeMap<String, String>,
+    /// The service tokens the processes were given, by environment variable.
+    pub service_tokens: BTreeMap<String, String>,
 }
 
 impl Launch<'_> {
@@ -77,7 +83,9 @@ impl Launch<'_> {
         let (child, address) = start(command, "serve").await?;
         Ok(Processes {
             children: vec![child],
+            addresses: BTreeMap::from([("serve".to_owned(), address.clone())]),
             edge_address: address,
+            service_tokens: BTreeMap::new(),
         })
     }
 
@@ -85,24 +93,50 @@ impl Launch<'_> {
     pub async fn distributed(&self) -> anyhow::Result<Processes> {
         let mut children = Vec::new();
         let mut endpoints: Vec<(String, String)> = Vec::new();
+        let mut addresses = BTreeMap::new();
+        let service_tokens = self.service_tokens()?;
         for role in ROLES_IN_START_ORDER {
             let section = role.replace('-', "_").to_uppercase();
             let mut command = self.command(&["run", role]);
+            command.envs(&service_tokens);
             command.env(format!("SWITCHYARD__{section}__LISTEN"), "127.0.0.1:0");
             for (name, url) in &endpoints {
                 command.env(format!("SWITCHYARD__ENDPOINTS__{name}"), url);
             }
             let (child, address) = start(command, role).await?;
             children.push(child);
+            addresses.insert(role.to_owned(), address.clone());
             if role == "edge" {
                 return Ok(Processes {
                     children,
                     edge_address: address,
+                    addresses,
+                    service_tokens,
                 });
             }
             endpoints.push((section, format!("http://{address}")));
         }
         bail!("the edge is the last role")
+    }
+}
+
+impl Launch<'_> {
+    /// A random token per calling role, for the variables the environment
+    /// does not already set.
+    fn service_tokens(&self) -> anyhow::Result<BTreeMap<String, String>> {
+        let mut tokens = BTreeMap::new();
+        for role in ServiceRole::CALLERS {
+            let variable = default_token_variable(role);
+            if self.environment.contains_key(&variable) {
+                continue;
+            }
+            let mut bytes = [0_u8; 32];
+            getrandom::fill(&mut bytes)
+                .map_err(|error| anyhow::anyhow!("no randomness for a service token: {error}"))?;
+            let token: String = bytes.iter().map(|byte| format!("{byte:02x}")).collect();
+            tokens.insert(variable, token);
+        }
+        Ok(tokens)
     }
 }
 

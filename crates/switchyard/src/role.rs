@@ -1,13 +1,16 @@
 //! Distributed mode: one service per process, reaching the others over gRPC
-//! at the addresses in `endpoints`.
+//! at the addresses in `endpoints`. Every call carries the calling role's
+//! service token, and every gRPC server refuses calls without an accepted
+//! one (`service_auth`).
 
 use anyhow::Context;
 use switchyard_adapters::DeploymentIndex;
 use switchyard_common::{
     GrpcChannel,
+    client::{AdapterClient, CacheClient, ControlPlaneClient, LedgerClient, RouterClient},
     config::Environment,
-    direct::{AdapterClient, RouterClient},
     grpc::serve_grpc,
+    service_auth::ServiceCredential,
     snapshot::watch_snapshots,
 };
 use switchyard_edge::EdgeDeps;
@@ -34,8 +37,31 @@ pub fn listen_address(role: Role, config: &SwitchyardConfig) -> std::net::Socket
     }
 }
 
-fn remote(url: &str) -> anyhow::Result<GrpcChannel> {
-    GrpcChannel::connect_lazy(url).with_context(|| format!("endpoint {url}"))
+/// Channels to the other services, each call carrying this role's credential.
+struct Remotes<'a> {
+    config: &'a SwitchyardConfig,
+    environment: &'a Environment,
+    role: Role,
+}
+
+impl Remotes<'_> {
+    fn credential(&self) -> anyhow::Result<ServiceCredential> {
+        Ok(self
+            .config
+            .service_auth
+            .credential(self.role, self.environment)?)
+    }
+
+    fn channel(&self, url: &str) -> anyhow::Result<GrpcChannel> {
+        GrpcChannel::connect_lazy(url, self.credential()?)
+            .with_context(|| format!("endpoint {url}"))
+    }
+
+    fn control_plane(&self) -> anyhow::Result<ControlPlaneClient> {
+        Ok(ControlPlaneClient::new(
+            self.channel(&self.config.endpoints.control_plane)?,
+        ))
+    }
 }
 
 /// Runs one service on `listener` until `shutdown` is cancelled.
@@ -49,13 +75,18 @@ pub async fn run_role(
     let tasks = TaskTracker::new();
     let services_shutdown = CancellationToken::new();
     let endpoints = &config.endpoints;
+    let remotes = Remotes {
+        config: &config,
+        environment: &environment,
+        role,
+    };
     let routes = match role {
         Role::Edge => {
             let app = switchyard_edge::build(
                 &config.edge,
                 EdgeDeps {
-                    router: RouterClient::remote(remote(&endpoints.router)?),
-                    control_plane: remote(&endpoints.control_plane)?,
+                    router: RouterClient::remote(remotes.channel(&endpoints.router)?),
+                    control_plane: remotes.control_plane()?,
                 },
                 &tasks,
                 services_shutdown.clone(),
@@ -70,10 +101,10 @@ pub async fn run_role(
             let router = switchyard_router::build(
                 &config.router,
                 RouterDeps {
-                    control_plane: remote(&endpoints.control_plane)?,
-                    adapter: AdapterClient::remote(remote(&endpoints.adapter)?),
-                    cache: remote(&endpoints.cache)?,
-                    ledger: remote(&endpoints.ledger)?,
+                    control_plane: remotes.control_plane()?,
+                    adapter: AdapterClient::remote(remotes.channel(&endpoints.adapter)?),
+                    cache: CacheClient::new(remotes.channel(&endpoints.cache)?),
+                    ledger: LedgerClient::new(remotes.channel(&endpoints.ledger)?),
                 },
                 &tasks,
                 services_shutdown.clone(),
@@ -82,7 +113,7 @@ pub async fn run_role(
         }
         Role::Adapter => {
             let deployments = watch_snapshots(
-                remote(&endpoints.control_plane)?,
+                remotes.control_plane()?,
                 SnapshotAudience::Adapter,
                 DeploymentIndex::from_snapshot,
                 &tasks,
@@ -115,11 +146,15 @@ pub async fn run_role(
                 .context("starting the cache")?,
         ),
     };
+    let callers = config
+        .service_auth
+        .verifier(role, &environment)
+        .context("authenticating callers")?;
     tracing::info!(%role, address = %listener.local_addr()?, "switchyard serving");
     let stop_server = CancellationToken::new();
     let server = switchyard_common::task::spawn_detached(
         "the gRPC server, awaited below",
-        serve_grpc(listener, routes, stop_server.clone()),
+        serve_grpc(listener, routes, callers, stop_server.clone()),
     );
     shutdown.cancelled().await;
     let served = if role == Role::ControlPlane {

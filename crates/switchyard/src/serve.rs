@@ -1,12 +1,13 @@
 //! All-in-one mode: every service in this process, wired through in-process
-//! channels (no sockets between them); only the edge's HTTP port is bound.
+//! channels (no sockets between them, so no service credentials); only the
+//! edge's HTTP port is bound.
 
 use anyhow::Context;
 use switchyard_adapters::DeploymentIndex;
 use switchyard_common::{
     GrpcChannel,
+    client::{AdapterClient, CacheClient, ControlPlaneClient, LedgerClient, RouterClient},
     config::Environment,
-    direct::{AdapterClient, RouterClient},
     snapshot::watch_snapshots,
 };
 use switchyard_edge::EdgeDeps;
@@ -46,7 +47,7 @@ pub async fn run_all_in_one(
     let cache = switchyard_cache::build(&config.cache)
         .await
         .context("starting the cache")?;
-    let control_plane = GrpcChannel::in_process(control_plane);
+    let control_plane = ControlPlaneClient::new(GrpcChannel::in_process(control_plane));
     let deployments = watch_snapshots(
         control_plane.clone(),
         SnapshotAudience::Adapter,
@@ -63,8 +64,8 @@ pub async fn run_all_in_one(
             control_plane: control_plane.clone(),
             // The hot hops are direct calls; the others stay in-process gRPC.
             adapter: AdapterClient::direct(adapter),
-            cache: GrpcChannel::in_process(cache),
-            ledger: GrpcChannel::in_process(ledger),
+            cache: CacheClient::new(GrpcChannel::in_process(cache)),
+            ledger: LedgerClient::new(GrpcChannel::in_process(ledger)),
         },
         &tasks,
         services_shutdown.clone(),

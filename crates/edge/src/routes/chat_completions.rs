@@ -12,7 +12,7 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use futures::{StreamExt, stream};
-use switchyard_common::{ServiceError, direct::ResponseStream};
+use switchyard_common::{ServiceError, client::ResponseStream};
 use switchyard_proto::v1::{CacheMode, RequestContext, RouterChatRequest, RouterChatResponse};
 
 use crate::{

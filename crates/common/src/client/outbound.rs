@@ -1,0 +1,114 @@
+//! The layer every service call crosses, direct or remote.
+//!
+//! [`call`] turns a message into a `tonic::Request` whose metadata carries
+//! the request id (`x-request-id`) and W3C trace context (`traceparent`)
+//! from the message's `RequestContext`, and bounds the call by the request's
+//! deadline (`deadline_unix_ms`, set by the edge from its request timeout):
+//! a call still waiting when it passes fails with `DEADLINE_EXCEEDED`
+//! (error class `timeout`). The server side reads the same values back with
+//! [`request_id`] and [`traceparent`].
+
+use std::{
+    future::Future,
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use switchyard_proto::v1::{
+    AdapterChatRequest, AdapterEmbedRequest, LookupRequest, RequestContext, RouterChatRequest,
+    RouterEmbedRequest, StoreRequest,
+};
+use tonic::{Request, Status, metadata::MetadataValue};
+
+use crate::{ErrorClass, ServiceError};
+
+/// Metadata key of the request id.
+pub const REQUEST_ID: &str = "x-request-id";
+/// Metadata key of the W3C trace context.
+pub const TRACEPARENT: &str = "traceparent";
+
+/// A message that may carry the request's context.
+pub trait Contextual {
+    /// The request's context, if the message has one.
+    fn context(&self) -> Option<&RequestContext>;
+}
+
+macro_rules! contextual {
+    ($($message:ty),* $(,)?) => {
+        $(impl Contextual for $message {
+            fn context(&self) -> Option<&RequestContext> {
+                self.context.as_ref()
+            }
+        })*
+    };
+}
+
+contextual!(
+    RouterChatRequest,
+    RouterEmbedRequest,
+    AdapterChatRequest,
+    AdapterEmbedRequest,
+    LookupRequest,
+    StoreRequest,
+);
+
+/// Wraps `message` in a request carrying its context's metadata.
+pub fn request<T: Contextual>(message: T) -> Request<T> {
+    let metadata: Vec<(&'static str, MetadataValue<_>)> = message
+        .context()
+        .map(|context| {
+            [
+                (REQUEST_ID, context.request_id.as_str()),
+                (TRACEPARENT, context.traceparent.as_str()),
+            ]
+            .into_iter()
+            .filter(|(_, value)| !value.is_empty())
+            .filter_map(|(key, value)| Some((key, value.parse().ok()?)))
+            .collect()
+        })
+        .unwrap_or_default();
+    let mut request = Request::new(message);
+    for (key, value) in metadata {
+        request.metadata_mut().insert(key, value);
+    }
+    request
+}
+
+/// Time left until the context's deadline; `None` when it has none.
+pub fn remaining(context: &RequestContext) -> Option<Duration> {
+    if context.deadline_unix_ms == 0 {
+        return None;
+    }
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    Some(Duration::from_millis(context.deadline_unix_ms).saturating_sub(now))
+}
+
+/// Sends `message` through `send`, with its context's metadata, failing with
+/// `DEADLINE_EXCEEDED` if the request's deadline passes first.
+pub async fn call<T, R, F>(message: T, send: impl FnOnce(Request<T>) -> F) -> Result<R, Status>
+where
+    T: Contextual,
+    F: Future<Output = Result<R, Status>>,
+{
+    let left = message.context().and_then(remaining);
+    let response = send(request(message));
+    match left {
+        None => response.await,
+        Some(left) => tokio::time::timeout(left, response)
+            .await
+            .unwrap_or_else(|_| {
+                Err(ServiceError::new(ErrorClass::Timeout, "the request deadline passed").into())
+            }),
+    }
+}
+
+/// The request id a caller sent, read on the server side.
+pub fn request_id<T>(request: &Request<T>) -> Option<&str> {
+    request.metadata().get(REQUEST_ID)?.to_str().ok()
+}
+
+/// The trace context a caller sent, read on the server side.
+pub fn traceparent<T>(request: &Request<T>) -> Option<&str> {
+    request.metadata().get(TRACEPARENT)?.to_str().ok()
+}

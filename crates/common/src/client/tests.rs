@@ -1,0 +1,194 @@
+//! What the caller sets reaches the service the same way whether it runs
+//! in this process (direct) or behind a socket (remote, authenticated).
+
+use std::{
+    sync::{Arc, Mutex},
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+};
+
+use switchyard_proto::v1::{
+    AdapterChatRequest, AdapterChatResponse, AdapterEmbedRequest, AdapterEmbedResponse,
+    RequestContext,
+    adapter_service_client::AdapterServiceClient,
+    adapter_service_server::{AdapterService, AdapterServiceServer},
+};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tonic::{Code, Request, Response, Status, service::Routes};
+
+use super::{AdapterClient, outbound};
+use crate::{
+    GrpcChannel,
+    auth::{CallerRole, ServiceRole},
+    grpc::serve_grpc,
+    secret::Secret,
+    service_auth::{CallerVerifier, ServiceCredential},
+};
+
+/// What the service saw of one call.
+#[derive(Debug, Clone, PartialEq)]
+struct Seen {
+    request_id: Option<String>,
+    traceparent: Option<String>,
+    deadline_unix_ms: u64,
+    caller: Option<ServiceRole>,
+}
+
+/// An adapter service that records what each call carried, and answers
+/// `slow` requests only after a long wait.
+#[derive(Default)]
+struct RecordingAdapter {
+    seen: Mutex<Vec<Seen>>,
+}
+
+#[tonic::async_trait]
+impl AdapterService for RecordingAdapter {
+    type ChatStream =
+        futures::stream::Iter<std::vec::IntoIter<Result<AdapterChatResponse, Status>>>;
+
+    async fn chat(
+        &self,
+        request: Request<AdapterChatRequest>,
+    ) -> Result<Response<Self::ChatStream>, Status> {
+        let context = request.get_ref().context.clone().unwrap_or_default();
+        let seen = Seen {
+            request_id: outbound::request_id(&request).map(str::to_owned),
+            traceparent: outbound::traceparent(&request).map(str::to_owned),
+            deadline_unix_ms: context.deadline_unix_ms,
+            caller: request.extensions().get::<CallerRole>().map(|role| role.0),
+        };
+        self.seen.lock().expect("not poisoned").push(seen);
+        if request.get_ref().deployment_id == "slow" {
+            tokio::time::sleep(Duration::from_secs(30)).await;
+        }
+        let chunks = vec![Ok(AdapterChatResponse::default())];
+        Ok(Response::new(futures::stream::iter(chunks)))
+    }
+
+    async fn embed(
+        &self,
+        _request: Request<AdapterEmbedRequest>,
+    ) -> Result<Response<AdapterEmbedResponse>, Status> {
+        Ok(Response::new(AdapterEmbedResponse::default()))
+    }
+}
+
+fn secret(text: &str) -> Secret {
+    Secret::new(text.to_owned())
+}
+
+fn router_token() -> Secret {
+    secret("the-router-role-token")
+}
+
+/// The adapter served on a loopback port, accepting the router's token.
+async fn serve_remote(service: Arc<RecordingAdapter>, shutdown: CancellationToken) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("address"));
+    let callers = CallerVerifier::new(
+        [(ServiceRole::Router, router_token())],
+        [(ServiceRole::Edge, secret("the-edge-role-token"))],
+    );
+    let routes = Routes::new(AdapterServiceServer::from_arc(service));
+    crate::task::spawn_detached(
+        "the adapter under test, stopped by the token",
+        serve_grpc(listener, routes, callers, shutdown),
+    );
+    url
+}
+
+fn unix_ms_in(ahead: Duration) -> u64 {
+    let at = SystemTime::now() + ahead;
+    u64::try_from(
+        at.duration_since(UNIX_EPOCH)
+            .expect("after 1970")
+            .as_millis(),
+    )
+    .expect("fits")
+}
+
+fn chat(deployment: &str, deadline_unix_ms: u64) -> AdapterChatRequest {
+    AdapterChatRequest {
+        context: Some(RequestContext {
+            request_id: "0190a5c8-7e1b-7000-8000-000000000001".to_owned(),
+            traceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".to_owned(),
+            deadline_unix_ms,
+            ..RequestContext::default()
+        }),
+        deployment_id: deployment.to_owned(),
+        ..AdapterChatRequest::default()
+    }
+}
+
+async fn both_clients(shutdown: &CancellationToken) -> (Arc<RecordingAdapter>, [AdapterClient; 2]) {
+    let service = Arc::new(RecordingAdapter::default());
+    let url = serve_remote(service.clone(), shutdown.clone()).await;
+    let credential = ServiceCredential::new(ServiceRole::Router, &router_token()).expect("valid");
+    let remote = AdapterClient::remote(GrpcChannel::connect_lazy(&url, credential).expect("url"));
+    let direct = AdapterClient::direct(service.clone());
+    (service, [direct, remote])
+}
+
+#[tokio::test]
+async fn request_id_trace_context_and_deadline_reach_the_service_in_both_modes() {
+    let shutdown = CancellationToken::new();
+    let (service, clients) = both_clients(&shutdown).await;
+    let deadline = unix_ms_in(Duration::from_secs(60));
+    for client in &clients {
+        let _answer = client.chat(chat("fast", deadline)).await.expect("answered");
+    }
+    let seen = service.seen.lock().expect("not poisoned").clone();
+    let expected = |caller| Seen {
+        request_id: Some("0190a5c8-7e1b-7000-8000-000000000001".to_owned()),
+        traceparent: Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".to_owned()),
+        deadline_unix_ms: deadline,
+        caller,
+    };
+    // In-process calls prove no role; remote ones prove the router's.
+    assert_eq!(seen, [expected(None), expected(Some(ServiceRole::Router))]);
+    shutdown.cancel();
+}
+
+#[tokio::test]
+async fn a_call_still_waiting_at_the_deadline_fails_as_a_timeout_in_both_modes() {
+    let shutdown = CancellationToken::new();
+    let (_service, clients) = both_clients(&shutdown).await;
+    for client in &clients {
+        let started = Instant::now();
+        let error = client
+            .chat(chat("slow", unix_ms_in(Duration::from_millis(300))))
+            .await
+            .err()
+            .expect("deadline passed");
+        assert_eq!(error.code(), Code::DeadlineExceeded);
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "bounded by the deadline"
+        );
+    }
+    shutdown.cancel();
+}
+
+#[tokio::test]
+async fn the_remote_service_refuses_calls_without_an_accepted_token() {
+    let shutdown = CancellationToken::new();
+    let url = serve_remote(Arc::new(RecordingAdapter::default()), shutdown.clone()).await;
+    let bare = tonic::transport::Endpoint::from_shared(url.clone())
+        .expect("url")
+        .connect_lazy();
+    let error = AdapterServiceClient::new(bare)
+        .chat(chat("fast", 0))
+        .await
+        .expect_err("no credentials");
+    assert_eq!(error.code(), Code::Unauthenticated);
+    let edge =
+        ServiceCredential::new(ServiceRole::Edge, &secret("the-edge-role-token")).expect("valid");
+    let client = AdapterClient::remote(GrpcChannel::connect_lazy(&url, edge).expect("url"));
+    let error = client
+        .chat(chat("fast", 0))
+        .await
+        .err()
+        .expect("the edge may not call adapters");
+    assert_eq!(error.code(), Code::PermissionDenied);
+    shutdown.cancel();
+}
