@@ -2,26 +2,30 @@
 
 use std::{net::SocketAddr, time::Duration};
 
+use schemars::JsonSchema;
 use serde::Deserialize;
 
 /// Configuration of the adapters service.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct AdapterConfig {
     /// Address the gRPC server listens on when run as its own process.
     pub listen: SocketAddr,
     /// Longest time to establish a TCP (and TLS) connection to a provider.
     #[serde(with = "humantime_serde")]
+    #[schemars(with = "String")]
     pub connect_timeout: Duration,
     /// Time a provider has to start answering (response headers and first
     /// byte), and the longest silence allowed between two reads after that,
     /// for targets whose `timeout_ms` is 0.
     #[serde(with = "humantime_serde")]
+    #[schemars(with = "String")]
     pub request_timeout: Duration,
     /// How long a resolved provider secret is used before its environment
     /// variable or file is read again, so a rotated key takes effect
     /// without a restart.
     #[serde(with = "humantime_serde")]
+    #[schemars(with = "String")]
     pub secret_refresh: Duration,
 }
 

@@ -2,10 +2,11 @@
 
 use std::{fmt, net::SocketAddr};
 
+use schemars::JsonSchema;
 use serde::Deserialize;
 
 /// Response cache settings.
-#[derive(Clone, Deserialize, PartialEq)]
+#[derive(Clone, Deserialize, JsonSchema, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct CacheConfig {
     /// gRPC listen address when the cache runs as its own process.

@@ -22,6 +22,7 @@ use std::{
 
 use futures::future::BoxFuture;
 use http::{HeaderMap, HeaderValue, header::AUTHORIZATION};
+use schemars::JsonSchema;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use tonic::{Status, body::Body};
@@ -38,7 +39,7 @@ use crate::{
 pub const MIN_TOKEN_CHARS: usize = 16;
 
 /// The `service_auth` section of the config file.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct ServiceAuthConfig {
     /// Each calling role's token, by role name (`edge`, `router`,

@@ -1,10 +1,11 @@
 //! Logging setup shared by every subcommand.
 
+use schemars::JsonSchema;
 use serde::Deserialize;
 use tracing_subscriber::EnvFilter;
 
 /// The `telemetry` section of the config file.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, JsonSchema, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct TelemetryConfig {
     /// Log filter in `tracing` directive syntax (`info`, `switchyard_router=debug`).

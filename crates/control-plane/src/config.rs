@@ -5,12 +5,13 @@ use std::{
     time::Duration,
 };
 
+use schemars::JsonSchema;
 use serde::Deserialize;
 
 use crate::{Error, Result};
 
 /// Settings of the control-plane service (`control_plane` section).
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct ControlPlaneConfig {
     /// Address the gRPC server listens on when run as its own process.
@@ -21,6 +22,7 @@ pub struct ControlPlaneConfig {
     /// How often the stored version is checked for changes written by other
     /// replicas or admins (e.g. `2s`).
     #[serde(with = "humantime_serde")]
+    #[schemars(with = "String")]
     pub poll_interval: Duration,
 }
 

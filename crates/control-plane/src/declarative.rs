@@ -28,13 +28,14 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use schemars::JsonSchema;
 use serde::Deserialize;
 use switchyard_common::{SecretSource, config::Environment};
 
 use crate::{Result, objects::StoredConfig};
 
 /// The declarative objects the control plane stores and publishes.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct Declarative {
     /// Provider accounts requests can be sent to.
@@ -58,7 +59,7 @@ pub struct Declarative {
 }
 
 /// A provider account (`providers[]`).
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProviderConfig {
     /// Unique name that deployments refer to (e.g. `openai-prod`).
@@ -74,6 +75,7 @@ pub struct ProviderConfig {
     pub api_key: Option<SecretSource>,
     /// Per-attempt timeout (e.g. `60s`); the adapter's default when absent.
     #[serde(default, with = "humantime_serde")]
+    #[schemars(with = "Option<String>")]
     pub timeout: Option<Duration>,
     /// Provider-specific settings (`api_version`, `region`, `project`, …);
     /// each adapter documents the ones it reads.
@@ -87,7 +89,7 @@ pub struct ProviderConfig {
 }
 
 /// One model at one provider (`deployments[]`).
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DeploymentConfig {
     /// Stable id that routes refer to and usage events record.
@@ -124,7 +126,7 @@ pub struct DeploymentConfig {
 
 /// Prices of a deployment, per million tokens, as decimal strings with at
 /// most nine fractional digits. Quote them: YAML numbers are floats.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PricingConfig {
     /// ISO 4217 currency code; `USD` when absent.
@@ -148,7 +150,7 @@ pub struct PricingConfig {
 }
 
 /// The long-context tier of a price (`pricing.long_context`).
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LongContextConfig {
     /// The tier applies when prompt tokens exceed this.
@@ -164,7 +166,7 @@ fn default_currency() -> String {
 }
 
 /// Capacity of a deployment (`deployments[].capacity`); 0 means unlimited.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct CapacityConfig {
     /// Requests per minute.
@@ -176,7 +178,7 @@ pub struct CapacityConfig {
 }
 
 /// What a deployment's model can do (`deployments[].capabilities`).
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct CapabilitiesConfig {
     /// Tool (function) calls.
@@ -188,7 +190,7 @@ pub struct CapabilitiesConfig {
 }
 
 /// Where a deployment is in its life (`deployments[].lifecycle`).
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct LifecycleConfig {
     /// Whether the provider has deprecated the model.
@@ -200,7 +202,7 @@ pub struct LifecycleConfig {
 }
 
 /// What clients name in `model` (`routes[]`).
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RouteConfig {
     /// The name clients put in `model`.
@@ -226,7 +228,7 @@ pub struct RouteConfig {
 
 /// A route's strategy (`routes[].strategy`), a map with exactly one key
 /// naming the strategy.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct StrategyConfig {
     /// Deployment ids in order of preference: `{fallback: [a, b]}`. The next
@@ -244,7 +246,7 @@ impl StrategyConfig {
 }
 
 /// `routes[].retry`.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct RetryConfig {
     /// Attempts in all, across deployments; one per deployment when 0.
@@ -252,38 +254,42 @@ pub struct RetryConfig {
 }
 
 /// `routes[].timeout`.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct TimeoutConfig {
     /// Longest a whole request may take (e.g. `120s`).
     #[serde(with = "humantime_serde")]
+    #[schemars(with = "Option<String>")]
     pub request: Option<Duration>,
     /// Longest wait for the first token.
     #[serde(with = "humantime_serde")]
+    #[schemars(with = "Option<String>")]
     pub first_token: Option<Duration>,
 }
 
 /// `routes[].hedge`.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct HedgeConfig {
     /// Start a second attempt when the first has not answered after this.
     #[serde(with = "humantime_serde")]
+    #[schemars(with = "Option<String>")]
     pub after: Option<Duration>,
 }
 
 /// `routes[].cache`.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RouteCacheConfig {
     /// How long responses may be served from the cache (e.g. `5m`).
     #[serde(with = "humantime_serde")]
+    #[schemars(with = "String")]
     pub ttl: Duration,
 }
 
 /// Shorthand for a route (`models[]`): one implicit deployment per target,
 /// all at the model's price, tried in order.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ModelConfig {
     /// The name clients put in `model`.
@@ -293,6 +299,7 @@ pub struct ModelConfig {
     /// How long responses may be served from the cache (e.g. `5m`); no
     /// caching when absent.
     #[serde(default, with = "humantime_serde")]
+    #[schemars(with = "Option<String>")]
     pub cache_ttl: Option<Duration>,
     /// Prices of every implicit deployment; unpriced when absent.
     #[serde(default)]
@@ -303,7 +310,7 @@ pub struct ModelConfig {
 }
 
 /// One target of the `models[]` shorthand (`models[].targets[]`).
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TargetConfig {
     /// Name of a configured provider.
@@ -313,7 +320,7 @@ pub struct TargetConfig {
 }
 
 /// A client API key (`keys[]`). Exactly one of `sha256` and `secret` is set.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct KeyConfig {
     /// Unique id, recorded with every request made with the key.
@@ -342,7 +349,7 @@ pub struct KeyConfig {
 }
 
 /// A team (`teams[]`).
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TeamConfig {
     /// Unique id, which keys' `team` refers to.
@@ -353,7 +360,7 @@ pub struct TeamConfig {
 }
 
 /// A user (`users[]`).
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UserConfig {
     /// Unique id, which keys' `user` refers to.
@@ -368,7 +375,7 @@ pub struct UserConfig {
 
 /// Whom a budget or rate limit applies to, a map with exactly one key:
 /// `{team: ID}`, `{user: ID}` or `{key: ID}`.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct ScopeConfig {
     /// A team (declared, or named by a key).
@@ -380,7 +387,7 @@ pub struct ScopeConfig {
 }
 
 /// How often a budget resets (`budgets[].period`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum BudgetPeriodConfig {
     /// Every UTC day.
@@ -392,7 +399,7 @@ pub enum BudgetPeriodConfig {
 }
 
 /// A spending limit (`budgets[]`).
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BudgetConfig {
     /// Unique id.
@@ -409,7 +416,7 @@ pub struct BudgetConfig {
 }
 
 /// A rate limit (`rate_limits[]`); 0 means unlimited.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RateLimitConfig {
     /// Unique id.

@@ -2,10 +2,11 @@
 
 use std::{net::SocketAddr, time::Duration};
 
+use schemars::JsonSchema;
 use serde::Deserialize;
 
 /// Edge settings.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, JsonSchema, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct EdgeConfig {
     /// HTTP listen address.
@@ -15,6 +16,7 @@ pub struct EdgeConfig {
     /// Longest a request may take end to end: the deadline the edge sets in
     /// every request's context and every hop honours.
     #[serde(with = "humantime_serde")]
+    #[schemars(with = "String")]
     pub request_timeout: Duration,
 }
 

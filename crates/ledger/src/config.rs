@@ -2,11 +2,12 @@
 
 use std::net::SocketAddr;
 
+use schemars::JsonSchema;
 use serde::Deserialize;
 use switchyard_common::SecretSource;
 
 /// Ledger settings.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, JsonSchema, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct LedgerConfig {
     /// gRPC listen address when the ledger runs as its own process.
@@ -29,7 +30,7 @@ impl Default for LedgerConfig {
 }
 
 /// How to reach ClickHouse over its HTTP interface.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, JsonSchema, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct ClickHouseConfig {
     /// Base URL of the HTTP interface, without credentials.

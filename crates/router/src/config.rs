@@ -2,10 +2,11 @@
 
 use std::{net::SocketAddr, time::Duration};
 
+use schemars::JsonSchema;
 use serde::Deserialize;
 
 /// Router settings.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, JsonSchema, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct RouterConfig {
     /// gRPC listen address when the router runs as its own process.
@@ -20,9 +21,11 @@ pub struct RouterConfig {
     pub usage_batch_size: usize,
     /// Longest a usage event waits before its batch is sent.
     #[serde(with = "humantime_serde")]
+    #[schemars(with = "String")]
     pub usage_flush_interval: Duration,
     /// How long a cache lookup may take before the request goes upstream.
     #[serde(with = "humantime_serde")]
+    #[schemars(with = "String")]
     pub cache_lookup_timeout: Duration,
 }
 

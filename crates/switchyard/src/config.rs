@@ -4,6 +4,7 @@
 use std::path::Path;
 
 use anyhow::Context;
+use schemars::JsonSchema;
 use serde::Deserialize;
 use switchyard_adapters::AdapterConfig;
 use switchyard_cache::CacheConfig;
@@ -21,7 +22,7 @@ use switchyard_ledger::LedgerConfig;
 use switchyard_router::RouterConfig;
 
 /// The whole config file.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct SwitchyardConfig {
     /// The HTTP edge.
@@ -63,7 +64,7 @@ pub struct SwitchyardConfig {
 }
 
 /// gRPC URLs of the services, used only in distributed mode.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, JsonSchema, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct Endpoints {
     /// The router, called by the edge.
@@ -88,6 +89,18 @@ impl Default for Endpoints {
             ledger: "http://127.0.0.1:7005".to_owned(),
         }
     }
+}
+
+/// Where the config file's JSON Schema is kept, relative to the repository.
+pub const SCHEMA_PATH: &str = "config/switchyard.schema.json";
+
+/// The JSON Schema of the config file, generated from these types
+/// (`switchyard config-schema`). Editors validate config files with it.
+pub fn config_schema() -> String {
+    let schema = schemars::schema_for!(SwitchyardConfig);
+    let mut text = serde_json::to_string_pretty(&schema).unwrap_or_default();
+    text.push('\n');
+    text
 }
 
 impl SwitchyardConfig {
@@ -151,6 +164,54 @@ mod tests {
             .expect("the chart's config is valid");
         assert!(config.ledger.clickhouse.is_some());
         assert!(config.cache.redis_url.is_some());
+    }
+
+    const SCHEMA: &str = include_str!("../../../config/switchyard.schema.json");
+
+    fn schema_validator() -> jsonschema::Validator {
+        let schema: serde_json::Value = serde_json::from_str(SCHEMA).expect("schema JSON");
+        jsonschema::validator_for(&schema).expect("a valid JSON Schema")
+    }
+
+    fn schema_errors(yaml: &str) -> Vec<String> {
+        let instance: serde_json::Value = serde_yaml::from_str(yaml).expect("YAML");
+        schema_validator()
+            .iter_errors(&instance)
+            .map(|error| format!("{}: {error}", error.instance_path()))
+            .collect()
+    }
+
+    #[test]
+    fn the_committed_schema_is_generated_from_the_config_types() {
+        assert!(
+            SCHEMA == config_schema(),
+            "{SCHEMA_PATH} is stale; regenerate it with `cargo run -p switchyard -- config-schema > {SCHEMA_PATH}`"
+        );
+    }
+
+    #[test]
+    fn the_example_configs_satisfy_the_schema() {
+        assert_eq!(schema_errors(EXAMPLE), Vec::<String>::new());
+        let values: serde_yaml::Value = serde_yaml::from_str(HELM_VALUES).expect("values YAML");
+        let chart = serde_yaml::to_string(&values["config"]).expect("config section");
+        assert_eq!(schema_errors(&chart), Vec::<String>::new());
+    }
+
+    #[test]
+    fn the_schema_rejects_what_the_loader_rejects() {
+        for bad in [
+            "routre: {}",
+            "edge: {max_body_bytes: lots}",
+            "routes: [{name: r, strategy: {fallback: [a]}, retries: 3}]",
+            "providers: [{kind: openai}]",
+            "keys: [{id: k, secret: {env: K}, models: [demo], team: 7}]",
+        ] {
+            assert!(!schema_errors(bad).is_empty(), "the schema accepts {bad}");
+            assert!(
+                SwitchyardConfig::parse("bad.yaml", bad, &Environment::new()).is_err(),
+                "the loader accepts {bad}"
+            );
+        }
     }
 
     #[test]

@@ -35,12 +35,19 @@ enum Command {
     },
     /// Validate the config file and exit.
     CheckConfig,
+    /// Print the config file's JSON Schema.
+    ConfigSchema,
     /// Measure the latency, throughput and memory the gateway adds.
     Bench(switchyard::bench::BenchArgs),
 }
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    if let Command::ConfigSchema = cli.command {
+        return std::io::stdout()
+            .write_all(switchyard::config::config_schema().as_bytes())
+            .context("writing to stdout");
+    }
     if let Command::Bench(args) = cli.command {
         // The benchmark brings its own gateways; it reads no config file.
         let cores = switchyard::bench::pin_load_generator();
@@ -81,7 +88,7 @@ fn main() -> anyhow::Result<()> {
                 let listener = bind(&role.to_string(), listen_address(role, &config)).await?;
                 run_role(role, config, environment, listener, shutdown).await
             }
-            Command::Bench(_) => Ok(()),
+            Command::Bench(_) | Command::ConfigSchema => Ok(()),
         }
     })
 }
