@@ -3,12 +3,11 @@
 
 use std::{collections::BTreeMap, path::Path, time::Duration};
 
-use switchyard::{
-    SwitchyardConfig,
+use switchyard::{SwitchyardConfig, serve::run_all_in_one};
+use switchyard_test_support::{
+    FakeAnthropic, FakeOpenAi,
     launch::{Launch, Processes},
-    serve::run_all_in_one,
 };
-use switchyard_test_support::{FakeAnthropic, FakeOpenAi};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 

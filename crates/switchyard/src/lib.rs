@@ -5,9 +5,7 @@
 //!
 //! This is the only crate (with the tests) that wires several services together.
 
-pub mod bench;
 pub mod config;
-pub mod launch;
 pub mod role;
 pub mod serve;
 

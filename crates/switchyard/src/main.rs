@@ -37,8 +37,6 @@ enum Command {
     CheckConfig,
     /// Print the config file's JSON Schema.
     ConfigSchema,
-    /// Measure the latency, throughput and memory the gateway adds.
-    Bench(switchyard::bench::BenchArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -47,15 +45,6 @@ fn main() -> anyhow::Result<()> {
         return std::io::stdout()
             .write_all(switchyard::config::config_schema().as_bytes())
             .context("writing to stdout");
-    }
-    if let Command::Bench(args) = cli.command {
-        // The benchmark brings its own gateways; it reads no config file.
-        let cores = switchyard::bench::pin_load_generator();
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .context("starting the async runtime")?;
-        return runtime.block_on(switchyard::bench::run(args, cores));
     }
     let environment = process_environment();
     let config = SwitchyardConfig::load(&cli.config, &environment)?;
@@ -88,7 +77,7 @@ fn main() -> anyhow::Result<()> {
                 let listener = bind(&role.to_string(), listen_address(role, &config)).await?;
                 run_role(role, config, environment, listener, shutdown).await
             }
-            Command::Bench(_) | Command::ConfigSchema => Ok(()),
+            Command::ConfigSchema => Ok(()),
         }
     })
 }

@@ -12,14 +12,19 @@
 //! - [`FakeGemini`]: the same for Gemini `generateContent` /
 //!   `streamGenerateContent`, on both the Gemini API and Vertex AI paths.
 //!
-//! Used by service crates' integration tests and the end-to-end suite; it
-//! depends on no Switchyard crate, so it tests the wire, not our types.
+//! - [`launch`]: starting `switchyard` processes, all-in-one or one per
+//!   role with fresh service tokens (the e2e suite and the benchmark).
+//!
+//! Used by service crates' integration tests, the end-to-end suite and the
+//! benchmark. The fakes use no Switchyard types, so they test the wire, not
+//! our types.
 
 mod fake_anthropic;
 mod fake_bedrock;
 mod fake_gemini;
 mod fake_gemini_embeddings;
 mod fake_openai;
+pub mod launch;
 mod recording;
 
 pub use fake_anthropic::{FakeAnthropic, anthropic_error_body};

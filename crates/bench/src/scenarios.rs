@@ -1,33 +1,45 @@
-//! `switchyard bench`: measures what the gateway adds to every request.
-//!
-//! A fast mock upstream speaking OpenAI's wire format and a closed-loop load
-//! generator run in this process, pinned to the first core; the gateway under
-//! test runs as separate `switchyard` processes pinned to the second core
-//! (when the machine has two or more). Each scenario is measured against the
-//! mock directly (the baseline) and through the gateway; "added" is gateway
-//! minus baseline at the same percentile.
+//! The scenarios: each measured against the mock directly (the baseline)
+//! and through every gateway binary under test.
 
-mod load;
-mod report;
-mod stats;
-mod system;
-mod upstream;
-
-use std::{collections::BTreeMap, path::PathBuf, time::Duration};
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+    time::Duration,
+};
 
 use anyhow::Context;
 use bytes::Bytes;
+use switchyard_test_support::launch::{Launch, Processes, WRAPPER_VARIABLE};
 
-use self::{
-    load::{LoadResult, LoadSpec},
-    report::{Row, Summary},
-    upstream::UpstreamBehaviour,
+use crate::{
+    load::{self, LoadResult, LoadSpec},
+    report::{self, Row, Summary},
+    system,
+    upstream::{self, UpstreamBehaviour},
 };
-use crate::launch::{Launch, Processes};
 
-/// Options of `switchyard bench`.
-#[derive(Debug, Clone, clap::Args)]
+/// Options of `switchyard-bench`.
+#[derive(Debug, Clone, clap::Parser)]
+#[command(about = "Measures the latency, throughput and memory the gateway adds.")]
 pub struct BenchArgs {
+    /// The `switchyard` binary to measure. Defaults to the one next to this
+    /// executable, built first when run through `cargo run`.
+    #[arg(long)]
+    pub gateway: Option<PathBuf>,
+    /// Name of `--gateway` in the report when there is a baseline.
+    #[arg(long, default_value = "this build")]
+    pub label: String,
+    /// A second `switchyard` binary (e.g. built from an earlier commit),
+    /// measured side by side in the same run, scenario by scenario.
+    #[arg(long)]
+    pub baseline: Option<PathBuf>,
+    /// Name of `--baseline` in the report.
+    #[arg(long, default_value = "baseline")]
+    pub baseline_label: String,
+    /// How many times to run the whole set; with a baseline, the order of
+    /// the two binaries alternates from round to round.
+    #[arg(long, default_value_t = 1)]
+    pub rounds: usize,
     /// Seconds each measurement runs (after a one-second warm-up).
     #[arg(long, default_value_t = 5.0)]
     pub seconds: f64,
@@ -73,10 +85,25 @@ pub fn pin_load_generator() -> usize {
     cores
 }
 
+/// A gateway binary under test and its name in the report.
+struct Subject {
+    label: String,
+    binary: PathBuf,
+}
+
 /// Runs the selected scenarios and prints the report.
 /// `cores` is the machine's core count before [`pin_load_generator`].
 pub async fn run(args: BenchArgs, cores: usize) -> anyhow::Result<()> {
-    let binary = std::env::current_exe().context("locating the switchyard binary")?;
+    let mut subjects = vec![Subject {
+        label: args.label.clone(),
+        binary: crate::gateway::binary(args.gateway.as_deref())?,
+    }];
+    if let Some(baseline) = &args.baseline {
+        subjects.push(Subject {
+            label: args.baseline_label.clone(),
+            binary: baseline.clone(),
+        });
+    }
     let scenarios: Vec<String> = if args.scenarios.is_empty() {
         DEFAULT_SCENARIOS
             .iter()
@@ -86,14 +113,55 @@ pub async fn run(args: BenchArgs, cores: usize) -> anyhow::Result<()> {
         args.scenarios.clone()
     };
     let bench = Bench {
-        binary,
         measure: Duration::from_secs_f64(args.seconds),
         gateway_cpus: (cores >= 2).then(|| "1".to_owned()),
     };
     let mut rows = Vec::new();
-    for scenario in &scenarios {
-        eprintln!("bench: running {scenario}");
-        let row = match scenario.as_str() {
+    for round in 0..args.rounds.max(1) {
+        for scenario in &scenarios {
+            // Alternate which binary goes first, so drift favours neither.
+            let mut order: Vec<&Subject> = subjects.iter().collect();
+            if round % 2 == 1 {
+                order.reverse();
+            }
+            for subject in order {
+                eprintln!("bench: running {scenario} on {}", subject.label);
+                let mut row = bench.scenario(scenario, &subject.binary, &args).await?;
+                if subjects.len() > 1 {
+                    row.append_label(&subject.label);
+                }
+                if args.rounds > 1 {
+                    row.append_label(&format!("round {}", round + 1));
+                }
+                rows.push(row);
+            }
+        }
+    }
+    let report = report::render(
+        &rows,
+        &system::describe_machine(cores),
+        bench.gateway_cpus.is_some(),
+    );
+    let mut stdout = std::io::stdout().lock();
+    std::io::Write::write_all(&mut stdout, report.as_bytes())?;
+    if let Some(path) = &args.output {
+        std::fs::write(path, &report).with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
+}
+
+impl Bench {
+    async fn scenario(
+        &self,
+        scenario: &str,
+        binary: &Path,
+        args: &BenchArgs,
+    ) -> anyhow::Result<Row> {
+        let bench = Gateways {
+            bench: self,
+            binary,
+        };
+        let row = match scenario {
             "idle" => bench.idle().await?,
             "c1" => {
                 bench
@@ -158,19 +226,22 @@ pub async fn run(args: BenchArgs, cores: usize) -> anyhow::Result<()> {
             "soak" => bench.soak(Duration::from_secs(args.soak_seconds)).await?,
             other => anyhow::bail!("unknown scenario `{other}`"),
         };
-        rows.push(row);
+        Ok(row)
     }
-    let report = report::render(
-        &rows,
-        &system::describe_machine(cores),
-        bench.gateway_cpus.is_some(),
-    );
-    let mut stdout = std::io::stdout().lock();
-    std::io::Write::write_all(&mut stdout, report.as_bytes())?;
-    if let Some(path) = args.output {
-        std::fs::write(&path, &report).with_context(|| format!("writing {}", path.display()))?;
+}
+
+/// The scenarios, run on one gateway binary.
+struct Gateways<'a> {
+    bench: &'a Bench,
+    binary: &'a Path,
+}
+
+impl std::ops::Deref for Gateways<'_> {
+    type Target = Bench;
+
+    fn deref(&self) -> &Bench {
+        self.bench
     }
-    Ok(())
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -180,7 +251,6 @@ enum Mode {
 }
 
 struct Bench {
-    binary: PathBuf,
     measure: Duration,
     gateway_cpus: Option<String>,
 }
@@ -229,7 +299,7 @@ fn chat_body(stream: bool) -> Bytes {
     Bytes::from(body.to_string())
 }
 
-impl Bench {
+impl Gateways<'_> {
     async fn start_gateway(
         &self,
         upstream: std::net::SocketAddr,
@@ -260,11 +330,11 @@ keys:
         std::fs::write(&config_path, config)?;
         let mut environment =
             BTreeMap::from([("SWITCHYARD_BENCH_KEY".to_owned(), BENCH_KEY.to_owned())]);
-        if let Ok(wrapper) = std::env::var(crate::launch::WRAPPER_VARIABLE) {
-            environment.insert(crate::launch::WRAPPER_VARIABLE.to_owned(), wrapper);
+        if let Ok(wrapper) = std::env::var(WRAPPER_VARIABLE) {
+            environment.insert(WRAPPER_VARIABLE.to_owned(), wrapper);
         }
         let launch = Launch {
-            binary: &self.binary,
+            binary: self.binary,
             config: &config_path,
             environment: &environment,
             cpus: self.gateway_cpus.as_deref(),
@@ -280,7 +350,9 @@ keys:
         self.wait_until_serving(gateway.address()?).await?;
         Ok(gateway)
     }
+}
 
+impl Bench {
     /// Sends requests until one succeeds (the snapshot has arrived).
     async fn wait_until_serving(&self, address: std::net::SocketAddr) -> anyhow::Result<()> {
         let spec = LoadSpec {
@@ -337,7 +409,9 @@ keys:
         }
         summary
     }
+}
 
+impl Gateways<'_> {
     async fn non_streaming(
         &self,
         label: &str,

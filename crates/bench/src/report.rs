@@ -90,6 +90,13 @@ impl Row {
         }
     }
 
+    /// Appends ` · {suffix}` to the row's label (which binary, which round).
+    pub fn append_label(&mut self, suffix: &str) {
+        let (Row::Compare { label, .. } | Row::Idle { label, .. } | Row::Soak { label, .. }) = self;
+        label.push_str(" · ");
+        label.push_str(suffix);
+    }
+
     /// Marks a comparison row as a streaming one.
     pub fn streaming(self) -> Self {
         match self {
