@@ -67,7 +67,7 @@ pub struct TestCluster {
 }
 
 /// The edge's request timeout: the deadline every hop honours.
-pub const REQUEST_TIMEOUT_SECS: u64 = 4;
+pub const REQUEST_TIMEOUT_SECS: u64 = 5;
 
 /// The provider key the fake upstream expects to see.
 pub const UPSTREAM_KEY: &str = "sk-upstream-secret-7f3a";

@@ -184,13 +184,15 @@ pub async fn repeat_request_is_served_from_the_cache(cluster: &TestCluster) {
     assert_eq!(first.headers()["x-switchyard-cache"], "miss");
     let first = json_body(first).await;
     // The store happens after the response; wait until it is visible.
+    // Asks sent before it is visible are misses and go upstream.
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
-    let second = loop {
+    let (second, upstream_calls) = loop {
         let mut streamed = hello("gpt-test");
         streamed["stream"] = json!(false);
+        let upstream_calls = cluster.upstream.requests().len();
         let response = cluster.chat(&streamed).await;
         if response.headers()["x-switchyard-cache"] == "hit" {
-            break response;
+            break (response, upstream_calls);
         }
         assert!(tokio::time::Instant::now() < deadline, "no cache hit");
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
@@ -202,7 +204,7 @@ pub async fn repeat_request_is_served_from_the_cache(cluster: &TestCluster) {
     assert_ne!(second["id"], first["id"], "each response has its own id");
     assert_eq!(
         cluster.upstream.requests().len(),
-        1,
+        upstream_calls,
         "served without the upstream"
     );
 
@@ -213,7 +215,7 @@ pub async fn repeat_request_is_served_from_the_cache(cluster: &TestCluster) {
     assert_eq!(response.headers()["x-switchyard-cache"], "hit");
     let body = response.text().await.expect("body");
     assert!(body.contains("Echo: hello there") && body.ends_with("data: [DONE]\n\n"));
-    assert_eq!(cluster.upstream.requests().len(), 1);
+    assert_eq!(cluster.upstream.requests().len(), upstream_calls);
 
     // Cache-Control: no-cache goes upstream.
     let response = cluster
@@ -226,7 +228,7 @@ pub async fn repeat_request_is_served_from_the_cache(cluster: &TestCluster) {
         .await
         .expect("edge answers");
     assert_eq!(response.headers()["x-switchyard-cache"], "miss");
-    assert_eq!(cluster.upstream.requests().len(), 2);
+    assert_eq!(cluster.upstream.requests().len(), upstream_calls + 1);
 
     if cluster.backends == Backends::Production {
         let client = redis::Client::open(crate::backends::redis_url()).expect("redis url");
@@ -595,11 +597,11 @@ pub async fn fallback_goes_to_the_next_deployment_on_retryable_failures(cluster:
 }
 
 pub async fn the_edge_deadline_bounds_a_slow_upstream(cluster: &TestCluster) {
-    // The provider allows 10 s; the edge's 4 s request timeout becomes the
+    // The provider allows 10 s; the edge's 5 s request timeout becomes the
     // request's deadline, carried to the adapter, which stops waiting then.
     cluster
         .upstream
-        .push_fault(Fault::Delay(Duration::from_secs(9)));
+        .push_fault(Fault::Delay(Duration::from_secs(12)));
     let started = std::time::Instant::now();
     let response = cluster.chat(&hello("gpt-test")).await;
     let waited = started.elapsed();

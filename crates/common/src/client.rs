@@ -1,10 +1,12 @@
 //! One client type per service: [`RouterClient`], [`AdapterClient`],
 //! [`CacheClient`], [`LedgerClient`] and [`ControlPlaneClient`].
 //!
-//! Each call goes through [`outbound`], the one layer every call crosses in
-//! both modes: it copies the request id and W3C trace context from the
-//! request's `RequestContext` into gRPC metadata and bounds the call by the
-//! request's deadline. Metrics and spans are added there too. Below it,
+//! Every call that carries a request's `RequestContext` goes through
+//! [`outbound`], in both modes: it copies the request id and W3C trace
+//! context into gRPC metadata and bounds the call by the request's deadline.
+//! That is where per-call metrics and spans belong (the observability
+//! work). Calls without a request (the ledger's batches, the control
+//! plane's snapshot stream) go straight to the transport. Below it,
 //! the transport is either a [`GrpcChannel`](crate::GrpcChannel) (a remote
 //! connection carrying the caller's service credential, or a server in this
 //! process) or, on the two hot hops (edge → router, router → adapters), a

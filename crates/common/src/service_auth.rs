@@ -43,7 +43,7 @@ pub const MIN_TOKEN_CHARS: usize = 16;
 #[serde(default, deny_unknown_fields)]
 pub struct ServiceAuthConfig {
     /// Each calling role's token, by role name (`edge`, `router`,
-    /// `adapter`). Defaults to `SWITCHYARD_SERVICE_TOKEN_<ROLE>`.
+    /// `adapter`). A role left out reads `SWITCHYARD_SERVICE_TOKEN_<ROLE>`.
     pub tokens: BTreeMap<ServiceRole, SecretSource>,
 }
 
@@ -68,13 +68,15 @@ pub fn default_token_variable(role: ServiceRole) -> String {
 /// Why service credentials could not be set up.
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceAuthError {
-    /// No token is configured for the role.
+    /// Two roles hold the same token, so a server could not tell them apart.
     #[error(
-        "service_auth.tokens.{role}: no token configured; distributed mode authenticates every internal call"
+        "service_auth.tokens.{first} and service_auth.tokens.{second} are the same token; every role needs its own"
     )]
-    Unconfigured {
-        /// The role without a token.
-        role: &'static str,
+    SharedToken {
+        /// One role.
+        first: &'static str,
+        /// The other role.
+        second: &'static str,
     },
     /// The token's reference cannot be resolved.
     #[error(
@@ -103,10 +105,8 @@ impl ServiceAuthConfig {
         environment: &Environment,
     ) -> Result<Secret, ServiceAuthError> {
         let name = role.as_str();
-        let source = self
-            .tokens
-            .get(&role)
-            .ok_or(ServiceAuthError::Unconfigured { role: name })?;
+        let default = SecretSource::env(default_token_variable(role));
+        let source = self.tokens.get(&role).unwrap_or(&default);
         let token = source
             .resolve(environment)
             .map_err(|source| ServiceAuthError::Unresolved { role: name, source })?;
@@ -125,7 +125,27 @@ impl ServiceAuthConfig {
         environment: &Environment,
     ) -> Result<ServiceCredential, ServiceAuthError> {
         let token = self.token(role, environment)?;
+        self.distinct(environment)?;
         ServiceCredential::new(role, &token)
+    }
+
+    /// Refuses two roles holding the same token: the one a server checks
+    /// first would be credited with the other's calls.
+    fn distinct(&self, environment: &Environment) -> Result<(), ServiceAuthError> {
+        let tokens: Vec<(ServiceRole, Secret)> = ServiceRole::CALLERS
+            .into_iter()
+            .filter_map(|role| Some((role, self.token(role, environment).ok()?)))
+            .collect();
+        for (index, (first, token)) in tokens.iter().enumerate() {
+            if let Some((second, _)) = tokens[index + 1..].iter().find(|(_, other)| other == token)
+            {
+                return Err(ServiceAuthError::SharedToken {
+                    first: first.as_str(),
+                    second: second.as_str(),
+                });
+            }
+        }
+        Ok(())
     }
 
     /// The verifier a `server` role's gRPC server checks callers with.
@@ -139,6 +159,7 @@ impl ServiceAuthConfig {
             .iter()
             .map(|&role| Ok((role, self.token(role, environment)?)))
             .collect::<Result<Vec<_>, ServiceAuthError>>()?;
+        self.distinct(environment)?;
         let known = ServiceRole::CALLERS
             .into_iter()
             .filter_map(|role| Some((role, self.token(role, environment).ok()?)))
@@ -196,8 +217,9 @@ pub struct CallerVerifier {
 
 impl CallerVerifier {
     /// A verifier accepting the `accepted` roles' tokens; `known` tokens of
-    /// other roles are recognised so their calls are told they may not call
-    /// here (`PERMISSION_DENIED`) rather than that they lack credentials.
+    /// other roles (those this process holds) are recognised so their calls
+    /// are told they may not call here (`PERMISSION_DENIED`) rather than
+    /// that they lack credentials.
     pub fn new(
         accepted: impl IntoIterator<Item = (ServiceRole, Secret)>,
         known: impl IntoIterator<Item = (ServiceRole, Secret)>,
@@ -386,8 +408,60 @@ mod tests {
         let error = config
             .credential(ServiceRole::Edge, &weak)
             .expect_err("too short");
-        assert!(!error.to_string().contains("short\""), "{error}");
+        assert!(!error.to_string().contains("short"), "{error}");
         assert!(matches!(error, ServiceAuthError::Weak { role: "edge" }));
+    }
+
+    #[test]
+    fn a_token_shared_by_two_roles_is_refused() {
+        let mut environment = environment();
+        environment.insert(
+            "SWITCHYARD_SERVICE_TOKEN_ROUTER".to_owned(),
+            "token-of-the-edge-role".to_owned(),
+        );
+        let config = ServiceAuthConfig::default();
+        let error = config
+            .verifier(ServiceRole::Ledger, &environment)
+            .err()
+            .expect("edge and router share a token");
+        assert!(matches!(
+            error,
+            ServiceAuthError::SharedToken {
+                first: "edge",
+                second: "router"
+            }
+        ));
+        assert!(
+            config
+                .credential(ServiceRole::Adapter, &environment)
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn a_role_left_out_of_the_tokens_reads_its_default_variable() {
+        let config = ServiceAuthConfig {
+            tokens: BTreeMap::from([(
+                ServiceRole::Router,
+                SecretSource::env("ROUTER_TOKEN_ELSEWHERE"),
+            )]),
+        };
+        let mut environment = environment();
+        environment.remove("SWITCHYARD_SERVICE_TOKEN_ROUTER");
+        environment.insert(
+            "ROUTER_TOKEN_ELSEWHERE".to_owned(),
+            "the-router-token-moved".to_owned(),
+        );
+        let control_plane = config
+            .verifier(ServiceRole::ControlPlane, &environment)
+            .expect("edge and adapter from their defaults");
+        let router = config
+            .credential(ServiceRole::Router, &environment)
+            .expect("from the configured variable");
+        assert_eq!(
+            control_plane.verify(&headers(&router)).ok(),
+            Some(ServiceRole::Router)
+        );
     }
 
     #[test]

@@ -5,12 +5,16 @@
 //! output can still go to the next deployment. Every attempt leaves an
 //! [`AttemptRecord`] (deployment, outcome, timing, usage) for `settle`.
 
-use std::{future::Future, sync::Arc, time::Instant};
+use std::{
+    future::Future,
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use futures::StreamExt;
 use switchyard_common::{
     ErrorClass, ServiceError,
-    client::{AdapterClient, ResponseStream},
+    client::{AdapterClient, ResponseStream, outbound},
 };
 use switchyard_proto::v1::{
     AdapterChatRequest, AdapterChatResponse, AdapterEmbedRequest, ChatRequest, Deployment,
@@ -134,10 +138,12 @@ fn as_gateway_error(error: ServiceError) -> ServiceError {
 
 /// Tries `candidates` in order with `attempt` (given each deployment and
 /// whether it is the last) until one answers; moves on only after a
-/// retryable failure. Appends one record per attempt to `records` (the
-/// answering one left open for the caller to close). Returns the answer, or
-/// the last error.
+/// retryable failure, and never once the request's deadline (in `context`)
+/// has passed: the next deployment could only fail the same way. Appends
+/// one record per attempt to `records` (the answering one left open for the
+/// caller to close). Returns the answer, or the last error.
 pub async fn try_in_order<T, F, Fut>(
+    context: &RequestContext,
     candidates: &[Arc<Deployment>],
     records: &mut Vec<AttemptRecord>,
     mut attempt: F,
@@ -169,7 +175,8 @@ where
                 record.ended = Some(Instant::now());
                 record.outcome = Some(error.class);
                 records.push(record);
-                if !(error.class.is_retryable() && position < last) {
+                let out_of_time = outbound::remaining(context) == Some(Duration::ZERO);
+                if !(error.class.is_retryable() && position < last) || out_of_time {
                     return Err(error);
                 }
                 tracing::info!(deployment = %deployment.id, class = %error.class, "attempt failed; trying the next deployment");
@@ -299,11 +306,23 @@ pub(crate) mod tests {
         Vec<AttemptRecord>,
         Vec<String>,
     ) {
+        run_within(&RequestContext::default(), script).await
+    }
+
+    /// Runs the fallback loop for a request with `context`'s deadline.
+    async fn run_within(
+        context: &RequestContext,
+        script: &[(&str, Result<&'static str, ErrorClass>)],
+    ) -> (
+        Result<String, ServiceError>,
+        Vec<AttemptRecord>,
+        Vec<String>,
+    ) {
         let fake = FakeAdapters::new(script);
         let adapters = Adapters::new(AdapterClient::direct(Arc::clone(&fake)));
         let candidates: Vec<_> = script.iter().map(|(id, _)| deployment(id)).collect();
         let mut records = Vec::new();
-        let result = try_in_order(&candidates, &mut records, |deployment, _| {
+        let result = try_in_order(context, &candidates, &mut records, |deployment, _| {
             let adapters = adapters.clone();
             async move {
                 let open = adapters
@@ -341,6 +360,22 @@ pub(crate) mod tests {
             assert_eq!(records[1].outcome, None);
             assert!(records[1].first_chunk_at.is_some() && records[1].ended.is_none());
         }
+    }
+
+    #[tokio::test]
+    async fn nothing_is_tried_once_the_request_deadline_has_passed() {
+        let expired = RequestContext {
+            deadline_unix_ms: 1,
+            ..RequestContext::default()
+        };
+        let (result, records, calls) = run_within(
+            &expired,
+            &[("a", Err(ErrorClass::Timeout)), ("b", Ok("late"))],
+        )
+        .await;
+        assert_eq!(result.expect_err("out of time").class, ErrorClass::Timeout);
+        assert_eq!(calls, ["a"], "b could only fail the same way");
+        assert_eq!(records.len(), 1);
     }
 
     #[tokio::test]

@@ -25,15 +25,20 @@ pub async fn embed(
     let started = Instant::now();
     let created_at_unix_ms = unix_millis();
     let mut attempts = Vec::with_capacity(1);
-    let answered = try_in_order(&plan.candidates, &mut attempts, |deployment, is_last| {
-        let request = if is_last {
-            std::mem::take(&mut request)
-        } else {
-            request.clone()
-        };
-        let context = context.clone();
-        async move { adapters.embed(context, &deployment, request).await }
-    })
+    let answered = try_in_order(
+        &context,
+        &plan.candidates,
+        &mut attempts,
+        |deployment, is_last| {
+            let request = if is_last {
+                std::mem::take(&mut request)
+            } else {
+                request.clone()
+            };
+            let context = context.clone();
+            async move { adapters.embed(context, &deployment, request).await }
+        },
+    )
     .await;
     if let Some(answering) = attempts.last_mut() {
         answering.ended.get_or_insert_with(Instant::now);

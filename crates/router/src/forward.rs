@@ -252,15 +252,20 @@ impl Journey {
             adapters,
             ..
         } = exchange;
-        let open = try_in_order(&plan.candidates, attempts, |deployment, is_last| {
-            let request = if is_last {
-                std::mem::take(chat)
-            } else {
-                chat.clone()
-            };
-            let (adapters, context) = (adapters.clone(), context.clone());
-            async move { adapters.open_chat(context, &deployment, request).await }
-        })
+        let open = try_in_order(
+            context,
+            &plan.candidates,
+            attempts,
+            |deployment, is_last| {
+                let request = if is_last {
+                    std::mem::take(chat)
+                } else {
+                    chat.clone()
+                };
+                let (adapters, context) = (adapters.clone(), context.clone());
+                async move { adapters.open_chat(context, &deployment, request).await }
+            },
+        )
         .await?;
         if let Some(answering) = self.attempts.last() {
             let deployment = &answering.deployment;

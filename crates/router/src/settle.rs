@@ -91,7 +91,10 @@ impl Settler {
     pub fn settle(&self, settlement: Settlement, entry: Option<CacheEntry>) {
         if let Some(entry) = entry {
             let cache = self.cache.clone();
-            let context = settlement.context.clone();
+            let mut context = settlement.context.clone();
+            // The answer is complete; storing it is not bound by the
+            // request's deadline (which may already have passed).
+            context.deadline_unix_ms = 0;
             // Tracked on `settles`: shutdown waits for it.
             self.settles.spawn(async move {
                 store(&cache, context, entry).await;

@@ -214,6 +214,36 @@ mod tests {
         }
     }
 
+    const HELM_HELPERS: &str =
+        include_str!("../../../deploy/k8s/switchyard/templates/_helpers.tpl");
+
+    #[test]
+    fn the_chart_gives_each_pod_the_service_tokens_its_role_needs() {
+        use std::collections::BTreeSet;
+        use switchyard_common::auth::ServiceRole;
+        let table = HELM_HELPERS
+            .lines()
+            .find(|line| line.contains("$needs := dict"))
+            .expect("the chart's role → tokens table");
+        for role in ServiceRole::ALL {
+            let entry = format!("\"{role}\" (list ");
+            let start = table.find(&entry).map(|at| at + entry.len());
+            let start = start.unwrap_or_else(|| panic!("no entry for {role}"));
+            let end = start + table[start..].find(')').expect("closing parenthesis");
+            let in_chart: BTreeSet<&str> = table[start..end]
+                .split_whitespace()
+                .map(|name| name.trim_matches('"'))
+                .collect();
+            let own = ServiceRole::CALLERS.contains(&role).then_some(role);
+            let needed: BTreeSet<&str> = own
+                .into_iter()
+                .chain(role.callers().iter().copied())
+                .map(ServiceRole::as_str)
+                .collect();
+            assert_eq!(in_chart, needed, "tokens of the {role} pod");
+        }
+    }
+
     #[test]
     fn overrides_and_bad_fields_name_their_path() {
         let environment = Environment::from([(

@@ -75,6 +75,12 @@ pub async fn run_role(
     let tasks = TaskTracker::new();
     let services_shutdown = CancellationToken::new();
     let endpoints = &config.endpoints;
+    // Checked before any service starts: a role missing a token never
+    // half-starts.
+    let callers = config
+        .service_auth
+        .verifier(role, &environment)
+        .context("authenticating callers")?;
     let remotes = Remotes {
         config: &config,
         environment: &environment,
@@ -146,10 +152,6 @@ pub async fn run_role(
                 .context("starting the cache")?,
         ),
     };
-    let callers = config
-        .service_auth
-        .verifier(role, &environment)
-        .context("authenticating callers")?;
     tracing::info!(%role, address = %listener.local_addr()?, "switchyard serving");
     let stop_server = CancellationToken::new();
     let server = switchyard_common::task::spawn_detached(

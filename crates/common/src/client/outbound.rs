@@ -3,10 +3,15 @@
 //! [`call`] turns a message into a `tonic::Request` whose metadata carries
 //! the request id (`x-request-id`) and W3C trace context (`traceparent`)
 //! from the message's `RequestContext`, and bounds the call by the request's
-//! deadline (`deadline_unix_ms`, set by the edge from its request timeout):
-//! a call still waiting when it passes fails with `DEADLINE_EXCEEDED`
-//! (error class `timeout`). The server side reads the same values back with
-//! [`request_id`] and [`traceparent`].
+//! deadline (`deadline_unix_ms`, set by the edge from its request timeout).
+//! Each hop enforces the deadline itself (the adapters bound every upstream
+//! wait by it, the router stops falling back); this layer is the backstop:
+//! a call still waiting [`GRACE`] after the deadline fails with
+//! `DEADLINE_EXCEEDED` (error class `timeout`), late enough that the hop
+//! below has classified and settled its own timeout first. For a streamed
+//! call the bound covers opening the stream (up to its first message);
+//! after that, the adapters' per-read timeouts apply. The server side reads
+//! the values back with [`request_id`] and [`traceparent`].
 
 use std::{
     future::Future,
@@ -25,6 +30,10 @@ use crate::{ErrorClass, ServiceError};
 pub const REQUEST_ID: &str = "x-request-id";
 /// Metadata key of the W3C trace context.
 pub const TRACEPARENT: &str = "traceparent";
+
+/// How long after the deadline a call is abandoned, so that the hop being
+/// called reports (and settles) the timeout itself first.
+pub const GRACE: Duration = Duration::from_millis(250);
 
 /// A message that may carry the request's context.
 pub trait Contextual {
@@ -85,7 +94,8 @@ pub fn remaining(context: &RequestContext) -> Option<Duration> {
 }
 
 /// Sends `message` through `send`, with its context's metadata, failing with
-/// `DEADLINE_EXCEEDED` if the request's deadline passes first.
+/// `DEADLINE_EXCEEDED` if it is still waiting [`GRACE`] after the request's
+/// deadline.
 pub async fn call<T, R, F>(message: T, send: impl FnOnce(Request<T>) -> F) -> Result<R, Status>
 where
     T: Contextual,
@@ -95,7 +105,7 @@ where
     let response = send(request(message));
     match left {
         None => response.await,
-        Some(left) => tokio::time::timeout(left, response)
+        Some(left) => tokio::time::timeout(left + GRACE, response)
             .await
             .unwrap_or_else(|_| {
                 Err(ServiceError::new(ErrorClass::Timeout, "the request deadline passed").into())
