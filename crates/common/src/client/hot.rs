@@ -1,6 +1,10 @@
 //! Clients of the two hot hops (edge → router, router → adapters) that call
 //! the service in-process without encoding when it runs in this process, and
-//! over gRPC otherwise. Both variants go through [`outbound::call`].
+//! over gRPC otherwise. Both variants carry the same metadata
+//! ([`outbound::request`]); only remote calls get the deadline backstop
+//! timer of [`outbound::call`], since an in-process callee is our own code,
+//! which enforces the deadline itself, while a remote one may hang on a
+//! broken network.
 //!
 //! [`GrpcChannel::in_process`] already avoids sockets, but every call still
 //! pays protobuf encoding, HTTP framing and decoding on both sides, per
@@ -82,26 +86,28 @@ macro_rules! hot_client {
 
             /// `Chat`: resolves once the service answered with its stream.
             pub async fn chat(&self, message: $chat) -> Result<ResponseStream<$chunk>, Status> {
-                outbound::call(message, |request| async move {
-                    match self {
-                        Self::Remote(client) => {
+                match self {
+                    Self::Remote(client) => {
+                        outbound::call(message, |request| async move {
                             Ok(client.clone().chat(request).await?.into_inner().boxed())
-                        }
-                        Self::Direct(service) => service.chat(request).await,
+                        })
+                        .await
                     }
-                })
-                .await
+                    Self::Direct(service) => service.chat(outbound::request(message)).await,
+                }
             }
 
             /// `Embed`.
             pub async fn embed(&self, message: $embed) -> Result<$embedded, Status> {
-                outbound::call(message, |request| async move {
-                    match self {
-                        Self::Remote(client) => Ok(client.clone().embed(request).await?.into_inner()),
-                        Self::Direct(service) => service.embed(request).await,
+                match self {
+                    Self::Remote(client) => {
+                        outbound::call(message, |request| async move {
+                            Ok(client.clone().embed(request).await?.into_inner())
+                        })
+                        .await
                     }
-                })
-                .await
+                    Self::Direct(service) => service.embed(outbound::request(message)).await,
+                }
             }
         }
     };
