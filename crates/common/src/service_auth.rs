@@ -118,34 +118,44 @@ impl ServiceAuthConfig {
         Ok(token)
     }
 
-    /// The credential `role` presents on its outgoing calls.
-    pub fn credential(
+    /// Every calling role's token as this process can resolve it, refusing
+    /// two roles that hold the same one: the role a server checked first
+    /// would be credited with the other's calls.
+    fn resolve_all(
         &self,
-        role: ServiceRole,
         environment: &Environment,
-    ) -> Result<ServiceCredential, ServiceAuthError> {
-        let token = self.token(role, environment)?;
-        self.distinct(environment)?;
-        ServiceCredential::new(role, &token)
-    }
-
-    /// Refuses two roles holding the same token: the one a server checks
-    /// first would be credited with the other's calls.
-    fn distinct(&self, environment: &Environment) -> Result<(), ServiceAuthError> {
-        let tokens: Vec<(ServiceRole, Secret)> = ServiceRole::CALLERS
+    ) -> Result<Vec<(ServiceRole, TokenResult)>, ServiceAuthError> {
+        let all: Vec<_> = ServiceRole::CALLERS
             .into_iter()
-            .filter_map(|role| Some((role, self.token(role, environment).ok()?)))
+            .map(|role| (role, self.token(role, environment)))
             .collect();
-        for (index, (first, token)) in tokens.iter().enumerate() {
-            if let Some((second, _)) = tokens[index + 1..].iter().find(|(_, other)| other == token)
-            {
+        let held: Vec<(ServiceRole, &Secret)> = all
+            .iter()
+            .filter_map(|(role, token)| Some((*role, token.as_ref().ok()?)))
+            .collect();
+        for (index, (first, token)) in held.iter().enumerate() {
+            if let Some((second, _)) = held[index + 1..].iter().find(|(_, other)| other == token) {
                 return Err(ServiceAuthError::SharedToken {
                     first: first.as_str(),
                     second: second.as_str(),
                 });
             }
         }
-        Ok(())
+        Ok(all)
+    }
+
+    /// The credential `role` presents on its outgoing calls.
+    pub fn credential(
+        &self,
+        role: ServiceRole,
+        environment: &Environment,
+    ) -> Result<ServiceCredential, ServiceAuthError> {
+        let token = self
+            .resolve_all(environment)?
+            .into_iter()
+            .find_map(|(caller, token)| (caller == role).then_some(token))
+            .unwrap_or_else(|| self.token(role, environment))?;
+        ServiceCredential::new(role, &token)
     }
 
     /// The verifier a `server` role's gRPC server checks callers with.
@@ -154,19 +164,21 @@ impl ServiceAuthConfig {
         server: ServiceRole,
         environment: &Environment,
     ) -> Result<CallerVerifier, ServiceAuthError> {
-        let accepted = server
-            .callers()
-            .iter()
-            .map(|&role| Ok((role, self.token(role, environment)?)))
-            .collect::<Result<Vec<_>, ServiceAuthError>>()?;
-        self.distinct(environment)?;
-        let known = ServiceRole::CALLERS
-            .into_iter()
-            .filter_map(|role| Some((role, self.token(role, environment).ok()?)))
-            .collect::<Vec<_>>();
+        let mut accepted = Vec::new();
+        let mut known = Vec::new();
+        for (role, token) in self.resolve_all(environment)? {
+            if server.callers().contains(&role) {
+                accepted.push((role, token?));
+            } else if let Ok(token) = token {
+                known.push((role, token));
+            }
+        }
         Ok(CallerVerifier::new(accepted, known))
     }
 }
+
+/// One role's token, or why it could not be resolved.
+type TokenResult = Result<Secret, ServiceAuthError>;
 
 /// What a calling role sends on every remote call: `authorization: Bearer`.
 #[derive(Clone)]

@@ -80,16 +80,7 @@ impl FakeAnthropic {
             .route("/v1/messages", post(messages))
             .fallback(not_found)
             .with_state(shared.clone());
-        // Detached on purpose: the fake lives as long as the test's runtime,
-        // which stops it (and every connection) when the test ends.
-        switchyard_common::task::spawn_detached(
-            "a fake provider lives as long as the test runtime",
-            async move {
-                axum::serve(listener, app)
-                    .await
-                    .expect("the fake Anthropic server runs until the runtime stops");
-            },
-        );
+        crate::recording::serve(listener, app, "Anthropic");
         FakeAnthropic { address, shared }
     }
 

@@ -115,16 +115,7 @@ impl FakeBedrock {
             answered: AtomicU64::new(0),
         });
         let app = Router::new().fallback(handle).with_state(shared.clone());
-        // Detached on purpose: the fake lives as long as the test's runtime,
-        // which stops it (and every connection) when the test ends.
-        switchyard_common::task::spawn_detached(
-            "a fake provider lives as long as the test runtime",
-            async move {
-                axum::serve(listener, app)
-                    .await
-                    .expect("the fake Bedrock server runs until the runtime stops");
-            },
-        );
+        crate::recording::serve(listener, app, "Bedrock");
         FakeBedrock { address, shared }
     }
 

@@ -76,16 +76,7 @@ impl FakeGemini {
         // Gemini's method suffix (`:generateContent`) sits inside a path
         // segment, so one handler parses every path.
         let app = Router::new().fallback(handle).with_state(shared.clone());
-        // Detached on purpose: the fake lives as long as the test's runtime,
-        // which stops it (and every connection) when the test ends.
-        switchyard_common::task::spawn_detached(
-            "a fake provider lives as long as the test runtime",
-            async move {
-                axum::serve(listener, app)
-                    .await
-                    .expect("the fake Gemini server runs until the runtime stops");
-            },
-        );
+        crate::recording::serve(listener, app, "Gemini");
         FakeGemini { address, shared }
     }
 

@@ -54,16 +54,7 @@ impl FakeGeminiEmbeddings {
         let app = Router::new()
             .route("/v1beta/models/{operation}", post(batch_embed_contents))
             .with_state(shared.clone());
-        // Detached on purpose: the fake lives as long as the test's runtime,
-        // which stops it (and every connection) when the test ends.
-        switchyard_common::task::spawn_detached(
-            "a fake provider lives as long as the test runtime",
-            async move {
-                axum::serve(listener, app)
-                    .await
-                    .expect("the fake Gemini server runs until the runtime stops");
-            },
-        );
+        crate::recording::serve(listener, app, "Gemini");
         FakeGeminiEmbeddings { address, shared }
     }
 

@@ -17,6 +17,20 @@ use serde_json::Value;
 
 use crate::RecordedRequest;
 
+/// Serves a fake provider's `app` on `listener`, detached on purpose: the
+/// fake lives as long as the test's runtime, which stops it (and every
+/// connection) when the test ends.
+pub(crate) fn serve(listener: tokio::net::TcpListener, app: axum::Router, provider: &'static str) {
+    switchyard_common::task::spawn_detached(
+        "a fake provider lives as long as the test runtime",
+        async move {
+            if let Err(error) = axum::serve(listener, app).await {
+                panic!("the fake {provider} server stopped: {error}");
+            }
+        },
+    );
+}
+
 /// Requests received and faults scripted for the next ones. `F` is the
 /// fake's fault type.
 #[derive(Debug)]
