@@ -1,5 +1,8 @@
 //! Usage events as the ledger stores them: one [`UsageRow`] per proto
-//! [`UsageEvent`], validated on receipt.
+//! [`UsageEvent`], validated on receipt. A row borrows its text from the
+//! event, so flattening a batch copies no strings.
+
+use std::borrow::Cow;
 
 use serde::Serialize;
 use switchyard_common::ErrorClass;
@@ -11,28 +14,33 @@ use crate::error::{Error, Result};
 /// Latest `created_at` a ClickHouse `DateTime` holds (2106-02-07, u32 seconds).
 const MAX_CREATED_AT_UNIX_MS: u64 = u32::MAX as u64 * 1000;
 
+/// Largest duration or version stored: SQLite integers are signed 64-bit,
+/// so larger values are clamped to it in both stores.
+const MAX_STORED_INTEGER: u64 = i64::MAX as u64;
+
 /// One usage event, validated and flattened into the columns of
 /// `usage_events` (identical in SQLite and ClickHouse).
 ///
 /// Serializes as one ClickHouse `JSONEachRow` line.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct UsageRow {
+pub struct UsageRow<'a> {
     /// Event id as lowercase hyphenated UUID text; the idempotency key.
-    pub event_id: String,
+    /// Borrowed when the event already spells it that way.
+    pub event_id: Cow<'a, str>,
     /// Client request id.
-    pub request_id: String,
+    pub request_id: &'a str,
     /// API key id.
-    pub key_id: String,
+    pub key_id: &'a str,
     /// Team id; empty when the key has none.
-    pub team_id: String,
+    pub team_id: &'a str,
     /// End user named by the client.
-    pub end_user: String,
+    pub end_user: &'a str,
     /// Model alias requested.
-    pub model: String,
+    pub model: &'a str,
     /// Provider that answered; empty if none did.
-    pub provider: String,
+    pub provider: &'a str,
     /// Upstream model that answered; empty if none did.
-    pub upstream_model: String,
+    pub upstream_model: &'a str,
     /// Prompt tokens.
     pub prompt_tokens: u32,
     /// Completion tokens.
@@ -49,13 +57,13 @@ pub struct UsageRow {
     /// cost, rounded once.
     pub cost_nanos: i64,
     /// ISO 4217 code; empty when the event carries no cost.
-    pub currency: String,
+    pub currency: &'a str,
     /// 1 when the response came from the cache.
     pub cache_hit: u8,
     /// 1 when the response was streamed.
     pub stream: u8,
     /// Snake_case error class name; empty on success.
-    pub error_class: String,
+    pub error_class: &'static str,
     /// Whole request latency in milliseconds.
     pub latency_ms: u64,
     /// Time to first chunk in milliseconds.
@@ -65,9 +73,9 @@ pub struct UsageRow {
     /// Request start, Unix epoch milliseconds.
     pub created_at_ms: u64,
     /// Route requested.
-    pub route_id: String,
+    pub route_id: &'a str,
     /// Deployment that answered; empty if none did.
-    pub deployment_id: String,
+    pub deployment_id: &'a str,
     /// Snapshot version the request was served under.
     pub snapshot_version: u64,
     /// The request's tags as a JSON object (`{}` when none).
@@ -75,20 +83,20 @@ pub struct UsageRow {
     /// Every attempt as a JSON array of [`AttemptRow`]s.
     pub attempts: String,
     /// Configured user of the key; empty when none.
-    pub user_id: String,
+    pub user_id: &'a str,
     /// `chat` or `embeddings`.
-    pub operation: String,
+    pub operation: &'a str,
 }
 
 /// One attempt inside [`UsageRow::attempts`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct AttemptRow {
+pub struct AttemptRow<'a> {
     /// Deployment the attempt went to.
-    pub deployment_id: String,
+    pub deployment_id: &'a str,
     /// Its provider.
-    pub provider: String,
+    pub provider: &'a str,
     /// Snake_case error class; empty when the attempt answered.
-    pub outcome: String,
+    pub outcome: &'static str,
     /// Attempt duration in milliseconds.
     pub latency_ms: u64,
     /// Time to the attempt's first chunk in milliseconds; 0 when none.
@@ -101,18 +109,16 @@ pub struct AttemptRow {
     pub cost_nanos: i64,
 }
 
-impl UsageRow {
+impl<'a> UsageRow<'a> {
     /// Validates the event at position `index` of a batch and flattens it.
-    pub fn from_event(index: usize, event: &UsageEvent) -> Result<Self> {
+    pub fn from_event(index: usize, event: &'a UsageEvent) -> Result<Self> {
         let invalid = |field: &'static str, reason: &str| Error::InvalidEvent {
             index,
             field,
             reason: reason.to_owned(),
         };
-        let event_id = Uuid::try_parse(&event.event_id)
-            .map_err(|_| invalid("event_id", "must be a UUID"))?
-            .hyphenated()
-            .to_string();
+        let event_id =
+            canonical_uuid(&event.event_id).ok_or_else(|| invalid("event_id", "must be a UUID"))?;
         if event.request_id.is_empty() {
             return Err(invalid("request_id", "must not be empty"));
         }
@@ -124,9 +130,12 @@ impl UsageRow {
         }
         let error_class = error_class_name(event.error_class)
             .ok_or_else(|| invalid("error_class", "unknown error class"))?;
-        let cost = event.cost.clone().unwrap_or_default();
-        let no_cost = cost.currency.is_empty() && cost.nanos == 0;
-        if !(no_cost || is_currency_code(&cost.currency)) {
+        let (cost_nanos, currency) = event
+            .cost
+            .as_ref()
+            .map_or((0, ""), |cost| (cost.nanos, cost.currency.as_str()));
+        let no_cost = currency.is_empty() && cost_nanos == 0;
+        if !(no_cost || is_currency_code(currency)) {
             return Err(invalid(
                 "cost.currency",
                 "must be an ISO 4217 code such as USD",
@@ -139,13 +148,12 @@ impl UsageRow {
             .map(|attempt| {
                 let usage = attempt.usage.unwrap_or_default();
                 Ok(AttemptRow {
-                    deployment_id: attempt.deployment_id.clone(),
-                    provider: attempt.provider.clone(),
+                    deployment_id: &attempt.deployment_id,
+                    provider: &attempt.provider,
                     outcome: error_class_name(attempt.outcome)
-                        .ok_or_else(|| invalid("attempts.outcome", "unknown error class"))?
-                        .to_owned(),
-                    latency_ms: attempt.latency_ms,
-                    ttft_ms: attempt.ttft_ms,
+                        .ok_or_else(|| invalid("attempts.outcome", "unknown error class"))?,
+                    latency_ms: attempt.latency_ms.min(MAX_STORED_INTEGER),
+                    ttft_ms: attempt.ttft_ms.min(MAX_STORED_INTEGER),
                     prompt_tokens: usage.prompt_tokens,
                     completion_tokens: usage.completion_tokens,
                     cost_nanos: attempt.cost.as_ref().map_or(0, |cost| cost.nanos),
@@ -156,37 +164,50 @@ impl UsageRow {
             .map_err(|_| invalid("created_at_unix_ms", "out of range"))?;
         Ok(Self {
             event_id,
-            request_id: event.request_id.clone(),
-            key_id: event.key_id.clone(),
-            team_id: event.team_id.clone(),
-            end_user: event.end_user.clone(),
-            model: event.model.clone(),
-            provider: event.provider.clone(),
-            upstream_model: event.upstream_model.clone(),
+            request_id: &event.request_id,
+            key_id: &event.key_id,
+            team_id: &event.team_id,
+            end_user: &event.end_user,
+            model: &event.model,
+            provider: &event.provider,
+            upstream_model: &event.upstream_model,
             prompt_tokens: usage.prompt_tokens,
             completion_tokens: usage.completion_tokens,
             total_tokens: usage.total_tokens,
             cached_prompt_tokens: usage.cached_prompt_tokens,
             reasoning_tokens: usage.reasoning_tokens,
             cache_write_tokens: usage.cache_write_tokens,
-            cost_nanos: cost.nanos,
-            currency: cost.currency,
+            cost_nanos,
+            currency,
             cache_hit: u8::from(event.cache_hit),
             stream: u8::from(event.stream),
-            error_class: error_class.to_owned(),
-            latency_ms: event.latency_ms,
-            ttft_ms: event.ttft_ms,
+            error_class,
+            latency_ms: event.latency_ms.min(MAX_STORED_INTEGER),
+            ttft_ms: event.ttft_ms.min(MAX_STORED_INTEGER),
             created_at,
             created_at_ms: event.created_at_unix_ms,
-            route_id: event.route_id.clone(),
-            deployment_id: event.deployment_id.clone(),
-            snapshot_version: event.snapshot_version,
+            route_id: &event.route_id,
+            deployment_id: &event.deployment_id,
+            snapshot_version: event.snapshot_version.min(MAX_STORED_INTEGER),
             tags: json_text(&event.tags),
             attempts: json_text(&attempts),
-            user_id: event.user_id.clone(),
-            operation: event.operation.clone(),
+            user_id: &event.user_id,
+            operation: &event.operation,
         })
     }
+}
+
+/// `text` as lowercase hyphenated UUID text, borrowed when it already is;
+/// `None` when it is not a UUID.
+fn canonical_uuid(text: &str) -> Option<Cow<'_, str>> {
+    let uuid = Uuid::try_parse(text).ok()?;
+    let mut buffer = Uuid::encode_buffer();
+    let canonical = uuid.hyphenated().encode_lower(&mut buffer);
+    Some(if canonical == text {
+        Cow::Borrowed(text)
+    } else {
+        Cow::Owned(canonical.to_owned())
+    })
 }
 
 /// JSON text of a value that always serializes (strings, numbers, maps).
@@ -242,7 +263,8 @@ mod tests {
 
     #[test]
     fn flattens_a_valid_event() {
-        let row = UsageRow::from_event(0, &event()).expect("valid event");
+        let event = event();
+        let row = UsageRow::from_event(0, &event).expect("valid event");
         assert_eq!(row.event_id, "0192f3a4-5b6c-7d8e-9f00-112233445566");
         assert_eq!(row.total_tokens, 15);
         assert_eq!(row.cost_nanos, 1234);
@@ -283,6 +305,18 @@ mod tests {
         assert_eq!(attempts[0]["outcome"], "rate_limited");
         assert_eq!(attempts[1]["outcome"], "");
         assert_eq!(attempts[1]["cost_nanos"], 1234);
+    }
+
+    #[test]
+    fn a_canonical_event_id_is_borrowed_and_huge_durations_are_clamped() {
+        let mut event = event();
+        event.event_id = "0192f3a4-5b6c-7d8e-9f00-112233445566".to_owned();
+        event.latency_ms = u64::MAX;
+        event.snapshot_version = u64::MAX;
+        let row = UsageRow::from_event(0, &event).expect("valid event");
+        assert!(matches!(row.event_id, Cow::Borrowed(_)));
+        assert_eq!(row.latency_ms, i64::MAX as u64);
+        assert_eq!(row.snapshot_version, i64::MAX as u64);
     }
 
     #[test]

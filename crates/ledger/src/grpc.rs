@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use switchyard_common::client::DirectLedger;
 use switchyard_proto::v1::{RecordRequest, RecordResponse, ledger_service_server::LedgerService};
 use tonic::{Request, Response, Status};
 
@@ -28,7 +29,7 @@ impl LedgerGrpc {
 
     /// Validates every event, then writes the batch in one insert. An invalid
     /// event rejects the whole batch before anything is written.
-    async fn record_events(&self, request: RecordRequest) -> Result<u32> {
+    async fn record_events(&self, request: &RecordRequest) -> Result<u32> {
         let count = request.events.len();
         if count > MAX_EVENTS_PER_RECORD {
             return Err(Error::BatchTooLarge {
@@ -59,13 +60,10 @@ impl std::fmt::Debug for LedgerGrpc {
 }
 
 #[tonic::async_trait]
-impl LedgerService for LedgerGrpc {
-    async fn record(
-        &self,
-        request: Request<RecordRequest>,
-    ) -> Result<Response<RecordResponse>, Status> {
-        match self.record_events(request.into_inner()).await {
-            Ok(accepted) => Ok(Response::new(RecordResponse { accepted })),
+impl DirectLedger for LedgerGrpc {
+    async fn record(&self, request: &RecordRequest) -> Result<RecordResponse, Status> {
+        match self.record_events(request).await {
+            Ok(accepted) => Ok(RecordResponse { accepted }),
             Err(error) => {
                 let service_error = error.to_service_error();
                 if service_error.class == switchyard_common::ErrorClass::InvalidRequest {
@@ -76,5 +74,17 @@ impl LedgerService for LedgerGrpc {
                 Err(service_error.to_status())
             }
         }
+    }
+}
+
+#[tonic::async_trait]
+impl LedgerService for LedgerGrpc {
+    async fn record(
+        &self,
+        request: Request<RecordRequest>,
+    ) -> Result<Response<RecordResponse>, Status> {
+        DirectLedger::record(self, request.get_ref())
+            .await
+            .map(Response::new)
     }
 }

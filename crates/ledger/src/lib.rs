@@ -32,19 +32,33 @@ pub use event::UsageRow;
 pub use grpc::LedgerGrpc;
 pub use sink::{ClickHouseSink, SqliteSink, UsageSink};
 
-/// Builds the ledger's gRPC server: ClickHouse when `config.clickhouse` is set,
-/// else the SQLite file at `config.sqlite_url` (created if missing). Creates the
-/// schema if needed; secrets are resolved from `environment`.
+/// Builds the ledger's gRPC server: see [`build_service`].
 pub async fn build(
     config: &LedgerConfig,
     environment: &Environment,
 ) -> Result<LedgerServiceServer<LedgerGrpc>> {
+    Ok(server(build_service(config, environment).await?))
+}
+
+/// Builds the ledger service, for direct in-process calls or [`server`]:
+/// ClickHouse when `config.clickhouse` is set, else the SQLite file at
+/// `config.sqlite_url` (created if missing). Creates the schema if needed;
+/// secrets are resolved from `environment`.
+pub async fn build_service(
+    config: &LedgerConfig,
+    environment: &Environment,
+) -> Result<Arc<LedgerGrpc>> {
     let sink: Arc<dyn UsageSink> = match &config.clickhouse {
         Some(clickhouse) => Arc::new(ClickHouseSink::connect(clickhouse, environment).await?),
         None => Arc::new(SqliteSink::connect(&config.sqlite_url).await?),
     };
     tracing::info!(sink = sink.name(), "ledger sink ready");
-    Ok(LedgerServiceServer::new(LedgerGrpc::new(sink))
+    Ok(Arc::new(LedgerGrpc::new(sink)))
+}
+
+/// The gRPC server of `service`.
+pub fn server(service: Arc<LedgerGrpc>) -> LedgerServiceServer<LedgerGrpc> {
+    LedgerServiceServer::from_arc(service)
         .max_decoding_message_size(MAX_GRPC_MESSAGE_BYTES)
-        .max_encoding_message_size(MAX_GRPC_MESSAGE_BYTES))
+        .max_encoding_message_size(MAX_GRPC_MESSAGE_BYTES)
 }

@@ -20,5 +20,5 @@ pub trait UsageSink: Send + Sync + 'static {
 
     /// Writes `rows` in one insert. A row whose `event_id` is already stored
     /// is not stored twice (ClickHouse collapses it at merge time).
-    fn insert<'a>(&'a self, rows: &'a [UsageRow]) -> SinkFuture<'a>;
+    fn insert<'a>(&'a self, rows: &'a [UsageRow<'a>]) -> SinkFuture<'a>;
 }

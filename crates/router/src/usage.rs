@@ -132,7 +132,7 @@ impl Batcher {
         let request = RecordRequest { events };
         let mut delay = Duration::from_millis(100);
         for attempt in 1..=4 {
-            let record = self.client.record(request.clone());
+            let record = self.client.record(&request);
             let result = match tokio::time::timeout(Duration::from_secs(10), record).await {
                 Ok(result) => result,
                 Err(_elapsed) => Err(tonic::Status::deadline_exceeded("ledger did not answer")),

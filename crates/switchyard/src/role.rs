@@ -110,7 +110,7 @@ pub async fn run_role(
                     control_plane: remotes.control_plane()?,
                     adapter: AdapterClient::remote(remotes.channel(&endpoints.adapter)?),
                     cache: CacheClient::new(remotes.channel(&endpoints.cache)?),
-                    ledger: LedgerClient::new(remotes.channel(&endpoints.ledger)?),
+                    ledger: LedgerClient::remote(remotes.channel(&endpoints.ledger)?),
                 },
                 &tasks,
                 services_shutdown.clone(),

@@ -41,7 +41,7 @@ pub async fn run_all_in_one(
     )
     .await
     .context("starting the control plane")?;
-    let ledger = switchyard_ledger::build(&config.ledger, &environment)
+    let ledger = switchyard_ledger::build_service(&config.ledger, &environment)
         .await
         .context("starting the ledger")?;
     let cache = switchyard_cache::build(&config.cache)
@@ -62,10 +62,11 @@ pub async fn run_all_in_one(
         &config.router,
         RouterDeps {
             control_plane: control_plane.clone(),
-            // The hot hops are direct calls; the others stay in-process gRPC.
+            // The hot hops and the ledger's batches are direct calls; the
+            // cache stays in-process gRPC.
             adapter: AdapterClient::direct(adapter),
             cache: CacheClient::new(GrpcChannel::in_process(cache)),
-            ledger: LedgerClient::new(GrpcChannel::in_process(ledger)),
+            ledger: LedgerClient::direct(ledger),
         },
         &tasks,
         services_shutdown.clone(),

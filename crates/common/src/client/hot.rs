@@ -1,10 +1,12 @@
 //! Clients of the two hot hops (edge → router, router → adapters) that call
 //! the service in-process without encoding when it runs in this process, and
-//! over gRPC otherwise. Both variants carry the same metadata
-//! ([`outbound::request`]); only remote calls get the deadline backstop
-//! timer of [`outbound::call`], since an in-process callee is our own code,
-//! which enforces the deadline itself, while a remote one may hang on a
-//! broken network.
+//! over gRPC otherwise. Both carry the request's context in the message
+//! itself, which is what the service reads. Only remote calls go through
+//! [`outbound::call`]: the metadata copy of that context is for layers in
+//! front of a remote server, and the deadline backstop timer is for a
+//! callee that may hang on a broken network; an in-process callee is our
+//! own code, which enforces the deadline itself. (Building that metadata
+//! cost about 4,000 instructions per hop: BENCHMARKS.md.)
 //!
 //! [`GrpcChannel::in_process`] already avoids sockets, but every call still
 //! pays protobuf encoding, HTTP framing and decoding on both sides, per
@@ -93,7 +95,7 @@ macro_rules! hot_client {
                         })
                         .await
                     }
-                    Self::Direct(service) => service.chat(outbound::request(message)).await,
+                    Self::Direct(service) => service.chat(Request::new(message)).await,
                 }
             }
 
@@ -106,7 +108,7 @@ macro_rules! hot_client {
                         })
                         .await
                     }
-                    Self::Direct(service) => service.embed(outbound::request(message)).await,
+                    Self::Direct(service) => service.embed(Request::new(message)).await,
                 }
             }
         }

@@ -1,4 +1,5 @@
-//! The layer every service call crosses, direct or remote.
+//! The layer every call over a [`GrpcChannel`](crate::GrpcChannel) crosses
+//! (direct in-process calls skip it: the callee reads the message itself).
 //!
 //! [`call`] turns a message into a `tonic::Request` whose metadata carries
 //! the request id (`x-request-id`) and W3C trace context (`traceparent`)
@@ -61,7 +62,7 @@ contextual!(
 );
 
 /// Wraps `message` in a request carrying its context's metadata.
-pub fn request<T: Contextual>(message: T) -> Request<T> {
+fn request<T: Contextual>(message: T) -> Request<T> {
     let metadata: Vec<(&'static str, MetadataValue<_>)> = message
         .context()
         .map(|context| {

@@ -1,5 +1,11 @@
 //! Clients of the router's two stores: the response cache and the ledger.
-//! They run over a [`GrpcChannel`]: remote, or the server in this process.
+//! The cache client runs over a [`GrpcChannel`] (remote, or the server in
+//! this process). The ledger client is remote, or calls an in-process ledger
+//! directly: a usage batch is the largest message the router sends, and
+//! encoding it, decoding it and copying it for a possible retry cost more
+//! than the ledger's write itself (BENCHMARKS.md).
+
+use std::sync::Arc;
 
 use switchyard_proto::v1::{
     LookupRequest, LookupResponse, RecordRequest, RecordResponse, StoreRequest, StoreResponse,
@@ -45,25 +51,44 @@ impl CacheClient {
     }
 }
 
-/// A client of the usage ledger.
+/// `LedgerService.Record` made directly on an in-process ledger. The batch
+/// is borrowed, so a retry sends it again without copying it.
+#[tonic::async_trait]
+pub trait DirectLedger: Send + Sync + 'static {
+    /// Records every event of `request`, or none of them.
+    async fn record(&self, request: &RecordRequest) -> Result<RecordResponse, Status>;
+}
+
+/// A client of the usage ledger: remote over gRPC, or direct in-process.
 #[derive(Clone)]
-pub struct LedgerClient {
-    inner: LedgerServiceClient<GrpcChannel>,
+pub enum LedgerClient {
+    /// Over a [`GrpcChannel`].
+    Remote(LedgerServiceClient<GrpcChannel>),
+    /// Calls on the ledger in this process.
+    Direct(Arc<dyn DirectLedger>),
 }
 
 impl LedgerClient {
     /// A client over `channel`.
-    pub fn new(channel: GrpcChannel) -> Self {
-        Self {
-            inner: LedgerServiceClient::new(channel)
+    pub fn remote(channel: GrpcChannel) -> Self {
+        Self::Remote(
+            LedgerServiceClient::new(channel)
                 .max_decoding_message_size(MAX_GRPC_MESSAGE_BYTES)
                 .max_encoding_message_size(MAX_GRPC_MESSAGE_BYTES),
-        }
+        )
+    }
+
+    /// A client calling `ledger` directly.
+    pub fn direct<T: DirectLedger>(ledger: Arc<T>) -> Self {
+        Self::Direct(ledger)
     }
 
     /// `LedgerService.Record`: a batch of events from many requests, so it
     /// carries no single request's context.
-    pub async fn record(&self, message: RecordRequest) -> Result<RecordResponse, Status> {
-        Ok(self.inner.clone().record(message).await?.into_inner())
+    pub async fn record(&self, message: &RecordRequest) -> Result<RecordResponse, Status> {
+        match self {
+            Self::Remote(client) => Ok(client.clone().record(message.clone()).await?.into_inner()),
+            Self::Direct(ledger) => ledger.record(message).await,
+        }
     }
 }

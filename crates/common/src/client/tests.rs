@@ -28,9 +28,13 @@ use crate::{
 /// What the service saw of one call.
 #[derive(Debug, Clone, PartialEq)]
 struct Seen {
-    request_id: Option<String>,
-    traceparent: Option<String>,
+    /// From the message's `RequestContext`, which the service reads.
+    request_id: String,
+    traceparent: String,
     deadline_unix_ms: u64,
+    /// From gRPC metadata, which layers in front of a remote service read.
+    wire_request_id: Option<String>,
+    wire_traceparent: Option<String>,
     caller: Option<ServiceRole>,
 }
 
@@ -52,9 +56,11 @@ impl AdapterService for RecordingAdapter {
     ) -> Result<Response<Self::ChatStream>, Status> {
         let context = request.get_ref().context.clone().unwrap_or_default();
         let seen = Seen {
-            request_id: outbound::request_id(&request).map(str::to_owned),
-            traceparent: outbound::traceparent(&request).map(str::to_owned),
+            request_id: context.request_id,
+            traceparent: context.traceparent,
             deadline_unix_ms: context.deadline_unix_ms,
+            wire_request_id: outbound::request_id(&request).map(str::to_owned),
+            wire_traceparent: outbound::traceparent(&request).map(str::to_owned),
             caller: request.extensions().get::<CallerRole>().map(|role| role.0),
         };
         self.seen.lock().expect("not poisoned").push(seen);
@@ -138,14 +144,25 @@ async fn request_id_trace_context_and_deadline_reach_the_service_in_both_modes()
         let _answer = client.chat(chat("fast", deadline)).await.expect("answered");
     }
     let seen = service.seen.lock().expect("not poisoned").clone();
-    let expected = |caller| Seen {
-        request_id: Some("0190a5c8-7e1b-7000-8000-000000000001".to_owned()),
-        traceparent: Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".to_owned()),
+    let request_id = "0190a5c8-7e1b-7000-8000-000000000001";
+    let traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let direct = Seen {
+        request_id: request_id.to_owned(),
+        traceparent: traceparent.to_owned(),
         deadline_unix_ms: deadline,
-        caller,
+        // A direct call has no wire and no layers in front of the service.
+        wire_request_id: None,
+        wire_traceparent: None,
+        // In-process calls prove no role.
+        caller: None,
     };
-    // In-process calls prove no role; remote ones prove the router's.
-    assert_eq!(seen, [expected(None), expected(Some(ServiceRole::Router))]);
+    let remote = Seen {
+        wire_request_id: Some(request_id.to_owned()),
+        wire_traceparent: Some(traceparent.to_owned()),
+        caller: Some(ServiceRole::Router),
+        ..direct.clone()
+    };
+    assert_eq!(seen, [direct, remote]);
     shutdown.cancel();
 }
 

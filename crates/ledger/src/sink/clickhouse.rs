@@ -142,7 +142,7 @@ impl ClickHouseSink {
     }
 
     /// Inserts `rows` with one `INSERT ... FORMAT JSONEachRow` request.
-    async fn insert_rows(&self, rows: &[UsageRow]) -> Result<()> {
+    async fn insert_rows(&self, rows: &[UsageRow<'_>]) -> Result<()> {
         if rows.is_empty() {
             return Ok(());
         }
@@ -191,7 +191,7 @@ impl UsageSink for ClickHouseSink {
         "clickhouse"
     }
 
-    fn insert<'a>(&'a self, rows: &'a [UsageRow]) -> SinkFuture<'a> {
+    fn insert<'a>(&'a self, rows: &'a [UsageRow<'a>]) -> SinkFuture<'a> {
         Box::pin(self.insert_rows(rows))
     }
 }
@@ -233,14 +233,14 @@ mod tests {
     #[test]
     fn ddl_names_every_column_of_a_row() {
         let row = serde_json::to_value(UsageRow {
-            event_id: String::new(),
-            request_id: String::new(),
-            key_id: String::new(),
-            team_id: String::new(),
-            end_user: String::new(),
-            model: String::new(),
-            provider: String::new(),
-            upstream_model: String::new(),
+            event_id: "".into(),
+            request_id: "",
+            key_id: "",
+            team_id: "",
+            end_user: "",
+            model: "",
+            provider: "",
+            upstream_model: "",
             prompt_tokens: 0,
             completion_tokens: 0,
             total_tokens: 0,
@@ -248,21 +248,21 @@ mod tests {
             reasoning_tokens: 0,
             cache_write_tokens: 0,
             cost_nanos: 0,
-            currency: String::new(),
+            currency: "",
             cache_hit: 0,
             stream: 0,
-            error_class: String::new(),
+            error_class: "",
             latency_ms: 0,
             ttft_ms: 0,
             created_at: 0,
             created_at_ms: 0,
-            route_id: String::new(),
-            deployment_id: String::new(),
+            route_id: "",
+            deployment_id: "",
             snapshot_version: 0,
             tags: String::new(),
             attempts: String::new(),
-            user_id: String::new(),
-            operation: String::new(),
+            user_id: "",
+            operation: "",
         })
         .expect("a row serializes");
         let columns = row.as_object().expect("a row is an object");

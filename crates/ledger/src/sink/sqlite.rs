@@ -56,7 +56,7 @@ impl SqliteSink {
         &self.pool
     }
 
-    async fn insert_rows(&self, rows: &[UsageRow]) -> Result<()> {
+    async fn insert_rows(&self, rows: &[UsageRow<'_>]) -> Result<()> {
         if rows.is_empty() {
             return Ok(());
         }
@@ -76,7 +76,7 @@ impl SqliteSink {
 
 /// The `INSERT … ON CONFLICT DO NOTHING` of `rows`; its SQL text depends only
 /// on the number of rows.
-fn insert_statement(rows: &[UsageRow]) -> QueryBuilder<'_, Sqlite> {
+fn insert_statement<'q>(rows: &'q [UsageRow<'_>]) -> QueryBuilder<'q, Sqlite> {
     let mut insert = QueryBuilder::<Sqlite>::new(
         "INSERT INTO usage_events (event_id, request_id, key_id, team_id, end_user, \
          model, provider, upstream_model, prompt_tokens, completion_tokens, \
@@ -87,14 +87,14 @@ fn insert_statement(rows: &[UsageRow]) -> QueryBuilder<'_, Sqlite> {
     );
     insert.push_values(rows, |mut values, row| {
         values
-            .push_bind(row.event_id.as_str())
-            .push_bind(row.request_id.as_str())
-            .push_bind(row.key_id.as_str())
-            .push_bind(row.team_id.as_str())
-            .push_bind(row.end_user.as_str())
-            .push_bind(row.model.as_str())
-            .push_bind(row.provider.as_str())
-            .push_bind(row.upstream_model.as_str())
+            .push_bind(row.event_id.as_ref())
+            .push_bind(row.request_id)
+            .push_bind(row.key_id)
+            .push_bind(row.team_id)
+            .push_bind(row.end_user)
+            .push_bind(row.model)
+            .push_bind(row.provider)
+            .push_bind(row.upstream_model)
             .push_bind(row.prompt_tokens)
             .push_bind(row.completion_tokens)
             .push_bind(row.total_tokens)
@@ -102,21 +102,21 @@ fn insert_statement(rows: &[UsageRow]) -> QueryBuilder<'_, Sqlite> {
             .push_bind(row.reasoning_tokens)
             .push_bind(row.cache_write_tokens)
             .push_bind(row.cost_nanos)
-            .push_bind(row.currency.as_str())
+            .push_bind(row.currency)
             .push_bind(row.cache_hit)
             .push_bind(row.stream)
-            .push_bind(row.error_class.as_str())
+            .push_bind(row.error_class)
             .push_bind(saturating_i64(row.latency_ms))
             .push_bind(saturating_i64(row.ttft_ms))
             .push_bind(row.created_at)
             .push_bind(saturating_i64(row.created_at_ms))
-            .push_bind(row.route_id.as_str())
-            .push_bind(row.deployment_id.as_str())
+            .push_bind(row.route_id)
+            .push_bind(row.deployment_id)
             .push_bind(saturating_i64(row.snapshot_version))
             .push_bind(row.tags.as_str())
             .push_bind(row.attempts.as_str())
-            .push_bind(row.user_id.as_str())
-            .push_bind(row.operation.as_str());
+            .push_bind(row.user_id)
+            .push_bind(row.operation);
     });
     insert.push(" ON CONFLICT (event_id) DO NOTHING");
     insert
@@ -127,7 +127,7 @@ impl UsageSink for SqliteSink {
         "sqlite"
     }
 
-    fn insert<'a>(&'a self, rows: &'a [UsageRow]) -> SinkFuture<'a> {
+    fn insert<'a>(&'a self, rows: &'a [UsageRow<'a>]) -> SinkFuture<'a> {
         Box::pin(self.insert_rows(rows))
     }
 }

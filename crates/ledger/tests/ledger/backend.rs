@@ -176,7 +176,8 @@ pub fn usage_event(n: u32) -> UsageEvent {
         request_id: format!("req-{n}"),
         key_id: "key-1".to_owned(),
         team_id: "team-1".to_owned(),
-        end_user: format!("user-{n}"),
+        // Quotes, a backslash, a newline and non-ASCII text survive either store.
+        end_user: format!("user-{n} \"o'brien\" \\ zoë\n"),
         model: "fast".to_owned(),
         provider: "openai".to_owned(),
         upstream_model: "gpt-4o-mini".to_owned(),

@@ -17,8 +17,7 @@ pub async fn records_events(backend: &Backend) {
     assert_eq!(rows, expected);
 }
 
-/// A batch larger than one multi-row statement (and not a multiple of it)
-/// lands whole, values intact.
+/// A batch of many rows lands whole, values intact.
 pub async fn records_large_batches_whole(backend: &Backend) {
     let events: Vec<_> = (1..=150).map(usage_event).collect();
     let accepted = backend
