@@ -163,19 +163,11 @@ impl Bench {
         };
         let row = match scenario {
             "idle" => bench.idle().await?,
-            "c1" => {
+            "c1" | "c64" | "c256" => {
+                let concurrency: usize = scenario[1..].parse()?;
+                let label = format!("non-streaming, c={concurrency}");
                 bench
-                    .non_streaming("non-streaming, c=1", 1, Mode::AllInOne, true)
-                    .await?
-            }
-            "c64" => {
-                bench
-                    .non_streaming("non-streaming, c=64", 64, Mode::AllInOne, true)
-                    .await?
-            }
-            "c256" => {
-                bench
-                    .non_streaming("non-streaming, c=256", 256, Mode::AllInOne, true)
+                    .non_streaming(&label, concurrency, Mode::AllInOne, true)
                     .await?
             }
             "stream" => {
