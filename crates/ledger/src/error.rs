@@ -35,6 +35,12 @@ pub enum Error {
     /// SQLite failed.
     #[error("SQLite: {0}")]
     Sqlite(#[from] sqlx::Error),
+    /// Writing rows to SQLite failed.
+    #[error("SQLite write: {0}")]
+    SqliteWrite(#[from] rusqlite::Error),
+    /// The SQLite writer thread is gone (it panicked or could not start).
+    #[error("the SQLite writer thread stopped")]
+    WriterStopped,
     /// Applying the SQLite schema failed.
     #[error("SQLite migration: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
@@ -59,6 +65,8 @@ impl Error {
             Error::Config(_)
             | Error::Secret(_)
             | Error::Sqlite(_)
+            | Error::SqliteWrite(_)
+            | Error::WriterStopped
             | Error::Migrate(_)
             | Error::ClickHouseTransport(_)
             | Error::ClickHouse { .. } => ErrorClass::Internal,
