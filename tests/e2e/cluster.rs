@@ -69,6 +69,12 @@ pub struct TestCluster {
 /// The edge's request timeout: the deadline every hop honours.
 pub const REQUEST_TIMEOUT_SECS: u64 = 5;
 
+/// The edge's header and body read timeouts in every test cluster.
+pub const EDGE_READ_TIMEOUT_SECS: u64 = 3;
+
+/// The edge's connection limit in every test cluster.
+pub const EDGE_MAX_CONNECTIONS: usize = 24;
+
 /// The provider key the fake upstream expects to see.
 pub const UPSTREAM_KEY: &str = "sk-upstream-secret-7f3a";
 
@@ -119,7 +125,7 @@ impl TestCluster {
         };
         let config_text = format!(
             r#"
-edge: {{listen: "127.0.0.1:0", max_body_bytes: 65536, request_timeout: {REQUEST_TIMEOUT_SECS}s}}
+edge: {{listen: "127.0.0.1:0", max_body_bytes: 65536, request_timeout: {REQUEST_TIMEOUT_SECS}s, header_read_timeout: {EDGE_READ_TIMEOUT_SECS}s, body_read_timeout: {EDGE_READ_TIMEOUT_SECS}s, max_connections: {EDGE_MAX_CONNECTIONS}}}
 router: {{listen: "127.0.0.1:0", usage_flush_interval: 20ms, cache_lookup_timeout: 2s}}
 adapter: {{listen: "127.0.0.1:0"}}
 control_plane: {{listen: "127.0.0.1:0", database_url: "{control_plane_url}", poll_interval: 200ms}}

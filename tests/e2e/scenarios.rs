@@ -298,17 +298,29 @@ pub async fn unknown_model_is_not_found_without_usage(cluster: &TestCluster) {
             .as_str()
             .is_some_and(|m| m.contains("no-such-model"))
     );
-    // A model the key may not use is refused too.
+    // A model the key may not use is refused the same way, so a key
+    // cannot probe the catalogue.
     let response = cluster.chat(&hello("forbidden")).await;
-    assert_eq!(response.status(), 403);
-    assert_openai_error(&json_body(response).await, "permission_error");
+    assert_eq!(response.status(), 404);
+    let forbidden = json_body(response).await;
+    assert_eq!(forbidden["error"]["code"], "model_not_found");
+    assert_eq!(
+        forbidden["error"]["message"]
+            .as_str()
+            .map(|m| m.replace("forbidden", "no-such-model")),
+        body["error"]["message"].as_str().map(str::to_owned)
+    );
     assert_only_one_usage_row_after_a_good_request(cluster).await;
 }
 
 pub async fn malformed_json_is_a_clear_400(cluster: &TestCluster) {
     let url = format!("{}/v1/chat/completions", cluster.base_url);
-    let cases: [(&str, &str); 4] = [
+    let cases: [(&str, &str); 5] = [
         (r#"{"model": "gpt-test", "messages": ["#, "parse"),
+        (
+            r#"{"model": "gpt-test", "messages": [{"role": "user", "content": "hi"}]}xyz"#,
+            "parse",
+        ),
         (
             r#"{"messages": [{"role": "user", "content": "hi"}]}"#,
             "model",
@@ -337,6 +349,202 @@ pub async fn malformed_json_is_a_clear_400(cluster: &TestCluster) {
     }
     assert!(cluster.upstream.requests().is_empty());
     assert_only_one_usage_row_after_a_good_request(cluster).await;
+}
+
+pub async fn every_error_carries_its_request_id(cluster: &TestCluster) {
+    let chat = format!("{}/v1/chat/completions", cluster.base_url);
+    let good = hello("gpt-test").to_string();
+    let requests = [
+        // No key: 401.
+        cluster.http.post(&chat).body(good.clone()),
+        // Bad JSON: 400.
+        cluster
+            .http
+            .post(&chat)
+            .bearer_auth(&cluster.api_key)
+            .body("{"),
+        // Unknown model: 404 from the router.
+        cluster
+            .http
+            .post(&chat)
+            .bearer_auth(&cluster.api_key)
+            .body(hello("no-such-model").to_string()),
+        // Unknown route and wrong method: the edge's fallbacks.
+        cluster.http.get(format!("{}/v1/nothing", cluster.base_url)),
+        cluster.http.get(&chat),
+        // A refused upstream call: 429 through the router.
+        cluster
+            .http
+            .post(&chat)
+            .bearer_auth(&cluster.api_key)
+            .body(good.clone()),
+    ];
+    cluster.upstream.push_fault(Fault::Status {
+        status: 429,
+        body: openai_error_body("Rate limit reached", "requests", "rate_limit_exceeded"),
+        headers: Vec::new(),
+    });
+    let mut seen = std::collections::HashSet::new();
+    for request in requests {
+        let response = request
+            .header("content-type", "application/json")
+            .send()
+            .await
+            .expect("edge answers");
+        let status = response.status();
+        assert!(status.is_client_error(), "{status}");
+        let id = response
+            .headers()
+            .get("x-request-id")
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_owned)
+            .unwrap_or_else(|| panic!("a {status} without x-request-id"));
+        assert!(uuid::Uuid::try_parse(&id).is_ok(), "{id}");
+        assert!(seen.insert(id), "request ids are unique");
+        let body = json_body(response).await;
+        let kind = body["error"]["type"].as_str().unwrap_or_default();
+        assert!(kind.ends_with("_error"), "{status}: {body}");
+    }
+}
+
+pub async fn a_slow_reader_does_not_stall_other_requests(cluster: &TestCluster) {
+    // The fake echoes the prompt a word per event: four streams of about
+    // 6 MB each (the prompt fits the test edge's 64 KiB body limit) that
+    // this client never reads, more than the socket buffers on the way
+    // hold, so the rest waits in the gRPC hops' flow-control windows.
+    let prompt = "a ".repeat(30_000);
+    let large = json!({
+        "model": "gpt-test",
+        "stream": true,
+        "messages": [{"role": "user", "content": prompt}],
+    });
+    let mut stalled = Vec::new();
+    for _ in 0..4 {
+        let response = cluster.chat(&large).await;
+        assert_eq!(response.status(), 200);
+        stalled.push(response);
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    // A guard against a hang, not a latency bound (BENCHMARKS.md has that).
+    let other = tokio::time::timeout(Duration::from_secs(30), async {
+        let response = cluster.chat(&hello("gpt-test")).await;
+        let status = response.status();
+        (status, json_body(response).await)
+    })
+    .await
+    .expect("another request completes while a slow reader stays connected");
+    assert_eq!(other.0, 200, "{}", other.1);
+    assert_eq!(
+        other.1["choices"][0]["message"]["content"],
+        "Echo: hello there"
+    );
+    drop(stalled);
+}
+
+/// A raw TCP connection to the cluster's edge.
+async fn raw_connection(cluster: &TestCluster) -> tokio::net::TcpStream {
+    let address = cluster
+        .base_url
+        .trim_start_matches("http://")
+        .trim_end_matches('/');
+    tokio::net::TcpStream::connect(address)
+        .await
+        .expect("the edge accepts TCP connections")
+}
+
+/// Reads what the edge sends until it closes the connection (or `guard`
+/// passes, which fails the test).
+async fn read_until_closed(stream: &mut tokio::net::TcpStream, guard: Duration) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut answer = Vec::new();
+    tokio::time::timeout(guard, stream.read_to_end(&mut answer))
+        .await
+        .expect("the edge closed the connection in time")
+        .ok();
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+pub async fn slowloris_is_closed_within_the_header_timeout(cluster: &TestCluster) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let stream = raw_connection(cluster).await;
+    let (mut reader, mut writer) = stream.into_split();
+    writer
+        .write_all(b"POST /v1/chat/completions HTTP/1.1\r\nhost: edge\r\n")
+        .await
+        .expect("the edge reads");
+    let timeout = Duration::from_secs(crate::cluster::EDGE_READ_TIMEOUT_SECS);
+    let guard = tokio::time::Instant::now() + timeout + Duration::from_secs(5);
+    let mut buffer = [0_u8; 1024];
+    // One header byte every 200 ms: never silent, never finished.
+    loop {
+        tokio::select! {
+            read = reader.read(&mut buffer) => {
+                if matches!(read, Ok(0) | Err(_)) {
+                    break;
+                }
+            }
+            () = tokio::time::sleep(Duration::from_millis(200)) => {
+                let _ = writer.write_all(b"x").await;
+            }
+        }
+        assert!(
+            tokio::time::Instant::now() < guard,
+            "a slowloris connection is still open after the header timeout"
+        );
+    }
+}
+
+pub async fn a_stalled_body_is_answered_408(cluster: &TestCluster) {
+    use tokio::io::AsyncWriteExt;
+    let mut stream = raw_connection(cluster).await;
+    let head = format!(
+        "POST /v1/chat/completions HTTP/1.1\r\nhost: edge\r\nauthorization: Bearer {}\r\n\
+         content-type: application/json\r\ncontent-length: 100\r\n\r\n{{\"model\":",
+        cluster.api_key
+    );
+    stream
+        .write_all(head.as_bytes())
+        .await
+        .expect("the edge reads");
+    let timeout = Duration::from_secs(crate::cluster::EDGE_READ_TIMEOUT_SECS);
+    let answer = read_until_closed(&mut stream, timeout + Duration::from_secs(5)).await;
+    assert!(answer.starts_with("HTTP/1.1 408 "), "{answer}");
+    assert!(answer.contains("x-request-id: "), "{answer}");
+    assert!(answer.contains("\"invalid_request_error\""), "{answer}");
+    assert!(cluster.upstream.requests().is_empty());
+}
+
+pub async fn the_connection_limit_answers_503(cluster: &TestCluster) {
+    let mut held = Vec::new();
+    for _ in 0..crate::cluster::EDGE_MAX_CONNECTIONS {
+        held.push(raw_connection(cluster).await);
+    }
+    let mut refused = raw_connection(cluster).await;
+    let answer = read_until_closed(&mut refused, Duration::from_secs(5)).await;
+    assert!(answer.starts_with("HTTP/1.1 503 "), "{answer}");
+    assert!(answer.contains("x-request-id: "), "{answer}");
+    let body = answer
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body)
+        .unwrap_or_default();
+    let error: Value = serde_json::from_str(body).expect("an OpenAI error body");
+    assert_eq!(error["error"]["type"], "server_error");
+    // Closing connections makes room again.
+    drop(held);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let response = cluster.chat(&hello("gpt-test")).await;
+        if response.status() == 200 {
+            break;
+        }
+        assert_eq!(response.status(), 503);
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no room after closing"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 pub async fn oversized_body_is_413(cluster: &TestCluster) {

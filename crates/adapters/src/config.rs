@@ -27,6 +27,11 @@ pub struct AdapterConfig {
     #[serde(with = "humantime_serde")]
     #[schemars(with = "String")]
     pub secret_refresh: Duration,
+    /// Largest line or event of a provider's stream, in bytes; a larger one
+    /// ends the attempt as `upstream_unavailable` instead of being buffered.
+    pub max_event_bytes: usize,
+    /// Largest buffered (non-streamed) answer one attempt may hold, in bytes.
+    pub max_answer_bytes: usize,
 }
 
 impl Default for AdapterConfig {
@@ -36,6 +41,8 @@ impl Default for AdapterConfig {
             connect_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(600),
             secret_refresh: Duration::from_secs(5),
+            max_event_bytes: crate::sse::DEFAULT_MAX_EVENT_BYTES,
+            max_answer_bytes: switchyard_common::channel::MAX_GRPC_MESSAGE_BYTES,
         }
     }
 }

@@ -18,7 +18,7 @@ use crate::{
     config::AdapterConfig,
     deployments::DeploymentIndex,
     error::Result,
-    http::{HttpClient, Timing},
+    http::{AttemptLimits, BodySizes, HttpClient},
     provider::{Attempt, ProviderKind, Providers},
     secrets::SecretResolver,
 };
@@ -33,6 +33,8 @@ pub struct AdapterGrpc {
     secrets: Arc<SecretResolver>,
     /// Timeout of providers that do not set one.
     default_timeout: Duration,
+    /// Largest stream event and buffered answer an attempt may receive.
+    sizes: BodySizes,
 }
 
 impl std::fmt::Debug for AdapterGrpc {
@@ -53,6 +55,10 @@ impl AdapterGrpc {
             deployments,
             secrets: Arc::new(secrets),
             default_timeout: config.request_timeout,
+            sizes: BodySizes {
+                max_event_bytes: config.max_event_bytes,
+                max_answer_bytes: config.max_answer_bytes,
+            },
         })
     }
 
@@ -142,7 +148,7 @@ impl AdapterGrpc {
             0 => self.default_timeout,
             milliseconds => Duration::from_millis(milliseconds),
         };
-        let timing = timing_for(timeout, context, &provider.name)?;
+        let limits = limits_for(timeout, context, &provider.name)?.with_sizes(self.sizes);
         let attempt = Attempt {
             provider: provider.name.clone(),
             base_url: provider.base_url.clone(),
@@ -150,20 +156,20 @@ impl AdapterGrpc {
             api_key,
             options: provider.options.clone(),
             secrets,
-            timing,
+            limits,
             request,
         };
         Ok((kind, attempt))
     }
 }
 
-/// Derives an attempt's timing from its timeout and the request deadline:
+/// Derives an attempt's deadlines from its timeout and the request deadline:
 /// the provider must start answering within both.
-fn timing_for(
+fn limits_for(
     timeout: Duration,
     context: Option<&RequestContext>,
     provider: &str,
-) -> Result<Timing, ServiceError> {
+) -> Result<AttemptLimits, ServiceError> {
     let now = Instant::now();
     let mut first_byte_deadline = now + timeout;
     if let Some(deadline_ms) = context
@@ -185,10 +191,7 @@ fn timing_for(
         let remaining = Duration::from_millis(u64::try_from(remaining).unwrap_or(u64::MAX));
         first_byte_deadline = first_byte_deadline.min(now + remaining);
     }
-    Ok(Timing {
-        first_byte_deadline,
-        idle_timeout: timeout,
-    })
+    Ok(AttemptLimits::new(first_byte_deadline, timeout))
 }
 
 #[tonic::async_trait]

@@ -1,7 +1,9 @@
-//! The HTTP client shared by all HTTP providers, and the timing rules of an
+//! The HTTP client shared by all HTTP providers, and the limits of an
 //! attempt: a provider has until the attempt's deadline to send response
-//! headers and its first body bytes; after that, a stream may run as long as
-//! it keeps producing, with no silence longer than the idle timeout.
+//! headers and its first body bytes, and the whole of a buffered answer;
+//! a stream may then run as long as it keeps producing, with no silence
+//! longer than the idle timeout. Stream events and buffered answers are
+//! bounded in size, so one attempt holds a bounded amount of memory.
 
 use std::time::Duration;
 
@@ -17,6 +19,7 @@ use crate::{
     classify,
     config::AdapterConfig,
     error::{Error, Result},
+    sse::{SseEvent, SseParser},
 };
 
 /// A pooled, keep-alive HTTP/1.1 and HTTP/2 client for provider APIs.
@@ -34,7 +37,13 @@ impl HttpClient {
             .connect_timeout(config.connect_timeout)
             .pool_idle_timeout(Duration::from_secs(90))
             .pool_max_idle_per_host(64)
-            .http2_adaptive_window(true)
+            // Fixed windows, as on the gateway's own gRPC hops: a stream
+            // the gateway has stopped reading (its client is slow) holds
+            // only its own window, not the whole connection's.
+            .http2_initial_stream_window_size(switchyard_common::channel::STREAM_WINDOW_BYTES)
+            .http2_initial_connection_window_size(
+                switchyard_common::channel::CONNECTION_WINDOW_BYTES,
+            )
             // Provider URLs come from configuration; a redirect is a misconfiguration
             // and following one could send the key elsewhere.
             .redirect(reqwest::redirect::Policy::none())
@@ -75,14 +84,53 @@ pub fn endpoint(base_url: &str, path: &str) -> String {
     )
 }
 
-/// When an attempt must have started answering, and how long it may then
-/// stay silent.
+/// What an attempt may take: when the provider must have started
+/// answering (and, for a buffered answer, finished), how long a stream may
+/// then stay silent, and how many bytes it may send.
 #[derive(Debug, Clone, Copy)]
-pub struct Timing {
-    /// Deadline for response headers and the first body bytes.
+pub struct AttemptLimits {
+    /// Deadline for response headers and the first body bytes, and for the
+    /// whole of a buffered (non-streamed) answer: a provider that trickles
+    /// its answer is cut here rather than held while it keeps sending.
     pub first_byte_deadline: Instant,
-    /// Longest wait for each later read.
+    /// Longest wait for each later read of a stream.
     pub idle_timeout: Duration,
+    /// Largest stream event and buffered answer.
+    pub sizes: BodySizes,
+}
+
+impl AttemptLimits {
+    /// Limits with these deadlines and the default sizes.
+    pub fn new(first_byte_deadline: Instant, idle_timeout: Duration) -> Self {
+        Self {
+            first_byte_deadline,
+            idle_timeout,
+            sizes: BodySizes::default(),
+        }
+    }
+
+    /// The same deadlines with `sizes`.
+    pub fn with_sizes(self, sizes: BodySizes) -> Self {
+        Self { sizes, ..self }
+    }
+}
+
+/// How many bytes of a provider's answer one attempt may hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BodySizes {
+    /// Largest line or event of a stream.
+    pub max_event_bytes: usize,
+    /// Largest buffered (non-streamed) answer.
+    pub max_answer_bytes: usize,
+}
+
+impl Default for BodySizes {
+    fn default() -> Self {
+        Self {
+            max_event_bytes: crate::sse::DEFAULT_MAX_EVENT_BYTES,
+            max_answer_bytes: switchyard_common::channel::MAX_GRPC_MESSAGE_BYTES,
+        }
+    }
 }
 
 /// Largest error body read from a provider; the rest is not needed to classify it.
@@ -119,25 +167,25 @@ pub struct Refusal<'a> {
     pub body: &'a [u8],
 }
 
-/// Sends a request under the attempt's timing. A success status returns the
+/// Sends a request under the attempt's limits. A success status returns the
 /// headers and the unread body; any other status is read and handed to
 /// `refuse`, whose error is returned.
 pub async fn exchange(
     provider: &str,
     request: reqwest::RequestBuilder,
-    timing: Timing,
+    limits: AttemptLimits,
     refuse: impl FnOnce(Refusal<'_>) -> ServiceError,
 ) -> Result<Accepted, ServiceError> {
-    let mut response = send(provider, request, timing).await?;
+    let mut response = send(provider, request, limits).await?;
     let status = response.status();
     // Moved out rather than cloned: reading the body does not need them.
     let headers = std::mem::take(response.headers_mut());
-    let body = BodyReader::new(provider, response, timing);
+    let body = BodyReader::new(provider, response, limits);
     if status.is_success() {
         return Ok(Accepted { headers, body });
     }
     let bytes = body
-        .read_to_end(MAX_ERROR_BODY_BYTES)
+        .read_whole(MAX_ERROR_BODY_BYTES)
         .await
         .unwrap_or_default();
     Err(refuse(Refusal {
@@ -151,42 +199,60 @@ pub async fn exchange(
 async fn send(
     provider: &str,
     request: reqwest::RequestBuilder,
-    timing: Timing,
+    limits: AttemptLimits,
 ) -> Result<Response, ServiceError> {
-    match timeout_at(timing.first_byte_deadline, request.send()).await {
+    match timeout_at(limits.first_byte_deadline, request.send()).await {
         Ok(Ok(response)) => Ok(response),
         Ok(Err(error)) => Err(classify::transport_error(provider, &error)),
         Err(_elapsed) => Err(classify::timeout(provider)),
     }
 }
 
-/// Reads a response body piece by piece under the attempt's timing.
+/// Reads a response body piece by piece under the attempt's limits.
 #[derive(Debug)]
 pub struct BodyReader {
     response: Response,
     provider: String,
     /// Deadline of the next read: the first-byte deadline, then idle timeouts.
     next_deadline: Option<Instant>,
-    idle_timeout: Duration,
+    limits: AttemptLimits,
 }
 
 impl BodyReader {
     /// Wraps a response whose headers have arrived.
-    fn new(provider: &str, response: Response, timing: Timing) -> Self {
+    fn new(provider: &str, response: Response, limits: AttemptLimits) -> Self {
         Self {
             response,
             provider: provider.to_owned(),
-            next_deadline: Some(timing.first_byte_deadline),
-            idle_timeout: timing.idle_timeout,
+            next_deadline: Some(limits.first_byte_deadline),
+            limits,
         }
     }
 
-    /// Returns the next piece of the body, `None` at its end.
+    /// Reads the body as an event stream (server-sent events).
+    pub fn into_events(self) -> EventReader {
+        EventReader {
+            parser: SseParser::new(self.limits.sizes.max_event_bytes),
+            body: self,
+        }
+    }
+
+    /// Largest stream event the attempt accepts, in bytes.
+    pub fn max_event_bytes(&self) -> usize {
+        self.limits.sizes.max_event_bytes
+    }
+
+    /// Returns the next piece of a stream, `None` at its end: each read
+    /// after the first may wait up to the idle timeout.
     pub async fn next(&mut self) -> Result<Option<Bytes>, ServiceError> {
         let deadline = self
             .next_deadline
             .take()
-            .unwrap_or_else(|| Instant::now() + self.idle_timeout);
+            .unwrap_or_else(|| Instant::now() + self.limits.idle_timeout);
+        self.next_by(deadline).await
+    }
+
+    async fn next_by(&mut self, deadline: Instant) -> Result<Option<Bytes>, ServiceError> {
         match timeout_at(deadline, self.response.chunk()).await {
             Ok(Ok(piece)) => Ok(piece),
             Ok(Err(error)) => Err(classify::transport_error(&self.provider, &error)),
@@ -194,19 +260,66 @@ impl BodyReader {
         }
     }
 
-    /// Reads the rest of the body, failing once it exceeds `limit` bytes.
-    pub async fn read_to_end(mut self, limit: usize) -> Result<Bytes, ServiceError> {
-        let mut body = BytesMut::new();
-        while let Some(piece) = self.next().await? {
+    /// Reads a whole buffered answer: it must arrive by the first-byte
+    /// deadline and fit the attempt's answer size.
+    pub async fn read_to_end(self) -> Result<Bytes, ServiceError> {
+        let limit = self.limits.sizes.max_answer_bytes;
+        self.read_whole(limit).await
+    }
+
+    /// Reads the rest of the body by the first-byte deadline, failing once
+    /// it exceeds `limit` bytes (checked against `content-length` first).
+    async fn read_whole(mut self, limit: usize) -> Result<Bytes, ServiceError> {
+        let too_large = |provider: &str| {
+            classify::malformed_response(
+                provider,
+                &format!("an answer larger than the {limit} bytes an attempt may buffer"),
+            )
+        };
+        let announced = self.response.content_length().unwrap_or(0);
+        if usize::try_from(announced).map_or(true, |announced| announced > limit) {
+            return Err(too_large(&self.provider));
+        }
+        let deadline = self.limits.first_byte_deadline;
+        let mut body = BytesMut::with_capacity(usize::try_from(announced).unwrap_or(0));
+        while let Some(piece) = self.next_by(deadline).await? {
             if body.len() + piece.len() > limit {
-                return Err(classify::malformed_response(
-                    &self.provider,
-                    "a response larger than the adapter accepts",
-                ));
+                return Err(too_large(&self.provider));
             }
             body.extend_from_slice(&piece);
         }
         Ok(body.freeze())
+    }
+}
+
+/// A body read as server-sent events, under the attempt's limits.
+#[derive(Debug)]
+pub struct EventReader {
+    body: BodyReader,
+    parser: SseParser,
+}
+
+impl EventReader {
+    /// Returns the next event, `None` when the body ends. A read that
+    /// fails or times out, and a line or event over the size limit, are
+    /// errors; the stream cannot go on after one.
+    pub async fn next(&mut self) -> Result<Option<SseEvent>, ServiceError> {
+        loop {
+            match self.parser.next_event() {
+                Ok(Some(event)) => return Ok(Some(event)),
+                Ok(None) => {}
+                Err(error) => {
+                    return Err(classify::malformed_response(
+                        &self.body.provider,
+                        &error.to_string(),
+                    ));
+                }
+            }
+            match self.body.next().await? {
+                Some(bytes) => self.parser.push(&bytes),
+                None => return Ok(None),
+            }
+        }
     }
 }
 

@@ -13,7 +13,7 @@ use switchyard_common::{Secret, ServiceError};
 use switchyard_proto::v1::{ChatChunk, ChatRequest, EmbedRequest, EmbedResponse};
 
 use crate::{
-    http::{HttpClient, Timing},
+    http::{AttemptLimits, HttpClient},
     providers::{
         anthropic::AnthropicProvider,
         bedrock::BedrockProvider,
@@ -80,8 +80,9 @@ pub struct Attempt<R = ChatRequest> {
     pub options: BTreeMap<String, String>,
     /// Further named secrets (`Provider.secrets`), resolved.
     pub secrets: BTreeMap<String, Secret>,
-    /// When the provider must answer, and how long it may pause.
-    pub timing: Timing,
+    /// When the provider must answer, how long it may pause and how much
+    /// it may send.
+    pub limits: AttemptLimits,
     /// The request, `model` already the upstream name.
     pub request: R,
 }

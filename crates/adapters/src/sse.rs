@@ -6,9 +6,16 @@
 //! `\r` (also when split across reads), several `data:` lines join with `\n`,
 //! lines starting with `:` are comments, one space after the colon is dropped,
 //! and an empty line dispatches the event. `id` and `retry` are ignored.
+//!
+//! Memory and time are bounded: a line or an event larger than the parser's
+//! limit is an error rather than a growing buffer, and every byte is scanned
+//! for a line end once, however the stream is cut into pieces.
 
 /// The media type of an event stream, as `content-type` names it.
 pub const MEDIA_TYPE: &str = "text/event-stream";
+
+/// Default largest line or event, in bytes (see [`SseParser::new`]).
+pub const DEFAULT_MAX_EVENT_BYTES: usize = 16 * 1024 * 1024;
 
 /// One dispatched event.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,13 +26,33 @@ pub struct SseEvent {
     pub data: String,
 }
 
+/// Why an event stream cannot be parsed further.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SseError {
+    /// A line grew past the limit without a line end.
+    #[error("an event-stream line longer than {limit} bytes")]
+    LineTooLong {
+        /// The limit in bytes.
+        limit: usize,
+    },
+    /// An event's data grew past the limit before a blank line ended it.
+    #[error("an event-stream event larger than {limit} bytes")]
+    EventTooLarge {
+        /// The limit in bytes.
+        limit: usize,
+    },
+}
+
 /// Parses an event stream pushed in arbitrary pieces.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct SseParser {
     /// Bytes received but not yet consumed as complete lines.
     buffer: Vec<u8>,
     /// Where unconsumed bytes start in `buffer`.
     start: usize,
+    /// Where the search for the next line end resumes: bytes between
+    /// `start` and here are known to hold none.
+    scanned: usize,
     /// The previous piece ended in `\r`: a leading `\n` belongs to that line end.
     skip_line_feed: bool,
     /// Data of the event being built, lines joined with `\n`.
@@ -34,29 +61,58 @@ pub struct SseParser {
     has_data: bool,
     /// The event type of the event being built.
     event: Option<String>,
+    /// Largest line, and largest event data, in bytes.
+    max_event_bytes: usize,
+    /// Bytes searched for a line end so far (tests check it stays linear).
+    #[cfg(test)]
+    searched: usize,
+}
+
+impl Default for SseParser {
+    fn default() -> Self {
+        Self::new(DEFAULT_MAX_EVENT_BYTES)
+    }
 }
 
 impl SseParser {
-    /// Creates an empty parser.
-    pub fn new() -> Self {
-        Self::default()
+    /// Creates an empty parser that refuses lines and events larger than
+    /// `max_event_bytes`.
+    pub fn new(max_event_bytes: usize) -> Self {
+        Self {
+            buffer: Vec::new(),
+            start: 0,
+            scanned: 0,
+            skip_line_feed: false,
+            data: Vec::new(),
+            has_data: false,
+            event: None,
+            max_event_bytes,
+            #[cfg(test)]
+            searched: 0,
+        }
     }
 
     /// Appends bytes received from the network.
     pub fn push(&mut self, bytes: &[u8]) {
         if self.start > 0 && self.start == self.buffer.len() {
             self.buffer.clear();
+            self.scanned = 0;
             self.start = 0;
-        } else if self.start > 4096 {
-            // Compact now and then so the buffer does not grow with the stream.
+        } else if self.start > 4096 && self.start >= self.buffer.len() - self.start {
+            // Compact once the consumed part outweighs the rest, so the
+            // buffer does not grow with the stream and every byte is
+            // moved a bounded number of times.
             self.buffer.drain(..self.start);
+            self.scanned -= self.start;
             self.start = 0;
         }
         self.buffer.extend_from_slice(bytes);
     }
 
-    /// Returns the next complete event, or `None` until more bytes arrive.
-    pub fn next_event(&mut self) -> Option<SseEvent> {
+    /// Returns the next complete event, `Ok(None)` until more bytes arrive,
+    /// or an error once a line or an event exceeds the limit (the stream
+    /// cannot be parsed further).
+    pub fn next_event(&mut self) -> Result<Option<SseEvent>, SseError> {
         loop {
             if self.skip_line_feed && self.start < self.buffer.len() {
                 if self.buffer[self.start] == b'\n' {
@@ -64,11 +120,28 @@ impl SseParser {
                 }
                 self.skip_line_feed = false;
             }
-            let rest = &self.buffer[self.start..];
-            let end = rest
+            self.scanned = self.scanned.max(self.start);
+            #[cfg(test)]
+            {
+                self.searched += self.buffer[self.scanned..]
+                    .iter()
+                    .position(|&byte| byte == b'\n' || byte == b'\r')
+                    .map_or(self.buffer.len() - self.scanned, |offset| offset + 1);
+            }
+            let Some(offset) = self.buffer[self.scanned..]
                 .iter()
-                .position(|&byte| byte == b'\n' || byte == b'\r')?;
-            let terminator_length = match (rest[end], rest.get(end + 1)) {
+                .position(|&byte| byte == b'\n' || byte == b'\r')
+            else {
+                self.scanned = self.buffer.len();
+                if self.buffer.len() - self.start > self.max_event_bytes {
+                    return Err(SseError::LineTooLong {
+                        limit: self.max_event_bytes,
+                    });
+                }
+                return Ok(None);
+            };
+            let end = self.scanned + offset;
+            let terminator_length = match (self.buffer[end], self.buffer.get(end + 1)) {
                 (b'\r', Some(b'\n')) => 2,
                 (b'\r', None) => {
                     self.skip_line_feed = true;
@@ -77,22 +150,28 @@ impl SseParser {
                 _ => 1,
             };
             let line_start = self.start;
-            self.start += end + terminator_length;
-            if let Some(event) = self.process_line(line_start, line_start + end) {
-                return Some(event);
+            self.start = end + terminator_length;
+            self.scanned = self.start;
+            if let Some(event) = self.process_line(line_start, end)? {
+                return Ok(Some(event));
             }
         }
     }
 
     /// Handles one line (without its terminator); returns an event when the
     /// line is blank and an event is pending.
-    fn process_line(&mut self, from: usize, to: usize) -> Option<SseEvent> {
+    fn process_line(&mut self, from: usize, to: usize) -> Result<Option<SseEvent>, SseError> {
         let line = &self.buffer[from..to];
+        if line.len() > self.max_event_bytes {
+            return Err(SseError::LineTooLong {
+                limit: self.max_event_bytes,
+            });
+        }
         if line.is_empty() {
-            return self.dispatch();
+            return Ok(self.dispatch());
         }
         if line[0] == b':' {
-            return None;
+            return Ok(None);
         }
         let (field, value) = match line.iter().position(|&byte| byte == b':') {
             Some(colon) => {
@@ -103,6 +182,11 @@ impl SseParser {
         };
         match field {
             b"data" => {
+                if self.data.len() + value.len() + 1 > self.max_event_bytes {
+                    return Err(SseError::EventTooLarge {
+                        limit: self.max_event_bytes,
+                    });
+                }
                 if self.has_data {
                     self.data.push(b'\n');
                 }
@@ -112,7 +196,7 @@ impl SseParser {
             b"event" => self.event = Some(String::from_utf8_lossy(value).into_owned()),
             _ => {}
         }
-        None
+        Ok(None)
     }
 
     fn dispatch(&mut self) -> Option<SseEvent> {
@@ -126,6 +210,12 @@ impl SseParser {
             .unwrap_or_else(|error| String::from_utf8_lossy(error.as_bytes()).into_owned());
         Some(SseEvent { event, data })
     }
+
+    /// Bytes the parser holds: its buffer and the event being built.
+    #[cfg(test)]
+    fn held_bytes(&self) -> usize {
+        self.buffer.capacity() + self.data.capacity()
+    }
 }
 
 #[cfg(test)]
@@ -133,11 +223,11 @@ mod tests {
     use super::*;
 
     fn parse_all(pieces: &[&[u8]]) -> Vec<SseEvent> {
-        let mut parser = SseParser::new();
+        let mut parser = SseParser::default();
         let mut events = Vec::new();
         for piece in pieces {
             parser.push(piece);
-            while let Some(event) = parser.next_event() {
+            while let Some(event) = parser.next_event().expect("within the limits") {
                 events.push(event);
             }
         }
@@ -199,16 +289,92 @@ mod tests {
 
     #[test]
     fn does_not_dispatch_an_unterminated_event() {
-        let mut parser = SseParser::new();
+        let mut parser = SseParser::default();
         parser.push(b"data: partial\n");
-        assert_eq!(parser.next_event(), None);
+        assert_eq!(parser.next_event(), Ok(None));
         parser.push(b"\n");
-        assert_eq!(parser.next_event(), Some(data("partial")));
+        assert_eq!(parser.next_event(), Ok(Some(data("partial"))));
     }
 
     #[test]
     fn field_without_colon_is_a_field_with_empty_value() {
         let events = parse_all(&[b"data\n\n"]);
         assert_eq!(events, vec![data("")]);
+    }
+
+    #[test]
+    fn an_unterminated_line_costs_at_most_the_limit() {
+        const LIMIT: usize = 1024 * 1024;
+        const PIECE: usize = 16 * 1024;
+        let mut parser = SseParser::new(LIMIT);
+        let piece = vec![b'x'; PIECE];
+        parser.push(b"data: ");
+        let mut pushed = 0;
+        // Up to 100 MB of one line: the parser gives up near the limit.
+        let error = loop {
+            parser.push(&piece);
+            pushed += PIECE;
+            assert!(pushed <= 100 * 1024 * 1024, "never refused the line");
+            assert!(
+                parser.held_bytes() <= 2 * (LIMIT + PIECE),
+                "buffered {}",
+                parser.held_bytes()
+            );
+            match parser.next_event() {
+                Ok(None) => {}
+                Ok(Some(event)) => panic!("dispatched {} bytes", event.data.len()),
+                Err(error) => break error,
+            }
+        };
+        assert_eq!(error, SseError::LineTooLong { limit: LIMIT });
+        assert!(pushed <= LIMIT + PIECE);
+    }
+
+    #[test]
+    fn many_data_lines_without_a_blank_line_are_refused_at_the_limit() {
+        const LIMIT: usize = 64 * 1024;
+        let mut parser = SseParser::new(LIMIT);
+        let line = [b"data: ".as_slice(), &[b'y'; 1000], b"\n"].concat();
+        let mut result = Ok(None);
+        for _ in 0..(2 * LIMIT / line.len()) {
+            parser.push(&line);
+            result = parser.next_event();
+            if result.is_err() {
+                break;
+            }
+        }
+        assert_eq!(result, Err(SseError::EventTooLarge { limit: LIMIT }));
+    }
+
+    #[test]
+    fn a_line_end_is_searched_for_once_per_byte() {
+        // A 4 MiB line in 16 KiB pieces, then many short events: each
+        // next_event call resumes where the last stopped, so the bytes
+        // searched equal the bytes received (a rescan from the line start
+        // would search about 512 MiB).
+        let mut parser = SseParser::default();
+        let piece = vec![b'z'; 16 * 1024];
+        let mut received = 0;
+        let mut push = |parser: &mut SseParser, bytes: &[u8]| {
+            parser.push(bytes);
+            received += bytes.len();
+        };
+        push(&mut parser, b"data: ");
+        for _ in 0..256 {
+            push(&mut parser, &piece);
+            assert_eq!(parser.next_event(), Ok(None));
+        }
+        push(&mut parser, b"\n\n");
+        let event = parser
+            .next_event()
+            .expect("within the limit")
+            .expect("an event");
+        assert_eq!(event.data.len(), 256 * 16 * 1024);
+        for _ in 0..10_000 {
+            push(&mut parser, b"data: {}\n\n");
+            assert!(parser.next_event().expect("within the limit").is_some());
+        }
+        assert_eq!(parser.next_event(), Ok(None));
+        assert_eq!(parser.searched, received);
     }
 }

@@ -67,9 +67,20 @@ impl Harness {
             request_timeout: Duration::from_secs(10),
             ..AdapterConfig::default()
         };
+        Self::configured(fake, environment, &config)
+    }
+
+    /// An adapter service with `config` in front of `fake`, keyed as
+    /// [`Harness::start`] is.
+    pub(crate) async fn start_configured(config: &AdapterConfig) -> Self {
+        let environment = Environment::from([(API_KEY_VARIABLE.to_owned(), API_KEY.to_owned())]);
+        Self::configured(FakeOpenAi::start().await, environment, config)
+    }
+
+    fn configured(fake: FakeOpenAi, environment: Environment, config: &AdapterConfig) -> Self {
         let deployments = SnapshotHandle::fixed(DeploymentIndex::default());
         let server =
-            build(&config, deployments.clone(), environment).expect("the adapter server builds");
+            build(config, deployments.clone(), environment).expect("the adapter server builds");
         let client = AdapterServiceClient::new(GrpcChannel::in_process(server));
         Self {
             fake,

@@ -18,6 +18,20 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// requests carry whole conversations, with images.
 pub const MAX_GRPC_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
 
+/// Flow-control window of one gRPC stream (1 MiB), on clients and servers.
+///
+/// Fixed rather than adaptive: with an adaptive window each stream's window
+/// grows toward the connection's, so one stream whose reader has stopped
+/// (a slow client behind an edge) could hold the whole connection's window
+/// and stall every other call on it. An unread stream now holds at most
+/// this much, and the connection window covers
+/// `CONNECTION_WINDOW_BYTES / STREAM_WINDOW_BYTES` (2,047) stalled streams
+/// before any other stream waits for credit.
+pub const STREAM_WINDOW_BYTES: u32 = 1024 * 1024;
+
+/// Flow-control window of one gRPC connection: HTTP/2's largest.
+pub const CONNECTION_WINDOW_BYTES: u32 = (1 << 31) - 1;
+
 type InProcessService = BoxCloneSyncService<http::Request<Body>, http::Response<Body>, BoxError>;
 
 /// A gRPC transport that is either a network connection or a server value
@@ -57,7 +71,9 @@ impl GrpcChannel {
         let channel = endpoint
             .tcp_nodelay(true)
             .connect_timeout(std::time::Duration::from_secs(5))
-            .http2_adaptive_window(true)
+            .http2_adaptive_window(false)
+            .initial_stream_window_size(STREAM_WINDOW_BYTES)
+            .initial_connection_window_size(CONNECTION_WINDOW_BYTES)
             .connect_lazy();
         Ok(Self {
             inner: Inner::Remote(channel, credential),

@@ -3,7 +3,10 @@
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::service_auth::{CallerVerifier, RequireCaller};
+use crate::{
+    channel::{CONNECTION_WINDOW_BYTES, STREAM_WINDOW_BYTES},
+    service_auth::{CallerVerifier, RequireCaller},
+};
 use tonic::{
     service::Routes,
     transport::{Server, server::TcpIncoming},
@@ -24,6 +27,10 @@ pub async fn serve_grpc(
 ) -> Result<(), tonic::transport::Error> {
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
     Server::builder()
+        // Fixed windows, as on every client (see `STREAM_WINDOW_BYTES`): a
+        // stream the server's caller does not read holds only its own.
+        .initial_stream_window_size(STREAM_WINDOW_BYTES)
+        .initial_connection_window_size(CONNECTION_WINDOW_BYTES)
         .layer(RequireCaller::new(callers))
         .add_routes(routes)
         .serve_with_incoming_shutdown(incoming, shutdown.cancelled_owned())

@@ -18,6 +18,24 @@ pub struct EdgeConfig {
     #[serde(with = "humantime_serde")]
     #[schemars(with = "String")]
     pub request_timeout: Duration,
+    /// Time a client has to send a request's headers; also how long an idle
+    /// keep-alive connection is kept open waiting for its next request.
+    #[serde(with = "humantime_serde")]
+    #[schemars(with = "String")]
+    pub header_read_timeout: Duration,
+    /// Longest wait for the next piece of a request body; a body that
+    /// stalls longer is answered 408.
+    #[serde(with = "humantime_serde")]
+    #[schemars(with = "String")]
+    pub body_read_timeout: Duration,
+    /// Slowest average rate a request body may arrive at, in bytes per
+    /// second, once `body_read_timeout` has passed since it started; a
+    /// slower body is answered 408.
+    pub min_body_bytes_per_second: u64,
+    /// Most client connections open at once; a connection over the limit is
+    /// answered 503 and closed. Keep it below the process's file-descriptor
+    /// limit.
+    pub max_connections: usize,
 }
 
 impl Default for EdgeConfig {
@@ -26,6 +44,10 @@ impl Default for EdgeConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             max_body_bytes: 10 * 1024 * 1024,
             request_timeout: Duration::from_secs(600),
+            header_read_timeout: Duration::from_secs(30),
+            body_read_timeout: Duration::from_secs(30),
+            min_body_bytes_per_second: 1024,
+            max_connections: 10_000,
         }
     }
 }

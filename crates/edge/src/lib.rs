@@ -14,19 +14,19 @@ mod config;
 mod context;
 mod error;
 mod openai;
+mod request_id;
 mod routes;
+mod server;
 mod sse;
 
 use std::sync::Arc;
 
-use axum::serve::ListenerExt;
 pub use config::EdgeConfig;
 use switchyard_common::{
     client::{ControlPlaneClient, RouterClient},
     snapshot::{SnapshotHandle, watch_snapshots},
 };
 use switchyard_proto::v1::SnapshotAudience;
-use tokio::net::TcpListener;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use crate::auth::EdgeIndex;
@@ -44,7 +44,7 @@ pub struct EdgeDeps {
 pub(crate) struct EdgeState {
     pub(crate) router: RouterClient,
     pub(crate) index: SnapshotHandle<EdgeIndex>,
-    pub(crate) max_body_bytes: usize,
+    pub(crate) body_limits: routes::shared::BodyLimits,
     pub(crate) request_timeout: std::time::Duration,
 }
 
@@ -67,39 +67,14 @@ pub fn build(
     let state = Arc::new(EdgeState {
         router,
         index,
-        max_body_bytes: config.max_body_bytes,
+        body_limits: routes::shared::BodyLimits {
+            max_bytes: config.max_body_bytes,
+            read_timeout: config.body_read_timeout,
+            min_bytes_per_second: config.min_body_bytes_per_second,
+        },
         request_timeout: config.request_timeout,
     });
     routes::app(state)
 }
 
-/// Serves `app` on an already-bound listener until `shutdown` is cancelled,
-/// then lets in-flight requests (including open streams) finish, for at
-/// most [`DRAIN_DEADLINE`].
-pub async fn serve(
-    listener: TcpListener,
-    app: axum::Router,
-    shutdown: CancellationToken,
-) -> std::io::Result<()> {
-    let listener = listener.tap_io(|tcp| {
-        if let Err(error) = tcp.set_nodelay(true) {
-            tracing::warn!(%error, "cannot set TCP_NODELAY");
-        }
-    });
-    let graceful =
-        axum::serve(listener, app).with_graceful_shutdown(shutdown.clone().cancelled_owned());
-    tokio::select! {
-        result = std::future::IntoFuture::into_future(graceful) => result,
-        () = async {
-            shutdown.cancelled().await;
-            tokio::time::sleep(DRAIN_DEADLINE).await;
-        } => {
-            tracing::warn!("requests still open after the drain deadline; closing them");
-            Ok(())
-        }
-    }
-}
-
-/// How long open requests (streams included) may run on after shutdown
-/// begins; a client that stops reading must not keep the process alive.
-const DRAIN_DEADLINE: std::time::Duration = std::time::Duration::from_secs(30);
+pub use server::{DRAIN_DEADLINE, serve};

@@ -11,13 +11,14 @@ use std::{any::Any, sync::Arc};
 use axum::{
     Router,
     http::{Method, StatusCode, Uri},
+    middleware,
     response::{IntoResponse, Response},
     routing::{get, post},
 };
 use switchyard_common::ErrorClass;
 use tower_http::catch_panic::CatchPanicLayer;
 
-use crate::{EdgeState, error::ApiError};
+use crate::{EdgeState, error::ApiError, request_id};
 
 /// Builds the application with its routes and layers.
 pub fn app(state: Arc<EdgeState>) -> Router {
@@ -30,8 +31,10 @@ pub fn app(state: Arc<EdgeState>) -> Router {
         .fallback(unknown_route)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
-        // Outermost: a panic anywhere becomes an OpenAI-shaped 500, never a dropped connection.
+        // A panic anywhere becomes an OpenAI-shaped 500, never a dropped connection.
         .layer(CatchPanicLayer::custom(panic_response))
+        // Outermost: every answer, a caught panic's included, carries the request id.
+        .layer(middleware::from_fn(request_id::assign))
 }
 
 async fn unknown_route(method: Method, uri: Uri) -> ApiError {

@@ -26,9 +26,10 @@ pub struct Plan {
     pub snapshot_version: u64,
 }
 
-/// Plans a request for route `model` under `table`: the route must exist,
-/// the caller's key must be allowed to use it, and at least one of its
-/// deployments must be known.
+/// Plans a request for route `model` under `table`: the route must exist
+/// and the caller's key must be allowed to use it (both refused alike, as
+/// OpenAI does, so a restricted key cannot probe which models exist), and
+/// at least one of its deployments must be known.
 pub fn plan(
     table: Option<&RouteTable>,
     context: &RequestContext,
@@ -40,20 +41,17 @@ pub fn plan(
             "the router has not received its configuration yet",
         )
     })?;
-    let route = table.route(model).cloned().ok_or_else(|| {
-        ServiceError::new(
-            ErrorClass::NotFound,
-            format!("The model `{model}` does not exist."),
-        )
-        .with_param("model")
-    })?;
-    if !table.key_may_use(&context.key_id, model) {
-        return Err(ServiceError::new(
-            ErrorClass::Permission,
-            format!("This API key may not use the model `{model}`."),
-        )
-        .with_param("model"));
-    }
+    let route = table
+        .route(model)
+        .filter(|_| table.key_may_use(&context.key_id, model))
+        .cloned()
+        .ok_or_else(|| {
+            ServiceError::new(
+                ErrorClass::NotFound,
+                format!("The model `{model}` does not exist or you do not have access to it."),
+            )
+            .with_param("model")
+        })?;
     let mut candidates = Vec::with_capacity(route.deployments.len());
     for id in &route.deployments {
         match table.deployment(id) {
@@ -105,8 +103,15 @@ mod tests {
         let table = RouteTable::from_snapshot(snapshot());
         let error = plan(Some(&table), &context("all"), "nope").expect_err("unknown");
         assert_eq!(error.class, ErrorClass::NotFound);
-        let error = plan(Some(&table), &context("narrow"), "gpt").expect_err("forbidden");
-        assert_eq!(error.class, ErrorClass::Permission);
+        let forbidden = plan(Some(&table), &context("narrow"), "gpt").expect_err("forbidden");
+        let missing = plan(Some(&table), &context("narrow"), "nope").expect_err("unknown");
+        // A restricted key cannot tell a model it may not use from one
+        // that does not exist.
+        assert_eq!(forbidden.class, ErrorClass::NotFound);
+        assert_eq!(
+            forbidden.message.replace("`gpt`", "`nope`"),
+            missing.message
+        );
         let error = plan(None, &context("all"), "gpt").expect_err("no snapshot");
         assert_eq!(error.class, ErrorClass::UpstreamUnavailable);
     }

@@ -97,7 +97,7 @@ pub async fn run_role(
                 &tasks,
                 services_shutdown.clone(),
             );
-            let served = switchyard_edge::serve(listener, app, shutdown).await;
+            let served = switchyard_edge::serve(listener, app, &config.edge, shutdown).await;
             services_shutdown.cancel();
             tasks.close();
             tasks.wait().await;

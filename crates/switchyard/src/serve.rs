@@ -81,7 +81,7 @@ pub async fn run_all_in_one(
         services_shutdown.clone(),
     );
     tracing::info!(address = %listener.local_addr()?, "switchyard serving (all-in-one)");
-    let served = switchyard_edge::serve(listener, app, shutdown).await;
+    let served = switchyard_edge::serve(listener, app, &config.edge, shutdown).await;
     services_shutdown.cancel();
     tasks.close();
     tasks.wait().await;

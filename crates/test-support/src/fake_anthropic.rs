@@ -25,7 +25,7 @@
 mod answer;
 mod wire;
 
-use crate::recording::{self, Recorder};
+use crate::recording::{self, Delivery, Recorder};
 use std::{
     net::SocketAddr,
     sync::{
@@ -36,9 +36,9 @@ use std::{
 
 use axum::{
     Router,
-    body::{Body, Bytes},
+    body::Bytes,
     extract::State,
-    http::{HeaderMap, Method, Uri, header},
+    http::{HeaderMap, Method, Uri},
     response::Response,
     routing::post,
 };
@@ -123,6 +123,7 @@ async fn messages(
     let body = shared.recorder.record(&method, &uri, &headers, &body);
     let fault = shared.recorder.next_fault();
     let mut drop_after = None;
+    let mut trickle = None;
     match fault {
         Some(Fault::Status {
             status,
@@ -131,6 +132,7 @@ async fn messages(
         }) => return status_response(status, body, &headers),
         Some(Fault::Delay(delay)) => tokio::time::sleep(delay).await,
         Some(Fault::DropMidStream { after_chunks }) => drop_after = Some(after_chunks),
+        Some(Fault::Trickle(pause)) => trickle = Some(pause),
         None => {}
     }
     if let Some(refusal) = refusal(&headers, &body) {
@@ -145,19 +147,14 @@ async fn messages(
             "text/event-stream; charset=utf-8",
         )
     } else {
-        let whole = answer.message();
-        match drop_after {
-            None => Response::builder()
-                .header(header::CONTENT_TYPE, "application/json")
-                .header("request-id", REQUEST_ID)
-                .body(Body::from(whole))
-                .expect("static headers are valid"),
-            Some(after) => {
-                let half = whole.len() / 2;
-                let halves = vec![whole.slice(..half), whole.slice(half..)];
-                streamed(halves, Some(after), "application/json")
-            }
-        }
+        recording::whole_answer(
+            answer.message(),
+            &[
+                ("content-type", "application/json"),
+                ("request-id", REQUEST_ID),
+            ],
+            Delivery::of(drop_after, trickle),
+        )
     }
 }
 

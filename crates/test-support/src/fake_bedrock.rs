@@ -32,7 +32,7 @@ mod answer;
 mod event_stream;
 mod sigv4;
 
-use crate::recording::{self, Recorder};
+use crate::recording::{self, Delivery, Recorder};
 use std::{
     net::SocketAddr,
     sync::{
@@ -224,6 +224,7 @@ async fn handle(
     }
     let scripted = shared.recorder.next_fault();
     let mut drop_after = None;
+    let mut trickle = None;
     let mut exception = None;
     match scripted {
         Some(Scripted::Fault(Fault::Status {
@@ -235,6 +236,7 @@ async fn handle(
         Some(Scripted::Fault(Fault::DropMidStream { after_chunks })) => {
             drop_after = Some(after_chunks);
         }
+        Some(Scripted::Fault(Fault::Trickle(pause))) => trickle = Some(pause),
         Some(Scripted::StreamException {
             after_events,
             exception_type,
@@ -262,13 +264,14 @@ async fn handle(
             &request_id,
         )
     } else {
-        let whole = answer.converse();
-        let half = whole.len() / 2;
-        let frames = match drop_after {
-            None => vec![whole],
-            Some(_) => vec![whole.slice(..half), whole.slice(half..)],
-        };
-        streamed_response(frames, drop_after, "application/json", &request_id)
+        recording::whole_answer(
+            answer.converse(),
+            &[
+                ("content-type", "application/json"),
+                ("x-amzn-RequestId", &request_id),
+            ],
+            Delivery::of(drop_after, trickle),
+        )
     }
 }
 

@@ -26,7 +26,7 @@
 mod answer;
 mod wire;
 
-use crate::recording::{self, Recorder};
+use crate::recording::{self, Delivery, Recorder};
 use std::{
     net::SocketAddr,
     sync::{
@@ -39,8 +39,8 @@ use axum::{
     Router,
     body::Bytes,
     extract::State,
-    http::{HeaderMap, Method, Uri, header},
-    response::{IntoResponse, Response},
+    http::{HeaderMap, Method, Uri},
+    response::Response,
 };
 use serde_json::{Value, json};
 
@@ -207,6 +207,7 @@ async fn handle(
     };
     let fault = shared.recorder.next_fault();
     let mut drop_after = None;
+    let mut trickle = None;
     match fault {
         Some(Fault::Status {
             status,
@@ -215,6 +216,7 @@ async fn handle(
         }) => return status_response(status, body, &headers),
         Some(Fault::Delay(delay)) => tokio::time::sleep(delay).await,
         Some(Fault::DropMidStream { after_chunks }) => drop_after = Some(after_chunks),
+        Some(Fault::Trickle(pause)) => trickle = Some(pause),
         None => {}
     }
     if !body["contents"].is_array() {
@@ -237,14 +239,11 @@ async fn handle(
         ("streamGenerateContent", false) => answer.array(),
         _ => answer.whole(),
     };
-    match drop_after {
-        None => ([(header::CONTENT_TYPE, JSON_CONTENT_TYPE)], whole).into_response(),
-        Some(after) => {
-            let half = whole.len() / 2;
-            let halves = vec![whole.slice(..half), whole.slice(half..)];
-            streamed(halves, Some(after), JSON_CONTENT_TYPE)
-        }
-    }
+    recording::whole_answer(
+        whole,
+        &[("content-type", JSON_CONTENT_TYPE)],
+        Delivery::of(drop_after, trickle),
+    )
 }
 
 const JSON_CONTENT_TYPE: &str = "application/json; charset=UTF-8";

@@ -10,15 +10,15 @@
 //! are Google's `{"error": {code, message, status}}`. Faults behave as for
 //! [`FakeOpenAi`](crate::FakeOpenAi).
 
-use crate::recording::Recorder;
-use std::{net::SocketAddr, sync::Arc, time::Duration};
+use crate::recording::{self, Delivery, Recorder};
+use std::{net::SocketAddr, sync::Arc};
 
 use axum::{
     Router,
     body::{Body, Bytes},
     extract::{Path, State},
     http::{HeaderMap, Method, StatusCode, Uri, header},
-    response::{IntoResponse, Response},
+    response::Response,
     routing::post,
 };
 use serde_json::json;
@@ -90,6 +90,7 @@ async fn batch_embed_contents(
     let body = shared.recorder.record(&method, &uri, &headers, &body);
     let fault = shared.recorder.next_fault();
     let mut drop_after = None;
+    let mut trickle = None;
     match fault {
         Some(Fault::Status {
             status,
@@ -98,6 +99,7 @@ async fn batch_embed_contents(
         }) => return respond(status, body, &headers),
         Some(Fault::Delay(delay)) => tokio::time::sleep(delay).await,
         Some(Fault::DropMidStream { after_chunks }) => drop_after = Some(after_chunks),
+        Some(Fault::Trickle(pause)) => trickle = Some(pause),
         None => {}
     }
     let Some(model) = operation.strip_suffix(":batchEmbedContents") else {
@@ -135,34 +137,11 @@ async fn batch_embed_contents(
         embeddings.push(json!({"values": fake_embedding(text.as_bytes(), dimensions)}));
     }
     let whole = json!({"embeddings": embeddings}).to_string();
-    match drop_after {
-        None => (
-            [(header::CONTENT_TYPE, "application/json; charset=UTF-8")],
-            whole,
-        )
-            .into_response(),
-        Some(after) => {
-            let half = whole.len() / 2;
-            let halves = [whole[..half].to_owned(), whole[half..].to_owned()];
-            let keep = after.min(2);
-            let frames = halves
-                .into_iter()
-                .take(keep)
-                .map(|half| Ok::<_, std::io::Error>(Bytes::from(half)));
-            let abort = futures::stream::once(async {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-                Err(std::io::Error::new(
-                    std::io::ErrorKind::ConnectionAborted,
-                    "fault: connection dropped mid-body",
-                ))
-            });
-            let body = futures::StreamExt::chain(futures::stream::iter(frames), abort);
-            Response::builder()
-                .header(header::CONTENT_TYPE, "application/json; charset=UTF-8")
-                .body(Body::from_stream(body))
-                .expect("static headers are valid")
-        }
-    }
+    recording::whole_answer(
+        whole,
+        &[("content-type", "application/json; charset=UTF-8")],
+        Delivery::of(drop_after, trickle),
+    )
 }
 
 fn respond(status: u16, body: String, headers: &[(String, String)]) -> Response {

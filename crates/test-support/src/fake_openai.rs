@@ -23,7 +23,7 @@ mod wire;
 
 pub use self::embeddings::fake_embedding;
 
-use crate::recording::{self, Recorder};
+use crate::recording::{self, Delivery, Recorder};
 use std::{
     collections::BTreeMap,
     net::SocketAddr,
@@ -63,6 +63,10 @@ pub enum Fault {
     },
     /// Waits this long, then answers normally.
     Delay(Duration),
+    /// Answers normally, but a non-streamed answer goes one byte at a time
+    /// with this pause before each: an upstream that never goes silent yet
+    /// never finishes. Streams are sent as usual.
+    Trickle(Duration),
     /// Sends this many stream events, then aborts the connection without
     /// `[DONE]`. A non-streamed answer is sent in two halves, so 0 or 1 cuts it.
     DropMidStream {
@@ -177,6 +181,7 @@ async fn chat_completions(
     let body = shared.recorder.record(&method, &uri, &headers, &body);
     let fault = shared.recorder.next_fault();
     let mut drop_after = None;
+    let mut trickle = None;
     match fault {
         Some(Fault::Status {
             status,
@@ -185,6 +190,7 @@ async fn chat_completions(
         }) => return status_response(status, body, &headers),
         Some(Fault::Delay(delay)) => tokio::time::sleep(delay).await,
         Some(Fault::DropMidStream { after_chunks }) => drop_after = Some(after_chunks),
+        Some(Fault::Trickle(pause)) => trickle = Some(pause),
         None => {}
     }
     let query = uri.query().unwrap_or_default();
@@ -212,15 +218,11 @@ async fn chat_completions(
         let events = answer.events(include_usage);
         streamed(events, drop_after, "text/event-stream")
     } else {
-        let whole = answer.completion();
-        match drop_after {
-            None => ([(header::CONTENT_TYPE, "application/json")], whole).into_response(),
-            Some(after) => {
-                let half = whole.len() / 2;
-                let halves = vec![whole.slice(..half), whole.slice(half..)];
-                streamed(halves, Some(after), "application/json")
-            }
-        }
+        recording::whole_answer(
+            answer.completion(),
+            &[("content-type", "application/json")],
+            Delivery::of(drop_after, trickle),
+        )
     }
 }
 

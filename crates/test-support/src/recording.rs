@@ -134,12 +134,73 @@ pub(crate) fn streamed(
         tokio::time::sleep(Duration::from_millis(20)).await;
         error
     });
-    let mut response = Response::builder();
-    for (name, value) in headers {
-        response = response.header(*name, *value);
-    }
-    response
+    builder_with(headers)
         .body(Body::from_stream(frames.chain(abort)))
+        .expect("static headers are valid")
+}
+
+/// A response builder with `headers` set.
+fn builder_with(headers: &[(&str, &str)]) -> axum::http::response::Builder {
+    headers
+        .iter()
+        .fold(Response::builder(), |response, (name, value)| {
+            response.header(*name, *value)
+        })
+}
+
+/// How a fake sends a non-streamed answer, as its scripted fault says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Delivery {
+    /// All at once.
+    Whole,
+    /// In two halves, aborting the connection after this many.
+    CutAfter(usize),
+    /// One byte at a time, this long apart.
+    Trickle(Duration),
+}
+
+impl Delivery {
+    /// The delivery a fault's `DropMidStream` count or `Trickle` pause asks for.
+    pub(crate) fn of(drop_after: Option<usize>, trickle: Option<Duration>) -> Self {
+        match (drop_after, trickle) {
+            (Some(after), _) => Delivery::CutAfter(after),
+            (None, Some(pause)) => Delivery::Trickle(pause),
+            (None, None) => Delivery::Whole,
+        }
+    }
+}
+
+/// Sends a non-streamed answer `whole` with `headers`, as `delivery` says.
+pub(crate) fn whole_answer(
+    whole: impl Into<Bytes>,
+    headers: &[(&str, &str)],
+    delivery: Delivery,
+) -> Response {
+    let whole: Bytes = whole.into();
+    match delivery {
+        Delivery::Whole => builder_with(headers)
+            .body(Body::from(whole))
+            .expect("static headers are valid"),
+        Delivery::CutAfter(after) => {
+            let half = whole.len() / 2;
+            let halves = vec![whole.slice(..half), whole.slice(half..)];
+            streamed(halves, Some(after), headers)
+        }
+        Delivery::Trickle(pause) => trickled(whole, pause, headers),
+    }
+}
+
+/// Sends `body` one byte at a time, waiting `pause` before each, with
+/// `headers`: an upstream that keeps the connection busy but never finishes
+/// in reasonable time.
+fn trickled(body: Bytes, pause: Duration, headers: &[(&str, &str)]) -> Response {
+    let bytes = (0..body.len()).map(move |index| body.slice(index..=index));
+    let frames = futures::stream::iter(bytes).then(move |byte| async move {
+        tokio::time::sleep(pause).await;
+        Ok::<Bytes, std::io::Error>(byte)
+    });
+    builder_with(headers)
+        .body(Body::from_stream(frames))
         .expect("static headers are valid")
 }
 

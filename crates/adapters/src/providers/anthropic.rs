@@ -26,7 +26,7 @@ mod tools;
 
 use futures::StreamExt;
 use reqwest::header::HeaderValue;
-use switchyard_common::{ErrorClass, ServiceError, channel::MAX_GRPC_MESSAGE_BYTES};
+use switchyard_common::{ErrorClass, ServiceError};
 
 use self::response::WireResponse;
 use crate::{
@@ -67,7 +67,7 @@ impl AnthropicProvider {
             .post_json(&messages_url(&attempt.base_url), None, translated.body);
         let request = with_headers(request, &attempt).map_err(with_provider)?;
         let api_key = attempt.api_key.as_ref();
-        let answer = http::exchange(provider, request, attempt.timing, |refusal| {
+        let answer = http::exchange(provider, request, attempt.limits, |refusal| {
             let detail = response::error_detail(refusal.body).unwrap_or_default();
             classify::upstream_error(provider, refusal.status, refusal.headers, &detail, api_key)
         })
@@ -80,7 +80,7 @@ impl AnthropicProvider {
                 translated.structured_tool,
             ));
         }
-        let bytes = answer.body.read_to_end(MAX_GRPC_MESSAGE_BYTES).await?;
+        let bytes = answer.body.read_to_end().await?;
         let message: WireResponse = serde_json::from_slice(&bytes).map_err(|_| {
             classify::malformed_response(provider, "a response that is not a message")
         })?;

@@ -33,7 +33,7 @@ use std::time::SystemTime;
 
 use futures::StreamExt;
 use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderValue};
-use switchyard_common::{ErrorClass, Secret, ServiceError, channel::MAX_GRPC_MESSAGE_BYTES};
+use switchyard_common::{ErrorClass, Secret, ServiceError};
 
 use self::{
     response::{ConverseResponse, ResponseIdentity},
@@ -147,7 +147,7 @@ impl BedrockProvider {
         };
         builder = builder.header(ACCEPT, accept);
         let scrub_key = scrub.as_ref();
-        let accepted = http::exchange(provider, builder, attempt.timing, |refusal| {
+        let accepted = http::exchange(provider, builder, attempt.limits, |refusal| {
             response::http_error(
                 provider,
                 refusal.status,
@@ -181,7 +181,7 @@ impl BedrockProvider {
                 identity,
             ));
         }
-        let bytes = accepted.body.read_to_end(MAX_GRPC_MESSAGE_BYTES).await?;
+        let bytes = accepted.body.read_to_end().await?;
         let answer: ConverseResponse = serde_json::from_slice(&bytes).map_err(|_| {
             crate::classify::malformed_response(
                 provider,

@@ -33,7 +33,7 @@ mod upstream_error;
 
 use futures::StreamExt;
 use reqwest::header::HeaderValue;
-use switchyard_common::{ServiceError, channel::MAX_GRPC_MESSAGE_BYTES};
+use switchyard_common::ServiceError;
 
 use self::response::{GenerateContentResponse, Translator};
 pub(crate) use self::upstream_error::upstream_error as google_error;
@@ -96,7 +96,7 @@ impl GeminiProvider {
             }
         };
         let api_key = attempt.api_key.as_ref();
-        let answer = http::exchange(provider, request, attempt.timing, |refusal| {
+        let answer = http::exchange(provider, request, attempt.limits, |refusal| {
             upstream_error::upstream_error(
                 provider,
                 refusal.status,
@@ -109,7 +109,7 @@ impl GeminiProvider {
         if stream && answer.has_content_type(sse::MEDIA_TYPE) {
             return Ok(stream::chunks(provider, answer.body, attempt.api_key));
         }
-        let bytes = answer.body.read_to_end(MAX_GRPC_MESSAGE_BYTES).await?;
+        let bytes = answer.body.read_to_end().await?;
         let chunks = whole_answer(provider, &bytes, attempt.api_key.as_ref())?;
         Ok(futures::stream::iter(chunks.into_iter().map(Ok)).boxed())
     }
@@ -232,7 +232,7 @@ mod tests {
     use tokio::time::Instant;
 
     use super::*;
-    use crate::http::Timing;
+    use crate::http::AttemptLimits;
 
     fn attempt(base_url: &str, options: &[(&str, &str)]) -> Attempt {
         Attempt {
@@ -245,10 +245,7 @@ mod tests {
                 .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
                 .collect::<BTreeMap<_, _>>(),
             secrets: BTreeMap::new(),
-            timing: Timing {
-                first_byte_deadline: Instant::now(),
-                idle_timeout: Duration::from_secs(1),
-            },
+            limits: AttemptLimits::new(Instant::now(), Duration::from_secs(1)),
             request: ChatRequest::default(),
         }
     }

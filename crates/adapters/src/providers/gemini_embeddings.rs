@@ -25,7 +25,7 @@ use std::collections::BTreeMap;
 use reqwest::header::HeaderValue;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
-use switchyard_common::{ServiceError, channel::MAX_GRPC_MESSAGE_BYTES};
+use switchyard_common::ServiceError;
 use switchyard_proto::v1::{EmbedRequest, EmbedResponse, Embedding, Usage};
 
 use crate::{
@@ -73,7 +73,7 @@ impl GeminiEmbeddings {
             request = request.header("x-goog-api-key", value);
         }
         let api_key = attempt.api_key.as_ref();
-        let answer = http::exchange(provider, request, attempt.timing, |refusal| {
+        let answer = http::exchange(provider, request, attempt.limits, |refusal| {
             google_error(
                 provider,
                 refusal.status,
@@ -83,7 +83,7 @@ impl GeminiEmbeddings {
             )
         })
         .await?;
-        let bytes = answer.body.read_to_end(MAX_GRPC_MESSAGE_BYTES).await?;
+        let bytes = answer.body.read_to_end().await?;
         let batch: BatchResponse = serde_json::from_slice(&bytes).map_err(|_| {
             classify::malformed_response(provider, "a response that is not a batch of embeddings")
         })?;

@@ -10,7 +10,7 @@ mod response;
 mod stream;
 
 use futures::StreamExt;
-use switchyard_common::{ServiceError, channel::MAX_GRPC_MESSAGE_BYTES};
+use switchyard_common::ServiceError;
 
 pub use self::compat::Flavor;
 use self::response::Completion;
@@ -56,7 +56,7 @@ impl OpenAiProvider {
             .map_err(|error| error.with_provider(provider))?;
         let request = flavor.post_json(&self.http, &url, attempt.api_key.as_ref(), body);
         let api_key = attempt.api_key.as_ref();
-        let answer = http::exchange(provider, request, attempt.timing, |refusal| {
+        let answer = http::exchange(provider, request, attempt.limits, |refusal| {
             let detail = response::error_detail(refusal.body).unwrap_or_default();
             classify::upstream_error(provider, refusal.status, refusal.headers, &detail, api_key)
         })
@@ -65,7 +65,7 @@ impl OpenAiProvider {
             return Ok(stream::chunks(provider, answer.body, attempt.api_key));
         }
         // Not streamed (or a server that ignored `stream`): one whole object.
-        let bytes = answer.body.read_to_end(MAX_GRPC_MESSAGE_BYTES).await?;
+        let bytes = answer.body.read_to_end().await?;
         let mut completion: Completion = serde_json::from_slice(&bytes).map_err(|_| {
             classify::malformed_response(provider, "a response that is not a chat completion")
         })?;

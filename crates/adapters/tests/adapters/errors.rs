@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use switchyard_adapters::AdapterConfig;
 use switchyard_common::{ErrorClass, config::Environment};
 use switchyard_test_support::{Fault, openai_error_body};
 
@@ -206,6 +207,82 @@ async fn slow_provider_times_out_within_the_target_timeout() {
 
     assert_eq!(outcome.expect_error().class, ErrorClass::Timeout);
     assert!(started.elapsed() < Duration::from_secs(3));
+}
+
+#[tokio::test]
+async fn a_trickling_answer_is_cut_at_the_attempt_deadline() {
+    // One byte every 50 ms keeps every read under the idle timeout, and the
+    // whole answer would take over ten seconds.
+    let harness = Harness::start().await;
+    harness
+        .fake
+        .push_fault(Fault::Trickle(Duration::from_millis(50)));
+    let mut target = harness.openai_target();
+    target.timeout_ms = 500;
+
+    let started = std::time::Instant::now();
+    let outcome = harness.chat(target, user_request("hi", false)).await;
+
+    assert_eq!(outcome.expect_error().class, ErrorClass::Timeout);
+    assert!(outcome.chunks.is_empty());
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+#[tokio::test]
+async fn a_stream_line_over_the_event_limit_ends_the_attempt() {
+    let harness = Harness::start_configured(&AdapterConfig {
+        max_event_bytes: 64 * 1024,
+        ..AdapterConfig::default()
+    })
+    .await;
+    let line = format!("data: {}", "x".repeat(1024 * 1024));
+    harness.fake.push_fault(Fault::Status {
+        status: 200,
+        body: line,
+        headers: vec![("content-type".to_owned(), "text/event-stream".to_owned())],
+    });
+
+    let outcome = harness
+        .chat(harness.openai_target(), user_request("hi", true))
+        .await;
+
+    let error = outcome.expect_error();
+    assert_eq!(error.class, ErrorClass::UpstreamUnavailable);
+    assert!(
+        error.message.contains("line longer than 65536 bytes"),
+        "{}",
+        error.message
+    );
+}
+
+#[tokio::test]
+async fn an_answer_over_the_memory_budget_is_refused() {
+    let harness = Harness::start_configured(&AdapterConfig {
+        max_answer_bytes: 16 * 1024,
+        ..AdapterConfig::default()
+    })
+    .await;
+    let content = "y".repeat(64 * 1024);
+    let body = serde_json::json!({
+        "id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": "gpt-4o-mini",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": content},
+                     "finish_reason": "stop"}],
+    });
+    harness
+        .fake
+        .push_fault(status_fault(200, body.to_string(), &[]));
+
+    let outcome = harness
+        .chat(harness.openai_target(), user_request("hi", false))
+        .await;
+
+    let error = outcome.expect_error();
+    assert_eq!(error.class, ErrorClass::UpstreamUnavailable);
+    assert!(
+        error.message.contains("larger than the 16384 bytes"),
+        "{}",
+        error.message
+    );
 }
 
 #[tokio::test]

@@ -168,15 +168,19 @@ pub fn parse(body: &[u8]) -> Result<ChatCompletionRequest, ServiceError> {
 }
 
 /// Parses any JSON request body, naming the path of the first bad field.
+/// Anything but whitespace after the JSON value is refused, as OpenAI does.
 pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ServiceError> {
+    let unparsable = |inner: serde_json::Error| {
+        ServiceError::invalid_request(format!(
+            "We could not parse the JSON body of your request: {inner}"
+        ))
+    };
     let deserializer = &mut serde_json::Deserializer::from_slice(body);
-    serde_path_to_error::deserialize(deserializer).map_err(|error| {
+    let value = serde_path_to_error::deserialize(&mut *deserializer).map_err(|error| {
         let path = error.path().to_string();
         let inner = error.into_inner();
         if inner.is_syntax() || inner.is_eof() {
-            ServiceError::invalid_request(format!(
-                "We could not parse the JSON body of your request: {inner}"
-            ))
+            unparsable(inner)
         } else if path == "." {
             ServiceError::invalid_request(format!("Invalid request body: {inner}"))
         } else {
@@ -184,7 +188,9 @@ pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Serv
             ServiceError::invalid_request(format!("Invalid value for `{path}`: {inner}"))
                 .with_param(param)
         }
-    })
+    })?;
+    deserializer.end().map_err(unparsable)?;
+    Ok(value)
 }
 
 impl ChatCompletionRequest {
@@ -439,6 +445,23 @@ mod tests {
 
     fn translate(body: &str) -> Result<pb::ChatRequest, ServiceError> {
         parse(body.as_bytes())?.into_proto()
+    }
+
+    #[test]
+    fn trailing_garbage_after_the_json_body_is_refused() {
+        let valid = r#"{"model":"gpt","messages":[{"role":"user","content":"hi"}]}"#;
+        assert!(translate(&format!("{valid} \n\t")).is_ok());
+        for trailer in ["xyz", "{}", " 1", "]"] {
+            let error = translate(&format!("{valid}{trailer}")).expect_err("refused");
+            assert_eq!(error.class, switchyard_common::ErrorClass::InvalidRequest);
+            assert!(
+                error
+                    .message
+                    .starts_with("We could not parse the JSON body"),
+                "{}",
+                error.message
+            );
+        }
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::{
 
 use axum::{
     body::{Body, Bytes},
-    extract::State,
+    extract::{Extension, State},
     http::{HeaderMap, HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
@@ -23,6 +23,7 @@ use crate::{
         request,
         response::{ChunkRenderer, CompletionBuilder, ResponseIdentity},
     },
+    request_id::RequestId,
     routes::shared::{authenticate, decorate, read_body},
     sse::{DONE_EVENT, write_error_event},
 };
@@ -30,18 +31,18 @@ use crate::{
 /// Authenticates, parses, calls the router and renders its answer.
 pub async fn handle(
     State(state): State<Arc<EdgeState>>,
+    Extension(RequestId(request_id)): Extension<RequestId>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
     let caller = authenticate(&state, &headers)?;
-    let body = read_body(body, &headers, state.max_body_bytes).await?;
+    let body = read_body(body, &headers, &state.body_limits).await?;
     // Model existence and the key's model policy are the router's decisions.
     let parsed = request::parse(&body)?;
     let stream = parsed.is_stream();
     let include_usage = parsed.include_usage();
     let chat = parsed.into_proto()?;
 
-    let request_id = uuid::Uuid::now_v7();
     let identity = ResponseIdentity {
         id: format!("chatcmpl-{}", request_id.simple()),
         created: SystemTime::now()
@@ -80,7 +81,7 @@ pub async fn handle(
     } else {
         complete_response(first, responses, &identity).await?
     };
-    decorate(response.headers_mut(), &request_id.to_string(), &route);
+    decorate(response.headers_mut(), &route);
     Ok(response)
 }
 

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use axum::{
     body::Body,
-    extract::State,
+    extract::{Extension, State},
     http::{HeaderMap, HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
@@ -16,21 +16,22 @@ use crate::{
     context::request_context,
     error::ApiError,
     openai::embeddings::{parse, render},
+    request_id::RequestId,
     routes::shared::{authenticate, decorate, read_body},
 };
 
 /// Authenticates, parses, calls the router and renders its answer.
 pub async fn handle(
     State(state): State<Arc<EdgeState>>,
+    Extension(RequestId(request_id)): Extension<RequestId>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
     let caller = authenticate(&state, &headers)?;
-    let body = read_body(body, &headers, state.max_body_bytes).await?;
+    let body = read_body(body, &headers, &state.body_limits).await?;
     // Model existence and the key's model policy are the router's decisions.
     let (request, format) = parse(&body)?.into_proto()?;
     let alias = request.model.clone();
-    let request_id = uuid::Uuid::now_v7();
     let context = request_context(
         caller,
         &headers,
@@ -59,10 +60,6 @@ pub async fn handle(
         body,
     )
         .into_response();
-    decorate(
-        response.headers_mut(),
-        &request_id.to_string(),
-        &answer.route.unwrap_or_default(),
-    );
+    decorate(response.headers_mut(), &answer.route.unwrap_or_default());
     Ok(response)
 }

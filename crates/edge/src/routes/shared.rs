@@ -5,10 +5,13 @@ use axum::{
     body::{Body, Bytes},
     http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header},
 };
+use std::time::Duration;
+
 use bytes::BytesMut;
 use http_body_util::BodyExt;
 use switchyard_common::ErrorClass;
 use switchyard_proto::v1::RouteDecision;
+use tokio::time::Instant;
 
 use crate::{EdgeState, error::ApiError};
 
@@ -42,11 +45,23 @@ pub fn authenticate(state: &EdgeState, headers: &HeaderMap) -> Result<Caller, Ap
 /// Reads the body up to `limit` bytes. An oversized body is drained (up to
 /// four times the limit) before the 413 goes out, so the client reads the
 /// error instead of a connection reset mid-upload.
+///
+/// The body must keep arriving: a wait of more than the read timeout for
+/// its next piece, or an average rate below the minimum once the read
+/// timeout has passed since it started, is answered 408, so a client that
+/// stalls or trickles cannot hold a handler.
 pub async fn read_body(
     mut body: Body,
     headers: &HeaderMap,
-    limit: usize,
+    limits: &BodyLimits,
 ) -> Result<Bytes, ApiError> {
+    let limit = limits.max_bytes;
+    let too_slow = || {
+        ApiError::invalid_request_with_status(
+            StatusCode::REQUEST_TIMEOUT,
+            "The request body arrived too slowly.",
+        )
+    };
     let too_large = || {
         ApiError::invalid_request_with_status(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -73,8 +88,13 @@ pub async fn read_body(
         return Err(too_large());
     }
     let mut buffer = BytesMut::with_capacity(declared.unwrap_or(0));
-    while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|_| unreadable())?;
+    let started = Instant::now();
+    loop {
+        let frame = match tokio::time::timeout(limits.read_timeout, body.frame()).await {
+            Err(_elapsed) => return Err(too_slow()),
+            Ok(None) => break,
+            Ok(Some(frame)) => frame.map_err(|_| unreadable())?,
+        };
         let Ok(data) = frame.into_data() else {
             continue;
         };
@@ -83,8 +103,33 @@ pub async fn read_body(
             return Err(too_large());
         }
         buffer.extend_from_slice(&data);
+        if limits.is_too_slow(buffer.len(), started.elapsed()) {
+            return Err(too_slow());
+        }
     }
     Ok(buffer.freeze())
+}
+
+/// How much of a request body the edge reads, and how slowly it may come.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BodyLimits {
+    /// Largest body; larger ones get 413.
+    pub max_bytes: usize,
+    /// Longest wait for the next piece.
+    pub read_timeout: Duration,
+    /// Slowest average rate once `read_timeout` has passed.
+    pub min_bytes_per_second: u64,
+}
+
+impl BodyLimits {
+    /// Whether `received` bytes after `elapsed` is slower than allowed.
+    fn is_too_slow(&self, received: usize, elapsed: Duration) -> bool {
+        if elapsed <= self.read_timeout {
+            return false;
+        }
+        let expected = u128::from(self.min_bytes_per_second) * elapsed.as_millis() / 1000;
+        (received as u128) < expected
+    }
 }
 
 /// Reads and discards up to `cap` more bytes, for at most a few seconds.
@@ -101,21 +146,18 @@ async fn drain(mut body: Body, cap: usize) {
     let _ = tokio::time::timeout(std::time::Duration::from_secs(5), discard).await;
 }
 
-/// Sets the response headers every API answer carries: `x-request-id`,
+/// Sets the response headers every routed answer carries (the request id
+/// is set for every answer by [`crate::request_id`]):
 /// `x-switchyard-cache` and `x-switchyard-provider`, and for an upstream
 /// answer `x-switchyard-deployment` and `x-switchyard-attempts` (how many
 /// deployments were tried, the answering one included).
-pub fn decorate(headers: &mut HeaderMap, request_id: &str, route: &RouteDecision) {
+pub fn decorate(headers: &mut HeaderMap, route: &RouteDecision) {
     // Names parsed once, at compile time; room made once for all five.
-    const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
     const CACHE: HeaderName = HeaderName::from_static("x-switchyard-cache");
     const PROVIDER: HeaderName = HeaderName::from_static("x-switchyard-provider");
     const DEPLOYMENT: HeaderName = HeaderName::from_static("x-switchyard-deployment");
     const ATTEMPTS: HeaderName = HeaderName::from_static("x-switchyard-attempts");
     headers.reserve(5);
-    if let Ok(value) = HeaderValue::from_str(request_id) {
-        headers.insert(REQUEST_ID, value);
-    }
     let cache = if route.cache_hit { "hit" } else { "miss" };
     headers.insert(CACHE, HeaderValue::from_static(cache));
     let provider = if route.cache_hit {
@@ -131,5 +173,24 @@ pub fn decorate(headers: &mut HeaderMap, request_id: &str, route: &RouteDecision
             headers.insert(DEPLOYMENT, value);
         }
         headers.insert(ATTEMPTS, HeaderValue::from(route.attempts));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_body_is_too_slow_only_after_the_grace_and_below_the_rate() {
+        let limits = BodyLimits {
+            max_bytes: 1 << 20,
+            read_timeout: Duration::from_secs(10),
+            min_bytes_per_second: 1000,
+        };
+        // Within the read timeout any rate is fine.
+        assert!(!limits.is_too_slow(0, Duration::from_secs(10)));
+        // After it, the average must keep up: 20 s needs 20,000 bytes.
+        assert!(limits.is_too_slow(19_999, Duration::from_secs(20)));
+        assert!(!limits.is_too_slow(20_000, Duration::from_secs(20)));
     }
 }

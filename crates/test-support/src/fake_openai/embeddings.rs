@@ -17,13 +17,14 @@ use std::sync::Arc;
 use axum::{
     body::Bytes,
     extract::State,
-    http::{HeaderMap, Method, Uri, header},
-    response::{IntoResponse, Response},
+    http::{HeaderMap, Method, Uri},
+    response::Response,
 };
 use base64::Engine;
 use serde_json::{Value, json};
 
-use super::{FakeFlavor, Fault, Shared, openai_error_body, status_response, streamed};
+use super::{FakeFlavor, Fault, Shared, openai_error_body, status_response};
+use crate::recording::{self, Delivery};
 
 /// Fields of Mistral's embeddings request.
 const MISTRAL_FIELDS: [&str; 6] = [
@@ -123,6 +124,7 @@ pub async fn embeddings(
     let body = shared.recorder.record(&method, &uri, &headers, &body);
     let fault = shared.recorder.next_fault();
     let mut drop_after = None;
+    let mut trickle = None;
     match fault {
         Some(Fault::Status {
             status,
@@ -131,6 +133,7 @@ pub async fn embeddings(
         }) => return status_response(status, body, &headers),
         Some(Fault::Delay(delay)) => tokio::time::sleep(delay).await,
         Some(Fault::DropMidStream { after_chunks }) => drop_after = Some(after_chunks),
+        Some(Fault::Trickle(pause)) => trickle = Some(pause),
         None => {}
     }
     if shared.flavor == FakeFlavor::Mistral
@@ -177,18 +180,11 @@ pub async fn embeddings(
         Value::Array(data),
         json!(model),
     );
-    match drop_after {
-        None => ([(header::CONTENT_TYPE, "application/json")], whole).into_response(),
-        Some(after) => {
-            let whole = Bytes::from(whole);
-            let half = whole.len() / 2;
-            streamed(
-                vec![whole.slice(..half), whole.slice(half..)],
-                Some(after),
-                "application/json",
-            )
-        }
-    }
+    recording::whole_answer(
+        whole,
+        &[("content-type", "application/json")],
+        Delivery::of(drop_after, trickle),
+    )
 }
 
 /// Mistral's 422 for fields it does not know (`dimensions`, `user`, ...),

@@ -23,9 +23,9 @@ use switchyard_proto::v1::{ChatChunk, FinishReason, Role, ToolCallDelta};
 use super::response::{WireError, WireUsage, finish_reason};
 use crate::{
     classify,
-    http::BodyReader,
+    http::{BodyReader, EventReader},
     provider::ChunkStream,
-    sse::{SseEvent, SseParser},
+    sse::SseEvent,
 };
 
 /// One stream event, by its `type`.
@@ -120,8 +120,7 @@ pub fn chunks(
     structured_tool: Option<String>,
 ) -> ChunkStream {
     let state = StreamState {
-        body,
-        parser: SseParser::new(),
+        body: body.into_events(),
         ended: false,
         events: EventTranslator::new(provider, api_key, structured_tool),
     };
@@ -134,8 +133,7 @@ pub fn chunks(
 
 /// The network side: reads the body and feeds its events to the translator.
 struct StreamState {
-    body: BodyReader,
-    parser: SseParser,
+    body: EventReader,
     /// Nothing more is read once the stream ended, normally or not.
     ended: bool,
     events: EventTranslator,
@@ -150,19 +148,15 @@ impl StreamState {
             if self.ended {
                 return None;
             }
-            if let Some(event) = self.parser.next_event() {
-                match self.events.handle(&event) {
+            match self.body.next().await {
+                Ok(Some(event)) => match self.events.handle(&event) {
                     Ok(Progress::Continue) => {}
                     Ok(Progress::Stopped) => self.ended = true,
                     Err(error) => {
                         self.ended = true;
                         return Some(Err(error));
                     }
-                }
-                continue;
-            }
-            match self.body.next().await {
-                Ok(Some(bytes)) => self.parser.push(&bytes),
+                },
                 Ok(None) => {
                     self.ended = true;
                     if let Err(error) = self.events.end_of_body() {
@@ -366,14 +360,15 @@ impl EventTranslator {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sse::SseParser;
 
     /// Translates a whole stream body without a network.
     fn translate(body: &str, structured_tool: Option<&str>) -> Vec<ChatChunk> {
-        let mut parser = SseParser::new();
+        let mut parser = SseParser::default();
         parser.push(body.as_bytes());
         let mut events = EventTranslator::new("a", None, structured_tool.map(str::to_owned));
         let mut progress = Progress::Continue;
-        while let Some(event) = parser.next_event() {
+        while let Some(event) = parser.next_event().expect("within the limits") {
             assert_eq!(progress, Progress::Continue, "no event after message_stop");
             progress = events.handle(&event).expect("a valid event");
         }

@@ -91,16 +91,35 @@ pub enum DecodeError {
     Header,
 }
 
-/// Decodes messages from bytes pushed in arbitrary pieces.
-#[derive(Debug, Default)]
+/// Decodes messages from bytes pushed in arbitrary pieces. It holds at
+/// most one message (bounded by its limit) plus the last piece pushed, and
+/// checks a partial message's prelude once per push: linear in the bytes.
+#[derive(Debug)]
 pub struct EventStreamDecoder {
     buffer: BytesMut,
+    /// Largest message accepted.
+    max_message_bytes: usize,
+}
+
+impl Default for EventStreamDecoder {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl EventStreamDecoder {
-    /// Creates an empty decoder.
+    /// Creates an empty decoder that accepts messages up to AWS's maximum.
     pub fn new() -> Self {
-        Self::default()
+        Self::with_limit(MAX_MESSAGE_BYTES)
+    }
+
+    /// Creates an empty decoder that refuses messages larger than `limit`
+    /// bytes (or than AWS's maximum, whichever is smaller).
+    pub fn with_limit(limit: usize) -> Self {
+        Self {
+            buffer: BytesMut::new(),
+            max_message_bytes: limit.min(MAX_MESSAGE_BYTES),
+        }
     }
 
     /// Appends bytes received from the network.
@@ -123,7 +142,7 @@ impl EventStreamDecoder {
         if crc32fast::hash(&self.buffer[0..8]) != be_u32(&self.buffer[8..12]) {
             return Err(DecodeError::PreludeChecksum);
         }
-        if !(MIN_MESSAGE_BYTES..=MAX_MESSAGE_BYTES).contains(&total)
+        if !(MIN_MESSAGE_BYTES..=self.max_message_bytes).contains(&total)
             || headers_length > MAX_HEADERS_BYTES
             || headers_length > total - MIN_MESSAGE_BYTES
         {
@@ -349,5 +368,18 @@ mod tests {
             decode_all(&[&prelude]).expect_err("impossible"),
             DecodeError::Length
         );
+    }
+
+    #[test]
+    fn a_message_over_the_configured_limit_is_refused_from_its_prelude() {
+        let message = frame(&[(":event-type", "contentBlockDelta")], &[b'p'; 4096]);
+        let mut decoder = EventStreamDecoder::with_limit(1024);
+        // Only the prelude has arrived: the length alone refuses it, before
+        // the rest is buffered.
+        decoder.push(&message[..PRELUDE_BYTES]);
+        assert_eq!(decoder.next_message(), Err(DecodeError::Length));
+        let mut roomy = EventStreamDecoder::with_limit(8192);
+        roomy.push(&message);
+        assert!(roomy.next_message().expect("fits").is_some());
     }
 }

@@ -29,11 +29,12 @@ pub fn chunks(
     structured_output_tool: Option<String>,
     identity: ResponseIdentity,
 ) -> ChunkStream {
+    let decoder = EventStreamDecoder::with_limit(body.max_event_bytes());
     let state = StreamState {
         provider: provider.to_owned(),
         scrub,
         body,
-        decoder: EventStreamDecoder::new(),
+        decoder,
         pending: VecDeque::new(),
         ended: false,
         stopped: false,

@@ -14,15 +14,18 @@ use super::{
     response::{GenerateContentResponse, Translator},
     upstream_error,
 };
-use crate::{classify, http::BodyReader, provider::ChunkStream, sse::SseParser};
+use crate::{
+    classify,
+    http::{BodyReader, EventReader},
+    provider::ChunkStream,
+};
 
 /// Returns the canonical chunks of a streamed response body.
 pub fn chunks(provider: &str, body: BodyReader, api_key: Option<Secret>) -> ChunkStream {
     let state = StreamState {
         provider: provider.to_owned(),
         api_key,
-        body,
-        parser: SseParser::new(),
+        events: body.into_events(),
         translator: Translator::new(provider),
         pending: VecDeque::new(),
         ended: false,
@@ -38,8 +41,7 @@ struct StreamState {
     provider: String,
     /// Kept to scrub provider messages that might echo it.
     api_key: Option<Secret>,
-    body: BodyReader,
-    parser: SseParser,
+    events: EventReader,
     translator: Translator,
     /// Chunks translated from the last event, not yet yielded.
     pending: VecDeque<ChatChunk>,
@@ -56,15 +58,13 @@ impl StreamState {
             if self.ended {
                 return None;
             }
-            if let Some(event) = self.parser.next_event() {
-                if let Err(error) = self.handle(&event.data) {
-                    self.ended = true;
-                    return Some(Err(error));
+            match self.events.next().await {
+                Ok(Some(event)) => {
+                    if let Err(error) = self.handle(&event.data) {
+                        self.ended = true;
+                        return Some(Err(error));
+                    }
                 }
-                continue;
-            }
-            match self.body.next().await {
-                Ok(Some(bytes)) => self.parser.push(&bytes),
                 Ok(None) => {
                     self.ended = true;
                     if !self.translator.finished() {

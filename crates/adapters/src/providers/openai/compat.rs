@@ -395,7 +395,7 @@ mod tests {
     use tokio::time::Instant;
 
     use super::*;
-    use crate::http::Timing;
+    use crate::http::AttemptLimits;
 
     fn attempt(base_url: &str, options: &[(&str, &str)]) -> Attempt {
         Attempt {
@@ -408,10 +408,7 @@ mod tests {
                 .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
                 .collect(),
             secrets: BTreeMap::new(),
-            timing: Timing {
-                first_byte_deadline: Instant::now(),
-                idle_timeout: std::time::Duration::from_secs(1),
-            },
+            limits: AttemptLimits::new(Instant::now(), std::time::Duration::from_secs(1)),
             request: ChatRequest::default(),
         }
     }

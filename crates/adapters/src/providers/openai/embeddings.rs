@@ -21,7 +21,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize, Serializer, ser::SerializeMap};
 use serde_json::value::RawValue;
-use switchyard_common::{ServiceError, channel::MAX_GRPC_MESSAGE_BYTES};
+use switchyard_common::ServiceError;
 use switchyard_proto::v1::{EmbedRequest, EmbedResponse, Embedding, TokenIds, Usage};
 
 use super::{Flavor, OpenAiProvider, response};
@@ -66,12 +66,12 @@ impl OpenAiProvider {
             .map_err(|error| error.with_provider(provider))?;
         let request = flavor.post_json(&self.http, &url, attempt.api_key.as_ref(), body);
         let api_key = attempt.api_key.as_ref();
-        let answer = http::exchange(provider, request, attempt.timing, |refusal| {
+        let answer = http::exchange(provider, request, attempt.limits, |refusal| {
             let detail = error_detail(refusal.body);
             classify::upstream_error(provider, refusal.status, refusal.headers, &detail, api_key)
         })
         .await?;
-        let bytes = answer.body.read_to_end(MAX_GRPC_MESSAGE_BYTES).await?;
+        let bytes = answer.body.read_to_end().await?;
         let list: EmbeddingList = serde_json::from_slice(&bytes).map_err(|_| {
             classify::malformed_response(provider, "a response that is not an embedding list")
         })?;

@@ -10,9 +10,9 @@ use switchyard_proto::v1::{ChatChunk, FinishReason, Usage};
 use super::response::StreamChunk;
 use crate::{
     classify::{self, UpstreamErrorDetail},
-    http::BodyReader,
+    http::{BodyReader, EventReader},
     provider::ChunkStream,
-    sse::{SseEvent, SseParser},
+    sse::SseEvent,
 };
 
 /// Returns the canonical chunks of a streamed response body.
@@ -20,8 +20,7 @@ pub fn chunks(provider: &str, body: BodyReader, api_key: Option<Secret>) -> Chun
     let state = StreamState {
         provider: provider.to_owned(),
         api_key,
-        body,
-        parser: SseParser::new(),
+        events: body.into_events(),
         pending: VecDeque::new(),
         ended: false,
         finished_a_choice: false,
@@ -39,8 +38,7 @@ struct StreamState {
     provider: String,
     /// Kept to scrub provider messages that might echo it.
     api_key: Option<Secret>,
-    body: BodyReader,
-    parser: SseParser,
+    events: EventReader,
     /// Chunks translated from the last event, not yet yielded.
     pending: VecDeque<ChatChunk>,
     /// Nothing more is read once the stream ended, normally or not.
@@ -72,15 +70,13 @@ impl StreamState {
             if self.ended {
                 return None;
             }
-            if let Some(event) = self.parser.next_event() {
-                if let Err(error) = self.handle(&event) {
-                    self.ended = true;
-                    return Some(Err(error));
+            match self.events.next().await {
+                Ok(Some(event)) => {
+                    if let Err(error) = self.handle(&event) {
+                        self.ended = true;
+                        return Some(Err(error));
+                    }
                 }
-                continue;
-            }
-            match self.body.next().await {
-                Ok(Some(bytes)) => self.parser.push(&bytes),
                 Ok(None) => {
                     self.ended = true;
                     if !self.finished_a_choice {
