@@ -232,6 +232,11 @@ keys:
         self.processes.as_ref()
     }
 
+    /// The processes of a distributed cluster, to kill one; `None` all-in-one.
+    pub fn processes_mut(&mut self) -> Option<&mut Processes> {
+        self.processes.as_mut()
+    }
+
     async fn wait_ready(&self) {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
         loop {

@@ -6,6 +6,7 @@
 mod backends;
 mod cluster;
 mod conformance;
+mod faults;
 mod ledger;
 mod python_sdk;
 mod scenarios;

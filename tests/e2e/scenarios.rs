@@ -699,8 +699,14 @@ pub async fn provider_refusing_the_gateway_is_a_502_not_the_clients_401(cluster:
     assert_eq!(response.status(), 502);
     let body = json_body(response).await;
     assert_openai_error(&body, "server_error");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|message| message.contains("mock")),
+        "{body}"
+    );
     let rows = wait_for_usage_rows(cluster, 1).await;
-    assert_eq!(rows[0].error_class, "upstream_unavailable");
+    assert_eq!(rows[0].error_class, "provider_auth");
 }
 
 pub async fn client_leaving_early_is_recorded_as_cancelled(cluster: &TestCluster) {

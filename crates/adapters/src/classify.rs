@@ -25,6 +25,31 @@ pub struct UpstreamErrorDetail {
     pub param: Option<String>,
 }
 
+/// Returns the error an attempt leaves the adapters with. A provider that
+/// refuses the gateway's own credentials (its 401 or 403, whatever its
+/// words, or a provider secret with no value) is `provider_auth`: the
+/// gateway's configuration is at fault, not the client's key, and another
+/// deployment may answer. The provider's own text is not passed on.
+pub fn at_boundary(error: ServiceError) -> ServiceError {
+    let Some(provider) = error.provider.as_deref() else {
+        return error;
+    };
+    if !matches!(
+        error.class,
+        ErrorClass::Authentication | ErrorClass::Permission
+    ) {
+        return error;
+    }
+    // An authentication message is already the adapters' own (it never
+    // carries the provider's text); a permission message is the provider's.
+    let message = if error.class == ErrorClass::Authentication {
+        error.message.clone()
+    } else {
+        format!("provider `{provider}` refused the gateway's credentials")
+    };
+    ServiceError::new(ErrorClass::ProviderAuth, message).with_provider(provider)
+}
+
 /// Returns the class of an HTTP error status.
 pub fn class_for_status(status: u16) -> ErrorClass {
     match status {
@@ -298,6 +323,38 @@ mod tests {
     use reqwest::header::HeaderValue;
 
     use super::*;
+
+    #[test]
+    fn a_provider_refusing_the_gateways_credentials_leaves_as_provider_auth() {
+        let rejected = at_boundary(
+            ServiceError::new(
+                ErrorClass::Authentication,
+                "provider `p` rejected the configured credentials (HTTP 401)",
+            )
+            .with_provider("p"),
+        );
+        assert_eq!(rejected.class, ErrorClass::ProviderAuth);
+        assert!(
+            rejected.message.contains("HTTP 401"),
+            "{}",
+            rejected.message
+        );
+        let denied = at_boundary(
+            ServiceError::new(
+                ErrorClass::Permission,
+                "Key sk-abc*** may not use this model",
+            )
+            .with_provider("p"),
+        );
+        assert_eq!(denied.class, ErrorClass::ProviderAuth);
+        assert_eq!(denied.provider.as_deref(), Some("p"));
+        assert!(!denied.message.contains("sk-abc"), "{}", denied.message);
+        // The client's own errors, and errors of no provider, pass unchanged.
+        let limited = ServiceError::new(ErrorClass::RateLimited, "slow").with_provider("p");
+        assert_eq!(at_boundary(limited.clone()), limited);
+        let own = ServiceError::new(ErrorClass::Authentication, "bad key");
+        assert_eq!(at_boundary(own.clone()), own);
+    }
 
     fn detail(message: &str, code: Option<&str>) -> UpstreamErrorDetail {
         UpstreamErrorDetail {

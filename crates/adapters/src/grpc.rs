@@ -6,7 +6,10 @@ use std::{
 };
 
 use futures::{StreamExt, stream::BoxStream};
-use switchyard_common::{ErrorClass, ServiceError, snapshot::SnapshotHandle};
+use switchyard_common::{
+    ErrorClass, ServiceError,
+    snapshot::{STARTUP_PATIENCE, SnapshotHandle},
+};
 use switchyard_proto::v1::{
     AdapterChatRequest, AdapterChatResponse, AdapterEmbedRequest, AdapterEmbedResponse,
     EmbedResponse, RequestContext, adapter_service_server::AdapterService,
@@ -15,6 +18,7 @@ use tokio::time::Instant;
 use tonic::{Request, Response, Status};
 
 use crate::{
+    classify,
     config::AdapterConfig,
     deployments::DeploymentIndex,
     error::Result,
@@ -71,7 +75,9 @@ impl AdapterGrpc {
             request,
             deployment_id,
         } = request;
-        let (kind, mut attempt) = self.attempt(context.as_ref(), &deployment_id, request)?;
+        let (kind, mut attempt) = self
+            .attempt(context.as_ref(), &deployment_id, request)
+            .await?;
         attempt.request.model.clone_from(&attempt.upstream_model);
         self.providers.chat(kind, attempt).await
     }
@@ -86,14 +92,16 @@ impl AdapterGrpc {
             request,
             deployment_id,
         } = request;
-        let (kind, mut attempt) = self.attempt(context.as_ref(), &deployment_id, request)?;
+        let (kind, mut attempt) = self
+            .attempt(context.as_ref(), &deployment_id, request)
+            .await?;
         attempt.request.model.clone_from(&attempt.upstream_model);
         self.providers.embed(kind, attempt).await
     }
 
     /// Resolves a deployment's provider, secrets and timing into an attempt.
     /// Refuses a deployment its snapshot does not declare.
-    fn attempt<R>(
+    async fn attempt<R>(
         &self,
         context: Option<&RequestContext>,
         deployment_id: &str,
@@ -101,12 +109,16 @@ impl AdapterGrpc {
     ) -> Result<(ProviderKind, Attempt<R>), ServiceError> {
         let request =
             request.ok_or_else(|| ServiceError::invalid_request("the attempt has no request"))?;
-        let index = self.deployments.load().ok_or_else(|| {
-            ServiceError::new(
-                ErrorClass::UpstreamUnavailable,
-                "the adapters have not received their configuration yet",
-            )
-        })?;
+        let index = self
+            .deployments
+            .load_or_wait(STARTUP_PATIENCE)
+            .await
+            .ok_or_else(|| {
+                ServiceError::new(
+                    ErrorClass::ServiceUnavailable,
+                    "The gateway is starting; try again shortly.",
+                )
+            })?;
         let deployment = index.get(deployment_id).ok_or_else(|| {
             ServiceError::new(
                 ErrorClass::UpstreamUnavailable,
@@ -208,12 +220,14 @@ impl AdapterService for AdapterGrpc {
             .start_attempt(request.into_inner())
             .await
             .map_err(|error| {
+                let error = classify::at_boundary(error);
                 tracing::debug!(class = %error.class, provider = ?error.provider, "attempt refused");
                 error.to_status()
             })?;
         let responses = chunks.map(|item| match item {
             Ok(chunk) => Ok(AdapterChatResponse { chunk: Some(chunk) }),
             Err(error) => {
+                let error = classify::at_boundary(error);
                 tracing::debug!(class = %error.class, provider = ?error.provider, "attempt failed mid-stream");
                 Err(error.to_status())
             }
@@ -229,6 +243,7 @@ impl AdapterService for AdapterGrpc {
             .embed_attempt(request.into_inner())
             .await
             .map_err(|error| {
+                let error = classify::at_boundary(error);
                 tracing::debug!(class = %error.class, provider = ?error.provider, "embeddings attempt failed");
                 error.to_status()
             })?;

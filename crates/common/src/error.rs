@@ -43,11 +43,18 @@ pub enum ErrorClass {
     /// The caller went away before the response was complete (recorded in
     /// usage events; never sent to a client).
     Cancelled,
+    /// A provider refused the gateway's own credentials (an upstream 401 or
+    /// 403, or a provider secret with no value): the gateway's problem, not
+    /// the client's key. Another deployment may answer.
+    ProviderAuth,
+    /// A Switchyard service on the request path (router, adapters) could
+    /// not be reached.
+    ServiceUnavailable,
 }
 
 impl ErrorClass {
     /// Every class, in proto order.
-    pub const ALL: [ErrorClass; 13] = [
+    pub const ALL: [ErrorClass; 15] = [
         ErrorClass::RateLimited,
         ErrorClass::Overloaded,
         ErrorClass::UpstreamUnavailable,
@@ -61,6 +68,8 @@ impl ErrorClass {
         ErrorClass::BudgetExceeded,
         ErrorClass::Internal,
         ErrorClass::Cancelled,
+        ErrorClass::ProviderAuth,
+        ErrorClass::ServiceUnavailable,
     ];
 
     /// Returns the snake_case name used in logs, usage events and `ErrorInfo.reason`.
@@ -79,6 +88,8 @@ impl ErrorClass {
             ErrorClass::BudgetExceeded => "budget_exceeded",
             ErrorClass::Internal => "internal",
             ErrorClass::Cancelled => "cancelled",
+            ErrorClass::ProviderAuth => "provider_auth",
+            ErrorClass::ServiceUnavailable => "service_unavailable",
         }
     }
 
@@ -91,7 +102,10 @@ impl ErrorClass {
     pub fn grpc_code(self) -> Code {
         match self {
             ErrorClass::RateLimited | ErrorClass::BudgetExceeded => Code::ResourceExhausted,
-            ErrorClass::Overloaded | ErrorClass::UpstreamUnavailable => Code::Unavailable,
+            ErrorClass::Overloaded
+            | ErrorClass::UpstreamUnavailable
+            | ErrorClass::ProviderAuth
+            | ErrorClass::ServiceUnavailable => Code::Unavailable,
             ErrorClass::Timeout => Code::DeadlineExceeded,
             ErrorClass::InvalidRequest
             | ErrorClass::ContextLengthExceeded
@@ -117,8 +131,8 @@ impl ErrorClass {
             ErrorClass::Internal => 500,
             // nginx's "client closed request"; only ever seen in logs.
             ErrorClass::Cancelled => 499,
-            ErrorClass::UpstreamUnavailable => 502,
-            ErrorClass::Overloaded => 503,
+            ErrorClass::UpstreamUnavailable | ErrorClass::ProviderAuth => 502,
+            ErrorClass::Overloaded | ErrorClass::ServiceUnavailable => 503,
             ErrorClass::Timeout => 504,
         }
     }
@@ -137,6 +151,8 @@ impl ErrorClass {
             ErrorClass::Timeout => "timeout_error",
             ErrorClass::Overloaded
             | ErrorClass::UpstreamUnavailable
+            | ErrorClass::ProviderAuth
+            | ErrorClass::ServiceUnavailable
             | ErrorClass::Internal
             | ErrorClass::Cancelled => "server_error",
         }
@@ -162,6 +178,7 @@ impl ErrorClass {
             ErrorClass::RateLimited
                 | ErrorClass::Overloaded
                 | ErrorClass::UpstreamUnavailable
+                | ErrorClass::ProviderAuth
                 | ErrorClass::Timeout
         )
     }
@@ -182,6 +199,8 @@ impl ErrorClass {
             ErrorClass::BudgetExceeded => pb::ErrorClass::BudgetExceeded,
             ErrorClass::Internal => pb::ErrorClass::Internal,
             ErrorClass::Cancelled => pb::ErrorClass::Cancelled,
+            ErrorClass::ProviderAuth => pb::ErrorClass::ProviderAuth,
+            ErrorClass::ServiceUnavailable => pb::ErrorClass::ServiceUnavailable,
         }
     }
 }
@@ -273,13 +292,17 @@ impl ServiceError {
             .error_info()
             .filter(|info| info.domain == ERROR_DOMAIN);
         let Some(info) = info else {
-            let class = match status.code() {
-                Code::DeadlineExceeded => ErrorClass::Timeout,
-                Code::Unavailable => ErrorClass::UpstreamUnavailable,
-                Code::ResourceExhausted => ErrorClass::RateLimited,
-                _ => ErrorClass::Internal,
+            // Not a Switchyard error: the call itself failed (a service
+            // unreachable, a connection reset, a transport limit). Never
+            // the client's fault, so never a 4xx.
+            return match status.code() {
+                Code::DeadlineExceeded => Self::new(ErrorClass::Timeout, "The request timed out."),
+                Code::Unavailable => Self::new(
+                    ErrorClass::ServiceUnavailable,
+                    "A gateway service is unavailable; try again shortly.",
+                ),
+                _ => Self::new(ErrorClass::Internal, "internal service error"),
             };
-            return Self::new(class, "internal service error");
         };
         let class = ErrorClass::from_name(&info.reason).unwrap_or(ErrorClass::Internal);
         Self {
@@ -317,8 +340,12 @@ mod tests {
     #[test]
     fn foreign_status_is_classified_by_code_without_leaking_its_message() {
         let decoded = ServiceError::from_status(&Status::unavailable("dns error: 10.0.0.7"));
-        assert_eq!(decoded.class, ErrorClass::UpstreamUnavailable);
+        assert_eq!(decoded.class, ErrorClass::ServiceUnavailable);
+        assert_eq!(decoded.class.http_status(), 503);
         assert!(!decoded.message.contains("10.0.0.7"));
+        // A transport limit is not the client's rate limit.
+        let decoded = ServiceError::from_status(&Status::resource_exhausted("h2 window"));
+        assert_eq!(decoded.class, ErrorClass::Internal);
     }
 
     #[test]

@@ -8,19 +8,28 @@ use std::{sync::Arc, time::Duration};
 
 use arc_swap::ArcSwapOption;
 use switchyard_proto::v1::{Snapshot, SnapshotAudience, WatchRequest};
+use tokio::sync::Notify;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use crate::client::ControlPlaneClient;
 
+/// How long a request that arrives before a service's first snapshot waits
+/// for it (a process just started, or its control plane is slow to answer),
+/// rather than failing at once.
+pub const STARTUP_PATIENCE: Duration = Duration::from_secs(5);
+
 /// The newest snapshot, converted by the consumer into its own index type `T`.
 pub struct SnapshotHandle<T> {
     current: Arc<ArcSwapOption<T>>,
+    /// Woken at every store, for requests waiting for the first snapshot.
+    stored: Arc<Notify>,
 }
 
 impl<T> Clone for SnapshotHandle<T> {
     fn clone(&self) -> Self {
         Self {
             current: self.current.clone(),
+            stored: self.stored.clone(),
         }
     }
 }
@@ -31,17 +40,44 @@ impl<T> SnapshotHandle<T> {
         self.current.load_full()
     }
 
+    /// Returns the newest snapshot; before the first one has arrived, waits
+    /// for it for at most `patience`. `None` when none came in time.
+    pub async fn load_or_wait(&self, patience: Duration) -> Option<Arc<T>> {
+        if let Some(current) = self.load() {
+            return Some(current);
+        }
+        let stored = self.stored.notified();
+        tokio::pin!(stored);
+        // Registered before the second look, so a store in between wakes it.
+        stored.as_mut().enable();
+        if let Some(current) = self.load() {
+            return Some(current);
+        }
+        let _ = tokio::time::timeout(patience, stored).await;
+        self.load()
+    }
+
     /// A handle that holds `value` until [`SnapshotHandle::store`] replaces
     /// it, with no control plane behind it (for tests and fixed setups).
     pub fn fixed(value: T) -> Self {
         Self {
             current: Arc::new(ArcSwapOption::from_pointee(value)),
+            stored: Arc::new(Notify::new()),
+        }
+    }
+
+    /// A handle with nothing in it yet (for tests).
+    pub fn empty() -> Self {
+        Self {
+            current: Arc::new(ArcSwapOption::empty()),
+            stored: Arc::new(Notify::new()),
         }
     }
 
     /// Replaces the held value.
     pub fn store(&self, value: T) {
         self.current.store(Some(Arc::new(value)));
+        self.stored.notify_waiters();
     }
 }
 
@@ -59,10 +95,8 @@ where
     T: Send + Sync + 'static,
     F: Fn(Snapshot) -> T + Send + 'static,
 {
-    let current = Arc::new(ArcSwapOption::empty());
-    let handle = SnapshotHandle {
-        current: current.clone(),
-    };
+    let handle = SnapshotHandle::empty();
+    let current = handle.clone();
     // Tracked: lives as long as the service, stops on shutdown.
     tasks.spawn(async move {
         tokio::select! {
@@ -77,7 +111,7 @@ async fn watch_forever<T, F>(
     client: ControlPlaneClient,
     audience: SnapshotAudience,
     index: F,
-    current: Arc<ArcSwapOption<T>>,
+    current: SnapshotHandle<T>,
 ) where
     F: Fn(Snapshot) -> T,
 {
@@ -97,7 +131,7 @@ async fn watch_forever<T, F>(
                             continue;
                         };
                         let version = snapshot.version;
-                        current.store(Some(Arc::new(index(snapshot))));
+                        current.store(index(snapshot));
                         known_version = version;
                         backoff = Duration::from_millis(50);
                         tracing::debug!(version, "snapshot applied");
@@ -115,5 +149,27 @@ async fn watch_forever<T, F>(
         }
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_request_before_the_first_snapshot_waits_for_it_within_patience() {
+        let handle: SnapshotHandle<u32> = SnapshotHandle::empty();
+        assert_eq!(handle.load_or_wait(Duration::from_millis(20)).await, None);
+        let writer = handle.clone();
+        let (waited, ()) = tokio::join!(handle.load_or_wait(Duration::from_secs(5)), async {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            writer.store(7);
+        });
+        assert_eq!(waited.as_deref(), Some(&7));
+        // Once loaded, no wait at all.
+        assert_eq!(
+            handle.load_or_wait(Duration::ZERO).await.as_deref(),
+            Some(&7)
+        );
     }
 }

@@ -111,29 +111,33 @@ impl Adapters {
     }
 }
 
-/// A provider refusing the gateway's own credentials, or not knowing the
-/// configured upstream model, is the gateway's problem, not the client's: it
-/// becomes `upstream_unavailable` (502, and another deployment may be tried)
-/// rather than a 401/403/404 the client would take for its own key or model.
+/// A provider refusing the gateway's own credentials (`provider_auth`, as
+/// the adapters report it) or not knowing the configured upstream model is
+/// the gateway's problem, not the client's: it is logged here, and an
+/// unknown upstream model becomes `upstream_unavailable` (502, and another
+/// deployment may be tried) rather than a 404 the client would take for
+/// its own model.
 fn as_gateway_error(error: ServiceError) -> ServiceError {
-    let class = error.class;
     let Some(provider) = error.provider.clone() else {
         return error;
     };
-    if !matches!(
-        class,
-        ErrorClass::Authentication | ErrorClass::Permission | ErrorClass::NotFound
-    ) {
-        return error;
+    match error.class {
+        ErrorClass::ProviderAuth => {
+            tracing::warn!(%provider, class = %error.class, "provider refused the gateway's credentials");
+            error
+        }
+        ErrorClass::NotFound => {
+            tracing::warn!(%provider, class = %error.class, "provider does not know the configured model");
+            ServiceError::new(
+                ErrorClass::UpstreamUnavailable,
+                format!(
+                    "The provider `{provider}` does not know the configured model; check its configuration."
+                ),
+            )
+            .with_provider(provider)
+        }
+        _ => error,
     }
-    tracing::warn!(%provider, %class, "provider refused the gateway's request");
-    ServiceError::new(
-        ErrorClass::UpstreamUnavailable,
-        format!(
-            "The provider `{provider}` refused the gateway's request ({class}); check its configuration."
-        ),
-    )
-    .with_provider(provider)
 }
 
 /// Tries `candidates` in order with `attempt` (given each deployment and
@@ -409,10 +413,20 @@ pub(crate) mod tests {
     }
 
     #[tokio::test]
-    async fn a_provider_refusing_the_gateway_becomes_retryable() {
-        let (result, _, calls) =
-            run(&[("a", Err(ErrorClass::Authentication)), ("b", Ok("from b"))]).await;
+    async fn a_provider_refusing_the_gateway_goes_to_the_next_deployment() {
+        let (result, records, calls) =
+            run(&[("a", Err(ErrorClass::ProviderAuth)), ("b", Ok("from b"))]).await;
         assert_eq!(result.expect("b answers"), "from b");
         assert_eq!(calls, ["a", "b"]);
+        assert_eq!(records[0].outcome, Some(ErrorClass::ProviderAuth));
+    }
+
+    #[tokio::test]
+    async fn an_upstream_model_the_provider_does_not_know_is_the_gateways_problem() {
+        let (result, records, calls) =
+            run(&[("a", Err(ErrorClass::NotFound)), ("b", Ok("from b"))]).await;
+        assert_eq!(result.expect("b answers"), "from b");
+        assert_eq!(calls, ["a", "b"]);
+        assert_eq!(records[0].outcome, Some(ErrorClass::UpstreamUnavailable));
     }
 }

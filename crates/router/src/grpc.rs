@@ -4,7 +4,11 @@
 
 use std::time::Duration;
 
-use switchyard_common::{ServiceError, client::ResponseStream, snapshot::SnapshotHandle};
+use switchyard_common::{
+    ServiceError,
+    client::ResponseStream,
+    snapshot::{STARTUP_PATIENCE, SnapshotHandle},
+};
 use switchyard_proto::v1::{
     RouterChatRequest, RouterChatResponse, RouterEmbedRequest, RouterEmbedResponse,
     router_service_server::RouterService,
@@ -59,7 +63,7 @@ impl RouterService for RouterGrpc {
         let context =
             context.ok_or_else(|| ServiceError::invalid_request("missing request context"))?;
         let chat = request.ok_or_else(|| ServiceError::invalid_request("missing chat request"))?;
-        let table = self.routes.load();
+        let table = self.routes.load_or_wait(STARTUP_PATIENCE).await;
         let plan = plan(table.as_deref(), &context, &chat.model)
             .map_err(|error| refused(&context.request_id, error))?;
         let exchange = Exchange {
@@ -83,7 +87,7 @@ impl RouterService for RouterGrpc {
             context.ok_or_else(|| ServiceError::invalid_request("missing request context"))?;
         let embed =
             request.ok_or_else(|| ServiceError::invalid_request("missing embeddings request"))?;
-        let table = self.routes.load();
+        let table = self.routes.load_or_wait(STARTUP_PATIENCE).await;
         let plan = plan(table.as_deref(), &context, &embed.model)
             .map_err(|error| refused(&context.request_id, error))?;
         let request_id = context.request_id.clone();

@@ -37,8 +37,8 @@ pub fn plan(
 ) -> Result<Plan, ServiceError> {
     let table = table.ok_or_else(|| {
         ServiceError::new(
-            ErrorClass::UpstreamUnavailable,
-            "the router has not received its configuration yet",
+            ErrorClass::ServiceUnavailable,
+            "The gateway is starting; try again shortly.",
         )
     })?;
     let route = table
@@ -113,7 +113,7 @@ mod tests {
             missing.message
         );
         let error = plan(None, &context("all"), "gpt").expect_err("no snapshot");
-        assert_eq!(error.class, ErrorClass::UpstreamUnavailable);
+        assert_eq!(error.class, ErrorClass::ServiceUnavailable);
     }
 
     #[test]

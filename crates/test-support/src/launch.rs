@@ -50,6 +50,22 @@ pub struct Processes {
     pub service_tokens: BTreeMap<String, String>,
 }
 
+impl Processes {
+    /// Kills the process of `role` (as `kill -9` would) and waits until it
+    /// is gone.
+    pub async fn kill(&mut self, role: &str) -> anyhow::Result<()> {
+        let index = ROLES_IN_START_ORDER
+            .iter()
+            .position(|started| *started == role)
+            .filter(|&index| index < self.children.len())
+            .ok_or_else(|| anyhow::anyhow!("no process for role `{role}`"))?;
+        let child = &mut self.children[index];
+        child.start_kill()?;
+        child.wait().await?;
+        Ok(())
+    }
+}
+
 impl Launch<'_> {
     fn command(&self, arguments: &[&str]) -> Command {
         // `taskset -c CPUS` and then any profiler from `SWITCHYARD_LAUNCH_WRAPPER`

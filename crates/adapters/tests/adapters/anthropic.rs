@@ -564,7 +564,7 @@ async fn overloaded_and_too_long_prompts_are_classified() {
         vec![
             ErrorClass::Overloaded,
             ErrorClass::ContextLengthExceeded,
-            ErrorClass::Authentication
+            ErrorClass::ProviderAuth
         ]
     );
 }

@@ -381,7 +381,7 @@ async fn http_errors_are_classified_by_their_error_type() {
             403,
             "AccessDeniedException",
             "You don't have access to the model with the specified model ID.",
-            ErrorClass::Permission,
+            ErrorClass::ProviderAuth,
         ),
         (
             400,
@@ -448,7 +448,7 @@ async fn a_wrong_secret_is_rejected_by_the_signature_check() {
         .await;
 
     let error = outcome.expect_error();
-    assert_eq!(error.class, ErrorClass::Authentication);
+    assert_eq!(error.class, ErrorClass::ProviderAuth);
     assert!(
         !error.message.contains("not-the-secret"),
         "{}",
@@ -536,7 +536,7 @@ async fn missing_region_or_credentials_fail_before_sending() {
         .await
         .expect_error()
         .clone();
-    assert_eq!(error.class, ErrorClass::Authentication);
+    assert_eq!(error.class, ErrorClass::ProviderAuth);
     assert!(error.message.contains("aws_secret_access_key"));
     assert!(fake.requests().is_empty());
 }

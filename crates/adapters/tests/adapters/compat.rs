@@ -193,7 +193,7 @@ async fn azure_content_filter_error_is_content_filtered() {
 }
 
 #[tokio::test]
-async fn azure_without_a_key_is_an_authentication_error() {
+async fn azure_without_a_key_is_a_provider_auth_error() {
     let harness = harness(FakeFlavor::Azure).await;
     let mut target = target(&harness, "azure", "gpt-4o-mini");
     target.api_key = None;
@@ -202,7 +202,7 @@ async fn azure_without_a_key_is_an_authentication_error() {
         .chat(target, request_for("gpt-4o-mini", "Hi", false))
         .await;
 
-    assert_eq!(outcome.expect_error().class, ErrorClass::Authentication);
+    assert_eq!(outcome.expect_error().class, ErrorClass::ProviderAuth);
 }
 
 #[tokio::test]

@@ -182,7 +182,7 @@ async fn openai_errors_are_classified() {
     let error = embed(&harness, target(), request())
         .await
         .expect_err("rejected key");
-    assert_eq!(error.class, ErrorClass::Authentication);
+    assert_eq!(error.class, ErrorClass::ProviderAuth);
     assert!(!error.message.contains(API_KEY), "{}", error.message);
 
     harness.fake.push_fault(Fault::Status {
@@ -334,7 +334,7 @@ async fn gemini_errors_are_classified_and_token_ids_refused() {
     let error = embed(&harness, target(), request())
         .await
         .expect_err("bad key");
-    assert_eq!(error.class, ErrorClass::Authentication);
+    assert_eq!(error.class, ErrorClass::ProviderAuth);
 
     gemini.push_fault(Fault::Status {
         status: 503,
@@ -355,7 +355,7 @@ async fn gemini_errors_are_classified_and_token_ids_refused() {
     let error = embed(&harness, keyless, request())
         .await
         .expect_err("no key");
-    assert_eq!(error.class, ErrorClass::Permission);
+    assert_eq!(error.class, ErrorClass::ProviderAuth);
 
     let tokens = EmbedRequest {
         model: "gemini-embedding-001".to_owned(),

@@ -113,7 +113,7 @@ async fn server_error_is_unavailable_with_a_generic_message() {
 }
 
 #[tokio::test]
-async fn rejected_key_is_an_authentication_error_without_the_key() {
+async fn rejected_key_is_a_provider_auth_error_without_the_key() {
     let harness = Harness::start().await;
     let body = openai_error_body(
         &format!("Incorrect API key provided: {API_KEY}."),
@@ -127,7 +127,7 @@ async fn rejected_key_is_an_authentication_error_without_the_key() {
         .await;
 
     let error = outcome.expect_error();
-    assert_eq!(error.class, ErrorClass::Authentication);
+    assert_eq!(error.class, ErrorClass::ProviderAuth);
     assert!(!error.message.contains(API_KEY), "{}", error.message);
 }
 
@@ -138,7 +138,7 @@ async fn overloaded_and_gateway_timeout_statuses_are_classified() {
         (529, ErrorClass::Overloaded),
         (504, ErrorClass::Timeout),
         (404, ErrorClass::NotFound),
-        (403, ErrorClass::Permission),
+        (403, ErrorClass::ProviderAuth),
     ] {
         harness
             .fake
@@ -302,7 +302,7 @@ async fn unreachable_provider_is_unavailable() {
 }
 
 #[tokio::test]
-async fn missing_secret_is_an_authentication_error_naming_the_variable() {
+async fn missing_secret_is_a_provider_auth_error_naming_the_variable() {
     let harness = Harness::start_with(Environment::new()).await;
 
     let outcome = harness
@@ -310,7 +310,7 @@ async fn missing_secret_is_an_authentication_error_naming_the_variable() {
         .await;
 
     let error = outcome.expect_error();
-    assert_eq!(error.class, ErrorClass::Authentication);
+    assert_eq!(error.class, ErrorClass::ProviderAuth);
     assert!(
         error.message.contains("FAKE_OPENAI_API_KEY"),
         "{}",

@@ -528,12 +528,12 @@ async fn upstream_errors_are_classified() {
             r#"{"error": {"code": 400, "message": "API key not valid. Please pass a valid API key.", "status": "INVALID_ARGUMENT",
                 "details": [{"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "API_KEY_INVALID", "domain": "googleapis.com"}]}}"#
                 .to_owned(),
-            ErrorClass::Authentication,
+            ErrorClass::ProviderAuth,
         ),
         (
             403,
             gemini_error_body(403, "PERMISSION_DENIED", "Method doesn't allow unregistered callers."),
-            ErrorClass::Permission,
+            ErrorClass::ProviderAuth,
         ),
         (
             404,

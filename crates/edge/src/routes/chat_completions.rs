@@ -24,7 +24,7 @@ use crate::{
         response::{ChunkRenderer, CompletionBuilder, ResponseIdentity},
     },
     request_id::RequestId,
-    routes::shared::{authenticate, decorate, read_body},
+    routes::shared::{authenticate, decorate, read_body, router_error},
     sse::{DONE_EVENT, write_error_event},
 };
 
@@ -66,14 +66,14 @@ pub async fn handle(
         request: Some(chat),
     }))
     .await
-    .map_err(|status| ServiceError::from_status(&status))?;
+    .map_err(|status| router_error(request_id, &status))?;
     // Wait for the first message so an error before any output still gets
     // its proper HTTP status rather than a 200 stream that fails.
     let first = responses
         .next()
         .await
         .ok_or_else(|| ServiceError::internal("The router returned an empty response."))?
-        .map_err(|status| ServiceError::from_status(&status))?;
+        .map_err(|status| router_error(request_id, &status))?;
     let route = first.route.clone().unwrap_or_default();
 
     let mut response = if stream {

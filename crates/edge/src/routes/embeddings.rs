@@ -17,7 +17,7 @@ use crate::{
     error::ApiError,
     openai::embeddings::{parse, render},
     request_id::RequestId,
-    routes::shared::{authenticate, decorate, read_body},
+    routes::shared::{authenticate, decorate, read_body, router_error},
 };
 
 /// Authenticates, parses, calls the router and renders its answer.
@@ -46,7 +46,7 @@ pub async fn handle(
             request: Some(request),
         })
         .await
-        .map_err(|status| ServiceError::from_status(&status))?;
+        .map_err(|status| router_error(request_id, &status))?;
     let embeddings = answer
         .response
         .ok_or_else(|| ServiceError::internal("The router returned an empty response."))?;

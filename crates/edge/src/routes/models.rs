@@ -29,7 +29,7 @@ pub async fn list(
 ) -> Result<Json<ModelList>, ApiError> {
     let index = state.index.load().ok_or_else(|| {
         ApiError::new(
-            ErrorClass::UpstreamUnavailable,
+            ErrorClass::ServiceUnavailable,
             "The gateway is starting; try again shortly.",
         )
     })?;

@@ -9,9 +9,10 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use http_body_util::BodyExt;
-use switchyard_common::ErrorClass;
+use switchyard_common::{ErrorClass, ServiceError};
 use switchyard_proto::v1::RouteDecision;
 use tokio::time::Instant;
+use uuid::Uuid;
 
 use crate::{EdgeState, error::ApiError};
 
@@ -30,7 +31,7 @@ pub struct Caller {
 pub fn authenticate(state: &EdgeState, headers: &HeaderMap) -> Result<Caller, ApiError> {
     let index = state.index.load().ok_or_else(|| {
         ApiError::new(
-            ErrorClass::UpstreamUnavailable,
+            ErrorClass::ServiceUnavailable,
             "The gateway is starting; try again shortly.",
         )
     })?;
@@ -144,6 +145,26 @@ async fn drain(mut body: Body, cap: usize) {
         }
     };
     let _ = tokio::time::timeout(std::time::Duration::from_secs(5), discard).await;
+}
+
+/// Converts a failed router call to the error the client sees. A failure
+/// of the call itself (the router unreachable or broken) is logged here,
+/// with the request id: the router logs its own decisions, but cannot log
+/// a call that never reached it.
+pub fn router_error(request_id: Uuid, status: &tonic::Status) -> ServiceError {
+    let error = ServiceError::from_status(status);
+    if matches!(
+        error.class,
+        ErrorClass::ServiceUnavailable | ErrorClass::Internal
+    ) {
+        tracing::error!(
+            %request_id,
+            class = %error.class,
+            code = ?status.code(),
+            "the call to the router failed"
+        );
+    }
+    error
 }
 
 /// Sets the response headers every routed answer carries (the request id
