@@ -4,7 +4,10 @@
 use std::path::PathBuf;
 
 fn main() -> anyhow::Result<()> {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../proto");
+    // Read when the script runs, not when it is compiled: a compiled build
+    // script can be reused for a checkout at another path sharing the target
+    // directory (a worktree), which must compile its own contract.
+    let root = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR")?).join("../../proto");
     let files = [
         "switchyard/v1/common.proto",
         "switchyard/v1/chat.proto",

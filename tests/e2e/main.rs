@@ -62,6 +62,7 @@ both_modes!(
     a_slow_reader_does_not_stall_other_requests,
     slowloris_is_closed_within_the_header_timeout,
     a_stalled_body_is_answered_408,
+    a_transfer_coding_other_than_chunked_is_refused,
     the_connection_limit_answers_503,
     oversized_body_is_413,
     upstream_rate_limit_maps_to_429,

@@ -495,6 +495,28 @@ pub async fn slowloris_is_closed_within_the_header_timeout(cluster: &TestCluster
     }
 }
 
+pub async fn a_transfer_coding_other_than_chunked_is_refused(cluster: &TestCluster) {
+    use tokio::io::AsyncWriteExt;
+    let mut stream = raw_connection(cluster).await;
+    let body = hello("gpt-test").to_string();
+    let request = format!(
+        "POST /v1/chat/completions HTTP/1.1\r\nhost: edge\r\nauthorization: Bearer {}\r\n\
+         content-type: application/json\r\ntransfer-encoding: gzip, chunked\r\n\
+         connection: close\r\n\r\n{:x}\r\n{body}\r\n0\r\n\r\n",
+        cluster.api_key,
+        body.len()
+    );
+    stream
+        .write_all(request.as_bytes())
+        .await
+        .expect("the edge reads");
+    let answer = read_until_closed(&mut stream, Duration::from_secs(5)).await;
+    assert!(answer.starts_with("HTTP/1.1 501 "), "{answer}");
+    assert!(answer.contains("x-request-id: "), "{answer}");
+    assert!(answer.contains("\"invalid_request_error\""), "{answer}");
+    assert!(cluster.upstream.requests().is_empty());
+}
+
 pub async fn a_stalled_body_is_answered_408(cluster: &TestCluster) {
     use tokio::io::AsyncWriteExt;
     let mut stream = raw_connection(cluster).await;

@@ -17,6 +17,9 @@ pub const MEDIA_TYPE: &str = "text/event-stream";
 /// Default largest line or event, in bytes (see [`SseParser::new`]).
 pub const DEFAULT_MAX_EVENT_BYTES: usize = 16 * 1024 * 1024;
 
+/// Consumed bytes kept at the front of the buffer before it is compacted.
+const COMPACT_AFTER_BYTES: usize = 4096;
+
 /// One dispatched event.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SseEvent {
@@ -98,7 +101,7 @@ impl SseParser {
             self.buffer.clear();
             self.scanned = 0;
             self.start = 0;
-        } else if self.start > 4096 && self.start >= self.buffer.len() - self.start {
+        } else if self.start > COMPACT_AFTER_BYTES && self.start >= self.buffer.len() - self.start {
             // Compact once the consumed part outweighs the rest, so the
             // buffer does not grow with the stream and every byte is
             // moved a bounded number of times.
@@ -376,5 +379,74 @@ mod tests {
         }
         assert_eq!(parser.next_event(), Ok(None));
         assert_eq!(parser.searched, received);
+    }
+
+    /// Parses `pieces` with a small limit, returning the events dispatched
+    /// and the error that stopped the parser, if any.
+    fn parse_bounded(pieces: &[&[u8]], limit: usize) -> (Vec<SseEvent>, Option<SseError>) {
+        let mut parser = SseParser::new(limit);
+        let mut events = Vec::new();
+        for piece in pieces {
+            parser.push(piece);
+            // Consumed bytes awaiting compaction, one line or event up to
+            // the limit, the piece just pushed; capacities may double.
+            let bound = 2 * (COMPACT_AFTER_BYTES + limit + piece.len()) + 2 * limit;
+            assert!(
+                parser.held_bytes() <= bound,
+                "{} > {bound}",
+                parser.held_bytes()
+            );
+            loop {
+                match parser.next_event() {
+                    Ok(Some(event)) => events.push(event),
+                    Ok(None) => break,
+                    Err(error) => return (events, Some(error)),
+                }
+            }
+        }
+        (events, None)
+    }
+
+    /// Event-stream-like bytes: mostly field names, colons, spaces, line
+    /// ends and a few other bytes, so lines, fields and events all occur.
+    fn stream_bytes() -> impl proptest::strategy::Strategy<Value = Vec<u8>> {
+        use proptest::prelude::*;
+        let token = prop_oneof![
+            Just(b"data:".to_vec()),
+            Just(b"data: ".to_vec()),
+            Just(b"event: e".to_vec()),
+            Just(b": c".to_vec()),
+            Just(b"\n".to_vec()),
+            Just(b"\r".to_vec()),
+            Just(b"\r\n".to_vec()),
+            Just(b"\n\n".to_vec()),
+            proptest::collection::vec(any::<u8>(), 1..40),
+        ];
+        proptest::collection::vec(token, 0..60).prop_map(|tokens| tokens.concat())
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(512))]
+
+        /// The fuzz target's property, bounded: any bytes, cut anywhere,
+        /// parse as the whole does, never panic and hold a bounded buffer.
+        #[test]
+        fn any_stream_cut_anywhere_parses_like_the_whole(
+            bytes in stream_bytes(),
+            cuts in proptest::collection::vec(proptest::prelude::any::<usize>(), 0..6),
+        ) {
+            let limit = 48;
+            let whole = parse_bounded(&[&bytes], limit);
+            let mut cuts: Vec<usize> = cuts.iter().map(|cut| cut % (bytes.len() + 1)).collect();
+            cuts.sort_unstable();
+            let mut pieces = Vec::new();
+            let mut start = 0;
+            for cut in cuts {
+                pieces.push(&bytes[start..cut]);
+                start = cut;
+            }
+            pieces.push(&bytes[start..]);
+            proptest::prop_assert_eq!(parse_bounded(&pieces, limit), whole);
+        }
     }
 }

@@ -18,6 +18,7 @@ mod request_id;
 mod routes;
 mod server;
 mod sse;
+mod transfer_coding;
 
 use std::sync::Arc;
 

@@ -11,6 +11,8 @@ use axum::{
 };
 use uuid::Uuid;
 
+use crate::transfer_coding;
+
 /// The response header naming the request id.
 pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -19,12 +21,19 @@ pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RequestId(pub Uuid);
 
-/// Middleware: gives the request a new [`RequestId`] and puts it in the
-/// answer's `x-request-id`.
+/// Middleware, the first every request meets: gives the request a new
+/// [`RequestId`], refuses a body in a transfer coding hyper does not decode
+/// (see [`transfer_coding`]; one middleware rather than two, as each costs
+/// a boxed future per request), and puts the id in the answer's
+/// `x-request-id`.
 pub async fn assign(mut request: Request, next: Next) -> Response {
     let id = RequestId(Uuid::now_v7());
-    request.extensions_mut().insert(id);
-    let mut response = next.run(request).await;
+    let mut response = if transfer_coding::is_unsupported(request.headers()) {
+        transfer_coding::refusal()
+    } else {
+        request.extensions_mut().insert(id);
+        next.run(request).await
+    };
     let mut text = Uuid::encode_buffer();
     if let Ok(value) = HeaderValue::from_str(id.0.hyphenated().encode_lower(&mut text)) {
         response.headers_mut().insert(X_REQUEST_ID, value);

@@ -33,7 +33,8 @@ pub fn app(state: Arc<EdgeState>) -> Router {
         .with_state(state)
         // A panic anywhere becomes an OpenAI-shaped 500, never a dropped connection.
         .layer(CatchPanicLayer::custom(panic_response))
-        // Outermost: every answer, a caught panic's included, carries the request id.
+        // Outermost: every answer, a caught panic's included, carries the
+        // request id; unsupported transfer codings are refused here (501).
         .layer(middleware::from_fn(request_id::assign))
 }
 

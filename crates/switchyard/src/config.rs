@@ -260,4 +260,27 @@ mod tests {
             .expect_err("unknown section");
         assert!(error.to_string().contains("routre"), "{error}");
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+        /// The fuzz target's property, bounded: the example config with
+        /// bytes changed, or any text, loads or is refused with an error;
+        /// it never panics.
+        #[test]
+        fn any_config_text_loads_or_is_refused(
+            noise in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..256),
+            flips in proptest::collection::vec((proptest::prelude::any::<usize>(), proptest::prelude::any::<u8>()), 1..4),
+        ) {
+            let mut example = EXAMPLE.as_bytes().to_vec();
+            for (at, value) in flips {
+                let index = at % example.len();
+                example[index] = value;
+            }
+            for text in [noise, example] {
+                let text = String::from_utf8_lossy(&text);
+                let _ = SwitchyardConfig::parse("fuzz.yaml", &text, &Environment::new());
+            }
+        }
+    }
 }

@@ -527,4 +527,28 @@ mod tests {
             .expect_err("no tool_call_id");
         assert_eq!(error.param.as_deref(), Some("messages[0].tool_call_id"));
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(512))]
+
+        /// The fuzz target's property, bounded: any body, and any valid
+        /// request with bytes changed, is parsed or refused with an
+        /// invalid-request error; never a panic, never another class.
+        #[test]
+        fn any_body_is_parsed_or_refused_as_invalid(
+            noise in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..256),
+            flips in proptest::collection::vec((proptest::prelude::any::<usize>(), proptest::prelude::any::<u8>()), 0..4),
+        ) {
+            let mut valid = br#"{"model":"gpt","messages":[{"role":"user","content":[{"type":"text","text":"hi"}]}],"tools":[{"type":"function","function":{"name":"f","parameters":{}}}],"stream":true,"n":1}"#.to_vec();
+            for (at, value) in flips {
+                let index = at % valid.len();
+                valid[index] = value;
+            }
+            for body in [noise.as_slice(), valid.as_slice()] {
+                if let Err(error) = parse(body).and_then(ChatCompletionRequest::into_proto) {
+                    proptest::prop_assert_eq!(error.class, switchyard_common::ErrorClass::InvalidRequest);
+                }
+            }
+        }
+    }
 }

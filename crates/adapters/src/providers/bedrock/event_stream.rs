@@ -382,4 +382,59 @@ mod tests {
         roomy.push(&message);
         assert!(roomy.next_message().expect("fits").is_some());
     }
+
+    /// Decodes `pieces`, returning the messages and the error that stopped
+    /// the decoder, if any.
+    fn decode_pieces(pieces: &[&[u8]], limit: usize) -> (Vec<Message>, Option<DecodeError>) {
+        let mut decoder = EventStreamDecoder::with_limit(limit);
+        let mut messages = Vec::new();
+        for piece in pieces {
+            decoder.push(piece);
+            loop {
+                match decoder.next_message() {
+                    Ok(Some(message)) => messages.push(message),
+                    Ok(None) => break,
+                    Err(error) => return (messages, Some(error)),
+                }
+            }
+        }
+        (messages, None)
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(512))]
+
+        /// The fuzz target's property, bounded: valid messages with some
+        /// corrupted bytes, cut anywhere, decode as the whole does and
+        /// never panic.
+        #[test]
+        fn any_message_bytes_cut_anywhere_decode_like_the_whole(
+            payloads in proptest::collection::vec(proptest::collection::vec(proptest::prelude::any::<u8>(), 0..64), 0..4),
+            flips in proptest::collection::vec((proptest::prelude::any::<usize>(), proptest::prelude::any::<u8>()), 0..3),
+            cuts in proptest::collection::vec(proptest::prelude::any::<usize>(), 0..6),
+        ) {
+            let mut bytes: Vec<u8> = payloads
+                .iter()
+                .flat_map(|payload| frame(&[(":event-type", "chunk")], payload))
+                .collect();
+            for (at, value) in flips {
+                if !bytes.is_empty() {
+                    let index = at % bytes.len();
+                    bytes[index] = value;
+                }
+            }
+            let limit = 128;
+            let whole = decode_pieces(&[&bytes], limit);
+            let mut cuts: Vec<usize> = cuts.iter().map(|cut| cut % (bytes.len() + 1)).collect();
+            cuts.sort_unstable();
+            let mut pieces = Vec::new();
+            let mut start = 0;
+            for cut in cuts {
+                pieces.push(&bytes[start..cut]);
+                start = cut;
+            }
+            pieces.push(&bytes[start..]);
+            proptest::prop_assert_eq!(decode_pieces(&pieces, limit), whole);
+        }
+    }
 }
