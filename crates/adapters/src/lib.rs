@@ -28,6 +28,8 @@ pub mod error;
 pub mod grpc;
 
 mod classify;
+#[cfg(test)]
+mod cut;
 mod deployments;
 mod http;
 mod provider;

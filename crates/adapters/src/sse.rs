@@ -437,15 +437,7 @@ mod tests {
         ) {
             let limit = 48;
             let whole = parse_bounded(&[&bytes], limit);
-            let mut cuts: Vec<usize> = cuts.iter().map(|cut| cut % (bytes.len() + 1)).collect();
-            cuts.sort_unstable();
-            let mut pieces = Vec::new();
-            let mut start = 0;
-            for cut in cuts {
-                pieces.push(&bytes[start..cut]);
-                start = cut;
-            }
-            pieces.push(&bytes[start..]);
+            let pieces = crate::cut::pieces(&bytes, &cuts);
             proptest::prop_assert_eq!(parse_bounded(&pieces, limit), whole);
         }
     }
