@@ -93,7 +93,8 @@ pub struct AttemptLimits {
     /// whole of a buffered (non-streamed) answer: a provider that trickles
     /// its answer is cut here rather than held while it keeps sending.
     pub first_byte_deadline: Instant,
-    /// Longest wait for each later read of a stream.
+    /// Longest wait for each later read of a stream, and for each later
+    /// event of an event stream.
     pub idle_timeout: Duration,
     /// Largest stream event and buffered answer.
     pub sizes: BodySizes,
@@ -300,10 +301,17 @@ pub struct EventReader {
 }
 
 impl EventReader {
-    /// Returns the next event, `None` when the body ends. A read that
+    /// Returns the next event, `None` when the body ends. The first event
+    /// must arrive by the first-byte deadline and each later one within the
+    /// idle timeout, however the bytes trickle in between. A read that
     /// fails or times out, and a line or event over the size limit, are
     /// errors; the stream cannot go on after one.
     pub async fn next(&mut self) -> Result<Option<SseEvent>, ServiceError> {
+        let deadline = self
+            .body
+            .next_deadline
+            .take()
+            .unwrap_or_else(|| Instant::now() + self.body.limits.idle_timeout);
         loop {
             match self.parser.next_event() {
                 Ok(Some(event)) => return Ok(Some(event)),
@@ -315,7 +323,7 @@ impl EventReader {
                     ));
                 }
             }
-            match self.body.next().await? {
+            match self.body.next_by(deadline).await? {
                 Some(bytes) => self.parser.push(&bytes),
                 None => return Ok(None),
             }

@@ -63,9 +63,9 @@ pub enum Fault {
     },
     /// Waits this long, then answers normally.
     Delay(Duration),
-    /// Answers normally, but a non-streamed answer goes one byte at a time
-    /// with this pause before each: an upstream that never goes silent yet
-    /// never finishes. Streams are sent as usual.
+    /// Answers normally, but one byte at a time with this pause before
+    /// each: an upstream that never goes silent yet never finishes. (The
+    /// OpenAI fake trickles streams too; the others, non-streamed answers.)
     Trickle(Duration),
     /// Sends this many stream events, then aborts the connection without
     /// `[DONE]`. A non-streamed answer is sent in two halves, so 0 or 1 cuts it.
@@ -216,6 +216,14 @@ async fn chat_completions(
     if body["stream"] == true {
         let include_usage = body["stream_options"]["include_usage"] == true;
         let events = answer.events(include_usage);
+        if let Some(pause) = trickle {
+            // The whole stream, a byte at a time.
+            return recording::whole_answer(
+                events.concat(),
+                &[("content-type", "text/event-stream")],
+                Delivery::Trickle(pause),
+            );
+        }
         streamed(events, drop_after, "text/event-stream")
     } else {
         recording::whole_answer(

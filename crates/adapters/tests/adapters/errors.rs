@@ -229,6 +229,23 @@ async fn a_trickling_answer_is_cut_at_the_attempt_deadline() {
 }
 
 #[tokio::test]
+async fn a_trickling_stream_is_cut_when_no_event_completes_within_the_idle_timeout() {
+    // Every read arrives within 50 ms, but a whole event takes seconds.
+    let harness = Harness::start().await;
+    harness
+        .fake
+        .push_fault(Fault::Trickle(Duration::from_millis(20)));
+    let mut target = harness.openai_target();
+    target.timeout_ms = 500;
+
+    let started = std::time::Instant::now();
+    let outcome = harness.chat(target, user_request("hi", true)).await;
+
+    assert_eq!(outcome.expect_error().class, ErrorClass::Timeout);
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+#[tokio::test]
 async fn a_stream_line_over_the_event_limit_ends_the_attempt() {
     let harness = Harness::start_configured(&AdapterConfig {
         max_event_bytes: 64 * 1024,
