@@ -48,22 +48,58 @@ pub struct Processes {
     pub addresses: BTreeMap<String, String>,
     /// The service tokens the processes were given, by environment variable.
     pub service_tokens: BTreeMap<String, String>,
+    /// How each role was started, so it can be started again.
+    relaunch: BTreeMap<String, Relaunch>,
+}
+
+/// What starting one role again needs: the launch's settings and the
+/// environment the role was given (tokens, endpoints, its address).
+#[derive(Debug)]
+struct Relaunch {
+    binary: std::path::PathBuf,
+    config: std::path::PathBuf,
+    cpus: Option<String>,
+    environment: BTreeMap<String, String>,
 }
 
 impl Processes {
     /// Kills the process of `role` (as `kill -9` would) and waits until it
     /// is gone.
     pub async fn kill(&mut self, role: &str) -> anyhow::Result<()> {
-        let index = ROLES_IN_START_ORDER
-            .iter()
-            .position(|started| *started == role)
-            .filter(|&index| index < self.children.len())
-            .ok_or_else(|| anyhow::anyhow!("no process for role `{role}`"))?;
+        let index = role_index(role, self.children.len())?;
         let child = &mut self.children[index];
         child.start_kill()?;
         child.wait().await?;
         Ok(())
     }
+
+    /// Starts `role` again, as it was started, on the address it had, and
+    /// waits until it listens.
+    pub async fn restart(&mut self, role: &str) -> anyhow::Result<()> {
+        let index = role_index(role, self.children.len())?;
+        let relaunch = self
+            .relaunch
+            .get(role)
+            .ok_or_else(|| anyhow::anyhow!("no launch settings for `{role}`"))?;
+        let launch = Launch {
+            binary: &relaunch.binary,
+            config: &relaunch.config,
+            environment: &relaunch.environment,
+            cpus: relaunch.cpus.as_deref(),
+        };
+        let (child, _address) = start(launch.command(&["run", role]), role).await?;
+        self.children[index] = child;
+        Ok(())
+    }
+}
+
+/// Position of `role`'s process among `started` children.
+fn role_index(role: &str, started: usize) -> anyhow::Result<usize> {
+    ROLES_IN_START_ORDER
+        .iter()
+        .position(|known| *known == role)
+        .filter(|&index| index < started)
+        .ok_or_else(|| anyhow::anyhow!("no process for role `{role}`"))
 }
 
 impl Launch<'_> {
@@ -102,6 +138,7 @@ impl Launch<'_> {
             addresses: BTreeMap::from([("serve".to_owned(), address.clone())]),
             edge_address: address,
             service_tokens: BTreeMap::new(),
+            relaunch: BTreeMap::new(),
         })
     }
 
@@ -110,6 +147,7 @@ impl Launch<'_> {
         let mut children = Vec::new();
         let mut endpoints: Vec<(String, String)> = Vec::new();
         let mut addresses = BTreeMap::new();
+        let mut relaunch = BTreeMap::new();
         let service_tokens = self.service_tokens()?;
         for role in ROLES_IN_START_ORDER {
             let section = role.replace('-', "_").to_uppercase();
@@ -122,12 +160,28 @@ impl Launch<'_> {
             let (child, address) = start(command, role).await?;
             children.push(child);
             addresses.insert(role.to_owned(), address.clone());
+            let mut environment = self.environment.clone();
+            environment.extend(service_tokens.clone());
+            environment.insert(format!("SWITCHYARD__{section}__LISTEN"), address.clone());
+            for (name, url) in &endpoints {
+                environment.insert(format!("SWITCHYARD__ENDPOINTS__{name}"), url.clone());
+            }
+            relaunch.insert(
+                role.to_owned(),
+                Relaunch {
+                    binary: self.binary.to_owned(),
+                    config: self.config.to_owned(),
+                    cpus: self.cpus.map(str::to_owned),
+                    environment,
+                },
+            );
             if role == "edge" {
                 return Ok(Processes {
                     children,
                     edge_address: address,
                     addresses,
                     service_tokens,
+                    relaunch,
                 });
             }
             endpoints.push((section, format!("http://{address}")));
