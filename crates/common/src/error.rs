@@ -284,6 +284,16 @@ impl ServiceError {
         Status::with_error_details(self.class.grpc_code(), self.message.clone(), details)
     }
 
+    /// Whether `status` carries a Switchyard error, as [`ServiceError::to_status`]
+    /// makes them; `false` when the call itself failed (a service
+    /// unreachable, a connection reset), which the callee could not log.
+    pub fn is_service_status(status: &Status) -> bool {
+        status
+            .get_error_details()
+            .error_info()
+            .is_some_and(|info| info.domain == ERROR_DOMAIN)
+    }
+
     /// Decodes a status received from another service. A status without our
     /// `ErrorInfo` (a transport failure, say) is classified by its code.
     pub fn from_status(status: &Status) -> Self {
@@ -339,7 +349,12 @@ mod tests {
 
     #[test]
     fn foreign_status_is_classified_by_code_without_leaking_its_message() {
-        let decoded = ServiceError::from_status(&Status::unavailable("dns error: 10.0.0.7"));
+        let foreign = Status::unavailable("dns error: 10.0.0.7");
+        assert!(!ServiceError::is_service_status(&foreign));
+        assert!(ServiceError::is_service_status(
+            &ServiceError::new(ErrorClass::ServiceUnavailable, "starting").to_status()
+        ));
+        let decoded = ServiceError::from_status(&foreign);
         assert_eq!(decoded.class, ErrorClass::ServiceUnavailable);
         assert_eq!(decoded.class.http_status(), 503);
         assert!(!decoded.message.contains("10.0.0.7"));

@@ -66,7 +66,8 @@ impl<T> SnapshotHandle<T> {
         }
     }
 
-    /// A handle with nothing in it yet (for tests).
+    /// A handle with nothing in it yet: the first [`SnapshotHandle::store`]
+    /// fills it and wakes every [`SnapshotHandle::load_or_wait`].
     pub fn empty() -> Self {
         Self {
             current: Arc::new(ArcSwapOption::empty()),

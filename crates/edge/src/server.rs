@@ -193,7 +193,8 @@ impl LimitLog {
     }
 
     fn accepted(&self) {
-        if self.at_limit.swap(false, Ordering::Relaxed) {
+        // Read first: the common case writes nothing to the shared flag.
+        if self.at_limit.load(Ordering::Relaxed) && self.at_limit.swap(false, Ordering::Relaxed) {
             tracing::info!(
                 limit = self.limit,
                 refused_total = self.refused_total.load(Ordering::Relaxed),

@@ -153,10 +153,7 @@ async fn drain(mut body: Body, cap: usize) {
 /// a call that never reached it.
 pub fn router_error(request_id: Uuid, status: &tonic::Status) -> ServiceError {
     let error = ServiceError::from_status(status);
-    if matches!(
-        error.class,
-        ErrorClass::ServiceUnavailable | ErrorClass::Internal
-    ) {
+    if !ServiceError::is_service_status(status) {
         tracing::error!(
             %request_id,
             class = %error.class,

@@ -322,14 +322,58 @@ mod tests {
 
     use super::*;
 
+    /// A row's values paired with the names of their columns.
+    type Named<'a> = (Vec<(&'a str, &'a str)>, Vec<(&'a str, i64)>);
+
+    /// The values a batch holds for `row`, by the column names of [`COLUMNS`].
+    fn by_column(batch: &RowBatch, row: usize) -> Named<'_> {
+        let texts = COLUMNS[..TEXT_COLUMNS]
+            .iter()
+            .copied()
+            .zip(batch.text_values(row));
+        let integers = COLUMNS[TEXT_COLUMNS..]
+            .iter()
+            .copied()
+            .zip(batch.integer_values(row).iter().copied());
+        (texts.collect(), integers.collect())
+    }
+
     #[test]
-    fn a_batch_keeps_every_value_of_every_row_in_column_order() {
-        let first = UsageEvent {
+    fn every_value_lands_in_the_column_that_names_it() {
+        // A distinct value in every field, so a swapped column shows.
+        let event = UsageEvent {
             event_id: "0192f3a4-5b6c-7d8e-9f00-112233445566".to_owned(),
-            request_id: "req-ü".to_owned(),
+            request_id: "req-\u{fc}".to_owned(),
+            key_id: "key".to_owned(),
+            team_id: "team".to_owned(),
             end_user: "o'neil\n".to_owned(),
-            created_at_unix_ms: 1_700_000_000_123,
+            model: "alias".to_owned(),
+            provider: "openai".to_owned(),
+            upstream_model: "gpt-4o".to_owned(),
+            usage: Some(switchyard_proto::v1::Usage {
+                prompt_tokens: 1,
+                completion_tokens: 2,
+                total_tokens: 3,
+                cached_prompt_tokens: 4,
+                reasoning_tokens: 5,
+                cache_write_tokens: 6,
+            }),
+            cost: Some(switchyard_proto::v1::Money {
+                nanos: 7,
+                currency: "USD".to_owned(),
+            }),
+            cache_hit: true,
+            stream: false,
+            error_class: switchyard_proto::v1::ErrorClass::Timeout as i32,
             latency_ms: u64::MAX,
+            ttft_ms: 9,
+            created_at_unix_ms: 1_700_000_000_123,
+            route_id: "route".to_owned(),
+            deployment_id: "deployment".to_owned(),
+            snapshot_version: 11,
+            tags: [("feature".to_owned(), "search".to_owned())].into(),
+            user_id: "user".to_owned(),
+            operation: "chat".to_owned(),
             ..Default::default()
         };
         let second = UsageEvent {
@@ -339,27 +383,56 @@ mod tests {
             ..Default::default()
         };
         let rows = [
-            UsageRow::from_event(0, &first).expect("valid event"),
+            UsageRow::from_event(0, &event).expect("valid event"),
             UsageRow::from_event(1, &second).expect("valid event"),
         ];
         let batch = RowBatch::from_rows(&rows);
         assert_eq!(batch.len(), 2);
-        for (index, row) in rows.iter().enumerate() {
-            let stored: Vec<&str> = batch.text_values(index).collect();
-            assert_eq!(stored, texts(row));
-        }
-        let integers = batch.integer_values(0);
-        assert_eq!(integers.len(), INTEGER_COLUMNS);
-        assert_eq!(integers[COLUMNS_LATENCY - TEXT_COLUMNS], i64::MAX);
-        assert_eq!(batch.integer_values(1)[12], 1_700_000_000_124);
+        let (texts, integers) = by_column(&batch, 0);
+        assert_eq!(
+            texts,
+            [
+                ("event_id", "0192f3a4-5b6c-7d8e-9f00-112233445566"),
+                ("request_id", "req-\u{fc}"),
+                ("key_id", "key"),
+                ("team_id", "team"),
+                ("end_user", "o'neil\n"),
+                ("model", "alias"),
+                ("provider", "openai"),
+                ("upstream_model", "gpt-4o"),
+                ("currency", "USD"),
+                ("error_class", "timeout"),
+                ("route_id", "route"),
+                ("deployment_id", "deployment"),
+                ("tags", r#"{"feature":"search"}"#),
+                ("attempts", "[]"),
+                ("user_id", "user"),
+                ("operation", "chat"),
+            ]
+        );
+        assert_eq!(
+            integers,
+            [
+                ("prompt_tokens", 1),
+                ("completion_tokens", 2),
+                ("total_tokens", 3),
+                ("cached_prompt_tokens", 4),
+                ("reasoning_tokens", 5),
+                ("cache_write_tokens", 6),
+                ("cost_nanos", 7),
+                ("cache_hit", 1),
+                ("stream", 0),
+                ("latency_ms", i64::MAX),
+                ("ttft_ms", 9),
+                ("created_at", 1_700_000_000),
+                ("created_at_ms", 1_700_000_000_123),
+                ("snapshot_version", 11),
+            ]
+        );
+        // The second row starts where the first ends.
+        let (texts, integers) = by_column(&batch, 1);
+        assert_eq!(texts[1], ("request_id", "req-2"));
+        assert_eq!(integers[12], ("created_at_ms", 1_700_000_000_124));
         assert_eq!(insert_sql(3).matches('?').count(), 3 * COLUMNS.len());
-    }
-
-    const COLUMNS_LATENCY: usize = 25;
-
-    #[test]
-    fn the_column_list_names_latency_where_the_batch_puts_it() {
-        assert_eq!(COLUMNS[COLUMNS_LATENCY], "latency_ms");
-        assert_eq!(COLUMNS[TEXT_COLUMNS + 12], "created_at_ms");
     }
 }
