@@ -61,6 +61,7 @@ both_modes!(
     every_error_carries_its_request_id,
     a_slow_reader_does_not_stall_other_requests,
     slowloris_is_closed_within_the_header_timeout,
+    requests_hyper_refuses_get_openai_errors_with_request_ids,
     a_stalled_body_is_answered_408,
     a_transfer_coding_other_than_chunked_is_refused,
     the_connection_limit_answers_503,

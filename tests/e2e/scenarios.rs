@@ -465,6 +465,74 @@ async fn read_until_closed(stream: &mut tokio::net::TcpStream, guard: Duration) 
     String::from_utf8_lossy(&answer).into_owned()
 }
 
+pub async fn requests_hyper_refuses_get_openai_errors_with_request_ids(cluster: &TestCluster) {
+    use tokio::io::AsyncWriteExt;
+    let many_headers: String = (0..120).map(|n| format!("x-h{n}: v\r\n")).collect();
+    let cases = [
+        (
+            "duplicate Content-Length",
+            "POST /v1/chat/completions HTTP/1.1\r\nhost: edge\r\ncontent-length: 2\r\ncontent-length: 3\r\n\r\n{}"
+                .to_owned(),
+            "400",
+        ),
+        (
+            "bad Content-Length",
+            "POST /v1/chat/completions HTTP/1.1\r\nhost: edge\r\ncontent-length: 2x\r\n\r\n{}"
+                .to_owned(),
+            "400",
+        ),
+        (
+            "bare CR",
+            "GET /v1/models HTTP/1.1\r\nhost: edge\rx-a: b\r\n\r\n".to_owned(),
+            "400",
+        ),
+        (
+            "folded header",
+            "GET /v1/models HTTP/1.1\r\nhost: edge\r\nx-a: b\r\n c\r\n\r\n".to_owned(),
+            "400",
+        ),
+        (
+            "NUL in a header",
+            "GET /v1/models HTTP/1.1\r\nhost: edge\r\nx-a: b\0c\r\n\r\n".to_owned(),
+            "400",
+        ),
+        (
+            "URI too long",
+            format!(
+                "GET /v1/models?q={} HTTP/1.1\r\nhost: edge\r\n\r\n",
+                "a".repeat(70_000)
+            ),
+            "414",
+        ),
+        (
+            "too many headers",
+            format!("GET /v1/models HTTP/1.1\r\nhost: edge\r\n{many_headers}\r\n"),
+            "431",
+        ),
+    ];
+    for (case, request, status) in cases {
+        let mut stream = raw_connection(cluster).await;
+        stream
+            .write_all(request.as_bytes())
+            .await
+            .expect("the edge reads");
+        let answer = read_until_closed(&mut stream, Duration::from_secs(5)).await;
+        assert!(
+            answer.starts_with(&format!("HTTP/1.1 {status} ")),
+            "{case}: {answer}"
+        );
+        assert!(answer.contains("x-request-id: "), "{case}: {answer}");
+        let body = answer
+            .split_once("\r\n\r\n")
+            .map(|(_, body)| body)
+            .unwrap_or_default();
+        let error: Value = serde_json::from_str(body)
+            .unwrap_or_else(|_| panic!("{case}: an OpenAI error body, got {answer}"));
+        assert_eq!(error["error"]["type"], "invalid_request_error", "{case}");
+    }
+    assert!(cluster.upstream.requests().is_empty());
+}
+
 pub async fn slowloris_is_closed_within_the_header_timeout(cluster: &TestCluster) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let stream = raw_connection(cluster).await;

@@ -14,6 +14,7 @@ mod config;
 mod context;
 mod error;
 mod openai;
+mod protocol_errors;
 mod request_id;
 mod routes;
 mod server;

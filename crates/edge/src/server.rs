@@ -8,6 +8,9 @@
 //!   A connection over the limit is answered `503` in OpenAI's error shape
 //!   and closed, before the process runs out of file descriptors; the edge
 //!   logs when it reaches the limit and when it accepts again.
+//! - A request hyper refuses before any handler runs (malformed, a URI or
+//!   head too large) is answered in OpenAI's error shape with a request id
+//!   (see [`crate::protocol_errors`]).
 //! - On shutdown the listener closes, open connections finish their
 //!   requests (streams included) and close, for at most [`DRAIN_DEADLINE`].
 
@@ -33,7 +36,10 @@ use tokio::{
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use uuid::Uuid;
 
-use crate::{config::EdgeConfig, error::error_json};
+use crate::{
+    config::EdgeConfig,
+    protocol_errors::{AnswerProtocolErrors, whole_error_response},
+};
 
 /// How long open requests (streams included) may run on after shutdown
 /// begins; a client that stops reading must not keep the process alive.
@@ -85,7 +91,10 @@ pub async fn serve(
         };
         limit.accepted();
         let connection = http
-            .serve_connection(TokioIo::new(tcp), TowerToHyperService::new(app.clone()))
+            .serve_connection(
+                TokioIo::new(AnswerProtocolErrors::new(tcp)),
+                TowerToHyperService::new(app.clone()),
+            )
             .with_upgrades();
         connections.spawn(run_connection(connection, permit, shutdown.clone()));
     }
@@ -149,19 +158,16 @@ async fn refuse(mut tcp: TcpStream) {
 
 /// The whole HTTP/1.1 response to a refused connection.
 fn refusal_response() -> Vec<u8> {
-    let body = error_json(&ServiceError::new(
+    let error = ServiceError::new(
         ErrorClass::Overloaded,
         "The gateway has too many open connections; try again shortly.",
-    ));
-    let mut response = format!(
-        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n\
-         content-length: {}\r\nconnection: close\r\nretry-after: 1\r\nx-request-id: {}\r\n\r\n",
-        body.len(),
+    );
+    whole_error_response(
+        "503 Service Unavailable",
+        &error,
         Uuid::now_v7(),
+        "retry-after: 1\r\n",
     )
-    .into_bytes();
-    response.extend_from_slice(&body);
-    response
 }
 
 /// Logs once when the connection limit is reached and once when the edge
