@@ -259,19 +259,17 @@ mod tests {
     async fn the_replacement_is_what_reaches_the_peer_and_nothing_after_it() {
         let (client, server) = tokio::io::duplex(64);
         let mut wrapped = AnswerProtocolErrors::new(server);
-        let writer = tokio::spawn(async move {
+        let write = async move {
             wrapped.write_all(HYPER_400).await.expect("written");
             wrapped.write_all(b"ignored").await.expect("swallowed");
             wrapped.flush().await.expect("flushed");
             wrapped.shutdown().await.expect("closed");
-        });
+        };
         let mut received = Vec::new();
         let mut client = client;
-        client
-            .read_to_end(&mut received)
-            .await
-            .expect("read to the close");
-        writer.await.expect("writer finished");
+        let read = client.read_to_end(&mut received);
+        let ((), read) = tokio::join!(write, read);
+        read.expect("read to the close");
         let (head, json) = split(&received);
         assert!(head.starts_with("HTTP/1.1 400 "), "{head}");
         assert!(json["error"]["message"].as_str().is_some());
