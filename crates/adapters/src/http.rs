@@ -230,10 +230,18 @@ impl BodyReader {
         }
     }
 
-    /// Reads the body as an event stream (server-sent events).
+    /// Reads the body as server-sent events.
     pub fn into_events(self) -> EventReader {
+        let parser = SseParser::new(self.limits.sizes.max_event_bytes);
+        self.into_decoded(parser)
+    }
+
+    /// Reads the body as the units `decoder` cuts it into (AWS event-stream
+    /// messages, say), under the same per-event deadlines as
+    /// [`Self::into_events`].
+    pub fn into_decoded<D: StreamDecoder>(self, decoder: D) -> EventReader<D> {
         EventReader {
-            parser: SseParser::new(self.limits.sizes.max_event_bytes),
+            decoder,
             body: self,
         }
     }
@@ -241,16 +249,6 @@ impl BodyReader {
     /// Largest stream event the attempt accepts, in bytes.
     pub fn max_event_bytes(&self) -> usize {
         self.limits.sizes.max_event_bytes
-    }
-
-    /// Returns the next piece of a stream, `None` at its end: each read
-    /// after the first may wait up to the idle timeout.
-    pub async fn next(&mut self) -> Result<Option<Bytes>, ServiceError> {
-        let deadline = self
-            .next_deadline
-            .take()
-            .unwrap_or_else(|| Instant::now() + self.limits.idle_timeout);
-        self.next_by(deadline).await
     }
 
     async fn next_by(&mut self, deadline: Instant) -> Result<Option<Bytes>, ServiceError> {
@@ -293,27 +291,61 @@ impl BodyReader {
     }
 }
 
-/// A body read as server-sent events, under the attempt's limits.
-#[derive(Debug)]
-pub struct EventReader {
-    body: BodyReader,
-    parser: SseParser,
+/// Cuts a streamed body into the units a provider sends: server-sent
+/// events, or AWS event-stream messages. Bytes are pushed as they arrive;
+/// complete units are pulled out one at a time.
+pub trait StreamDecoder {
+    /// One complete unit.
+    type Item;
+    /// Why the stream cannot be decoded further; its text goes into the
+    /// client's error, so it names the fault, never the stream's content.
+    type Error: std::fmt::Display;
+    /// Appends bytes received from the network.
+    fn push(&mut self, bytes: &[u8]);
+    /// The next complete unit, `Ok(None)` until more bytes arrive.
+    fn next_item(&mut self) -> Result<Option<Self::Item>, Self::Error>;
+    /// Whether bytes of an incomplete unit are waiting.
+    fn has_partial_item(&self) -> bool;
 }
 
-impl EventReader {
+impl StreamDecoder for SseParser {
+    type Item = SseEvent;
+    type Error = crate::sse::SseError;
+
+    fn push(&mut self, bytes: &[u8]) {
+        SseParser::push(self, bytes);
+    }
+
+    fn next_item(&mut self) -> Result<Option<SseEvent>, Self::Error> {
+        self.next_event()
+    }
+
+    fn has_partial_item(&self) -> bool {
+        self.has_partial_event()
+    }
+}
+
+/// A streamed body read as events, under the attempt's limits.
+#[derive(Debug)]
+pub struct EventReader<D = SseParser> {
+    body: BodyReader,
+    decoder: D,
+}
+
+impl<D: StreamDecoder> EventReader<D> {
     /// Returns the next event, `None` when the body ends. The first event
     /// must arrive by the first-byte deadline and each later one within the
     /// idle timeout, however the bytes trickle in between. A read that
-    /// fails or times out, and a line or event over the size limit, are
-    /// errors; the stream cannot go on after one.
-    pub async fn next(&mut self) -> Result<Option<SseEvent>, ServiceError> {
+    /// fails or times out, and an event the decoder refuses (over the size
+    /// limit, say), are errors; the stream cannot go on after one.
+    pub async fn next(&mut self) -> Result<Option<D::Item>, ServiceError> {
         let deadline = self
             .body
             .next_deadline
             .take()
             .unwrap_or_else(|| Instant::now() + self.body.limits.idle_timeout);
         loop {
-            match self.parser.next_event() {
+            match self.decoder.next_item() {
                 Ok(Some(event)) => return Ok(Some(event)),
                 Ok(None) => {}
                 Err(error) => {
@@ -324,10 +356,15 @@ impl EventReader {
                 }
             }
             match self.body.next_by(deadline).await? {
-                Some(bytes) => self.parser.push(&bytes),
+                Some(bytes) => self.decoder.push(&bytes),
                 None => return Ok(None),
             }
         }
+    }
+
+    /// Whether the body ended inside an event.
+    pub fn ended_mid_event(&self) -> bool {
+        self.decoder.has_partial_item()
     }
 }
 

@@ -112,6 +112,12 @@ impl SseParser {
         self.buffer.extend_from_slice(bytes);
     }
 
+    /// Whether bytes of an event not yet dispatched are waiting: an
+    /// unfinished line, or fields with no blank line after them.
+    pub fn has_partial_event(&self) -> bool {
+        self.start < self.buffer.len() || self.has_data || self.event.is_some()
+    }
+
     /// Returns the next complete event, `Ok(None)` until more bytes arrive,
     /// or an error once a line or an event exceeds the limit (the stream
     /// cannot be parsed further).

@@ -257,6 +257,17 @@ async fn handle(
             let payload = json!({ "message": message }).to_string();
             events.push(event_stream::exception(&exception_type, payload.as_bytes()));
         }
+        if let Some(pause) = trickle {
+            // The whole event stream, a byte at a time.
+            return recording::whole_answer(
+                events.concat(),
+                &[
+                    ("content-type", "application/vnd.amazon.eventstream"),
+                    ("x-amzn-RequestId", &request_id),
+                ],
+                Delivery::Trickle(pause),
+            );
+        }
         streamed_response(
             events,
             drop_after,

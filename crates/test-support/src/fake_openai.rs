@@ -65,7 +65,8 @@ pub enum Fault {
     Delay(Duration),
     /// Answers normally, but one byte at a time with this pause before
     /// each: an upstream that never goes silent yet never finishes. (The
-    /// OpenAI fake trickles streams too; the others, non-streamed answers.)
+    /// OpenAI and Bedrock fakes trickle streams too; the others, non-streamed
+    /// answers.)
     Trickle(Duration),
     /// Sends this many stream events, then aborts the connection without
     /// `[DONE]`. A non-streamed answer is sent in two halves, so 0 or 1 cuts it.

@@ -368,6 +368,25 @@ async fn a_dropped_stream_is_an_error_not_a_short_answer() {
 }
 
 #[tokio::test]
+async fn a_trickling_event_stream_is_cut_when_no_message_completes_within_the_idle_timeout() {
+    // A byte every 20 ms keeps every read under the idle timeout, but one
+    // whole message takes seconds.
+    let (harness, fake) = start().await;
+    fake.push_fault(Fault::Trickle(std::time::Duration::from_millis(20)));
+    let mut target = bedrock_target(&fake);
+    target.timeout_ms = 500;
+
+    let started = std::time::Instant::now();
+    let outcome = harness
+        .chat(target, user_request("one two three", true))
+        .await;
+
+    assert_eq!(outcome.expect_error().class, ErrorClass::Timeout);
+    assert!(outcome.chunks.is_empty());
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+}
+
+#[tokio::test]
 async fn http_errors_are_classified_by_their_error_type() {
     let (harness, fake) = start().await;
     let cases = [

@@ -78,16 +78,16 @@ pub enum HeaderValue {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DecodeError {
     /// The prelude's CRC does not match its lengths.
-    #[error("the prelude checksum does not match")]
+    #[error("an event-stream message whose prelude checksum does not match")]
     PreludeChecksum,
     /// The message's CRC does not match its bytes.
-    #[error("the message checksum does not match")]
+    #[error("an event-stream message whose checksum does not match")]
     MessageChecksum,
     /// A length is out of bounds or inconsistent.
-    #[error("a message length is invalid")]
+    #[error("an event-stream message with an invalid or oversized length")]
     Length,
     /// A header is truncated or of an unknown type.
-    #[error("a message header is invalid")]
+    #[error("an event-stream message with an invalid header")]
     Header,
 }
 
@@ -428,5 +428,22 @@ mod tests {
             let pieces = crate::cut::pieces(&bytes, &cuts);
             proptest::prop_assert_eq!(decode_pieces(&pieces, limit), whole);
         }
+    }
+}
+
+impl crate::http::StreamDecoder for EventStreamDecoder {
+    type Item = Message;
+    type Error = DecodeError;
+
+    fn push(&mut self, bytes: &[u8]) {
+        EventStreamDecoder::push(self, bytes);
+    }
+
+    fn next_item(&mut self) -> Result<Option<Message>, DecodeError> {
+        self.next_message()
+    }
+
+    fn has_partial_item(&self) -> bool {
+        self.has_partial_message()
     }
 }

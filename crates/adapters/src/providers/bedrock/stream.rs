@@ -19,7 +19,11 @@ use super::{
     event_stream::{EventStreamDecoder, Message},
     response::{self, ResponseIdentity, WireUsage},
 };
-use crate::{classify, http::BodyReader, provider::ChunkStream};
+use crate::{
+    classify,
+    http::{BodyReader, EventReader},
+    provider::ChunkStream,
+};
 
 /// Returns the canonical chunks of a `converse-stream` response body.
 pub fn chunks(
@@ -33,8 +37,7 @@ pub fn chunks(
     let state = StreamState {
         provider: provider.to_owned(),
         scrub,
-        body,
-        decoder,
+        messages: body.into_decoded(decoder),
         pending: VecDeque::new(),
         ended: false,
         stopped: false,
@@ -57,8 +60,8 @@ struct StreamState {
     provider: String,
     /// The secret a provider message might echo, removed from errors.
     scrub: Option<Secret>,
-    body: BodyReader,
-    decoder: EventStreamDecoder,
+    /// Messages of the body, each within the idle timeout of the last.
+    messages: EventReader<EventStreamDecoder>,
     /// Chunks translated from the last message, not yet yielded.
     pending: VecDeque<ChatChunk>,
     /// Nothing more is read once the stream ended, normally or not.
@@ -79,29 +82,16 @@ impl StreamState {
             if self.ended {
                 return None;
             }
-            match self.decoder.next_message() {
+            match self.messages.next().await {
                 Ok(Some(message)) => {
                     if let Err(error) = self.handle(&message) {
                         self.ended = true;
                         return Some(Err(error));
                     }
-                    continue;
                 }
-                Ok(None) => {}
-                Err(error) => {
-                    self.ended = true;
-                    tracing::debug!(provider = %self.provider, %error, "undecodable event stream");
-                    return Some(Err(classify::malformed_response(
-                        &self.provider,
-                        "an event stream that cannot be decoded",
-                    )));
-                }
-            }
-            match self.body.next().await {
-                Ok(Some(bytes)) => self.decoder.push(&bytes),
                 Ok(None) => {
                     self.ended = true;
-                    if !self.stopped || self.decoder.has_partial_message() {
+                    if !self.stopped || self.messages.ended_mid_event() {
                         return Some(Err(classify::malformed_response(
                             &self.provider,
                             "a stream that ended before the answer was complete",
