@@ -222,6 +222,23 @@ fn take(block: &mut Bytes, length: usize) -> Result<Bytes, DecodeError> {
     Ok(block.split_to(length))
 }
 
+impl crate::http::StreamDecoder for EventStreamDecoder {
+    type Item = Message;
+    type Error = DecodeError;
+
+    fn push(&mut self, bytes: &[u8]) {
+        EventStreamDecoder::push(self, bytes);
+    }
+
+    fn next_item(&mut self) -> Result<Option<Message>, DecodeError> {
+        self.next_message()
+    }
+
+    fn has_partial_item(&self) -> bool {
+        self.has_partial_message()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -428,22 +445,5 @@ mod tests {
             let pieces = crate::cut::pieces(&bytes, &cuts);
             proptest::prop_assert_eq!(decode_pieces(&pieces, limit), whole);
         }
-    }
-}
-
-impl crate::http::StreamDecoder for EventStreamDecoder {
-    type Item = Message;
-    type Error = DecodeError;
-
-    fn push(&mut self, bytes: &[u8]) {
-        EventStreamDecoder::push(self, bytes);
-    }
-
-    fn next_item(&mut self) -> Result<Option<Message>, DecodeError> {
-        self.next_message()
-    }
-
-    fn has_partial_item(&self) -> bool {
-        self.has_partial_message()
     }
 }
