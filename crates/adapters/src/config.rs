@@ -16,7 +16,7 @@ pub struct AdapterConfig {
     #[schemars(with = "String")]
     pub connect_timeout: Duration,
     /// Time a provider has to start answering (response headers and first
-    /// byte), and the longest silence allowed between two reads after that,
+    /// byte), and the longest wait for each later event of a stream,
     /// for targets whose `timeout_ms` is 0.
     #[serde(with = "humantime_serde")]
     #[schemars(with = "String")]
@@ -32,6 +32,9 @@ pub struct AdapterConfig {
     pub max_event_bytes: usize,
     /// Largest buffered (non-streamed) answer one attempt may hold, in bytes.
     pub max_answer_bytes: usize,
+    /// Most bytes of buffered answers all attempts may hold at once; an
+    /// answer that would exceed it ends its attempt as `overloaded`.
+    pub max_buffered_answer_bytes: usize,
 }
 
 impl Default for AdapterConfig {
@@ -43,6 +46,7 @@ impl Default for AdapterConfig {
             secret_refresh: Duration::from_secs(5),
             max_event_bytes: crate::sse::DEFAULT_MAX_EVENT_BYTES,
             max_answer_bytes: switchyard_common::channel::MAX_GRPC_MESSAGE_BYTES,
+            max_buffered_answer_bytes: 1024 * 1024 * 1024,
         }
     }
 }

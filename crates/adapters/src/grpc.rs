@@ -8,6 +8,7 @@ use std::{
 use futures::{StreamExt, stream::BoxStream};
 use switchyard_common::{
     ErrorClass, ServiceError,
+    memory::ByteBudget,
     snapshot::{STARTUP_PATIENCE, SnapshotHandle},
 };
 use switchyard_proto::v1::{
@@ -39,6 +40,8 @@ pub struct AdapterGrpc {
     default_timeout: Duration,
     /// Largest stream event and buffered answer an attempt may receive.
     sizes: BodySizes,
+    /// Bytes of buffered answers all attempts may hold at once.
+    answers_in_flight: ByteBudget,
 }
 
 impl std::fmt::Debug for AdapterGrpc {
@@ -63,6 +66,7 @@ impl AdapterGrpc {
                 max_event_bytes: config.max_event_bytes,
                 max_answer_bytes: config.max_answer_bytes,
             },
+            answers_in_flight: ByteBudget::new(config.max_buffered_answer_bytes),
         })
     }
 
@@ -160,7 +164,8 @@ impl AdapterGrpc {
             0 => self.default_timeout,
             milliseconds => Duration::from_millis(milliseconds),
         };
-        let limits = limits_for(timeout, context, &provider.name)?.with_sizes(self.sizes);
+        let limits = limits_for(timeout, context, &provider.name)?
+            .with_sizes(self.sizes, self.answers_in_flight.clone());
         let attempt = Attempt {
             provider: provider.name.clone(),
             base_url: provider.base_url.clone(),

@@ -12,7 +12,10 @@ use reqwest::{
     Response,
     header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValue},
 };
-use switchyard_common::{Secret, ServiceError};
+use switchyard_common::{
+    ErrorClass, Secret, ServiceError,
+    memory::{BudgetExhausted, BudgetedBytes, ByteBudget, Reservation},
+};
 use tokio::time::{Instant, timeout_at};
 
 use crate::{
@@ -86,8 +89,9 @@ pub fn endpoint(base_url: &str, path: &str) -> String {
 
 /// What an attempt may take: when the provider must have started
 /// answering (and, for a buffered answer, finished), how long a stream may
-/// then stay silent, and how many bytes it may send.
-#[derive(Debug, Clone, Copy)]
+/// then stay silent, how many bytes it may send, and the process's budget
+/// its buffered answer is counted against.
+#[derive(Debug, Clone)]
 pub struct AttemptLimits {
     /// Deadline for response headers and the first body bytes, and for the
     /// whole of a buffered (non-streamed) answer: a provider that trickles
@@ -98,21 +102,30 @@ pub struct AttemptLimits {
     pub idle_timeout: Duration,
     /// Largest stream event and buffered answer.
     pub sizes: BodySizes,
+    /// Bytes of buffered answers all attempts may hold at once.
+    pub answers_in_flight: ByteBudget,
 }
 
 impl AttemptLimits {
-    /// Limits with these deadlines and the default sizes.
+    /// Limits with these deadlines, the default sizes and an unbounded
+    /// budget.
     pub fn new(first_byte_deadline: Instant, idle_timeout: Duration) -> Self {
         Self {
             first_byte_deadline,
             idle_timeout,
             sizes: BodySizes::default(),
+            answers_in_flight: ByteBudget::new(usize::MAX),
         }
     }
 
-    /// The same deadlines with `sizes`.
-    pub fn with_sizes(self, sizes: BodySizes) -> Self {
-        Self { sizes, ..self }
+    /// The same deadlines with `sizes`, and buffered answers counted
+    /// against `answers_in_flight`.
+    pub fn with_sizes(self, sizes: BodySizes, answers_in_flight: ByteBudget) -> Self {
+        Self {
+            sizes,
+            answers_in_flight,
+            ..self
+        }
     }
 }
 
@@ -177,7 +190,7 @@ pub async fn exchange(
     limits: AttemptLimits,
     refuse: impl FnOnce(Refusal<'_>) -> ServiceError,
 ) -> Result<Accepted, ServiceError> {
-    let mut response = send(provider, request, limits).await?;
+    let mut response = send(provider, request, limits.first_byte_deadline).await?;
     let status = response.status();
     // Moved out rather than cloned: reading the body does not need them.
     let headers = std::mem::take(response.headers_mut());
@@ -185,8 +198,9 @@ pub async fn exchange(
     if status.is_success() {
         return Ok(Accepted { headers, body });
     }
+    let mut reservation = body.limits.answers_in_flight.reservation();
     let bytes = body
-        .read_whole(MAX_ERROR_BODY_BYTES)
+        .read_whole(MAX_ERROR_BODY_BYTES, &mut reservation)
         .await
         .unwrap_or_default();
     Err(refuse(Refusal {
@@ -200,9 +214,9 @@ pub async fn exchange(
 async fn send(
     provider: &str,
     request: reqwest::RequestBuilder,
-    limits: AttemptLimits,
+    first_byte_deadline: Instant,
 ) -> Result<Response, ServiceError> {
-    match timeout_at(limits.first_byte_deadline, request.send()).await {
+    match timeout_at(first_byte_deadline, request.send()).await {
         Ok(Ok(response)) => Ok(response),
         Ok(Err(error)) => Err(classify::transport_error(provider, &error)),
         Err(_elapsed) => Err(classify::timeout(provider)),
@@ -260,30 +274,55 @@ impl BodyReader {
     }
 
     /// Reads a whole buffered answer: it must arrive by the first-byte
-    /// deadline and fit the attempt's answer size.
-    pub async fn read_to_end(self) -> Result<Bytes, ServiceError> {
+    /// deadline, fit the attempt's answer size, and fit the process's
+    /// budget of buffered answers, which it holds until dropped.
+    pub async fn read_to_end(self) -> Result<BudgetedBytes, ServiceError> {
         let limit = self.limits.sizes.max_answer_bytes;
-        self.read_whole(limit).await
+        let mut reservation = self.limits.answers_in_flight.reservation();
+        let bytes = self.read_whole(limit, &mut reservation).await?;
+        Ok(BudgetedBytes::new(bytes, reservation))
     }
 
     /// Reads the rest of the body by the first-byte deadline, failing once
-    /// it exceeds `limit` bytes (checked against `content-length` first).
-    async fn read_whole(mut self, limit: usize) -> Result<Bytes, ServiceError> {
+    /// it exceeds `limit` bytes (checked against `content-length` first) or
+    /// `reservation` cannot grow to cover it.
+    async fn read_whole(
+        mut self,
+        limit: usize,
+        reservation: &mut Reservation,
+    ) -> Result<Bytes, ServiceError> {
         let too_large = |provider: &str| {
             classify::malformed_response(
                 provider,
                 &format!("an answer larger than the {limit} bytes an attempt may buffer"),
             )
         };
+        let over_budget = |provider: &str, error: BudgetExhausted| {
+            ServiceError::new(
+                ErrorClass::Overloaded,
+                format!("the gateway is buffering too many answers at once: {error}"),
+            )
+            .with_provider(provider)
+        };
         let announced = self.response.content_length().unwrap_or(0);
         if usize::try_from(announced).map_or(true, |announced| announced > limit) {
             return Err(too_large(&self.provider));
         }
+        let announced = usize::try_from(announced).unwrap_or(0);
+        reservation
+            .grow(announced)
+            .map_err(|error| over_budget(&self.provider, error))?;
         let deadline = self.limits.first_byte_deadline;
-        let mut body = BytesMut::with_capacity(usize::try_from(announced).unwrap_or(0));
+        let mut body = BytesMut::with_capacity(announced);
         while let Some(piece) = self.next_by(deadline).await? {
-            if body.len() + piece.len() > limit {
+            let length = body.len() + piece.len();
+            if length > limit {
                 return Err(too_large(&self.provider));
+            }
+            if length > reservation.bytes() {
+                reservation
+                    .grow(length - reservation.bytes())
+                    .map_err(|error| over_budget(&self.provider, error))?;
             }
             body.extend_from_slice(&piece);
         }

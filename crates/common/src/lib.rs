@@ -24,6 +24,7 @@ pub mod client;
 pub mod config;
 pub mod error;
 pub mod grpc;
+pub mod memory;
 pub mod secret;
 pub mod service_auth;
 pub mod shutdown;

@@ -36,6 +36,9 @@ pub struct EdgeConfig {
     /// answered 503 and closed. Keep it below the process's file-descriptor
     /// limit.
     pub max_connections: usize,
+    /// Most bytes of request bodies held at once, across all requests; a
+    /// body that would exceed it is answered 503 with `retry-after`.
+    pub max_buffered_body_bytes: usize,
 }
 
 impl Default for EdgeConfig {
@@ -48,6 +51,7 @@ impl Default for EdgeConfig {
             body_read_timeout: Duration::from_secs(30),
             min_body_bytes_per_second: 1024,
             max_connections: 10_000,
+            max_buffered_body_bytes: 1024 * 1024 * 1024,
         }
     }
 }

@@ -73,6 +73,7 @@ pub fn build(
             max_bytes: config.max_body_bytes,
             read_timeout: config.body_read_timeout,
             min_bytes_per_second: config.min_body_bytes_per_second,
+            in_flight: switchyard_common::memory::ByteBudget::new(config.max_buffered_body_bytes),
         },
         request_timeout: config.request_timeout,
     });

@@ -7,7 +7,7 @@ use switchyard_adapters::AdapterConfig;
 use switchyard_common::{ErrorClass, config::Environment};
 use switchyard_test_support::{Fault, openai_error_body};
 
-use crate::{API_KEY, Harness, content, user_request};
+use crate::{API_KEY, Harness, Outcome, content, user_request};
 
 fn status_fault(status: u16, body: String, headers: &[(&str, &str)]) -> Fault {
     Fault::Status {
@@ -272,27 +272,64 @@ async fn a_stream_line_over_the_event_limit_ends_the_attempt() {
     );
 }
 
-#[tokio::test]
-async fn an_answer_over_the_memory_budget_is_refused() {
-    let harness = Harness::start_configured(&AdapterConfig {
-        max_answer_bytes: 16 * 1024,
-        ..AdapterConfig::default()
-    })
-    .await;
-    let content = "y".repeat(64 * 1024);
-    let body = serde_json::json!({
+/// A non-streamed OpenAI answer whose content is `size` bytes.
+fn completion_of(size: usize) -> String {
+    serde_json::json!({
         "id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": "gpt-4o-mini",
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": content},
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": "y".repeat(size)},
                      "finish_reason": "stop"}],
-    });
+    })
+    .to_string()
+}
+
+/// Starts an adapter with `config` and asks it for a non-streamed answer
+/// of `size` bytes of content.
+async fn buffered_answer(config: AdapterConfig, size: usize) -> (Harness, Outcome) {
+    let harness = Harness::start_configured(&config).await;
     harness
         .fake
-        .push_fault(status_fault(200, body.to_string(), &[]));
-
+        .push_fault(status_fault(200, completion_of(size), &[]));
     let outcome = harness
         .chat(harness.openai_target(), user_request("hi", false))
         .await;
+    (harness, outcome)
+}
 
+#[tokio::test]
+async fn answers_over_the_process_budget_are_refused_and_the_budget_is_returned() {
+    let config = AdapterConfig {
+        max_buffered_answer_bytes: 48 * 1024,
+        ..AdapterConfig::default()
+    };
+    let (harness, outcome) = buffered_answer(config, 64 * 1024).await;
+    let error = outcome.expect_error();
+    assert_eq!(error.class, ErrorClass::Overloaded);
+    assert!(
+        error.message.contains("buffering too many answers"),
+        "{}",
+        error.message
+    );
+
+    // Two answers that fit one at a time: each returns its bytes when done.
+    for _ in 0..2 {
+        harness
+            .fake
+            .push_fault(status_fault(200, completion_of(40 * 1024), &[]));
+        let chunks = harness
+            .chat(harness.openai_target(), user_request("hi", false))
+            .await
+            .expect_chunks();
+        assert_eq!(content(&chunks).len(), 40 * 1024);
+    }
+}
+
+#[tokio::test]
+async fn an_answer_over_the_memory_budget_is_refused() {
+    let config = AdapterConfig {
+        max_answer_bytes: 16 * 1024,
+        ..AdapterConfig::default()
+    };
+    let (_harness, outcome) = buffered_answer(config, 64 * 1024).await;
     let error = outcome.expect_error();
     assert_eq!(error.class, ErrorClass::UpstreamUnavailable);
     assert!(

@@ -2,14 +2,17 @@
 //! the request body limit, and the `x-*` response headers.
 
 use axum::{
-    body::{Body, Bytes},
+    body::Body,
     http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header},
 };
 use std::time::Duration;
 
 use bytes::BytesMut;
 use http_body_util::BodyExt;
-use switchyard_common::{ErrorClass, ServiceError};
+use switchyard_common::{
+    ErrorClass, ServiceError,
+    memory::{BudgetedBytes, ByteBudget},
+};
 use switchyard_proto::v1::RouteDecision;
 use tokio::time::Instant;
 use uuid::Uuid;
@@ -51,11 +54,15 @@ pub fn authenticate(state: &EdgeState, headers: &HeaderMap) -> Result<Caller, Ap
 /// its next piece, or an average rate below the minimum once the read
 /// timeout has passed since it started, is answered 408, so a client that
 /// stalls or trickles cannot hold a handler.
+///
+/// The body counts against the edge's budget of bodies in flight until the
+/// returned bytes are dropped; a body the budget cannot cover is answered
+/// 503 with `retry-after`.
 pub async fn read_body(
     mut body: Body,
     headers: &HeaderMap,
     limits: &BodyLimits,
-) -> Result<Bytes, ApiError> {
+) -> Result<BudgetedBytes, ApiError> {
     let limit = limits.max_bytes;
     let too_slow = || {
         ApiError::invalid_request_with_status(
@@ -75,6 +82,15 @@ pub async fn read_body(
             "The request body could not be read.",
         )
     };
+    let over_budget = || {
+        ApiError::from(
+            ServiceError::new(
+                ErrorClass::Overloaded,
+                "The gateway is holding too many request bodies at once; try again shortly.",
+            )
+            .with_retry_after(Duration::from_secs(1)),
+        )
+    };
     let drain_cap = limit.saturating_mul(4);
     let declared = headers
         .get(header::CONTENT_LENGTH)
@@ -88,6 +104,11 @@ pub async fn read_body(
         }
         return Err(too_large());
     }
+    let mut reservation = limits.in_flight.reservation();
+    if reservation.grow(declared.unwrap_or(0)).is_err() {
+        drain(body, drain_cap).await;
+        return Err(over_budget());
+    }
     let mut buffer = BytesMut::with_capacity(declared.unwrap_or(0));
     let started = Instant::now();
     loop {
@@ -99,20 +120,26 @@ pub async fn read_body(
         let Ok(data) = frame.into_data() else {
             continue;
         };
-        if buffer.len() + data.len() > limit {
+        let length = buffer.len() + data.len();
+        if length > limit {
             drain(body, drain_cap.saturating_sub(buffer.len())).await;
             return Err(too_large());
+        }
+        if length > reservation.bytes() && reservation.grow(length - reservation.bytes()).is_err() {
+            drain(body, drain_cap.saturating_sub(buffer.len())).await;
+            return Err(over_budget());
         }
         buffer.extend_from_slice(&data);
         if limits.is_too_slow(buffer.len(), started.elapsed()) {
             return Err(too_slow());
         }
     }
-    Ok(buffer.freeze())
+    Ok(BudgetedBytes::new(buffer.freeze(), reservation))
 }
 
-/// How much of a request body the edge reads, and how slowly it may come.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How much of a request body the edge reads, how slowly it may come, and
+/// the budget all bodies in flight share.
+#[derive(Debug, Clone)]
 pub struct BodyLimits {
     /// Largest body; larger ones get 413.
     pub max_bytes: usize,
@@ -120,6 +147,8 @@ pub struct BodyLimits {
     pub read_timeout: Duration,
     /// Slowest average rate once `read_timeout` has passed.
     pub min_bytes_per_second: u64,
+    /// Bytes of bodies all requests may hold at once.
+    pub in_flight: ByteBudget,
 }
 
 impl BodyLimits {
@@ -204,11 +233,44 @@ mod tests {
             max_bytes: 1 << 20,
             read_timeout: Duration::from_secs(10),
             min_bytes_per_second: 1000,
+            in_flight: ByteBudget::new(usize::MAX),
         };
         // Within the read timeout any rate is fine.
         assert!(!limits.is_too_slow(0, Duration::from_secs(10)));
         // After it, the average must keep up: 20 s needs 20,000 bytes.
         assert!(limits.is_too_slow(19_999, Duration::from_secs(20)));
         assert!(!limits.is_too_slow(20_000, Duration::from_secs(20)));
+    }
+
+    #[tokio::test]
+    async fn bodies_share_the_budget_of_bodies_in_flight_until_dropped() {
+        use axum::response::IntoResponse;
+        let limits = BodyLimits {
+            max_bytes: 1 << 20,
+            read_timeout: Duration::from_secs(10),
+            min_bytes_per_second: 0,
+            in_flight: ByteBudget::new(100),
+        };
+        // Chunked (no content-length): the budget is charged as bytes come.
+        let read = |size: usize| {
+            let limits = limits.clone();
+            async move { read_body(Body::from(vec![b'x'; size]), &HeaderMap::new(), &limits).await }
+        };
+        let held = read(60).await.expect("within the budget");
+        assert_eq!(held.len(), 60);
+        let refused = read(60).await.expect_err("60 + 60 exceeds 100");
+        let response = refused.into_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers()[header::RETRY_AFTER], "1");
+        assert_eq!(
+            limits.in_flight.in_use(),
+            60,
+            "a refused body holds nothing"
+        );
+        drop(held);
+        let again = read(60)
+            .await
+            .expect("the first body's bytes were returned");
+        assert_eq!(&again[..], &[b'x'; 60][..]);
     }
 }
