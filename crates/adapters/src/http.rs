@@ -235,7 +235,7 @@ pub struct BodyReader {
 
 impl BodyReader {
     /// Wraps a response whose headers have arrived.
-    fn new(provider: &str, response: Response, limits: AttemptLimits) -> Self {
+    pub(crate) fn new(provider: &str, response: Response, limits: AttemptLimits) -> Self {
         Self {
             response,
             provider: provider.to_owned(),

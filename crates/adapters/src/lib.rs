@@ -28,9 +28,12 @@ pub mod error;
 pub mod grpc;
 
 mod classify;
-#[cfg(test)]
+#[cfg(any(test, fuzzing))]
 mod cut;
 mod deployments;
+#[cfg(any(test, fuzzing))]
+#[doc(hidden)]
+pub mod fuzzing;
 mod http;
 mod provider;
 mod providers;

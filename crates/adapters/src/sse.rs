@@ -221,10 +221,45 @@ impl SseParser {
     }
 
     /// Bytes the parser holds: its buffer and the event being built.
-    #[cfg(test)]
+    #[cfg(any(test, fuzzing))]
     fn held_bytes(&self) -> usize {
         self.buffer.capacity() + self.data.capacity()
     }
+}
+
+/// Parses `pieces` with `limit`, returning the events dispatched and the
+/// error that stopped the parser, if any; checks after every piece that the
+/// parser holds a bounded number of bytes: bounded by the limit and the
+/// largest piece so far (a buffer keeps the capacity an earlier, larger
+/// piece gave it). Shared by the property tests and the fuzz target.
+#[cfg(any(test, fuzzing))]
+pub(crate) fn parse_pieces_bounded(
+    pieces: &[&[u8]],
+    limit: usize,
+) -> (Vec<SseEvent>, Option<SseError>) {
+    let mut parser = SseParser::new(limit);
+    let mut events = Vec::new();
+    let mut largest_piece = 0;
+    for piece in pieces {
+        parser.push(piece);
+        largest_piece = largest_piece.max(piece.len());
+        // Consumed bytes awaiting compaction, one line or event up to the
+        // limit, a piece; capacities may double.
+        let bound = 2 * (COMPACT_AFTER_BYTES + limit + largest_piece) + 2 * limit;
+        assert!(
+            parser.held_bytes() <= bound,
+            "{} > {bound}",
+            parser.held_bytes()
+        );
+        loop {
+            match parser.next_event() {
+                Ok(Some(event)) => events.push(event),
+                Ok(None) => break,
+                Err(error) => return (events, Some(error)),
+            }
+        }
+    }
+    (events, None)
 }
 
 #[cfg(test)]
@@ -387,32 +422,6 @@ mod tests {
         assert_eq!(parser.searched, received);
     }
 
-    /// Parses `pieces` with a small limit, returning the events dispatched
-    /// and the error that stopped the parser, if any.
-    fn parse_bounded(pieces: &[&[u8]], limit: usize) -> (Vec<SseEvent>, Option<SseError>) {
-        let mut parser = SseParser::new(limit);
-        let mut events = Vec::new();
-        for piece in pieces {
-            parser.push(piece);
-            // Consumed bytes awaiting compaction, one line or event up to
-            // the limit, the piece just pushed; capacities may double.
-            let bound = 2 * (COMPACT_AFTER_BYTES + limit + piece.len()) + 2 * limit;
-            assert!(
-                parser.held_bytes() <= bound,
-                "{} > {bound}",
-                parser.held_bytes()
-            );
-            loop {
-                match parser.next_event() {
-                    Ok(Some(event)) => events.push(event),
-                    Ok(None) => break,
-                    Err(error) => return (events, Some(error)),
-                }
-            }
-        }
-        (events, None)
-    }
-
     /// Event-stream-like bytes: mostly field names, colons, spaces, line
     /// ends and a few other bytes, so lines, fields and events all occur.
     fn stream_bytes() -> impl proptest::strategy::Strategy<Value = Vec<u8>> {
@@ -442,9 +451,9 @@ mod tests {
             cuts in proptest::collection::vec(proptest::prelude::any::<usize>(), 0..6),
         ) {
             let limit = 48;
-            let whole = parse_bounded(&[&bytes], limit);
+            let whole = parse_pieces_bounded(&[&bytes], limit);
             let pieces = crate::cut::pieces(&bytes, &cuts);
-            proptest::prop_assert_eq!(parse_bounded(&pieces, limit), whole);
+            proptest::prop_assert_eq!(parse_pieces_bounded(&pieces, limit), whole);
         }
     }
 }

@@ -44,9 +44,11 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 5.0)]
     pub seconds: f64,
     /// Scenarios to run, comma-separated: c1, c64, c256, stream,
-    /// streams2000, governance, split, idle (the default set), and soak and
+    /// streams2000, governance, split, idle (the default set), and soak,
     /// governance-c1 (c1 without usage events, to tell the ledger's share of
-    /// the c=1 tail apart), which run only when named.
+    /// the c=1 tail apart), split-c1 and slow-readers (split mode at c=1,
+    /// without and with four clients that stopped reading large streams),
+    /// which run only when named.
     #[arg(long, value_delimiter = ',')]
     pub scenarios: Vec<String>,
     /// Length of the `soak` scenario in seconds.
@@ -68,6 +70,13 @@ const DEFAULT_SCENARIOS: [&str; 8] = [
     "split",
 ];
 const BENCH_KEY: &str = "sk-switchyard-bench";
+
+/// Clients of the `slow-readers` scenario that stop reading their streams.
+const SLOW_READERS: usize = 4;
+
+/// Chunks of each slow reader's stream: about 20 MB, far more than the
+/// socket buffers and flow-control windows on the way hold.
+const SLOW_READER_CHUNKS: usize = 100_000;
 
 /// Pins this process (all its threads) to the first core, leaving the others
 /// to the gateway, and returns how many cores the machine offered before.
@@ -215,6 +224,12 @@ impl Bench {
                     .non_streaming("split mode, c=32", 32, Mode::Split, true)
                     .await?
             }
+            "split-c1" => {
+                bench
+                    .non_streaming("split mode, c=1", 1, Mode::Split, true)
+                    .await?
+            }
+            "slow-readers" => bench.slow_readers(SLOW_READERS).await?,
             "soak" => bench.soak(Duration::from_secs(args.soak_seconds)).await?,
             other => anyhow::bail!("unknown scenario `{other}`"),
         };
@@ -455,6 +470,38 @@ impl Gateways<'_> {
         Ok(Row::new(label, direct, through).streaming())
     }
 
+    /// Split mode at c=1 while `readers` clients hold large streams they
+    /// have stopped reading: what the other requests on the same edge and
+    /// the same gRPC connections see.
+    async fn slow_readers(&self, readers: usize) -> anyhow::Result<Row> {
+        let upstream = upstream::start(UpstreamBehaviour {
+            latency: Duration::ZERO,
+            stream_chunks: SLOW_READER_CHUNKS,
+            chunk_interval: Duration::ZERO,
+        })
+        .await?;
+        let direct = self
+            .measure(&self.spec(upstream, false, 1, false), None)
+            .await;
+        let gateway = self.start_gateway(upstream, Mode::Split, true).await?;
+        let address = gateway.address()?;
+        let mut stalled = Vec::with_capacity(readers);
+        for _ in 0..readers {
+            stalled.push(stalled_stream(address).await?);
+        }
+        // Let the streams fill every buffer and window on the way.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let through = self
+            .measure(&self.spec(address, false, 1, true), Some(&gateway))
+            .await;
+        drop(stalled);
+        Ok(Row::new(
+            &format!("split mode, c=1, {readers} slow readers connected"),
+            direct,
+            through,
+        ))
+    }
+
     async fn idle(&self) -> anyhow::Result<Row> {
         let upstream = upstream::start(UpstreamBehaviour {
             latency: Duration::ZERO,
@@ -509,4 +556,28 @@ impl Gateways<'_> {
             errors,
         ))
     }
+}
+
+/// Opens a streamed request on `address` and reads only the start of the
+/// answer: a client that has stopped reading. The connection stays open
+/// until the returned stream is dropped.
+async fn stalled_stream(address: std::net::SocketAddr) -> anyhow::Result<tokio::net::TcpStream> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let body = chat_body(true);
+    let mut stream = tokio::net::TcpStream::connect(address).await?;
+    let head = format!(
+        "POST /v1/chat/completions HTTP/1.1\r\nhost: bench\r\nauthorization: Bearer {BENCH_KEY}\r\n\
+         content-type: application/json\r\ncontent-length: {}\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await?;
+    stream.write_all(&body).await?;
+    let mut start = [0_u8; 1024];
+    let read = stream.read(&mut start).await?;
+    anyhow::ensure!(
+        start[..read].starts_with(b"HTTP/1.1 200"),
+        "the slow reader's stream did not start: {}",
+        String::from_utf8_lossy(&start[..read])
+    );
+    Ok(stream)
 }

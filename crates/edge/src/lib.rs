@@ -13,6 +13,9 @@ mod auth;
 mod config;
 mod context;
 mod error;
+#[cfg(any(test, fuzzing))]
+#[doc(hidden)]
+pub mod fuzzing;
 mod openai;
 mod protocol_errors;
 mod request_id;

@@ -261,6 +261,23 @@ mod tests {
         assert!(error.to_string().contains("routre"), "{error}");
     }
 
+    #[test]
+    fn every_seed_of_the_fuzz_corpus_loads_or_is_refused() {
+        let folder =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus/config");
+        let mut seeds = 0;
+        for entry in std::fs::read_dir(&folder).expect("the seed corpus is in the repository") {
+            let bytes = std::fs::read(entry.expect("an entry").path()).expect("readable");
+            let _ = SwitchyardConfig::parse(
+                "fuzz.yaml",
+                &String::from_utf8_lossy(&bytes),
+                &Environment::new(),
+            );
+            seeds += 1;
+        }
+        assert!(seeds > 0, "{} has no seeds", folder.display());
+    }
+
     proptest::proptest! {
         #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
 

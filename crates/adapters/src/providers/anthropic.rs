@@ -21,7 +21,7 @@
 mod messages;
 mod request;
 mod response;
-mod stream;
+pub(crate) mod stream;
 mod tools;
 
 use futures::StreamExt;
@@ -81,12 +81,21 @@ impl AnthropicProvider {
             ));
         }
         let bytes = answer.body.read_to_end().await?;
-        let message: WireResponse = serde_json::from_slice(&bytes).map_err(|_| {
-            classify::malformed_response(provider, "a response that is not a message")
-        })?;
-        let chunk = message.into_chunk(translated.structured_tool.as_deref());
+        let chunk = whole_answer(provider, &bytes, translated.structured_tool.as_deref())?;
         Ok(futures::stream::iter([Ok(chunk)]).boxed())
     }
+}
+
+/// Translates a non-streamed answer, one message; with `structured_tool`,
+/// that tool's input is the answer's content.
+pub(crate) fn whole_answer(
+    provider: &str,
+    bytes: &[u8],
+    structured_tool: Option<&str>,
+) -> Result<switchyard_proto::v1::ChatChunk, ServiceError> {
+    let message: WireResponse = serde_json::from_slice(bytes)
+        .map_err(|_| classify::malformed_response(provider, "a response that is not a message"))?;
+    Ok(message.into_chunk(structured_tool))
 }
 
 /// Returns `{base_url}/v1/messages`, tolerating a base URL ending in `/v1`.

@@ -23,11 +23,11 @@
 //! - Bedrock returns no response id or model name in the body: chunks carry
 //!   the `x-amzn-RequestId` header and the requested model id.
 
-mod event_stream;
+pub(crate) mod event_stream;
 mod request;
-mod response;
+pub(crate) mod response;
 mod sigv4;
-mod stream;
+pub(crate) mod stream;
 
 use std::time::SystemTime;
 
@@ -182,15 +182,28 @@ impl BedrockProvider {
             ));
         }
         let bytes = accepted.body.read_to_end().await?;
-        let answer: ConverseResponse = serde_json::from_slice(&bytes).map_err(|_| {
-            crate::classify::malformed_response(
-                provider,
-                "a response that is not a Converse answer",
-            )
-        })?;
-        let chunk = answer.into_chunk(translated.structured_output_tool.as_deref(), identity);
+        let chunk = whole_answer(
+            provider,
+            &bytes,
+            translated.structured_output_tool.as_deref(),
+            identity,
+        )?;
         Ok(futures::stream::iter([Ok(chunk)]).boxed())
     }
+}
+
+/// Translates a non-streamed Converse answer; with `structured_output_tool`,
+/// that tool's input is the answer's content.
+pub(crate) fn whole_answer(
+    provider: &str,
+    bytes: &[u8],
+    structured_output_tool: Option<&str>,
+    identity: ResponseIdentity,
+) -> Result<switchyard_proto::v1::ChatChunk, ServiceError> {
+    let answer: ConverseResponse = serde_json::from_slice(bytes).map_err(|_| {
+        crate::classify::malformed_response(provider, "a response that is not a Converse answer")
+    })?;
+    Ok(answer.into_chunk(structured_output_tool, identity))
 }
 
 /// How requests are authenticated.

@@ -28,7 +28,7 @@
 mod call_id;
 mod request;
 mod response;
-mod stream;
+pub(crate) mod stream;
 mod upstream_error;
 
 use futures::StreamExt;
@@ -117,7 +117,7 @@ impl GeminiProvider {
 
 /// Translates a non-streamed answer: one `GenerateContentResponse`, or the
 /// JSON array a stream is without `alt=sse`.
-fn whole_answer(
+pub(crate) fn whole_answer(
     provider: &str,
     bytes: &[u8],
     api_key: Option<&switchyard_common::Secret>,

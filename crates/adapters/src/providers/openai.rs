@@ -7,7 +7,7 @@ mod compat;
 mod embeddings;
 mod request;
 mod response;
-mod stream;
+pub(crate) mod stream;
 
 use futures::StreamExt;
 use switchyard_common::ServiceError;
@@ -66,17 +66,27 @@ impl OpenAiProvider {
         }
         // Not streamed (or a server that ignored `stream`): one whole object.
         let bytes = answer.body.read_to_end().await?;
-        let mut completion: Completion = serde_json::from_slice(&bytes).map_err(|_| {
-            classify::malformed_response(provider, "a response that is not a chat completion")
-        })?;
-        if let Some(error) = completion.error.take() {
-            return Err(classify::in_band_error(
-                provider,
-                &error.into_detail(),
-                attempt.api_key.as_ref(),
-            ));
-        }
-        let chunks = completion.into_chunks();
+        let chunks = whole_answer(provider, &bytes, attempt.api_key.as_ref())?;
         Ok(futures::stream::iter(chunks.into_iter().map(Ok)).boxed())
     }
+}
+
+/// Translates a non-streamed answer: one chat completion, or the error a
+/// server put in a success status.
+pub(crate) fn whole_answer(
+    provider: &str,
+    bytes: &[u8],
+    api_key: Option<&switchyard_common::Secret>,
+) -> Result<Vec<switchyard_proto::v1::ChatChunk>, ServiceError> {
+    let mut completion: Completion = serde_json::from_slice(bytes).map_err(|_| {
+        classify::malformed_response(provider, "a response that is not a chat completion")
+    })?;
+    if let Some(error) = completion.error.take() {
+        return Err(classify::in_band_error(
+            provider,
+            &error.into_detail(),
+            api_key,
+        ));
+    }
+    Ok(completion.into_chunks())
 }

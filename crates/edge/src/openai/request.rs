@@ -545,8 +545,8 @@ mod tests {
                 valid[index] = value;
             }
             for body in [noise.as_slice(), valid.as_slice()] {
-                if let Err(error) = parse(body).and_then(ChatCompletionRequest::into_proto) {
-                    proptest::prop_assert_eq!(error.class, switchyard_common::ErrorClass::InvalidRequest);
+                for kind in [0_u8, 1] {
+                    crate::fuzzing::edge_request(&[&[kind], body].concat());
                 }
             }
         }

@@ -239,6 +239,26 @@ impl crate::http::StreamDecoder for EventStreamDecoder {
     }
 }
 
+/// Decodes `pieces` with `limit`, returning the messages and the error that
+/// stopped the decoder, if any. Shared by the property tests and the fuzz
+/// target.
+#[cfg(any(test, fuzzing))]
+pub(crate) fn decode_pieces(pieces: &[&[u8]], limit: usize) -> (Vec<Message>, Option<DecodeError>) {
+    let mut decoder = EventStreamDecoder::with_limit(limit);
+    let mut messages = Vec::new();
+    for piece in pieces {
+        decoder.push(piece);
+        loop {
+            match decoder.next_message() {
+                Ok(Some(message)) => messages.push(message),
+                Ok(None) => break,
+                Err(error) => return (messages, Some(error)),
+            }
+        }
+    }
+    (messages, None)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -398,24 +418,6 @@ mod tests {
         let mut roomy = EventStreamDecoder::with_limit(8192);
         roomy.push(&message);
         assert!(roomy.next_message().expect("fits").is_some());
-    }
-
-    /// Decodes `pieces`, returning the messages and the error that stopped
-    /// the decoder, if any.
-    fn decode_pieces(pieces: &[&[u8]], limit: usize) -> (Vec<Message>, Option<DecodeError>) {
-        let mut decoder = EventStreamDecoder::with_limit(limit);
-        let mut messages = Vec::new();
-        for piece in pieces {
-            decoder.push(piece);
-            loop {
-                match decoder.next_message() {
-                    Ok(Some(message)) => messages.push(message),
-                    Ok(None) => break,
-                    Err(error) => return (messages, Some(error)),
-                }
-            }
-        }
-        (messages, None)
     }
 
     proptest::proptest! {

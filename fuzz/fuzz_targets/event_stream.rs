@@ -1,0 +1,4 @@
+//! libFuzzer target: `switchyard_adapters::fuzzing::event_stream`.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| switchyard_adapters::fuzzing::event_stream(data));
