@@ -76,6 +76,9 @@ pub const EDGE_READ_TIMEOUT_SECS: u64 = 3;
 pub const EDGE_MAX_CONNECTIONS: usize = 24;
 
 /// The provider key the fake upstream expects to see.
+/// Largest answer the test router keeps for the cache.
+pub const MAX_CACHED_ANSWER_BYTES: usize = 4096;
+
 pub const UPSTREAM_KEY: &str = "sk-upstream-secret-7f3a";
 
 impl TestCluster {
@@ -126,7 +129,7 @@ impl TestCluster {
         let config_text = format!(
             r#"
 edge: {{listen: "127.0.0.1:0", max_body_bytes: 65536, request_timeout: {REQUEST_TIMEOUT_SECS}s, header_read_timeout: {EDGE_READ_TIMEOUT_SECS}s, body_read_timeout: {EDGE_READ_TIMEOUT_SECS}s, max_connections: {EDGE_MAX_CONNECTIONS}}}
-router: {{listen: "127.0.0.1:0", usage_flush_interval: 20ms, cache_lookup_timeout: 2s}}
+router: {{listen: "127.0.0.1:0", usage_flush_interval: 20ms, cache_lookup_timeout: 2s, max_cached_answer_bytes: {MAX_CACHED_ANSWER_BYTES}}}
 adapter: {{listen: "127.0.0.1:0"}}
 control_plane: {{listen: "127.0.0.1:0", database_url: "{control_plane_url}", poll_interval: 200ms}}
 ledger: {{listen: "127.0.0.1:0", {ledger_yaml}}}

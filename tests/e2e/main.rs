@@ -55,6 +55,7 @@ both_modes!(
     streaming_completion_with_usage,
     usage_event_lands_in_the_ledger,
     repeat_request_is_served_from_the_cache,
+    an_answer_over_the_cache_limit_is_answered_but_not_cached,
     bad_key_is_rejected_without_usage,
     unknown_model_is_not_found_without_usage,
     malformed_json_is_a_clear_400,

@@ -262,6 +262,41 @@ async fn assert_only_one_usage_row_after_a_good_request(cluster: &TestCluster) {
     assert_eq!(rows[0].model, "demo");
 }
 
+pub async fn an_answer_over_the_cache_limit_is_answered_but_not_cached(cluster: &TestCluster) {
+    // The fake echoes the prompt: an answer well over the router's limit
+    // on what it keeps for the cache.
+    let words = crate::cluster::MAX_CACHED_ANSWER_BYTES / 2;
+    let long = json!({"model": "gpt-test", "stream": true, "messages": [
+        {"role": "user", "content": "word ".repeat(words)}
+    ]});
+    let first = cluster.chat(&long).await;
+    assert_eq!(first.status(), 200);
+    assert_eq!(first.headers()["x-switchyard-cache"], "miss");
+    let first = first.text().await.expect("the whole stream");
+    assert!(first.ends_with("data: [DONE]\n\n"), "answered in full");
+
+    // A short answer asked after it is cached: the store pipeline has run.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let short = hello("gpt-test");
+    while cluster.chat(&short).await.headers()["x-switchyard-cache"] != "hit" {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the short answer is cached"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let calls = cluster.upstream.requests().len();
+    let again = cluster.chat(&long).await;
+    assert_eq!(again.headers()["x-switchyard-cache"], "miss");
+    let again = again.text().await.expect("the whole stream");
+    assert!(again.ends_with("data: [DONE]\n\n"), "answered in full");
+    assert_eq!(
+        cluster.upstream.requests().len(),
+        calls + 1,
+        "went upstream again"
+    );
+}
+
 pub async fn bad_key_is_rejected_without_usage(cluster: &TestCluster) {
     let url = format!("{}/v1/chat/completions", cluster.base_url);
     let wrong = cluster

@@ -27,6 +27,10 @@ pub struct RouterConfig {
     #[serde(with = "humantime_serde")]
     #[schemars(with = "String")]
     pub cache_lookup_timeout: Duration,
+    /// Largest answer kept to be stored in the cache, in bytes (as encoded
+    /// chunks); a longer answer is passed on whole but not cached, so the
+    /// router never holds more than this per request for the cache.
+    pub max_cached_answer_bytes: usize,
 }
 
 impl Default for RouterConfig {
@@ -38,6 +42,7 @@ impl Default for RouterConfig {
             usage_batch_size: 512,
             usage_flush_interval: Duration::from_millis(200),
             cache_lookup_timeout: Duration::from_millis(50),
+            max_cached_answer_bytes: 4 * 1024 * 1024,
         }
     }
 }

@@ -33,8 +33,17 @@ pub struct Exchange {
     pub adapters: Adapters,
     /// Records the outcome.
     pub settler: Settler,
-    /// How long a cache lookup may take.
-    pub cache_lookup_timeout: Duration,
+    /// How the cache may be used.
+    pub cache: CacheLimits,
+}
+
+/// How long the router waits for the cache, and how much it keeps for it.
+#[derive(Debug, Clone, Copy)]
+pub struct CacheLimits {
+    /// How long a cache lookup may take before the request goes upstream.
+    pub lookup_timeout: Duration,
+    /// Largest answer kept for the cache, in encoded bytes.
+    pub max_answer_bytes: usize,
 }
 
 /// Where the stream is.
@@ -58,8 +67,11 @@ struct Journey {
     exchange: Exchange,
     /// The cache query of a cacheable request.
     query: Option<CacheQuery>,
-    /// Chunks kept for the cache, when the request is cacheable.
+    /// Chunks kept for the cache, when the request is cacheable and the
+    /// answer so far fits [`CacheLimits::max_answer_bytes`].
     kept: Option<Vec<ChatChunk>>,
+    /// Encoded bytes of the chunks kept.
+    kept_bytes: usize,
     route: Option<RouteDecision>,
     attempts: Vec<AttemptRecord>,
     cache_hit: bool,
@@ -81,6 +93,7 @@ impl Exchange {
         let journey = Journey {
             query: self.cache_query(),
             kept: None,
+            kept_bytes: 0,
             route: None,
             attempts: Vec::with_capacity(1),
             cache_hit: false,
@@ -119,7 +132,7 @@ impl Exchange {
             context: Some(self.context.clone()),
             query: Some(query.clone()),
         });
-        match tokio::time::timeout(self.cache_lookup_timeout, lookup).await {
+        match tokio::time::timeout(self.cache.lookup_timeout, lookup).await {
             Ok(Ok(response)) => response.response,
             Ok(Err(status)) => {
                 tracing::warn!(code = ?status.code(), "cache lookup failed; going upstream");
@@ -185,9 +198,7 @@ impl Journey {
                                 phase = Phase::Forwarding { first, rest };
                                 continue;
                             };
-                            if let Some(kept) = self.kept.as_mut() {
-                                kept.push(chunk.clone());
-                            }
+                            self.keep_for_cache(&chunk);
                             let item = Ok(self.message(chunk));
                             return Some((item, Phase::Forwarding { first, rest }));
                         }
@@ -204,6 +215,21 @@ impl Journey {
                 }
                 Phase::Done => return None,
             }
+        }
+    }
+
+    /// Keeps a copy of `chunk` for the cache, unless the answer has grown
+    /// past the cache's limit: then it is passed on but not cached, and
+    /// nothing more is held for it.
+    fn keep_for_cache(&mut self, chunk: &ChatChunk) {
+        let Some(kept) = self.kept.as_mut() else {
+            return;
+        };
+        self.kept_bytes += prost::Message::encoded_len(chunk);
+        if self.kept_bytes > self.exchange.cache.max_answer_bytes {
+            self.kept = None;
+        } else {
+            kept.push(chunk.clone());
         }
     }
 

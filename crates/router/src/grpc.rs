@@ -2,8 +2,6 @@
 //! (`plan`), attempted and forwarded (`forward`, `embeddings`), and settled
 //! (`settle`).
 
-use std::time::Duration;
-
 use switchyard_common::{
     ServiceError,
     client::ResponseStream,
@@ -16,7 +14,12 @@ use switchyard_proto::v1::{
 use tonic::{Request, Response, Status};
 
 use crate::{
-    RouteTable, attempt::Adapters, embeddings, forward::Exchange, plan::plan, settle::Settler,
+    RouteTable,
+    attempt::Adapters,
+    embeddings,
+    forward::{CacheLimits, Exchange},
+    plan::plan,
+    settle::Settler,
 };
 
 /// The router's gRPC service.
@@ -24,7 +27,7 @@ pub struct RouterGrpc {
     routes: SnapshotHandle<RouteTable>,
     adapters: Adapters,
     settler: Settler,
-    cache_lookup_timeout: Duration,
+    cache: CacheLimits,
 }
 
 impl RouterGrpc {
@@ -33,13 +36,13 @@ impl RouterGrpc {
         routes: SnapshotHandle<RouteTable>,
         adapters: Adapters,
         settler: Settler,
-        cache_lookup_timeout: Duration,
+        cache: CacheLimits,
     ) -> Self {
         Self {
             routes,
             adapters,
             settler,
-            cache_lookup_timeout,
+            cache,
         }
     }
 }
@@ -72,7 +75,7 @@ impl RouterService for RouterGrpc {
             plan,
             adapters: self.adapters.clone(),
             settler: self.settler.clone(),
-            cache_lookup_timeout: self.cache_lookup_timeout,
+            cache: self.cache,
         };
         // Driven by the caller's reads; settles when it ends or is dropped.
         Ok(Response::new(exchange.into_stream()))

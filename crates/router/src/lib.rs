@@ -87,7 +87,10 @@ pub fn build(
         routes,
         attempt::Adapters::new(deps.adapter),
         settle::Settler::new(usage, deps.cache, settles),
-        config.cache_lookup_timeout,
+        forward::CacheLimits {
+            lookup_timeout: config.cache_lookup_timeout,
+            max_answer_bytes: config.max_cached_answer_bytes,
+        },
     );
     let service = Arc::new(grpc);
     let server = RouterServiceServer::from_arc(service.clone())
