@@ -364,6 +364,31 @@ impl StreamDecoder for SseParser {
     }
 }
 
+/// Feeds `pieces` to `decoder`, pulling every complete unit after each, and
+/// calls `check` with the decoder and the piece after each push; returns
+/// the units and the error that stopped the decoder, if any. Shared by the
+/// decoders' property tests and the fuzz targets.
+#[cfg(any(test, fuzzing))]
+pub(crate) fn decode_pieces<D: StreamDecoder>(
+    mut decoder: D,
+    pieces: &[&[u8]],
+    mut check: impl FnMut(&D, &[u8]),
+) -> (Vec<D::Item>, Option<D::Error>) {
+    let mut items = Vec::new();
+    for piece in pieces {
+        decoder.push(piece);
+        check(&decoder, piece);
+        loop {
+            match decoder.next_item() {
+                Ok(Some(item)) => items.push(item),
+                Ok(None) => break,
+                Err(error) => return (items, Some(error)),
+            }
+        }
+    }
+    (items, None)
+}
+
 /// A streamed body read as events, under the attempt's limits.
 #[derive(Debug)]
 pub struct EventReader<D = SseParser> {

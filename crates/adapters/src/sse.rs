@@ -237,11 +237,8 @@ pub(crate) fn parse_pieces_bounded(
     pieces: &[&[u8]],
     limit: usize,
 ) -> (Vec<SseEvent>, Option<SseError>) {
-    let mut parser = SseParser::new(limit);
-    let mut events = Vec::new();
     let mut largest_piece = 0;
-    for piece in pieces {
-        parser.push(piece);
+    crate::http::decode_pieces(SseParser::new(limit), pieces, |parser, piece| {
         largest_piece = largest_piece.max(piece.len());
         // Consumed bytes awaiting compaction, one line or event up to the
         // limit, a piece; capacities may double.
@@ -251,15 +248,7 @@ pub(crate) fn parse_pieces_bounded(
             "{} > {bound}",
             parser.held_bytes()
         );
-        loop {
-            match parser.next_event() {
-                Ok(Some(event)) => events.push(event),
-                Ok(None) => break,
-                Err(error) => return (events, Some(error)),
-            }
-        }
-    }
-    (events, None)
+    })
 }
 
 #[cfg(test)]

@@ -244,19 +244,7 @@ impl crate::http::StreamDecoder for EventStreamDecoder {
 /// target.
 #[cfg(any(test, fuzzing))]
 pub(crate) fn decode_pieces(pieces: &[&[u8]], limit: usize) -> (Vec<Message>, Option<DecodeError>) {
-    let mut decoder = EventStreamDecoder::with_limit(limit);
-    let mut messages = Vec::new();
-    for piece in pieces {
-        decoder.push(piece);
-        loop {
-            match decoder.next_message() {
-                Ok(Some(message)) => messages.push(message),
-                Ok(None) => break,
-                Err(error) => return (messages, Some(error)),
-            }
-        }
-    }
-    (messages, None)
+    crate::http::decode_pieces(EventStreamDecoder::with_limit(limit), pieces, |_, _| {})
 }
 
 #[cfg(test)]
