@@ -344,13 +344,6 @@ impl Drop for Journey {
         if let Some(answering) = self.attempts.last_mut() {
             answering.ended.get_or_insert_with(Instant::now);
         }
-        if let Some(class) = self
-            .error_class
-            .filter(|class| *class != ErrorClass::Cancelled)
-        {
-            // Logged once, here where the request's outcome is known.
-            tracing::info!(request_id = %self.exchange.context.request_id, %class, "request failed");
-        }
         // Only whole answers are cached: something was said and it ended.
         let kept = self
             .kept

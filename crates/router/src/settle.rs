@@ -100,8 +100,56 @@ impl Settler {
                 store(&cache, context, entry).await;
             });
         }
-        self.usage.emit(usage_event(settlement));
+        let trace_id = trace_id(&settlement.context.traceparent).to_owned();
+        let status = settlement.error_class.map_or("ok", ErrorClass::as_str);
+        let event = usage_event(settlement);
+        log_request(&event, &trace_id, status);
+        self.usage.emit(event);
     }
+}
+
+/// The trace id of a W3C `traceparent` (`00-<trace id>-<span id>-<flags>`),
+/// empty when there is none.
+fn trace_id(traceparent: &str) -> &str {
+    traceparent
+        .split('-')
+        .nth(1)
+        .filter(|id| id.len() == 32)
+        .unwrap_or_default()
+}
+
+/// The one line every request leaves at `info`, once its outcome is known:
+/// ids, where it went, how it ended, how long it took and what it cost.
+/// Never the prompt or the answer.
+fn log_request(event: &UsageEvent, trace_id: &str, status: &str) {
+    if !tracing::enabled!(tracing::Level::INFO) {
+        return;
+    }
+    let cost = event.cost.as_ref().map(|cost| {
+        let sign = if cost.nanos < 0 { "-" } else { "" };
+        let nanos = cost.nanos.unsigned_abs();
+        format!(
+            "{sign}{}.{:09} {}",
+            nanos / 1_000_000_000,
+            nanos % 1_000_000_000,
+            cost.currency
+        )
+    });
+    tracing::info!(
+        request_id = %event.request_id,
+        trace_id,
+        operation = %event.operation,
+        route = %event.route_id,
+        deployment = %event.deployment_id,
+        provider = %event.provider,
+        status,
+        latency_ms = event.latency_ms,
+        attempts = event.attempts.len(),
+        cache_hit = event.cache_hit,
+        stream = event.stream,
+        cost = cost.as_deref().unwrap_or(""),
+        "request"
+    );
 }
 
 async fn store(cache: &CacheClient, context: RequestContext, entry: CacheEntry) {
@@ -272,6 +320,88 @@ mod tests {
             created_at_unix_ms: 1_700_000_000_000,
             first_chunk_at: None,
         }
+    }
+
+    /// A log writer the test reads back.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0
+                .lock()
+                .expect("not poisoned")
+                .extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn every_request_leaves_one_json_line_with_its_ids_outcome_and_cost() {
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .json()
+            .flatten_event(true)
+            .with_writer(move || writer.clone())
+            .finish();
+        let usage = Usage {
+            prompt_tokens: 1_000,
+            completion_tokens: 100,
+            total_tokens: 1_100,
+            ..Usage::default()
+        };
+        tracing::subscriber::with_default(subscriber, || {
+            let mut answered = settlement(
+                vec![record(
+                    deployment("backup", 150_000_000, 600_000_000),
+                    None,
+                    usage,
+                )],
+                None,
+            );
+            answered.context.traceparent =
+                "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".to_owned();
+            let event = usage_event(answered);
+            log_request(&event, "4bf92f3577b34da6a3ce929d0e0e4736", "ok");
+            let failed = usage_event(settlement(Vec::new(), Some(ErrorClass::Timeout)));
+            log_request(&failed, "", ErrorClass::Timeout.as_str());
+        });
+        let text =
+            String::from_utf8(captured.0.lock().expect("not poisoned").clone()).expect("UTF-8");
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .map(|line| serde_json::from_str(line).expect("one JSON object per line"))
+            .collect();
+        assert_eq!(lines.len(), 2, "{text}");
+        let line = &lines[0];
+        assert_eq!(line["level"], "INFO");
+        assert_eq!(line["message"], "request");
+        assert_eq!(line["request_id"], "req-1");
+        assert_eq!(line["trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert_eq!(line["route"], "smart");
+        assert_eq!(line["deployment"], "backup");
+        assert_eq!(line["status"], "ok");
+        assert_eq!(line["cost"], "0.000210000 USD");
+        assert!(line["latency_ms"].is_u64());
+        assert_eq!(lines[1]["status"], "timeout");
+        assert_eq!(lines[1]["cost"], "");
+        // Ids and numbers only: no key, user or tag values.
+        assert!(!text.contains("key-1") && !text.contains("alice") && !text.contains("search"));
+    }
+
+    #[test]
+    fn the_trace_id_is_read_from_a_valid_traceparent_only() {
+        assert_eq!(
+            trace_id("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
+            "4bf92f3577b34da6a3ce929d0e0e4736"
+        );
+        assert_eq!(trace_id(""), "");
+        assert_eq!(trace_id("00-short-00f067aa0ba902b7-01"), "");
     }
 
     #[test]

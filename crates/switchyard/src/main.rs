@@ -48,7 +48,8 @@ fn main() -> anyhow::Result<()> {
     }
     let environment = process_environment();
     let config = SwitchyardConfig::load(&cli.config, &environment)?;
-    telemetry::init_logging(&config.telemetry);
+    // Held to the end of `main`, so queued log lines are flushed on exit.
+    let _log = telemetry::init_logging(&config.telemetry);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
