@@ -10,6 +10,10 @@
 //! slow reader of stderr (a full pipe to a log shipper) never blocks a
 //! request. When the queue is full, lines are dropped, not waited for.
 
+mod json_lines;
+
+pub use json_lines::JsonLines;
+
 use std::io::IsTerminal;
 
 use schemars::JsonSchema;
@@ -80,12 +84,7 @@ pub fn init_logging(config: &TelemetryConfig) -> LogGuard {
         .with_env_filter(filter)
         .with_writer(writer);
     let _already_installed = if config.log_format.is_json(terminal) {
-        builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(false)
-            .with_span_list(false)
-            .try_init()
+        builder.event_format(json_lines::JsonLines).try_init()
     } else {
         builder.with_ansi(terminal).try_init()
     };

@@ -100,10 +100,17 @@ impl Settler {
                 store(&cache, context, entry).await;
             });
         }
-        let trace_id = trace_id(&settlement.context.traceparent).to_owned();
-        let status = settlement.error_class.map_or("ok", ErrorClass::as_str);
+        // What the request line needs from the settlement, taken only when
+        // the line will be written.
+        let line = tracing::enabled!(tracing::Level::INFO).then(|| {
+            let trace_id = trace_id(&settlement.context.traceparent).to_owned();
+            let status = settlement.error_class.map_or("ok", ErrorClass::as_str);
+            (trace_id, status)
+        });
         let event = usage_event(settlement);
-        log_request(&event, &trace_id, status);
+        if let Some((trace_id, status)) = line {
+            log_request(&event, &trace_id, status);
+        }
         self.usage.emit(event);
     }
 }
@@ -122,9 +129,6 @@ fn trace_id(traceparent: &str) -> &str {
 /// ids, where it went, how it ended, how long it took and what it cost.
 /// Never the prompt or the answer.
 fn log_request(event: &UsageEvent, trace_id: &str, status: &str) {
-    if !tracing::enabled!(tracing::Level::INFO) {
-        return;
-    }
     let cost = event.cost.as_ref().map(|cost| {
         let sign = if cost.nanos < 0 { "-" } else { "" };
         let nanos = cost.nanos.unsigned_abs();
@@ -345,8 +349,7 @@ mod tests {
         let captured = Captured::default();
         let writer = captured.clone();
         let subscriber = tracing_subscriber::fmt()
-            .json()
-            .flatten_event(true)
+            .event_format(switchyard_common::telemetry::JsonLines)
             .with_writer(move || writer.clone())
             .finish();
         let usage = Usage {
