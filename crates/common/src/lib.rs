@@ -19,6 +19,7 @@
 //! never on each other.
 
 pub mod auth;
+pub mod calendar;
 pub mod channel;
 pub mod client;
 pub mod config;

@@ -8,9 +8,10 @@
 
 use std::{
     fmt::{self, Write as _},
-    time::{SystemTime, UNIX_EPOCH},
+    time::SystemTime,
 };
 
+use crate::calendar::UtcTime;
 use tracing::{
     Event, Subscriber,
     field::{Field, Visit},
@@ -149,56 +150,32 @@ impl<W: fmt::Write> fmt::Write for Escaped<'_, W> {
 /// Writes `time` as RFC 3339 in UTC with microseconds:
 /// `2026-12-02T15:00:53.197661Z`.
 fn write_timestamp(out: &mut impl fmt::Write, time: SystemTime) -> fmt::Result {
-    let since_epoch = time.duration_since(UNIX_EPOCH).unwrap_or_default();
-    let seconds = since_epoch.as_secs();
-    let (year, month, day) = civil_date(seconds / 86_400);
-    let in_day = seconds % 86_400;
+    let UtcTime {
+        year,
+        month,
+        day,
+        hour,
+        minute,
+        second,
+        micros,
+    } = UtcTime::of(time);
     write!(
         out,
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:06}Z",
-        in_day / 3600,
-        in_day / 60 % 60,
-        in_day % 60,
-        since_epoch.subsec_micros()
+        "{year:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}.{micros:06}Z"
     )
-}
-
-/// The proleptic Gregorian date `days` after 1970-01-01 (Howard Hinnant's
-/// `civil_from_days`).
-fn civil_date(days: u64) -> (u64, u64, u64) {
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let day_of_era = z % 146_097;
-    let year_of_era =
-        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let month_index = (5 * day_of_year + 2) / 153;
-    let day = day_of_year - (153 * month_index + 2) / 5 + 1;
-    let month = if month_index < 10 {
-        month_index + 3
-    } else {
-        month_index - 9
-    };
-    let year = year_of_era + era * 400 + u64::from(month <= 2);
-    (year, month, day)
 }
 
 #[cfg(test)]
 mod tests {
     use std::{
         sync::{Arc, Mutex},
-        time::Duration,
+        time::{Duration, UNIX_EPOCH},
     };
 
     use super::*;
 
     #[test]
-    fn dates_are_gregorian() {
-        assert_eq!(civil_date(0), (1970, 1, 1));
-        assert_eq!(civil_date(59), (1970, 3, 1));
-        assert_eq!(civil_date(11_016), (2000, 2, 29));
-        assert_eq!(civil_date(20_789), (2026, 12, 2));
-        assert_eq!(civil_date(20_819), (2027, 1, 1));
+    fn timestamps_are_rfc_3339_in_utc_with_microseconds() {
         let mut text = String::new();
         let time = UNIX_EPOCH + Duration::from_micros(1_796_223_656_212_470);
         write_timestamp(&mut text, time).expect("written");
