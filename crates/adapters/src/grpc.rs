@@ -164,8 +164,12 @@ impl AdapterGrpc {
             0 => self.default_timeout,
             milliseconds => Duration::from_millis(milliseconds),
         };
-        let limits = limits_for(timeout, context, &provider.name)?
-            .with_sizes(self.sizes, self.answers_in_flight.clone());
+        let limits = AttemptLimits {
+            first_byte_deadline: first_byte_deadline(timeout, context, &provider.name)?,
+            idle_timeout: timeout,
+            sizes: self.sizes,
+            answers_in_flight: self.answers_in_flight.clone(),
+        };
         let attempt = Attempt {
             provider: provider.name.clone(),
             base_url: provider.base_url.clone(),
@@ -180,13 +184,13 @@ impl AdapterGrpc {
     }
 }
 
-/// Derives an attempt's deadlines from its timeout and the request deadline:
-/// the provider must start answering within both.
-fn limits_for(
+/// Derives an attempt's first-byte deadline from its timeout and the
+/// request deadline: the provider must start answering within both.
+fn first_byte_deadline(
     timeout: Duration,
     context: Option<&RequestContext>,
     provider: &str,
-) -> Result<AttemptLimits, ServiceError> {
+) -> Result<Instant, ServiceError> {
     let now = Instant::now();
     let mut first_byte_deadline = now + timeout;
     if let Some(deadline_ms) = context
@@ -208,7 +212,7 @@ fn limits_for(
         let remaining = Duration::from_millis(u64::try_from(remaining).unwrap_or(u64::MAX));
         first_byte_deadline = first_byte_deadline.min(now + remaining);
     }
-    Ok(AttemptLimits::new(first_byte_deadline, timeout))
+    Ok(first_byte_deadline)
 }
 
 #[tonic::async_trait]

@@ -107,24 +107,16 @@ pub struct AttemptLimits {
 }
 
 impl AttemptLimits {
-    /// Limits with these deadlines, the default sizes and an unbounded
-    /// budget.
+    /// Limits with these deadlines, the default sizes and a budget of its
+    /// own that nothing else shares, for tests and fuzzing (the service
+    /// builds its limits with the process's budget).
+    #[cfg(any(test, fuzzing))]
     pub fn new(first_byte_deadline: Instant, idle_timeout: Duration) -> Self {
         Self {
             first_byte_deadline,
             idle_timeout,
             sizes: BodySizes::default(),
             answers_in_flight: ByteBudget::new(usize::MAX),
-        }
-    }
-
-    /// The same deadlines with `sizes`, and buffered answers counted
-    /// against `answers_in_flight`.
-    pub fn with_sizes(self, sizes: BodySizes, answers_in_flight: ByteBudget) -> Self {
-        Self {
-            sizes,
-            answers_in_flight,
-            ..self
         }
     }
 }
