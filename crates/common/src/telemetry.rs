@@ -13,6 +13,8 @@
 mod json_lines;
 
 pub use json_lines::JsonLines;
+#[cfg(any(test, feature = "test-util"))]
+pub use json_lines::capture_lines;
 
 use std::io::IsTerminal;
 

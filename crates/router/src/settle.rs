@@ -326,39 +326,15 @@ mod tests {
         }
     }
 
-    /// A log writer the test reads back.
-    #[derive(Clone, Default)]
-    struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
-
-    impl std::io::Write for Captured {
-        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-            self.0
-                .lock()
-                .expect("not poisoned")
-                .extend_from_slice(bytes);
-            Ok(bytes.len())
-        }
-
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-
     #[test]
     fn every_request_leaves_one_json_line_with_its_ids_outcome_and_cost() {
-        let captured = Captured::default();
-        let writer = captured.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .event_format(switchyard_common::telemetry::JsonLines)
-            .with_writer(move || writer.clone())
-            .finish();
         let usage = Usage {
             prompt_tokens: 1_000,
             completion_tokens: 100,
             total_tokens: 1_100,
             ..Usage::default()
         };
-        tracing::subscriber::with_default(subscriber, || {
+        let text = switchyard_common::telemetry::capture_lines(|| {
             let mut answered = settlement(
                 vec![record(
                     deployment("backup", 150_000_000, 600_000_000),
@@ -369,13 +345,12 @@ mod tests {
             );
             answered.context.traceparent =
                 "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".to_owned();
+            let trace = trace_id(&answered.context.traceparent).to_owned();
             let event = usage_event(answered);
-            log_request(&event, "4bf92f3577b34da6a3ce929d0e0e4736", "ok");
+            log_request(&event, &trace, "ok");
             let failed = usage_event(settlement(Vec::new(), Some(ErrorClass::Timeout)));
             log_request(&failed, "", ErrorClass::Timeout.as_str());
         });
-        let text =
-            String::from_utf8(captured.0.lock().expect("not poisoned").clone()).expect("UTF-8");
         let lines: Vec<serde_json::Value> = text
             .lines()
             .map(|line| serde_json::from_str(line).expect("one JSON object per line"))

@@ -165,12 +165,48 @@ fn write_timestamp(out: &mut impl fmt::Write, time: SystemTime) -> fmt::Result {
     )
 }
 
+/// The lines `run` logs, as this format writes them: for tests that check
+/// what a piece of code logs (compiled for this crate's tests and, with the
+/// `test-util` feature, for other crates' tests).
+#[cfg(any(test, feature = "test-util"))]
+pub fn capture_lines(run: impl FnOnce()) -> String {
+    use std::sync::{Arc, Mutex};
+
+    /// A writer the caller reads back.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            if let Ok(mut captured) = self.0.lock() {
+                captured.extend_from_slice(bytes);
+            }
+            Ok(bytes.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .event_format(JsonLines)
+        .with_writer(move || writer.clone())
+        .finish();
+    tracing::subscriber::with_default(subscriber, run);
+    let bytes = captured
+        .0
+        .lock()
+        .map(|bytes| bytes.clone())
+        .unwrap_or_default();
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
 #[cfg(test)]
 mod tests {
-    use std::{
-        sync::{Arc, Mutex},
-        time::{Duration, UNIX_EPOCH},
-    };
+    use std::time::{Duration, UNIX_EPOCH};
 
     use super::*;
 
@@ -190,32 +226,9 @@ mod tests {
         assert_eq!(parsed, "a \"quote\", a \\, a\nline, a \u{1} and ü");
     }
 
-    #[derive(Clone, Default)]
-    struct Captured(Arc<Mutex<Vec<u8>>>);
-
-    impl std::io::Write for Captured {
-        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-            self.0
-                .lock()
-                .expect("not poisoned")
-                .extend_from_slice(bytes);
-            Ok(bytes.len())
-        }
-
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-
     #[test]
     fn an_event_is_one_object_with_its_fields_flattened() {
-        let captured = Captured::default();
-        let writer = captured.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .event_format(JsonLines)
-            .with_writer(move || writer.clone())
-            .finish();
-        tracing::subscriber::with_default(subscriber, || {
+        let text = capture_lines(|| {
             tracing::info!(
                 request_id = %"req-1",
                 latency_ms = 12_u64,
@@ -226,8 +239,6 @@ mod tests {
                 "request"
             );
         });
-        let text =
-            String::from_utf8(captured.0.lock().expect("not poisoned").clone()).expect("UTF-8");
         assert!(text.ends_with("}\n"), "{text}");
         assert_eq!(text.lines().count(), 1, "{text}");
         let line: serde_json::Value = serde_json::from_str(&text).expect("one JSON object");
