@@ -3,12 +3,11 @@
 
 use std::{collections::BTreeMap, path::Path, time::Duration};
 
-use switchyard::{SwitchyardConfig, serve::run_all_in_one};
+use switchyard::{SwitchyardConfig, admin::Listeners, serve::run_all_in_one};
 use switchyard_test_support::{
     FakeAnthropic, FakeOpenAi,
     launch::{Launch, Processes},
 };
-use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::backends;
@@ -57,6 +56,9 @@ pub struct TestCluster {
     pub ledger: LedgerLocation,
     /// Which storage is in use.
     pub backends: Backends,
+    /// `http://127.0.0.1:PORT` of each role's admin listener, by role name
+    /// (`serve` for all-in-one).
+    pub admin_urls: BTreeMap<String, String>,
     /// An HTTP client for the edge.
     pub http: reqwest::Client,
     shutdown: CancellationToken,
@@ -65,6 +67,10 @@ pub struct TestCluster {
     postgres_database: Option<String>,
     _directory: tempfile::TempDir,
 }
+
+/// Any free port on loopback.
+pub const LOCAL_ANY_PORT: std::net::SocketAddr =
+    std::net::SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 0);
 
 /// The edge's request timeout: the deadline every hop honours.
 pub const REQUEST_TIMEOUT_SECS: u64 = 5;
@@ -184,17 +190,21 @@ keys:
         ]);
 
         let shutdown = CancellationToken::new();
-        let (base_url, server, processes) = match mode {
+        let (base_url, server, processes, admin_urls) = match mode {
             Mode::AllInOne => {
                 let config = SwitchyardConfig::parse("e2e.yaml", &config_text, &environment)
                     .expect("valid test config");
-                let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind edge");
-                let address = listener.local_addr().expect("edge address");
+                let listeners = Listeners::bind(LOCAL_ANY_PORT, LOCAL_ANY_PORT)
+                    .await
+                    .expect("bind edge and admin");
+                let address = listeners.service.local_addr().expect("edge address");
+                let admin = listeners.admin.local_addr().expect("admin address");
                 let server = switchyard_common::task::spawn_detached(
                     "the gateway under test, aborted on drop",
-                    run_all_in_one(config, environment, listener, shutdown.clone()),
+                    run_all_in_one(config, environment, listeners, shutdown.clone()),
                 );
-                (format!("http://{address}"), Some(server), None)
+                let admin_urls = BTreeMap::from([("serve".to_owned(), format!("http://{admin}"))]);
+                (format!("http://{address}"), Some(server), None, admin_urls)
             }
             Mode::Distributed => {
                 let launch = Launch {
@@ -204,10 +214,16 @@ keys:
                     cpus: None,
                 };
                 let processes = launch.distributed().await.expect("start every service");
+                let admin_urls = processes
+                    .admin_addresses
+                    .iter()
+                    .map(|(role, address)| (role.clone(), format!("http://{address}")))
+                    .collect();
                 (
                     format!("http://{}", processes.edge_address),
                     None,
                     Some(processes),
+                    admin_urls,
                 )
             }
         };
@@ -219,6 +235,7 @@ keys:
             team,
             ledger,
             backends,
+            admin_urls,
             http: reqwest::Client::new(),
             shutdown,
             server,
@@ -258,6 +275,24 @@ keys:
             );
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
+    }
+
+    /// The Prometheus text `role`'s admin listener serves (the one process's
+    /// all-in-one).
+    pub async fn scrape(&self, role: &str) -> String {
+        let url = self
+            .admin_urls
+            .get(role)
+            .or_else(|| self.admin_urls.get("serve"))
+            .expect("an admin listener");
+        let response = self
+            .http
+            .get(format!("{url}/metrics"))
+            .send()
+            .await
+            .expect("admin listener answers");
+        assert!(response.status().is_success(), "{}", response.status());
+        response.text().await.expect("metrics text")
     }
 
     /// `POST /v1/chat/completions` with the cluster's key.

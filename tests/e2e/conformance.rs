@@ -4,15 +4,18 @@
 
 use std::{collections::BTreeMap, time::Duration};
 
-use switchyard::{SwitchyardConfig, serve::run_all_in_one};
+use switchyard::{SwitchyardConfig, admin::Listeners, serve::run_all_in_one};
 use switchyard_test_support::{
     FAKE_AWS_ACCESS_KEY_ID, FAKE_AWS_SECRET_ACCESS_KEY, FakeAnthropic, FakeBedrock, FakeGemini,
     FakeOpenAi, Fault,
 };
-use tokio::{net::TcpListener, process::Command};
+use tokio::process::Command;
 use tokio_util::sync::CancellationToken;
 
-use crate::python_sdk::{openai_sdk_available, repository_root};
+use crate::{
+    cluster::LOCAL_ANY_PORT,
+    python_sdk::{openai_sdk_available, repository_root},
+};
 
 const CLIENT_KEY: &str = "sk-conformance-client";
 
@@ -70,12 +73,14 @@ keys:
     ]);
     let config = SwitchyardConfig::parse("conformance.yaml", &config, &environment)
         .expect("valid conformance config");
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind edge");
-    let address = listener.local_addr().expect("edge address");
+    let listeners = Listeners::bind(LOCAL_ANY_PORT, LOCAL_ANY_PORT)
+        .await
+        .expect("bind edge and admin");
+    let address = listeners.service.local_addr().expect("edge address");
     let shutdown = CancellationToken::new();
     let server = switchyard_common::task::spawn_detached(
         "the gateway under test, aborted when the test ends",
-        run_all_in_one(config, environment, listener, shutdown.clone()),
+        run_all_in_one(config, environment, listeners, shutdown.clone()),
     );
 
     // The script's first request is a stream the provider cuts off.

@@ -8,6 +8,7 @@ mod cluster;
 mod conformance;
 mod faults;
 mod ledger;
+mod observability;
 mod python_sdk;
 mod scenarios;
 mod service_auth;
@@ -75,4 +76,5 @@ both_modes!(
     embeddings_round_trip,
     fallback_goes_to_the_next_deployment_on_retryable_failures,
     the_edge_deadline_bounds_a_slow_upstream,
+    metrics_move_as_requests_flow,
 );

@@ -5,6 +5,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use switchyard_test_support::{Fault, openai_error_body};
 
+pub use crate::observability::metrics_move_as_requests_flow;
 use crate::{
     cluster::{Backends, TestCluster, UPSTREAM_KEY},
     ledger::wait_for_usage_rows,

@@ -183,6 +183,14 @@ impl ErrorClass {
         )
     }
 
+    /// The class of a proto enum value; `None` for unspecified (success)
+    /// or a value this build does not know.
+    pub fn from_proto(value: i32) -> Option<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|class| class.to_proto() as i32 == value)
+    }
+
     /// Converts to the proto enum.
     pub fn to_proto(self) -> pb::ErrorClass {
         match self {

@@ -12,6 +12,8 @@
 //!   from an explicit environment map, naming the full path of any bad field.
 //! - [`secret`]: secret references and a redacting secret wrapper.
 //! - [`service_auth`]: per-role tokens on every internal gRPC hop.
+//! - [`metrics`]: the process's Prometheus registry, bucket layouts and
+//!   bounded labels.
 //! - [`snapshot`]: the client side of the control plane's `Watch` stream.
 //! - [`grpc`], [`telemetry`], [`shutdown`]: serving, logging and stopping.
 //!
@@ -26,6 +28,7 @@ pub mod config;
 pub mod error;
 pub mod grpc;
 pub mod memory;
+pub mod metrics;
 pub mod secret;
 pub mod service_auth;
 pub mod shutdown;

@@ -7,6 +7,11 @@
 use std::{sync::Arc, time::Duration};
 
 use arc_swap::ArcSwapOption;
+use prometheus_client::{
+    encoding::EncodeLabelSet,
+    metrics::{family::Family, gauge::Gauge},
+    registry::Registry,
+};
 use switchyard_proto::v1::{Snapshot, SnapshotAudience, WatchRequest};
 use tokio::sync::Notify;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
@@ -82,13 +87,59 @@ impl<T> SnapshotHandle<T> {
     }
 }
 
+/// Labels of the snapshot series: the role holding the snapshot.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct HolderLabels {
+    role: &'static str,
+}
+
+/// What every snapshot holder reports: the version it holds and whether
+/// its watch stream is open (a closed one means the snapshot may be stale).
+#[derive(Debug, Clone)]
+pub struct SnapshotMetrics {
+    version: Family<HolderLabels, Gauge>,
+    connected: Family<HolderLabels, Gauge>,
+}
+
+impl SnapshotMetrics {
+    /// Registers the series in `registry`; once per process.
+    pub(crate) fn register(registry: &mut Registry) -> Self {
+        let metrics = Self {
+            version: Family::default(),
+            connected: Family::default(),
+        };
+        registry.register(
+            "snapshot_version",
+            "Version of the config snapshot this role holds",
+            metrics.version.clone(),
+        );
+        registry.register(
+            "snapshot_watch_connected",
+            "1 while this role's snapshot watch stream is open, 0 while it reconnects",
+            metrics.connected.clone(),
+        );
+        metrics
+    }
+
+    fn labels(audience: SnapshotAudience) -> HolderLabels {
+        let role = match audience {
+            SnapshotAudience::Edge => "edge",
+            SnapshotAudience::Router => "router",
+            SnapshotAudience::Adapter => "adapter",
+            SnapshotAudience::Unspecified => "unspecified",
+        };
+        HolderLabels { role }
+    }
+}
+
 /// Starts watching the control plane for `audience`'s view, converting each
 /// snapshot with `index`. The task is tracked by `tasks` and ends when
-/// `shutdown` is cancelled.
+/// `shutdown` is cancelled; it reports to `metrics`.
 pub fn watch_snapshots<T, F>(
     control_plane: ControlPlaneClient,
     audience: SnapshotAudience,
     index: F,
+    metrics: &SnapshotMetrics,
     tasks: &TaskTracker,
     shutdown: CancellationToken,
 ) -> SnapshotHandle<T>
@@ -98,14 +149,26 @@ where
 {
     let handle = SnapshotHandle::empty();
     let current = handle.clone();
+    let labels = SnapshotMetrics::labels(audience);
+    let reports = Reports {
+        version: metrics.version.get_or_create_owned(&labels),
+        connected: metrics.connected.get_or_create_owned(&labels),
+    };
     // Tracked: lives as long as the service, stops on shutdown.
     tasks.spawn(async move {
         tokio::select! {
             () = shutdown.cancelled() => {}
-            () = watch_forever(control_plane, audience, index, current) => {}
+            () = watch_forever(control_plane, audience, index, current, &reports) => {}
         }
+        reports.connected.set(0);
     });
     handle
+}
+
+/// One holder's snapshot gauges.
+struct Reports {
+    version: Gauge,
+    connected: Gauge,
 }
 
 async fn watch_forever<T, F>(
@@ -113,6 +176,7 @@ async fn watch_forever<T, F>(
     audience: SnapshotAudience,
     index: F,
     current: SnapshotHandle<T>,
+    reports: &Reports,
 ) where
     F: Fn(Snapshot) -> T,
 {
@@ -126,6 +190,7 @@ async fn watch_forever<T, F>(
         };
         match client.watch(request).await {
             Ok(mut stream) => loop {
+                reports.connected.set(1);
                 match stream.message().await {
                     Ok(Some(message)) => {
                         let Some(snapshot) = message.snapshot else {
@@ -134,6 +199,9 @@ async fn watch_forever<T, F>(
                         let version = snapshot.version;
                         current.store(index(snapshot));
                         known_version = version;
+                        reports
+                            .version
+                            .set(i64::try_from(version).unwrap_or(i64::MAX));
                         backoff = Duration::from_millis(50);
                         tracing::debug!(version, "snapshot applied");
                     }
@@ -148,6 +216,7 @@ async fn watch_forever<T, F>(
                 tracing::warn!(code = ?status.code(), "cannot watch the control plane");
             }
         }
+        reports.connected.set(0);
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(Duration::from_secs(5));
     }

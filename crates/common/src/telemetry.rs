@@ -31,6 +31,9 @@ pub struct TelemetryConfig {
     pub log_filter: String,
     /// How log lines are written.
     pub log_format: LogFormat,
+    /// How many teams get a `team` label value of their own in metrics;
+    /// the rest are reported as `other`.
+    pub team_label_limit: usize,
 }
 
 /// How log lines are written.
@@ -62,6 +65,7 @@ impl Default for TelemetryConfig {
         Self {
             log_filter: "info".to_owned(),
             log_format: LogFormat::Auto,
+            team_label_limit: crate::metrics::DEFAULT_TEAM_LABEL_LIMIT,
         }
     }
 }

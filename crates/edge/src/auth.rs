@@ -159,11 +159,11 @@ mod tests {
         let index = index();
         for value in ["Bearer sk-bad", "Bearer sk-off", "Basic sk-good", "Bearer "] {
             let error = index.authenticate(&headers(value)).expect_err(value);
-            assert_eq!(error.0.class, ErrorClass::Authentication, "{value}");
+            assert_eq!(error.error.class, ErrorClass::Authentication, "{value}");
         }
         let error = index
             .authenticate(&HeaderMap::new())
             .expect_err("no header");
-        assert_eq!(error.0.class, ErrorClass::Authentication);
+        assert_eq!(error.error.class, ErrorClass::Authentication);
     }
 }

@@ -16,6 +16,7 @@ mod error;
 #[cfg(any(test, fuzzing))]
 #[doc(hidden)]
 pub mod fuzzing;
+mod metrics;
 mod openai;
 mod protocol_errors;
 mod request_id;
@@ -29,6 +30,7 @@ use std::sync::Arc;
 pub use config::EdgeConfig;
 use switchyard_common::{
     client::{ControlPlaneClient, RouterClient},
+    metrics::MetricsRegistry,
     snapshot::{SnapshotHandle, watch_snapshots},
 };
 use switchyard_proto::v1::SnapshotAudience;
@@ -51,13 +53,16 @@ pub(crate) struct EdgeState {
     pub(crate) index: SnapshotHandle<EdgeIndex>,
     pub(crate) body_limits: routes::shared::BodyLimits,
     pub(crate) request_timeout: std::time::Duration,
+    pub(crate) metrics: metrics::EdgeMetrics,
 }
 
-/// Builds the edge's HTTP application. The snapshot watcher is tracked by
-/// `tasks` and stops when `shutdown` is cancelled.
+/// Builds the edge's HTTP application, registering its series in
+/// `metrics`. The snapshot watcher is tracked by `tasks` and stops when
+/// `shutdown` is cancelled.
 pub fn build(
     config: &EdgeConfig,
     deps: EdgeDeps,
+    metrics: &mut MetricsRegistry,
     tasks: &TaskTracker,
     shutdown: CancellationToken,
 ) -> axum::Router {
@@ -65,6 +70,7 @@ pub fn build(
         deps.control_plane,
         SnapshotAudience::Edge,
         EdgeIndex::from_snapshot,
+        &metrics.snapshots(),
         tasks,
         shutdown,
     );
@@ -79,6 +85,7 @@ pub fn build(
             in_flight: switchyard_common::memory::ByteBudget::new(config.max_buffered_body_bytes),
         },
         request_timeout: config.request_timeout,
+        metrics: metrics::EdgeMetrics::register(metrics.registry()),
     });
     routes::app(state)
 }

@@ -3,15 +3,17 @@
 //! handler, an error, the unknown-route fallback or a caught panic), so any
 //! failed request can be matched to its logs and usage event.
 
+use std::sync::Arc;
+
 use axum::{
-    extract::Request,
+    extract::{Request, State},
     http::{HeaderName, HeaderValue},
     middleware::Next,
     response::Response,
 };
 use uuid::Uuid;
 
-use crate::transfer_coding;
+use crate::{EdgeState, error::ErrorAnswer, transfer_coding};
 
 /// The response header naming the request id.
 pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -25,8 +27,14 @@ pub struct RequestId(pub Uuid);
 /// [`RequestId`], refuses a body in a transfer coding hyper does not decode
 /// (see [`transfer_coding`]; one middleware rather than two, as each costs
 /// a boxed future per request), and puts the id in the answer's
-/// `x-request-id`.
-pub async fn assign(mut request: Request, next: Next) -> Response {
+/// `x-request-id`. Every error answer is counted by class here, and one
+/// that no service logged (a bad key, a malformed body, an unknown path)
+/// gets its request line here.
+pub async fn assign(
+    State(state): State<Arc<EdgeState>>,
+    mut request: Request,
+    next: Next,
+) -> Response {
     let id = RequestId(Uuid::now_v7());
     let mut response = if transfer_coding::is_unsupported(request.headers()) {
         transfer_coding::refusal()
@@ -34,6 +42,17 @@ pub async fn assign(mut request: Request, next: Next) -> Response {
         request.extensions_mut().insert(id);
         next.run(request).await
     };
+    if let Some(answer) = response.extensions().get::<ErrorAnswer>() {
+        state.metrics.error(answer.class);
+        if !answer.logged {
+            tracing::info!(
+                request_id = %id.0,
+                status = response.status().as_u16(),
+                class = %answer.class,
+                "request refused"
+            );
+        }
+    }
     let mut text = Uuid::encode_buffer();
     if let Ok(value) = HeaderValue::from_str(id.0.hyphenated().encode_lower(&mut text)) {
         response.headers_mut().insert(X_REQUEST_ID, value);

@@ -22,6 +22,7 @@ use crate::{EdgeState, error::ApiError, request_id};
 
 /// Builds the application with its routes and layers.
 pub fn app(state: Arc<EdgeState>) -> Router {
+    let outermost = state.clone();
     Router::new()
         .route("/v1/chat/completions", post(chat_completions::handle))
         .route("/v1/embeddings", post(embeddings::handle))
@@ -35,7 +36,10 @@ pub fn app(state: Arc<EdgeState>) -> Router {
         .layer(CatchPanicLayer::custom(panic_response))
         // Outermost: every answer, a caught panic's included, carries the
         // request id; unsupported transfer codings are refused here (501).
-        .layer(middleware::from_fn(request_id::assign))
+        .layer(middleware::from_fn_with_state(
+            outermost,
+            request_id::assign,
+        ))
 }
 
 async fn unknown_route(method: Method, uri: Uri) -> ApiError {

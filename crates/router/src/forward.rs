@@ -235,9 +235,18 @@ impl Journey {
 
     /// Looks up the cache, else opens the first deployment that answers.
     async fn start(&mut self) -> Phase {
-        if let Some(query) = &self.query
-            && let Some(cached) = self.exchange.lookup(query).await
-        {
+        let cached = match &self.query {
+            Some(query) => {
+                let cached = self.exchange.lookup(query).await;
+                self.exchange
+                    .settler
+                    .metrics()
+                    .cache_lookup(&query.route, cached.is_some());
+                cached
+            }
+            None => None,
+        };
+        if let Some(cached) = cached {
             self.cache_hit = true;
             self.route = Some(RouteDecision {
                 model: self.exchange.plan.route.name.clone(),

@@ -25,6 +25,7 @@ mod config;
 mod embeddings;
 mod forward;
 mod grpc;
+mod metrics;
 mod plan;
 mod pricing;
 mod route_table;
@@ -39,6 +40,7 @@ pub use route_table::RouteTable;
 use switchyard_common::{
     channel::MAX_GRPC_MESSAGE_BYTES,
     client::{AdapterClient, CacheClient, ControlPlaneClient, LedgerClient},
+    metrics::MetricsRegistry,
     snapshot::watch_snapshots,
 };
 use switchyard_proto::v1::{SnapshotAudience, router_service_server::RouterServiceServer};
@@ -65,12 +67,14 @@ pub struct Router {
     pub service: Arc<RouterGrpc>,
 }
 
-/// Builds the router service. Background tasks (snapshot watch, usage
-/// batching) are tracked by `tasks`; when `shutdown` is cancelled the usage
-/// batcher waits for pending settles, then flushes what it holds.
+/// Builds the router service, registering its series in `metrics`.
+/// Background tasks (snapshot watch, usage batching) are tracked by
+/// `tasks`; when `shutdown` is cancelled the usage batcher waits for
+/// pending settles, then flushes what it holds.
 pub fn build(
     config: &RouterConfig,
     deps: RouterDeps,
+    metrics: &mut MetricsRegistry,
     tasks: &TaskTracker,
     shutdown: CancellationToken,
 ) -> Router {
@@ -78,15 +82,25 @@ pub fn build(
         deps.control_plane,
         SnapshotAudience::Router,
         RouteTable::from_snapshot,
+        &metrics.snapshots(),
         tasks,
         shutdown.clone(),
     );
     let settles = TaskTracker::new();
-    let usage = usage::UsageEmitter::start(config, deps.ledger, tasks, settles.clone(), shutdown);
+    let usage = usage::UsageEmitter::start(
+        config,
+        deps.ledger,
+        metrics.registry(),
+        tasks,
+        settles.clone(),
+        shutdown,
+    );
+    let teams = metrics.team_label();
+    let router_metrics = Arc::new(metrics::RouterMetrics::register(metrics.registry(), teams));
     let grpc = RouterGrpc::new(
         routes,
         attempt::Adapters::new(deps.adapter),
-        settle::Settler::new(usage, deps.cache, settles),
+        settle::Settler::new(usage, deps.cache, settles, router_metrics),
         forward::CacheLimits {
             lookup_timeout: config.cache_lookup_timeout,
             max_answer_bytes: config.max_cached_answer_bytes,

@@ -10,6 +10,7 @@
 
 use std::{
     collections::BTreeMap,
+    sync::Arc,
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
@@ -21,6 +22,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::{
     attempt::AttemptRecord,
+    metrics::RouterMetrics,
     pricing::{ExactCost, exact_cost, sum},
     usage::UsageEmitter,
 };
@@ -70,21 +72,34 @@ pub struct Settler {
     usage: UsageEmitter,
     cache: CacheClient,
     settles: TaskTracker,
+    metrics: Arc<RouterMetrics>,
 }
 
 impl Settler {
-    /// Creates the settler; cache stores run on `settles`.
-    pub fn new(usage: UsageEmitter, cache: CacheClient, settles: TaskTracker) -> Self {
+    /// Creates the settler; cache stores run on `settles`, and every
+    /// settled request is recorded in `metrics`.
+    pub fn new(
+        usage: UsageEmitter,
+        cache: CacheClient,
+        settles: TaskTracker,
+        metrics: Arc<RouterMetrics>,
+    ) -> Self {
         Self {
             usage,
             cache,
             settles,
+            metrics,
         }
     }
 
     /// Returns the cache client, for lookups.
     pub fn cache(&self) -> &CacheClient {
         &self.cache
+    }
+
+    /// Returns the router's series.
+    pub fn metrics(&self) -> &RouterMetrics {
+        &self.metrics
     }
 
     /// Records `settlement` and stores `entry`, without waiting for either.
@@ -107,7 +122,14 @@ impl Settler {
             let status = settlement.error_class.map_or("ok", ErrorClass::as_str);
             (trace_id, status)
         });
+        let latency = settlement.started.elapsed();
+        let time_to_first_token = settlement
+            .first_chunk_at
+            .map(|at| at.saturating_duration_since(settlement.started));
+        let status = settlement.error_class;
         let event = usage_event(settlement);
+        self.metrics
+            .record(&event, status, latency, time_to_first_token);
         if let Some((trace_id, status)) = line {
             log_request(&event, &trace_id, status);
         }

@@ -8,12 +8,13 @@
 use std::{
     sync::{
         Arc,
-        atomic::{AtomicU64, Ordering},
+        atomic::{AtomicI64, Ordering},
     },
     time::Duration,
 };
 
-use switchyard_common::client::LedgerClient;
+use prometheus_client::{metrics::counter::Counter, registry::Registry};
+use switchyard_common::{client::LedgerClient, metrics::GaugeFn};
 use switchyard_proto::v1::{RecordRequest, UsageEvent};
 use tokio::sync::mpsc;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
@@ -25,7 +26,40 @@ use crate::RouterConfig;
 pub struct UsageEmitter {
     /// `None` when usage events are switched off.
     sender: Option<mpsc::Sender<UsageEvent>>,
-    dropped: Arc<AtomicU64>,
+    counts: UsageCounts,
+}
+
+/// The usage path's counters.
+#[derive(Clone, Default)]
+struct UsageCounts {
+    /// Dropped because the queue was full.
+    dropped: Counter,
+    /// Lost because the ledger did not take them.
+    lost: Counter,
+    /// Taken by the ledger.
+    recorded: Counter,
+}
+
+impl UsageCounts {
+    fn register(registry: &mut Registry) -> Self {
+        let counts = Self::default();
+        registry.register(
+            "usage_events_dropped",
+            "Usage events dropped because the router's usage queue was full",
+            counts.dropped.clone(),
+        );
+        registry.register(
+            "usage_events_lost",
+            "Usage events lost because the ledger did not take them after retries",
+            counts.lost.clone(),
+        );
+        registry.register(
+            "usage_events_recorded",
+            "Usage events the ledger took",
+            counts.recorded.clone(),
+        );
+        counts
+    }
 }
 
 impl UsageEmitter {
@@ -34,6 +68,7 @@ impl UsageEmitter {
     pub fn start(
         config: &RouterConfig,
         ledger: LedgerClient,
+        registry: &mut Registry,
         tasks: &TaskTracker,
         settles: TaskTracker,
         shutdown: CancellationToken,
@@ -47,12 +82,29 @@ impl UsageEmitter {
             });
             return Self {
                 sender: None,
-                dropped: Arc::new(AtomicU64::new(0)),
+                counts: UsageCounts::default(),
             };
         }
+        let counts = UsageCounts::register(registry);
         let (sender, receiver) = mpsc::channel(config.usage_queue_capacity.max(1));
+        let held = Arc::new(AtomicI64::new(0));
+        let queue = sender.downgrade();
+        let in_batch = held.clone();
+        GaugeFn::register(
+            registry,
+            "usage_queue_depth",
+            "Usage events waiting for the ledger: queued, and in the batch being sent",
+            move || {
+                let queued = queue.upgrade().map_or(0, |sender| {
+                    sender.max_capacity().saturating_sub(sender.capacity())
+                });
+                i64::try_from(queued).unwrap_or(i64::MAX) + in_batch.load(Ordering::Relaxed)
+            },
+        );
         let batcher = Batcher {
             receiver,
+            held,
+            counts: counts.clone(),
             client: ledger,
             batch_size: config.usage_batch_size.max(1),
             // A zero interval would panic in `tokio::time::interval`.
@@ -62,7 +114,7 @@ impl UsageEmitter {
         tasks.spawn(batcher.run(settles, shutdown));
         Self {
             sender: Some(sender),
-            dropped: Arc::new(AtomicU64::new(0)),
+            counts,
         }
     }
 
@@ -72,7 +124,7 @@ impl UsageEmitter {
             return;
         };
         if sender.try_send(event).is_err() {
-            let dropped = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+            let dropped = self.counts.dropped.inc() + 1;
             tracing::warn!(dropped, "usage queue full or closed; usage event dropped");
         }
     }
@@ -80,6 +132,9 @@ impl UsageEmitter {
 
 struct Batcher {
     receiver: mpsc::Receiver<UsageEvent>,
+    /// Events taken from the queue and not yet sent.
+    held: Arc<AtomicI64>,
+    counts: UsageCounts,
     client: LedgerClient,
     batch_size: usize,
     flush_interval: Duration,
@@ -96,6 +151,7 @@ impl Batcher {
                     if received == 0 {
                         break;
                     }
+                    self.held.fetch_add(i64::try_from(received).unwrap_or(i64::MAX), Ordering::Relaxed);
                     if batch.len() >= self.batch_size {
                         self.flush(&mut batch).await;
                     }
@@ -114,6 +170,7 @@ impl Batcher {
         settles.wait().await;
         self.receiver.close();
         while let Some(event) = self.receiver.recv().await {
+            self.held.fetch_add(1, Ordering::Relaxed);
             batch.push(event);
             if batch.len() >= self.batch_size {
                 self.flush(&mut batch).await;
@@ -129,6 +186,7 @@ impl Batcher {
         }
         let events = std::mem::take(batch);
         let count = events.len();
+        let counted = u64::try_from(count).unwrap_or(u64::MAX);
         let request = RecordRequest { events };
         let mut delay = Duration::from_millis(100);
         for attempt in 1..=4 {
@@ -138,16 +196,22 @@ impl Batcher {
                 Err(_elapsed) => Err(tonic::Status::deadline_exceeded("ledger did not answer")),
             };
             match result {
-                Ok(_) => return,
+                Ok(_) => {
+                    self.counts.recorded.inc_by(counted);
+                    break;
+                }
                 Err(status) if attempt < 4 => {
                     tracing::warn!(code = ?status.code(), attempt, "ledger record failed; retrying");
                     tokio::time::sleep(delay).await;
                     delay *= 4;
                 }
                 Err(status) => {
+                    self.counts.lost.inc_by(counted);
                     tracing::error!(code = ?status.code(), count, "ledger unreachable; usage events lost");
                 }
             }
         }
+        self.held
+            .fetch_sub(i64::try_from(count).unwrap_or(i64::MAX), Ordering::Relaxed);
     }
 }

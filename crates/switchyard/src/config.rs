@@ -21,6 +21,8 @@ use switchyard_edge::EdgeConfig;
 use switchyard_ledger::LedgerConfig;
 use switchyard_router::RouterConfig;
 
+use crate::admin::AdminConfig;
+
 /// The whole config file.
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
@@ -41,8 +43,10 @@ pub struct SwitchyardConfig {
     pub endpoints: Endpoints,
     /// The tokens services prove their role with, in distributed mode.
     pub service_auth: ServiceAuthConfig,
-    /// Logging.
+    /// Logging and metrics.
     pub telemetry: TelemetryConfig,
+    /// Where each process's admin listener (`/metrics`) binds.
+    pub admin: AdminConfig,
     /// Provider accounts.
     pub providers: Vec<ProviderConfig>,
     /// Models at providers: priced, limited, health-checked.

@@ -6,11 +6,11 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use switchyard::{
     SwitchyardConfig,
+    admin::Listeners,
     role::{Role, listen_address, run_role},
     serve::run_all_in_one,
 };
 use switchyard_common::{config::process_environment, shutdown::shutdown_signal, telemetry};
-use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 /// Switchyard, an LLM API gateway.
@@ -71,31 +71,40 @@ fn main() -> anyhow::Result<()> {
                 Ok(())
             }
             Command::Serve => {
-                let listener = bind("serve", config.edge.listen).await?;
-                run_all_in_one(config, environment, listener, shutdown).await
+                let listeners = bind("serve", config.edge.listen, config.admin.listen).await?;
+                run_all_in_one(config, environment, listeners, shutdown).await
             }
             Command::Run { role } => {
-                let listener = bind(&role.to_string(), listen_address(role, &config)).await?;
-                run_role(role, config, environment, listener, shutdown).await
+                let listeners = bind(
+                    &role.to_string(),
+                    listen_address(role, &config),
+                    config.admin.of_role(role),
+                )
+                .await?;
+                run_role(role, config, environment, listeners, shutdown).await
             }
             Command::ConfigSchema => Ok(()),
         }
     })
 }
 
-/// Binds the listen address and announces the bound address on stdout as
-/// one JSON line, so supervisors and tests can use port 0.
-async fn bind(role: &str, address: std::net::SocketAddr) -> anyhow::Result<TcpListener> {
-    let listener = TcpListener::bind(address)
-        .await
-        .with_context(|| format!("cannot listen on {address}"))?;
-    let bound = listener.local_addr()?;
+/// Binds the service and admin addresses and announces both bound
+/// addresses on stdout as one JSON line, so supervisors and tests can use
+/// port 0.
+async fn bind(
+    role: &str,
+    address: std::net::SocketAddr,
+    admin: std::net::SocketAddr,
+) -> anyhow::Result<Listeners> {
+    let listeners = Listeners::bind(address, admin).await?;
+    let bound = listeners.service.local_addr()?;
+    let admin_bound = listeners.admin.local_addr()?;
     let mut stdout = std::io::stdout().lock();
     writeln!(
         stdout,
-        r#"{{"event":"listening","role":"{role}","address":"{bound}"}}"#
+        r#"{{"event":"listening","role":"{role}","address":"{bound}","admin_address":"{admin_bound}"}}"#
     )
     .and_then(|()| stdout.flush())
     .context("writing to stdout")?;
-    Ok(listener)
+    Ok(listeners)
 }

@@ -10,17 +10,17 @@ use switchyard_common::{
     client::{AdapterClient, CacheClient, ControlPlaneClient, LedgerClient, RouterClient},
     config::Environment,
     grpc::serve_grpc,
+    metrics::MetricsRegistry,
     service_auth::ServiceCredential,
     snapshot::watch_snapshots,
 };
 use switchyard_edge::EdgeDeps;
 use switchyard_proto::v1::SnapshotAudience;
 use switchyard_router::RouterDeps;
-use tokio::net::TcpListener;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tonic::service::Routes;
 
-use crate::SwitchyardConfig;
+use crate::{SwitchyardConfig, admin, admin::Listeners};
 
 /// A service that can run as its own process.
 pub use switchyard_common::auth::ServiceRole as Role;
@@ -64,16 +64,22 @@ impl Remotes<'_> {
     }
 }
 
-/// Runs one service on `listener` until `shutdown` is cancelled.
+/// Runs one service on `listeners` until `shutdown` is cancelled; its
+/// series are served on the admin listener.
 pub async fn run_role(
     role: Role,
     config: SwitchyardConfig,
     environment: Environment,
-    listener: TcpListener,
+    listeners: Listeners,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
+    let Listeners {
+        service: listener,
+        admin: admin_listener,
+    } = listeners;
     let tasks = TaskTracker::new();
     let services_shutdown = CancellationToken::new();
+    let mut metrics = MetricsRegistry::new(config.telemetry.team_label_limit);
     let endpoints = &config.endpoints;
     // Checked before any service starts: a role missing a token never
     // half-starts.
@@ -94,9 +100,16 @@ pub async fn run_role(
                     router: RouterClient::remote(remotes.channel(&endpoints.router)?),
                     control_plane: remotes.control_plane()?,
                 },
+                &mut metrics,
                 &tasks,
                 services_shutdown.clone(),
             );
+            // Tracked: the admin listener stops with the services.
+            tasks.spawn(admin::serve(
+                admin_listener,
+                metrics.finish(),
+                services_shutdown.clone(),
+            ));
             let served = switchyard_edge::serve(listener, app, &config.edge, shutdown).await;
             services_shutdown.cancel();
             tasks.close();
@@ -112,6 +125,7 @@ pub async fn run_role(
                     cache: CacheClient::new(remotes.channel(&endpoints.cache)?),
                     ledger: LedgerClient::remote(remotes.channel(&endpoints.ledger)?),
                 },
+                &mut metrics,
                 &tasks,
                 services_shutdown.clone(),
             );
@@ -122,6 +136,7 @@ pub async fn run_role(
                 remotes.control_plane()?,
                 SnapshotAudience::Adapter,
                 DeploymentIndex::from_snapshot,
+                &metrics.snapshots(),
                 &tasks,
                 services_shutdown.clone(),
             );
@@ -152,6 +167,12 @@ pub async fn run_role(
                 .context("starting the cache")?,
         ),
     };
+    // Tracked: the admin listener stops with the services.
+    tasks.spawn(admin::serve(
+        admin_listener,
+        metrics.finish(),
+        services_shutdown.clone(),
+    ));
     tracing::info!(%role, address = %listener.local_addr()?, "switchyard serving");
     let stop_server = CancellationToken::new();
     let server = switchyard_common::task::spawn_detached(

@@ -8,29 +8,36 @@ use switchyard_common::{
     GrpcChannel,
     client::{AdapterClient, CacheClient, ControlPlaneClient, LedgerClient, RouterClient},
     config::Environment,
+    metrics::MetricsRegistry,
     snapshot::watch_snapshots,
 };
 use switchyard_edge::EdgeDeps;
 use switchyard_proto::v1::SnapshotAudience;
 use switchyard_router::RouterDeps;
-use tokio::net::TcpListener;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
-use crate::SwitchyardConfig;
+use crate::{SwitchyardConfig, admin, admin::Listeners};
 
-/// Runs the whole gateway on `listener` until `shutdown` is cancelled.
+/// Runs the whole gateway on `listeners` until `shutdown` is cancelled.
 ///
 /// Services start in dependency order (control plane, ledger, cache,
 /// adapters, router, edge) and stop in reverse: the edge drains its open
 /// requests first, then the router's usage batcher flushes to the ledger.
+/// Every service registers its series in one registry, served on the
+/// admin listener.
 pub async fn run_all_in_one(
     config: SwitchyardConfig,
     environment: Environment,
-    listener: TcpListener,
+    listeners: Listeners,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
+    let Listeners {
+        service: listener,
+        admin: admin_listener,
+    } = listeners;
     let tasks = TaskTracker::new();
     let services_shutdown = CancellationToken::new();
+    let mut metrics = MetricsRegistry::new(config.telemetry.team_label_limit);
 
     let control_plane = switchyard_control_plane::build(
         &config.control_plane,
@@ -52,6 +59,7 @@ pub async fn run_all_in_one(
         control_plane.clone(),
         SnapshotAudience::Adapter,
         DeploymentIndex::from_snapshot,
+        &metrics.snapshots(),
         &tasks,
         services_shutdown.clone(),
     );
@@ -68,6 +76,7 @@ pub async fn run_all_in_one(
             cache: CacheClient::new(GrpcChannel::in_process(cache)),
             ledger: LedgerClient::direct(ledger),
         },
+        &mut metrics,
         &tasks,
         services_shutdown.clone(),
     );
@@ -77,9 +86,16 @@ pub async fn run_all_in_one(
             router: RouterClient::direct(router.service),
             control_plane,
         },
+        &mut metrics,
         &tasks,
         services_shutdown.clone(),
     );
+    // Tracked: the admin listener stops with the services.
+    tasks.spawn(admin::serve(
+        admin_listener,
+        metrics.finish(),
+        services_shutdown.clone(),
+    ));
     tracing::info!(address = %listener.local_addr()?, "switchyard serving (all-in-one)");
     let served = switchyard_edge::serve(listener, app, &config.edge, shutdown).await;
     services_shutdown.cancel();

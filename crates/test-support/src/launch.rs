@@ -46,6 +46,9 @@ pub struct Processes {
     pub edge_address: String,
     /// Address each role listens on, by role name.
     pub addresses: BTreeMap<String, String>,
+    /// Address of each role's admin listener (`/metrics`), by role name
+    /// (`serve` for all-in-one).
+    pub admin_addresses: BTreeMap<String, String>,
     /// The service tokens the processes were given, by environment variable.
     pub service_tokens: BTreeMap<String, String>,
     /// How each role was started, so it can be started again.
@@ -87,7 +90,7 @@ impl Processes {
             environment: &relaunch.environment,
             cpus: relaunch.cpus.as_deref(),
         };
-        let (child, _address) = start(launch.command(&["run", role]), role).await?;
+        let (child, _bound) = start(launch.command(&["run", role]), role).await?;
         self.children[index] = child;
         Ok(())
     }
@@ -132,11 +135,13 @@ impl Launch<'_> {
     pub async fn all_in_one(&self) -> anyhow::Result<Processes> {
         let mut command = self.command(&["serve"]);
         command.env("SWITCHYARD__EDGE__LISTEN", "127.0.0.1:0");
-        let (child, address) = start(command, "serve").await?;
+        command.env("SWITCHYARD__ADMIN__LISTEN", "127.0.0.1:0");
+        let (child, bound) = start(command, "serve").await?;
         Ok(Processes {
             children: vec![child],
-            addresses: BTreeMap::from([("serve".to_owned(), address.clone())]),
-            edge_address: address,
+            addresses: BTreeMap::from([("serve".to_owned(), bound.address.clone())]),
+            admin_addresses: BTreeMap::from([("serve".to_owned(), bound.admin_address)]),
+            edge_address: bound.address,
             service_tokens: BTreeMap::new(),
             relaunch: BTreeMap::new(),
         })
@@ -147,6 +152,7 @@ impl Launch<'_> {
         let mut children = Vec::new();
         let mut endpoints: Vec<(String, String)> = Vec::new();
         let mut addresses = BTreeMap::new();
+        let mut admin_addresses = BTreeMap::new();
         let mut relaunch = BTreeMap::new();
         let service_tokens = self.service_tokens()?;
         for role in ROLES_IN_START_ORDER {
@@ -154,15 +160,19 @@ impl Launch<'_> {
             let mut command = self.command(&["run", role]);
             command.envs(&service_tokens);
             command.env(format!("SWITCHYARD__{section}__LISTEN"), "127.0.0.1:0");
+            command.env(format!("SWITCHYARD__ADMIN__{section}"), "127.0.0.1:0");
             for (name, url) in &endpoints {
                 command.env(format!("SWITCHYARD__ENDPOINTS__{name}"), url);
             }
-            let (child, address) = start(command, role).await?;
+            let (child, bound) = start(command, role).await?;
+            let address = bound.address;
             children.push(child);
             addresses.insert(role.to_owned(), address.clone());
+            admin_addresses.insert(role.to_owned(), bound.admin_address.clone());
             let mut environment = self.environment.clone();
             environment.extend(service_tokens.clone());
             environment.insert(format!("SWITCHYARD__{section}__LISTEN"), address.clone());
+            environment.insert(format!("SWITCHYARD__ADMIN__{section}"), bound.admin_address);
             for (name, url) in &endpoints {
                 environment.insert(format!("SWITCHYARD__ENDPOINTS__{name}"), url.clone());
             }
@@ -180,6 +190,7 @@ impl Launch<'_> {
                     children,
                     edge_address: address,
                     addresses,
+                    admin_addresses,
                     service_tokens,
                     relaunch,
                 });
@@ -210,8 +221,15 @@ impl Launch<'_> {
     }
 }
 
-/// Spawns a process and reads the address from its startup line.
-async fn start(mut command: Command, role: &str) -> anyhow::Result<(Child, String)> {
+/// The addresses a process announced.
+#[derive(Debug)]
+struct Bound {
+    address: String,
+    admin_address: String,
+}
+
+/// Spawns a process and reads its addresses from its startup line.
+async fn start(mut command: Command, role: &str) -> anyhow::Result<(Child, Bound)> {
     let mut child = command
         .spawn()
         .with_context(|| format!("spawning {role}"))?;
@@ -224,7 +242,13 @@ async fn start(mut command: Command, role: &str) -> anyhow::Result<(Child, Strin
                 continue;
             };
             if let Some(address) = announced["address"].as_str() {
-                return Ok::<_, anyhow::Error>(address.to_owned());
+                return Ok::<_, anyhow::Error>(Bound {
+                    address: address.to_owned(),
+                    admin_address: announced["admin_address"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_owned(),
+                });
             }
         }
         bail!("{role} exited before listening")

@@ -115,7 +115,8 @@ async fn complete_response(
         match rest.next().await {
             Some(Ok(message)) => next = Some(message),
             None => break,
-            Some(Err(status)) => return Err(ServiceError::from_status(&status).into()),
+            // The router settled and logged it.
+            Some(Err(status)) => return Err(ApiError::logged(ServiceError::from_status(&status))),
         }
     }
     let body = builder.finish(identity);

@@ -180,7 +180,7 @@ async fn drain(mut body: Body, cap: usize) {
 /// of the call itself (the router unreachable or broken) is logged here,
 /// with the request id: the router logs its own decisions, but cannot log
 /// a call that never reached it.
-pub fn router_error(request_id: Uuid, status: &tonic::Status) -> ServiceError {
+pub fn router_error(request_id: Uuid, status: &tonic::Status) -> ApiError {
     let error = ServiceError::from_status(status);
     if !ServiceError::is_service_status(status) {
         tracing::error!(
@@ -190,7 +190,7 @@ pub fn router_error(request_id: Uuid, status: &tonic::Status) -> ServiceError {
             "the call to the router failed"
         );
     }
-    error
+    ApiError::logged(error)
 }
 
 /// Sets the response headers every routed answer carries (the request id

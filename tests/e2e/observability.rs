@@ -1,0 +1,258 @@
+//! Observability scenarios: the admin listener's `/metrics`, scraped and
+//! parsed, moving as requests flow.
+
+use std::time::Duration;
+
+use serde_json::json;
+use switchyard_test_support::{Fault, openai_error_body};
+
+use crate::cluster::TestCluster;
+
+/// One scrape, parsed: every sample with its labels.
+#[derive(Debug)]
+pub struct Scrape {
+    samples: Vec<Sample>,
+    text: String,
+}
+
+#[derive(Debug)]
+struct Sample {
+    name: String,
+    labels: Vec<(String, String)>,
+    value: f64,
+}
+
+impl Scrape {
+    /// Parses the Prometheus text format (no escapes in label values; the
+    /// gateway's values are names and classes).
+    pub fn parse(text: &str) -> Self {
+        let samples = text
+            .lines()
+            .filter(|line| !line.starts_with('#') && !line.trim().is_empty())
+            .map(|line| {
+                let (series, value) = line
+                    .rsplit_once(' ')
+                    .unwrap_or_else(|| panic!("a sample line, got {line:?}"));
+                let value: f64 = value
+                    .parse()
+                    .unwrap_or_else(|_| panic!("a number in {line:?}"));
+                let (name, labels) = match series.split_once('{') {
+                    Some((name, rest)) => {
+                        let inner = rest.strip_suffix('}').expect("closing brace");
+                        let labels = inner
+                            .split("\",")
+                            .filter(|pair| !pair.is_empty())
+                            .map(|pair| {
+                                let (key, value) = pair.split_once("=\"").expect("key=\"value\"");
+                                (key.to_owned(), value.trim_end_matches('"').to_owned())
+                            })
+                            .collect();
+                        (name.to_owned(), labels)
+                    }
+                    None => (series.to_owned(), Vec::new()),
+                };
+                Sample {
+                    name,
+                    labels,
+                    value,
+                }
+            })
+            .collect();
+        Self {
+            samples,
+            text: text.to_owned(),
+        }
+    }
+
+    /// The sum of every sample named `name` whose labels include all of
+    /// `labels`; 0 when there is none.
+    pub fn sum(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+        self.samples
+            .iter()
+            .filter(|sample| sample.name == name)
+            .filter(|sample| {
+                labels
+                    .iter()
+                    .all(|(key, value)| sample.labels.iter().any(|(k, v)| k == key && v == value))
+            })
+            .map(|sample| sample.value)
+            .sum()
+    }
+
+    /// Whether any sample is named `name`.
+    pub fn has(&self, name: &str) -> bool {
+        self.samples.iter().any(|sample| sample.name == name)
+    }
+
+    /// The text as scraped, for failure messages.
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+}
+
+/// Scrapes `role` until `done` holds for the scrape (the router records a
+/// request when it settles, just after the client has its answer).
+async fn scrape_until(cluster: &TestCluster, role: &str, done: impl Fn(&Scrape) -> bool) -> Scrape {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let scrape = Scrape::parse(&cluster.scrape(role).await);
+        if done(&scrape) || tokio::time::Instant::now() > deadline {
+            return scrape;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+fn ask(model: &str, prompt: &str, stream: bool) -> serde_json::Value {
+    json!({
+        "model": model,
+        "stream": stream,
+        "messages": [{"role": "user", "content": prompt}],
+    })
+}
+
+pub async fn metrics_move_as_requests_flow(cluster: &TestCluster) {
+    let ok = [("route", "gpt-test"), ("status", "ok")];
+    let unavailable = [("route", "gpt-test"), ("status", "upstream_unavailable")];
+    let before = Scrape::parse(&cluster.scrape("router").await);
+    let edge_before = Scrape::parse(&cluster.scrape("edge").await);
+    assert!(
+        before.sum("switchyard_snapshot_version", &[("role", "router")]) >= 1.0,
+        "{}",
+        before.text()
+    );
+    assert_eq!(
+        before.sum("switchyard_snapshot_watch_connected", &[("role", "router")]),
+        1.0
+    );
+
+    // Distinct prompts: the route caches, and each must go upstream.
+    let prompt = format!("metrics {}", uuid::Uuid::now_v7());
+    let response = cluster.chat(&ask("gpt-test", &prompt, false)).await;
+    assert_eq!(response.status(), 200);
+    response.text().await.expect("body");
+    let response = cluster
+        .chat(&ask("gpt-test", &format!("{prompt} streamed"), true))
+        .await;
+    assert_eq!(response.status(), 200);
+    response.text().await.expect("stream");
+    cluster.upstream.push_fault(Fault::Status {
+        status: 503,
+        body: openai_error_body("The engine is overloaded.", "server_error", "overloaded"),
+        headers: Vec::new(),
+    });
+    let response = cluster
+        .chat(&ask("gpt-test", &format!("{prompt} failing"), false))
+        .await;
+    assert!(response.status().is_server_error(), "{}", response.status());
+    let refused = cluster
+        .http
+        .post(format!("{}/v1/chat/completions", cluster.base_url))
+        .bearer_auth("sk-not-a-key")
+        .json(&ask("gpt-test", "hi", false))
+        .send()
+        .await
+        .expect("edge answers");
+    assert_eq!(refused.status(), 401);
+
+    let moved = |name: &str, labels: &[(&str, &str)], scrape: &Scrape| {
+        scrape.sum(name, labels) - before.sum(name, labels)
+    };
+    let after = scrape_until(cluster, "router", |scrape| {
+        moved("switchyard_requests_total", &ok, scrape) >= 2.0
+            && moved("switchyard_requests_total", &unavailable, scrape) >= 1.0
+    })
+    .await;
+    let text = after.text();
+    assert_eq!(
+        moved("switchyard_requests_total", &ok, &after),
+        2.0,
+        "{text}"
+    );
+    assert_eq!(
+        moved("switchyard_requests_total", &unavailable, &after),
+        1.0,
+        "{text}"
+    );
+    let answered = [
+        ("route", "gpt-test"),
+        ("deployment", "gpt-test/fake-openai/gpt-4o-mini"),
+        ("provider", "fake-openai"),
+        ("model", "gpt-4o-mini"),
+        ("status", "ok"),
+    ];
+    assert_eq!(
+        moved("switchyard_requests_total", &answered, &after),
+        2.0,
+        "{text}"
+    );
+    assert_eq!(
+        moved("switchyard_request_duration_seconds_count", &ok, &after),
+        2.0,
+        "{text}"
+    );
+    assert!(moved("switchyard_request_duration_seconds_sum", &ok, &after) > 0.0);
+    assert_eq!(
+        moved(
+            "switchyard_time_to_first_token_seconds_count",
+            &[("route", "gpt-test")],
+            &after
+        ),
+        1.0,
+        "only the stream has a first token: {text}"
+    );
+    assert_eq!(
+        moved(
+            "switchyard_upstream_attempts_total",
+            &[
+                ("route", "gpt-test"),
+                ("reason", "first"),
+                ("status", "upstream_unavailable")
+            ],
+            &after
+        ),
+        1.0,
+        "{text}"
+    );
+    for kind in ["input", "output"] {
+        assert!(
+            moved(
+                "switchyard_tokens_total",
+                &[("provider", "fake-openai"), ("kind", kind)],
+                &after
+            ) > 0.0,
+            "{kind} tokens: {text}"
+        );
+    }
+    assert!(
+        moved(
+            "switchyard_cost_total",
+            &[("model", "gpt-4o-mini"), ("currency", "USD")],
+            &after
+        ) > 0.0,
+        "{text}"
+    );
+    assert_eq!(
+        moved(
+            "switchyard_cache_lookups_total",
+            &[("route", "gpt-test"), ("kind", "exact"), ("result", "miss")],
+            &after
+        ),
+        3.0,
+        "{text}"
+    );
+    assert!(after.has("switchyard_usage_queue_depth"), "{text}");
+
+    let edge = Scrape::parse(&cluster.scrape("edge").await);
+    for class in ["authentication", "upstream_unavailable"] {
+        let labels = [("class", class)];
+        assert_eq!(
+            edge.sum("switchyard_errors_total", &labels)
+                - edge_before.sum("switchyard_errors_total", &labels),
+            1.0,
+            "{class}: {}",
+            edge.text()
+        );
+    }
+    assert!(!edge.text().contains("sk-not-a-key"));
+}
