@@ -77,4 +77,5 @@ both_modes!(
     fallback_goes_to_the_next_deployment_on_retryable_failures,
     the_edge_deadline_bounds_a_slow_upstream,
     metrics_move_as_requests_flow,
+    the_gateway_overhead_is_reported_without_the_providers_time,
 );

@@ -256,3 +256,117 @@ pub async fn metrics_move_as_requests_flow(cluster: &TestCluster) {
     }
     assert!(!edge.text().contains("sk-not-a-key"));
 }
+
+/// The overhead a response reports, in milliseconds: three decimals.
+fn overhead_header(response: &reqwest::Response) -> f64 {
+    let text = response
+        .headers()
+        .get("x-switchyard-overhead-ms")
+        .unwrap_or_else(|| panic!("an overhead header: {:?}", response.headers()))
+        .to_str()
+        .expect("ascii");
+    let (whole, fraction) = text.split_once('.').expect("a decimal");
+    assert!(
+        !whole.is_empty() && fraction.len() == 3,
+        "milliseconds to the microsecond: {text}"
+    );
+    text.parse().expect("a number")
+}
+
+/// The `data:` payloads of an SSE body, `[DONE]` left out.
+fn stream_chunks(body: &str) -> Vec<serde_json::Value> {
+    body.split("\n\n")
+        .filter_map(|event| event.strip_prefix("data: "))
+        .filter(|data| *data != "[DONE]")
+        .map(|data| serde_json::from_str(data).expect("chunk JSON"))
+        .collect()
+}
+
+pub async fn the_gateway_overhead_is_reported_without_the_providers_time(cluster: &TestCluster) {
+    let before = Scrape::parse(&cluster.scrape("edge").await);
+    // A provider that takes 300 ms: the client waits that long, but the
+    // gateway reports only its own share.
+    cluster
+        .upstream
+        .push_fault(Fault::Delay(Duration::from_millis(300)));
+    let prompt = format!("overhead {}", uuid::Uuid::now_v7());
+    let started = std::time::Instant::now();
+    let response = cluster.chat(&ask("gpt-test", &prompt, false)).await;
+    let waited = started.elapsed();
+    assert_eq!(response.status(), 200);
+    let overhead = overhead_header(&response);
+    assert!(waited >= Duration::from_millis(300));
+    assert!(
+        overhead < 150.0,
+        "the provider's 300 ms are not the gateway's: {overhead} ms"
+    );
+
+    // Streams carry it in their last chunk, with or without usage.
+    for include_usage in [true, false] {
+        let mut request = ask("gpt-test", &format!("{prompt} {include_usage}"), true);
+        request["stream_options"] = json!({"include_usage": include_usage});
+        let response = cluster.chat(&request).await;
+        assert_eq!(response.status(), 200);
+        let body = response.text().await.expect("stream");
+        let chunks = stream_chunks(&body);
+        let (last, earlier) = chunks.split_last().expect("chunks");
+        assert!(
+            last["x-switchyard-overhead-ms"]
+                .as_f64()
+                .is_some_and(|ms| ms >= 0.0),
+            "{body}"
+        );
+        assert!(
+            earlier
+                .iter()
+                .all(|chunk| chunk.get("x-switchyard-overhead-ms").is_none()),
+            "{body}"
+        );
+        if include_usage {
+            assert!(last["usage"].is_object(), "{body}");
+        } else {
+            assert_eq!(last["choices"][0]["finish_reason"], "stop", "{body}");
+        }
+    }
+
+    let response = cluster
+        .http
+        .post(format!("{}/v1/embeddings", cluster.base_url))
+        .bearer_auth(&cluster.api_key)
+        .json(&json!({"model": "demo", "input": "hello"}))
+        .send()
+        .await
+        .expect("edge answers");
+    assert_eq!(response.status(), 200);
+    overhead_header(&response);
+
+    let after = Scrape::parse(&cluster.scrape("edge").await);
+    let moved =
+        |name: &str, labels: &[(&str, &str)]| after.sum(name, labels) - before.sum(name, labels);
+    assert_eq!(
+        moved(
+            "switchyard_overhead_seconds_count",
+            &[("operation", "chat")]
+        ),
+        1.0,
+        "{}",
+        after.text()
+    );
+    assert_eq!(
+        moved(
+            "switchyard_overhead_seconds_count",
+            &[("operation", "embeddings")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        moved("switchyard_overhead_first_token_seconds_count", &[]),
+        2.0
+    );
+    assert_eq!(
+        moved("switchyard_overhead_chunk_gap_seconds_count", &[]),
+        2.0
+    );
+    // The recorded overhead leaves the provider's 300 ms out too.
+    assert!(moved("switchyard_overhead_seconds_sum", &[("operation", "chat")]) < 0.15);
+}

@@ -5,7 +5,9 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use switchyard_test_support::{Fault, openai_error_body};
 
-pub use crate::observability::metrics_move_as_requests_flow;
+pub use crate::observability::{
+    metrics_move_as_requests_flow, the_gateway_overhead_is_reported_without_the_providers_time,
+};
 use crate::{
     cluster::{Backends, TestCluster, UPSTREAM_KEY},
     ledger::wait_for_usage_rows,

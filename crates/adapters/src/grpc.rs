@@ -13,7 +13,7 @@ use switchyard_common::{
 };
 use switchyard_proto::v1::{
     AdapterChatRequest, AdapterChatResponse, AdapterEmbedRequest, AdapterEmbedResponse,
-    EmbedResponse, RequestContext, adapter_service_server::AdapterService,
+    EmbedResponse, RequestContext, UpstreamTiming, adapter_service_server::AdapterService,
 };
 use tokio::time::Instant;
 use tonic::{Request, Response, Status};
@@ -26,6 +26,7 @@ use crate::{
     http::{AttemptLimits, BodySizes, HttpClient},
     provider::{Attempt, ProviderKind, Providers},
     secrets::SecretResolver,
+    timing::{self, Timed},
 };
 
 /// Serves attempts: looks the deployment up in its own snapshot, resolves
@@ -70,10 +71,11 @@ impl AdapterGrpc {
         })
     }
 
+    /// Starts a chat attempt; returns its chunks and when its request was sent.
     async fn start_attempt(
         &self,
         request: AdapterChatRequest,
-    ) -> Result<crate::provider::ChunkStream, ServiceError> {
+    ) -> Result<(crate::provider::ChunkStream, std::time::Instant), ServiceError> {
         let AdapterChatRequest {
             context,
             request,
@@ -83,14 +85,16 @@ impl AdapterGrpc {
             .attempt(context.as_ref(), &deployment_id, request)
             .await?;
         attempt.request.model.clone_from(&attempt.upstream_model);
-        self.providers.chat(kind, attempt).await
+        let sent = std::time::Instant::now();
+        Ok((self.providers.chat(kind, attempt).await?, sent))
     }
 
-    /// Starts an embeddings attempt and waits for its answer.
+    /// Starts an embeddings attempt and waits for its answer; returns it
+    /// with how long the provider took.
     async fn embed_attempt(
         &self,
         request: AdapterEmbedRequest,
-    ) -> Result<EmbedResponse, ServiceError> {
+    ) -> Result<(EmbedResponse, UpstreamTiming), ServiceError> {
         let AdapterEmbedRequest {
             context,
             request,
@@ -100,7 +104,9 @@ impl AdapterGrpc {
             .attempt(context.as_ref(), &deployment_id, request)
             .await?;
         attempt.request.model.clone_from(&attempt.upstream_model);
-        self.providers.embed(kind, attempt).await
+        let sent = std::time::Instant::now();
+        let response = self.providers.embed(kind, attempt).await?;
+        Ok((response, timing::whole(sent)))
     }
 
     /// Resolves a deployment's provider, secrets and timing into an attempt.
@@ -225,7 +231,7 @@ impl AdapterService for AdapterGrpc {
     ) -> Result<Response<Self::ChatStream>, Status> {
         // Errors are logged at debug level only: the router decides what a
         // failed attempt means and logs the request's outcome once.
-        let chunks = self
+        let (chunks, sent) = self
             .start_attempt(request.into_inner())
             .await
             .map_err(|error| {
@@ -233,8 +239,8 @@ impl AdapterService for AdapterGrpc {
                 tracing::debug!(class = %error.class, provider = ?error.provider, "attempt refused");
                 error.to_status()
             })?;
-        let responses = chunks.map(|item| match item {
-            Ok(chunk) => Ok(AdapterChatResponse { chunk: Some(chunk) }),
+        let responses = Timed::new(chunks, sent).map(|item| match item {
+            Ok(message) => Ok(message),
             Err(error) => {
                 let error = classify::at_boundary(error);
                 tracing::debug!(class = %error.class, provider = ?error.provider, "attempt failed mid-stream");
@@ -248,7 +254,7 @@ impl AdapterService for AdapterGrpc {
         &self,
         request: Request<AdapterEmbedRequest>,
     ) -> Result<Response<AdapterEmbedResponse>, Status> {
-        let response = self
+        let (response, upstream) = self
             .embed_attempt(request.into_inner())
             .await
             .map_err(|error| {
@@ -258,6 +264,7 @@ impl AdapterService for AdapterGrpc {
             })?;
         Ok(Response::new(AdapterEmbedResponse {
             response: Some(response),
+            upstream: Some(upstream),
         }))
     }
 }

@@ -39,6 +39,7 @@ mod provider;
 mod providers;
 mod secrets;
 mod sse;
+mod timing;
 
 use std::sync::Arc;
 

@@ -18,6 +18,7 @@ mod error;
 pub mod fuzzing;
 mod metrics;
 mod openai;
+mod overhead;
 mod protocol_errors;
 mod request_id;
 mod routes;

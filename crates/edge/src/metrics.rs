@@ -1,12 +1,17 @@
 //! The edge's series: every error answered to a client, by class, whoever
-//! decided it (the edge itself, the router, or a caught panic).
+//! decided it (the edge itself, the router, or a caught panic); and the
+//! gateway's own overhead (see [`crate::overhead`]).
+
+use std::time::Duration;
 
 use prometheus_client::{
     encoding::EncodeLabelSet,
-    metrics::{counter::Counter, family::Family},
+    metrics::{counter::Counter, family::Family, histogram::Histogram},
     registry::Registry,
 };
-use switchyard_common::ErrorClass;
+use switchyard_common::{ErrorClass, metrics::overhead_buckets};
+
+use crate::overhead::StreamOverhead;
 
 /// An error answer's class.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -14,10 +19,24 @@ struct ClassLabels {
     class: &'static str,
 }
 
+/// What a whole (non-streamed) answer was.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OperationLabels {
+    /// `chat` or `embeddings`.
+    operation: &'static str,
+}
+
 /// The edge's series.
 #[derive(Debug, Clone)]
 pub struct EdgeMetrics {
     errors: Family<ClassLabels, Counter>,
+    overhead: Family<OperationLabels, Histogram, fn() -> Histogram>,
+    first_token_overhead: Histogram,
+    chunk_gap_overhead: Histogram,
+}
+
+fn overhead_histogram() -> Histogram {
+    Histogram::new(overhead_buckets())
 }
 
 impl EdgeMetrics {
@@ -25,13 +44,47 @@ impl EdgeMetrics {
     pub fn register(registry: &mut Registry) -> Self {
         let metrics = Self {
             errors: Family::default(),
+            overhead: Family::new_with_constructor(overhead_histogram),
+            first_token_overhead: overhead_histogram(),
+            chunk_gap_overhead: overhead_histogram(),
         };
         registry.register(
             "errors",
             "Error answers sent to clients, by error class",
             metrics.errors.clone(),
         );
+        registry.register(
+            "overhead_seconds",
+            "Time the gateway added to a whole answer: the client's wait after its body was read, less the time at providers",
+            metrics.overhead.clone(),
+        );
+        registry.register(
+            "overhead_first_token_seconds",
+            "Time the gateway added to a stream's first token",
+            metrics.first_token_overhead.clone(),
+        );
+        registry.register(
+            "overhead_chunk_gap_seconds",
+            "Time the gateway added to the gap between a stream's chunks, on average per stream",
+            metrics.chunk_gap_overhead.clone(),
+        );
         metrics
+    }
+
+    /// Records the overhead of one whole answer.
+    pub fn whole_answer(&self, operation: &'static str, overhead: Duration) {
+        self.overhead
+            .get_or_create(&OperationLabels { operation })
+            .observe(overhead.as_secs_f64());
+    }
+
+    /// Records the overhead of one finished stream.
+    pub fn stream(&self, overhead: &StreamOverhead) {
+        self.first_token_overhead
+            .observe(overhead.first_token.as_secs_f64());
+        if let Some(gap) = overhead.chunk_gap {
+            self.chunk_gap_overhead.observe(gap.as_secs_f64());
+        }
     }
 
     /// Counts one error answer.

@@ -18,7 +18,7 @@ use switchyard_common::{
 };
 use switchyard_proto::v1::{
     AdapterChatRequest, AdapterChatResponse, AdapterEmbedRequest, ChatRequest, Deployment,
-    EmbedRequest, EmbedResponse, RequestContext, Usage,
+    EmbedRequest, EmbedResponse, RequestContext, UpstreamTiming, Usage,
 };
 
 /// What one attempt did.
@@ -36,6 +36,31 @@ pub struct AttemptRecord {
     pub outcome: Option<ErrorClass>,
     /// Its usage, as the provider reported it.
     pub usage: Usage,
+    /// How long the provider took, as the adapters measured it; `None` for
+    /// a failed attempt (the router's own timing counts for it).
+    pub upstream: Option<UpstreamTiming>,
+}
+
+/// The time a request spent at providers over `records`: each failed
+/// attempt whole, as the router saw it, then the answering attempt as the
+/// adapters measured it.
+pub fn upstream_timing(records: &[AttemptRecord]) -> UpstreamTiming {
+    let mut before = 0_u64;
+    for (position, record) in records.iter().enumerate() {
+        if let (true, Some(answer)) = (position + 1 == records.len(), record.upstream) {
+            return UpstreamTiming {
+                first_chunk_micros: before.saturating_add(answer.first_chunk_micros),
+                total_micros: before.saturating_add(answer.total_micros),
+            };
+        }
+        let ended = record.ended.unwrap_or_else(Instant::now);
+        let spent = ended.saturating_duration_since(record.started).as_micros();
+        before = before.saturating_add(u64::try_from(spent).unwrap_or(u64::MAX));
+    }
+    UpstreamTiming {
+        first_chunk_micros: before,
+        total_micros: before,
+    }
 }
 
 /// The client side of the adapters.
@@ -85,13 +110,14 @@ impl Adapters {
         }
     }
 
-    /// Sends an embeddings request to `deployment` and returns its answer.
+    /// Sends an embeddings request to `deployment` and returns its answer,
+    /// with how long the provider took.
     pub async fn embed(
         &self,
         context: RequestContext,
         deployment: &Deployment,
         request: EmbedRequest,
-    ) -> Result<EmbedResponse, ServiceError> {
+    ) -> Result<(EmbedResponse, Option<UpstreamTiming>), ServiceError> {
         let response = self
             .client
             .embed(AdapterEmbedRequest {
@@ -101,13 +127,15 @@ impl Adapters {
             })
             .await
             .map_err(|status| as_gateway_error(ServiceError::from_status(&status)))?;
-        response.response.ok_or_else(|| {
+        let upstream = response.upstream;
+        let answer = response.response.ok_or_else(|| {
             ServiceError::new(
                 ErrorClass::UpstreamUnavailable,
                 "the provider returned an empty response",
             )
             .with_provider(&deployment.provider)
-        })
+        })?;
+        Ok((answer, upstream))
     }
 }
 
@@ -168,6 +196,7 @@ where
             ended: None,
             outcome: None,
             usage: Usage::default(),
+            upstream: None,
         };
         match result {
             Ok(answer) => {
@@ -260,6 +289,7 @@ pub(crate) mod tests {
                         content: text.to_owned(),
                         ..ChatChunk::default()
                     }),
+                    upstream: None,
                 }),
                 Ok(AdapterChatResponse {
                     chunk: Some(ChatChunk {
@@ -272,6 +302,14 @@ pub(crate) mod tests {
                         }),
                         ..ChatChunk::default()
                     }),
+                    upstream: None,
+                }),
+                Ok(AdapterChatResponse {
+                    chunk: None,
+                    upstream: Some(UpstreamTiming {
+                        first_chunk_micros: 1_000,
+                        total_micros: 2_000,
+                    }),
                 }),
             ];
             Ok(Response::new(futures::stream::iter(chunks).boxed()))
@@ -283,6 +321,10 @@ pub(crate) mod tests {
         ) -> Result<Response<AdapterEmbedResponse>, Status> {
             self.answer(&request.get_ref().deployment_id)?;
             Ok(Response::new(AdapterEmbedResponse {
+                upstream: Some(UpstreamTiming {
+                    first_chunk_micros: 3_000,
+                    total_micros: 3_000,
+                }),
                 response: Some(EmbedResponse {
                     usage: Some(Usage {
                         prompt_tokens: 4,
@@ -345,6 +387,37 @@ pub(crate) mod tests {
         })
         .await;
         (result, records, fake.calls())
+    }
+
+    #[test]
+    fn upstream_time_counts_failed_attempts_whole_and_the_answer_as_measured() {
+        let started = Instant::now();
+        let record = |spent_ms: u64, upstream: Option<UpstreamTiming>| AttemptRecord {
+            deployment: deployment("d"),
+            started,
+            first_chunk_at: None,
+            ended: Some(started + Duration::from_millis(spent_ms)),
+            outcome: upstream
+                .is_none()
+                .then_some(ErrorClass::UpstreamUnavailable),
+            usage: Usage::default(),
+            upstream,
+        };
+        let answer = UpstreamTiming {
+            first_chunk_micros: 300,
+            total_micros: 900,
+        };
+        let timing = upstream_timing(&[record(2, None), record(50, Some(answer))]);
+        assert_eq!(
+            (timing.first_chunk_micros, timing.total_micros),
+            (2_300, 2_900)
+        );
+        let failed = upstream_timing(&[record(2, None), record(3, None)]);
+        assert_eq!(
+            (failed.first_chunk_micros, failed.total_micros),
+            (5_000, 5_000)
+        );
+        assert_eq!(upstream_timing(&[]).total_micros, 0);
     }
 
     #[tokio::test]

@@ -9,7 +9,7 @@ use switchyard_proto::v1::{
 };
 
 use crate::{
-    attempt::{Adapters, try_in_order},
+    attempt::{Adapters, try_in_order, upstream_timing},
     plan::Plan,
     settle::{Settlement, Settler, unix_millis},
 };
@@ -57,8 +57,8 @@ pub async fn embed(
         created_at_unix_ms,
         first_chunk_at: None,
     };
-    let response = match answered {
-        Ok(response) => response,
+    let (response, upstream) = match answered {
+        Ok(answer) => answer,
         Err(error) => {
             settlement.error_class = Some(error.class);
             settler.settle(settlement, None);
@@ -69,6 +69,10 @@ pub async fn embed(
     // The whole answer arrives at once: its first byte is its last.
     settlement.first_chunk_at = Some(Instant::now());
     let attempts = u32::try_from(settlement.attempts.len()).unwrap_or(u32::MAX);
+    if let Some(answering) = settlement.attempts.last_mut() {
+        answering.upstream = upstream;
+    }
+    let upstream = upstream_timing(&settlement.attempts);
     let route = settlement.attempts.last_mut().map(|answering| {
         answering.usage = usage;
         let deployment = &answering.deployment;
@@ -88,6 +92,7 @@ pub async fn embed(
             usage: Some(usage),
             ..response
         }),
+        upstream: Some(upstream),
     })
 }
 

@@ -16,7 +16,7 @@ use switchyard_proto::v1::{
 use tonic::Status;
 
 use crate::{
-    attempt::{Adapters, AttemptRecord, OpenAttempt, try_in_order},
+    attempt::{Adapters, AttemptRecord, OpenAttempt, try_in_order, upstream_timing},
     plan::Plan,
     settle::{CacheEntry, Settlement, Settler, unix_millis},
 };
@@ -180,7 +180,7 @@ impl Journey {
                 Phase::Replaying(mut chunks) => {
                     let Some(chunk) = chunks.next() else {
                         self.completed = true;
-                        return None;
+                        return Some((Ok(self.last_message()), Phase::Done));
                     };
                     return Some((Ok(self.message(chunk)), Phase::Replaying(chunks)));
                 }
@@ -195,6 +195,9 @@ impl Journey {
                     match message {
                         Some(Ok(message)) => {
                             let Some(chunk) = message.chunk else {
+                                if let Some(answering) = self.attempts.last_mut() {
+                                    answering.upstream = message.upstream.or(answering.upstream);
+                                }
                                 phase = Phase::Forwarding { first, rest };
                                 continue;
                             };
@@ -204,7 +207,7 @@ impl Journey {
                         }
                         None => {
                             self.completed = true;
-                            return None;
+                            return Some((Ok(self.last_message()), Phase::Done));
                         }
                         Some(Err(status)) => {
                             let error = ServiceError::from_status(&status);
@@ -327,6 +330,17 @@ impl Journey {
         RouterChatResponse {
             route: self.route.take(),
             chunk: Some(chunk),
+            upstream: None,
+        }
+    }
+
+    /// The message that ends a whole answer: the time spent at providers
+    /// (none for a cache hit), and the route decision if no chunk took it.
+    fn last_message(&mut self) -> RouterChatResponse {
+        RouterChatResponse {
+            route: self.route.take(),
+            chunk: None,
+            upstream: Some(upstream_timing(&self.attempts)),
         }
     }
 

@@ -323,6 +323,7 @@ mod tests {
             ended: Some(started),
             outcome,
             usage,
+            upstream: None,
         }
     }
 

@@ -244,6 +244,12 @@ struct ChunkWire<'a> {
     /// `Some(None)` renders `"usage": null`, as OpenAI does when usage is requested.
     #[serde(skip_serializing_if = "Option::is_none")]
     usage: Option<Option<UsageWire>>,
+    /// The gateway's overhead, on a stream's last chunk only.
+    #[serde(
+        rename = "x-switchyard-overhead-ms",
+        skip_serializing_if = "Option::is_none"
+    )]
+    overhead_ms: Option<f64>,
 }
 
 #[derive(Serialize)]
@@ -305,6 +311,27 @@ impl ChunkRenderer {
     /// Appends the SSE events for one chunk to `out`: a delta event unless the
     /// chunk only carries usage, then a usage event when usage was requested.
     pub fn render(&mut self, chunk: &pb::ChatChunk, out: &mut Vec<u8>) {
+        self.render_with(chunk, out, None);
+    }
+
+    /// Renders a stream's last chunk, its last event carrying the gateway's
+    /// overhead in milliseconds (`x-switchyard-overhead-ms`) when known.
+    pub fn render_last(
+        &mut self,
+        chunk: &pb::ChatChunk,
+        out: &mut Vec<u8>,
+        overhead_ms: Option<f64>,
+    ) {
+        self.render_with(chunk, out, overhead_ms);
+    }
+
+    /// Whether rendering `chunk` writes any event (a usage-only chunk
+    /// writes none unless usage was requested).
+    pub fn writes_event(&self, chunk: &pb::ChatChunk) -> bool {
+        has_delta(chunk) || (self.include_usage && chunk.usage.is_some())
+    }
+
+    fn render_with(&mut self, chunk: &pb::ChatChunk, out: &mut Vec<u8>, overhead_ms: Option<f64>) {
         if !chunk.model.is_empty() && chunk.model != self.model {
             self.model.clone_from(&chunk.model);
         }
@@ -314,12 +341,8 @@ impl ChunkRenderer {
             self.system_fingerprint
                 .clone_from(&chunk.system_fingerprint);
         }
-        let has_delta = chunk.role != 0
-            || !chunk.content.is_empty()
-            || !chunk.refusal.is_empty()
-            || !chunk.tool_calls.is_empty()
-            || chunk.finish_reason != 0;
-        if has_delta {
+        let usage_event = self.include_usage && chunk.usage.is_some();
+        if has_delta(chunk) {
             let tool_calls = chunk
                 .tool_calls
                 .iter()
@@ -353,6 +376,7 @@ impl ChunkRenderer {
                     finish_reason: finish_reason(chunk.finish_reason),
                 }],
                 usage: self.include_usage.then_some(None),
+                overhead_ms: overhead_ms.filter(|_| !usage_event),
             };
             write_event(out, &wire);
         }
@@ -365,6 +389,7 @@ impl ChunkRenderer {
                 system_fingerprint: self.fingerprint(),
                 choices: Vec::new(),
                 usage: Some(Some(UsageWire::from(usage))),
+                overhead_ms,
             };
             write_event(out, &wire);
         }
@@ -373,6 +398,15 @@ impl ChunkRenderer {
     fn fingerprint(&self) -> Option<&str> {
         (!self.system_fingerprint.is_empty()).then_some(self.system_fingerprint.as_str())
     }
+}
+
+/// Whether a chunk carries anything for a delta event.
+fn has_delta(chunk: &pb::ChatChunk) -> bool {
+    chunk.role != 0
+        || !chunk.content.is_empty()
+        || !chunk.refusal.is_empty()
+        || !chunk.tool_calls.is_empty()
+        || chunk.finish_reason != 0
 }
 
 fn write_event<T: Serialize>(out: &mut Vec<u8>, value: &T) {

@@ -2,7 +2,7 @@
 
 use std::{
     sync::Arc,
-    time::{SystemTime, UNIX_EPOCH},
+    time::{Instant, SystemTime, UNIX_EPOCH},
 };
 
 use axum::{
@@ -13,16 +13,20 @@ use axum::{
 };
 use futures::{StreamExt, stream};
 use switchyard_common::{ServiceError, client::ResponseStream};
-use switchyard_proto::v1::{CacheMode, RequestContext, RouterChatRequest, RouterChatResponse};
+use switchyard_proto::v1::{
+    CacheMode, ChatChunk, RequestContext, RouterChatRequest, RouterChatResponse, UpstreamTiming,
+};
 
 use crate::{
     EdgeState,
     context::request_context,
     error::ApiError,
+    metrics::EdgeMetrics,
     openai::{
         request,
         response::{ChunkRenderer, CompletionBuilder, ResponseIdentity},
     },
+    overhead::{self, StreamClock},
     request_id::RequestId,
     routes::shared::{authenticate, decorate, read_body, router_error},
     sse::{DONE_EVENT, write_error_event},
@@ -37,6 +41,8 @@ pub async fn handle(
 ) -> Result<Response, ApiError> {
     let caller = authenticate(&state, &headers)?;
     let body = read_body(body, &headers, &state.body_limits).await?;
+    // The gateway's overhead is counted from here: the upload was the client's.
+    let received = Instant::now();
     // Model existence and the key's model policy are the router's decisions.
     let parsed = request::parse(&body)?;
     let stream = parsed.is_stream();
@@ -77,9 +83,10 @@ pub async fn handle(
     let route = first.route.clone().unwrap_or_default();
 
     let mut response = if stream {
-        stream_response(first, responses, identity, include_usage)
+        let renderer = ChunkRenderer::new(identity, include_usage);
+        stream_response(first, responses, renderer, received, state.metrics.clone())
     } else {
-        complete_response(first, responses, &identity).await?
+        complete_response(first, responses, &identity, received, &state.metrics).await?
     };
     decorate(response.headers_mut(), &route);
     Ok(response)
@@ -105,12 +112,18 @@ async fn complete_response(
     first: RouterChatResponse,
     mut rest: ResponseStream<RouterChatResponse>,
     identity: &ResponseIdentity,
+    received: Instant,
+    metrics: &EdgeMetrics,
 ) -> Result<Response, ApiError> {
     let mut builder = CompletionBuilder::default();
+    let mut upstream = None;
     let mut next = Some(first);
     loop {
-        if let Some(chunk) = next.take().and_then(|message| message.chunk) {
-            builder.push(chunk);
+        if let Some(message) = next.take() {
+            upstream = message.upstream.or(upstream);
+            if let Some(chunk) = message.chunk {
+                builder.push(chunk);
+            }
         }
         match rest.next().await {
             Some(Ok(message)) => next = Some(message),
@@ -120,7 +133,7 @@ async fn complete_response(
         }
     }
     let body = builder.finish(identity);
-    Ok((
+    let mut response = (
         StatusCode::OK,
         [(
             header::CONTENT_TYPE,
@@ -128,7 +141,9 @@ async fn complete_response(
         )],
         body,
     )
-        .into_response())
+        .into_response();
+    overhead::stamp_whole_answer(response.headers_mut(), "chat", received, upstream, metrics);
+    Ok(response)
 }
 
 /// State of an SSE body between polls.
@@ -137,19 +152,79 @@ struct SseState {
     rest: ResponseStream<RouterChatResponse>,
     renderer: ChunkRenderer,
     finished: bool,
+    /// A chunk that may be the answer's last (it ends a choice or carries
+    /// usage), held until the next message shows whether it is, so the last
+    /// one can carry the gateway's overhead. Providers send what follows it
+    /// at once.
+    held: Option<ChatChunk>,
+    /// The time at providers, from the router's last message.
+    upstream: Option<UpstreamTiming>,
+    clock: StreamClock,
+    metrics: EdgeMetrics,
+}
+
+/// Whether `chunk` may be an answer's last: it ends a choice or carries usage.
+fn may_be_last(chunk: &ChatChunk) -> bool {
+    chunk.finish_reason != 0 || chunk.usage.is_some()
+}
+
+impl SseState {
+    /// Renders `message`'s chunk into `out`, holding back one that may be
+    /// the last and releasing the one held before.
+    fn take(&mut self, message: RouterChatResponse, out: &mut Vec<u8>) {
+        self.upstream = message.upstream.or(self.upstream);
+        let Some(chunk) = message.chunk else {
+            return;
+        };
+        if !self.renderer.writes_event(&chunk) {
+            // Writes nothing (usage nobody asked for): the held chunk may
+            // still be the last one written.
+            self.renderer.render(&chunk, out);
+            return;
+        }
+        if let Some(held) = self.held.take() {
+            self.renderer.render(&held, out);
+        }
+        if may_be_last(&chunk) {
+            self.held = Some(chunk);
+        } else {
+            self.renderer.render(&chunk, out);
+        }
+    }
+
+    /// Renders the held chunk as the last, with the overhead so far, and
+    /// records the stream's overhead. The frame it goes in is sent now.
+    fn finish(&mut self, out: &mut Vec<u8>) {
+        self.clock.frame_sent();
+        let overhead = self
+            .upstream
+            .and_then(|upstream| self.clock.overhead(&upstream));
+        if let Some(held) = self.held.take() {
+            let overhead_ms = overhead.map(|overhead| overhead::milliseconds(overhead.total));
+            self.renderer.render_last(&held, out, overhead_ms);
+        }
+        if let Some(overhead) = overhead {
+            self.metrics.stream(&overhead);
+        }
+    }
 }
 
 fn stream_response(
     first: RouterChatResponse,
     rest: ResponseStream<RouterChatResponse>,
-    identity: ResponseIdentity,
-    include_usage: bool,
+    renderer: ChunkRenderer,
+    received: Instant,
+    metrics: EdgeMetrics,
 ) -> Response {
     let state = SseState {
         pending: Some(first),
         rest,
-        renderer: ChunkRenderer::new(identity, include_usage),
+        renderer,
         finished: false,
+        held: None,
+        upstream: None,
+        clock: StreamClock::new(received),
+        metrics,
     };
     // One body frame per router message, written as soon as it arrives.
     let events = stream::unfold(state, |mut state| async move {
@@ -164,19 +239,21 @@ fn stream_response(
             };
             match message {
                 Ok(Some(message)) => {
-                    if let Some(chunk) = &message.chunk {
-                        state.renderer.render(chunk, &mut out);
-                    }
+                    state.take(message, &mut out);
                     if !out.is_empty() {
                         break;
                     }
                 }
                 Ok(None) => {
+                    state.finish(&mut out);
                     out.extend_from_slice(DONE_EVENT);
                     state.finished = true;
                     break;
                 }
                 Err(status) => {
+                    if let Some(held) = state.held.take() {
+                        state.renderer.render(&held, &mut out);
+                    }
                     let error = ServiceError::from_status(&status);
                     tracing::warn!(class = %error.class, "stream failed after it started");
                     write_error_event(&error, &mut out);
@@ -184,6 +261,9 @@ fn stream_response(
                     break;
                 }
             }
+        }
+        if !state.finished {
+            state.clock.frame_sent();
         }
         Some((Ok::<_, std::convert::Infallible>(Bytes::from(out)), state))
     });

@@ -16,6 +16,7 @@ use crate::{
     context::request_context,
     error::ApiError,
     openai::embeddings::{parse, render},
+    overhead,
     request_id::RequestId,
     routes::shared::{authenticate, decorate, read_body, router_error},
 };
@@ -29,6 +30,8 @@ pub async fn handle(
 ) -> Result<Response, ApiError> {
     let caller = authenticate(&state, &headers)?;
     let body = read_body(body, &headers, &state.body_limits).await?;
+    // The gateway's overhead is counted from here: the upload was the client's.
+    let received = std::time::Instant::now();
     // Model existence and the key's model policy are the router's decisions.
     let (request, format) = parse(&body)?.into_proto()?;
     let alias = request.model.clone();
@@ -60,6 +63,13 @@ pub async fn handle(
         body,
     )
         .into_response();
+    overhead::stamp_whole_answer(
+        response.headers_mut(),
+        "embeddings",
+        received,
+        answer.upstream,
+        &state.metrics,
+    );
     decorate(response.headers_mut(), &answer.route.unwrap_or_default());
     Ok(response)
 }
