@@ -160,12 +160,22 @@ impl Harness {
             }
         };
         let mut chunks = Vec::new();
+        let mut timed = false;
         loop {
             match stream.message().await {
                 Ok(Some(response)) => {
-                    chunks.push(response.chunk.expect("every response has a chunk"))
+                    assert!(!timed, "the upstream timing comes last");
+                    match (response.chunk, response.upstream) {
+                        (Some(chunk), None) => chunks.push(chunk),
+                        (None, Some(timing)) => {
+                            assert!(timing.first_chunk_micros <= timing.total_micros);
+                            timed = true;
+                        }
+                        other => panic!("a chunk or the timing, never both: {other:?}"),
+                    }
                 }
                 Ok(None) => {
+                    assert!(timed, "a whole answer ends with its upstream timing");
                     return Outcome {
                         chunks,
                         error: None,
