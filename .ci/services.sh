@@ -26,6 +26,8 @@ command -v pg_ctlcluster >/dev/null 2>&1 && ls /usr/lib/postgresql/*/bin/postgre
 command -v clickhouse-server >/dev/null 2>&1 || missing+=(clickhouse-server)
 command -v clickhouse-client >/dev/null 2>&1 || missing+=(clickhouse-client)
 command -v curl >/dev/null 2>&1 || missing+=(curl)
+# promtool checks and unit-tests the alert rules in deploy/prometheus.
+command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 
 if ((${#missing[@]} > 0)); then
     echo "services: installing ${missing[*]}"

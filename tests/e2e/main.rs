@@ -78,4 +78,5 @@ both_modes!(
     the_edge_deadline_bounds_a_slow_upstream,
     metrics_move_as_requests_flow,
     the_gateway_overhead_is_reported_without_the_providers_time,
+    dashboards_and_alerts_name_only_exported_series,
 );

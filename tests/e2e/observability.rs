@@ -111,6 +111,19 @@ fn ask(model: &str, prompt: &str, stream: bool) -> serde_json::Value {
     })
 }
 
+/// A chat request with a key the gateway does not know: a 401.
+async fn ask_with_a_bad_key(cluster: &TestCluster) {
+    let refused = cluster
+        .http
+        .post(format!("{}/v1/chat/completions", cluster.base_url))
+        .bearer_auth("sk-not-a-key")
+        .json(&ask("gpt-test", "hi", false))
+        .send()
+        .await
+        .expect("edge answers");
+    assert_eq!(refused.status(), 401);
+}
+
 pub async fn metrics_move_as_requests_flow(cluster: &TestCluster) {
     let ok = [("route", "gpt-test"), ("status", "ok")];
     let unavailable = [("route", "gpt-test"), ("status", "upstream_unavailable")];
@@ -145,15 +158,7 @@ pub async fn metrics_move_as_requests_flow(cluster: &TestCluster) {
         .chat(&ask("gpt-test", &format!("{prompt} failing"), false))
         .await;
     assert!(response.status().is_server_error(), "{}", response.status());
-    let refused = cluster
-        .http
-        .post(format!("{}/v1/chat/completions", cluster.base_url))
-        .bearer_auth("sk-not-a-key")
-        .json(&ask("gpt-test", "hi", false))
-        .send()
-        .await
-        .expect("edge answers");
-    assert_eq!(refused.status(), 401);
+    ask_with_a_bad_key(cluster).await;
 
     let moved = |name: &str, labels: &[(&str, &str)], scrape: &Scrape| {
         scrape.sum(name, labels) - before.sum(name, labels)
@@ -369,4 +374,107 @@ pub async fn the_gateway_overhead_is_reported_without_the_providers_time(cluster
     );
     // The recorded overhead leaves the provider's 300 ms out too.
     assert!(moved("switchyard_overhead_seconds_sum", &[("operation", "chat")]) < 0.15);
+}
+
+/// Every series name a scrape declares (`# TYPE` lines), histograms with
+/// their `_bucket`, `_sum` and `_count` series.
+fn exported_names(text: &str) -> std::collections::BTreeSet<String> {
+    let mut names = std::collections::BTreeSet::new();
+    for line in text.lines() {
+        let Some(declaration) = line.strip_prefix("# TYPE ") else {
+            continue;
+        };
+        let mut parts = declaration.split_whitespace();
+        let (Some(name), Some(kind)) = (parts.next(), parts.next()) else {
+            continue;
+        };
+        if kind == "histogram" {
+            for suffix in ["_bucket", "_sum", "_count"] {
+                names.insert(format!("{name}{suffix}"));
+            }
+        }
+        names.insert(name.to_owned());
+    }
+    names
+}
+
+/// The `switchyard_…` series named in a dashboard or rule file.
+fn named_series(text: &str) -> std::collections::BTreeSet<String> {
+    let mut names = std::collections::BTreeSet::new();
+    let mut rest = text;
+    while let Some(start) = rest.find("switchyard_") {
+        let tail = &rest[start..];
+        let end = tail
+            .find(|c: char| !(c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'))
+            .unwrap_or(tail.len());
+        names.insert(tail[..end].to_owned());
+        rest = &tail[end..];
+    }
+    names
+}
+
+pub async fn dashboards_and_alerts_name_only_exported_series(cluster: &TestCluster) {
+    // A family appears once it has a series: an answer of each kind and
+    // an error make every one of today's appear.
+    let prompt = format!("names {}", uuid::Uuid::now_v7());
+    for stream in [false, true] {
+        let response = cluster
+            .chat(&ask("gpt-test", &format!("{prompt} {stream}"), stream))
+            .await;
+        assert_eq!(response.status(), 200);
+        response.text().await.expect("body");
+    }
+    ask_with_a_bad_key(cluster).await;
+    // The router records a request as it settles, just after the answer.
+    scrape_until(cluster, "router", |scrape| {
+        scrape.has("switchyard_time_to_first_token_seconds_count")
+    })
+    .await;
+    let mut exported = std::collections::BTreeSet::new();
+    for role in cluster.admin_urls.keys() {
+        exported.extend(exported_names(&cluster.scrape(role).await));
+    }
+    let root = crate::python_sdk::repository_root();
+    for file in [
+        "deploy/grafana/switchyard.json",
+        "deploy/prometheus/alerts.yaml",
+    ] {
+        let text = std::fs::read_to_string(root.join(file)).expect("deploy file");
+        let named = named_series(&text);
+        assert!(named.len() >= 5, "{file} names series: {named:?}");
+        let unknown: Vec<_> = named.difference(&exported).collect();
+        assert!(
+            unknown.is_empty(),
+            "{file} names series the gateway does not export: {unknown:?}\nexported: {exported:?}"
+        );
+    }
+}
+
+/// The alert rules load in Prometheus and their unit tests pass.
+#[tokio::test]
+async fn alert_rules_pass_promtool() {
+    let directory = crate::python_sdk::repository_root().join("deploy/prometheus");
+    for arguments in [
+        ["check", "rules", "alerts.yaml"],
+        ["test", "rules", "alerts.test.yaml"],
+    ] {
+        let output = tokio::process::Command::new("promtool")
+            .args(arguments)
+            .current_dir(&directory)
+            .output()
+            .await
+            .unwrap_or_else(|error| {
+                panic!(
+                    "promtool is missing ({error}): install Debian's `prometheus` package, \
+                     or run `bash .ci/services.sh`"
+                )
+            });
+        assert!(
+            output.status.success(),
+            "promtool {}: {}{}",
+            arguments.join(" "),
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
 }

@@ -6,7 +6,8 @@ use serde_json::{Value, json};
 use switchyard_test_support::{Fault, openai_error_body};
 
 pub use crate::observability::{
-    metrics_move_as_requests_flow, the_gateway_overhead_is_reported_without_the_providers_time,
+    dashboards_and_alerts_name_only_exported_series, metrics_move_as_requests_flow,
+    the_gateway_overhead_is_reported_without_the_providers_time,
 };
 use crate::{
     cluster::{Backends, TestCluster, UPSTREAM_KEY},
