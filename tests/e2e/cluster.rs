@@ -212,6 +212,7 @@ keys:
                     config: &config_path,
                     environment: &environment,
                     cpus: None,
+                    log_directory: None,
                 };
                 let processes = launch.distributed().await.expect("start every service");
                 let admin_urls = processes

@@ -478,3 +478,146 @@ async fn alert_rules_pass_promtool() {
         );
     }
 }
+
+/// Runs requests carrying a canary string in every place a prompt can be
+/// (a whole answer, a stream, a provider error that echoes it, a malformed
+/// body, a refused key) against real processes at the default log level,
+/// then searches every process's log for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_prompt_text_reaches_the_logs() {
+    use switchyard_test_support::{FakeOpenAi, launch::Launch};
+
+    let canary = format!("canary-{}", uuid::Uuid::now_v7().simple());
+    let upstream = FakeOpenAi::start().await;
+    let directory = tempfile::tempdir().expect("temporary directory");
+    let config = format!(
+        r#"
+control_plane: {{database_url: "sqlite://{dir}/control.db"}}
+ledger: {{sqlite_url: "sqlite://{dir}/ledger.db"}}
+router: {{usage_flush_interval: 20ms}}
+providers:
+  - {{name: fake-openai, kind: openai, base_url: "{url}", api_key: {{env: UPSTREAM_KEY}}}}
+models:
+  - name: gpt-test
+    targets: [{{provider: fake-openai, model: gpt-4o-mini}}]
+    pricing: {{input_per_million: "2.50", output_per_million: "10.00"}}
+keys:
+  - {{id: canary-key, team: canary-team, secret: {{env: CLIENT_KEY}}}}
+"#,
+        dir = directory.path().display(),
+        url = upstream.base_url(),
+    );
+    let config_path = directory.path().join("switchyard.yaml");
+    std::fs::write(&config_path, config).expect("write config");
+    let client_key = format!("sk-client-{}", uuid::Uuid::now_v7().simple());
+    let upstream_key = format!("sk-upstream-{}", uuid::Uuid::now_v7().simple());
+    let environment = std::collections::BTreeMap::from([
+        ("UPSTREAM_KEY".to_owned(), upstream_key.clone()),
+        ("CLIENT_KEY".to_owned(), client_key.clone()),
+        // The default level, whatever the test runner's environment says.
+        ("RUST_LOG".to_owned(), "info".to_owned()),
+        // The serve process's admin listener on any free port.
+        (
+            "SWITCHYARD__ADMIN__LISTEN".to_owned(),
+            "127.0.0.1:0".to_owned(),
+        ),
+    ]);
+    let http = reqwest::Client::new();
+    for distributed in [false, true] {
+        let logs = directory
+            .path()
+            .join(if distributed { "distributed" } else { "serve" });
+        std::fs::create_dir_all(&logs).expect("log directory");
+        let launch = Launch {
+            binary: std::path::Path::new(env!("CARGO_BIN_EXE_switchyard")),
+            config: &config_path,
+            environment: &environment,
+            cpus: None,
+            log_directory: Some(&logs),
+        };
+        let processes = if distributed {
+            launch.distributed().await
+        } else {
+            launch.all_in_one().await
+        }
+        .expect("the gateway starts");
+        let url = format!("http://{}/v1/chat/completions", processes.edge_address);
+        let chat = |body: serde_json::Value, key: &str| {
+            http.post(&url).bearer_auth(key).json(&body).send()
+        };
+        let prompt = format!("Please repeat {canary} back to me.");
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        // The first answer also waits for the gateway's first snapshot.
+        loop {
+            let response = chat(ask("gpt-test", &prompt, false), &client_key)
+                .await
+                .expect("edge answers");
+            if response.status() == 200 {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{}",
+                response.status()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let streamed = chat(ask("gpt-test", &prompt, true), &client_key)
+            .await
+            .expect("edge answers");
+        assert_eq!(streamed.status(), 200);
+        streamed.text().await.expect("stream");
+        upstream.push_fault(Fault::Status {
+            status: 400,
+            body: openai_error_body(
+                &format!("Invalid prompt: '{canary}' is not allowed."),
+                "invalid_request_error",
+                "invalid_prompt",
+            ),
+            headers: Vec::new(),
+        });
+        let refused_upstream = chat(
+            ask("gpt-test", &format!("{prompt} again"), false),
+            &client_key,
+        )
+        .await
+        .expect("edge answers");
+        assert_eq!(refused_upstream.status(), 400);
+        let malformed = http
+            .post(&url)
+            .bearer_auth(&client_key)
+            .header("content-type", "application/json")
+            .body(format!(
+                r#"{{"model": "gpt-test", "messages": [{{"role": "user", "content": "{canary}"#
+            ))
+            .send()
+            .await
+            .expect("edge answers");
+        assert_eq!(malformed.status(), 400);
+        let bad_key = chat(ask("gpt-test", &prompt, false), &format!("sk-{canary}"))
+            .await
+            .expect("edge answers");
+        assert_eq!(bad_key.status(), 401);
+        // The log thread writes within milliseconds; then stop the processes.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        drop(processes);
+
+        let mut text = String::new();
+        for entry in std::fs::read_dir(&logs).expect("logs") {
+            let path = entry.expect("log file").path();
+            text.push_str(&std::fs::read_to_string(&path).expect("log text"));
+        }
+        // The logs were written: every request left its line.
+        let request_lines = text
+            .lines()
+            .filter(|line| line.contains(r#""request_id""#))
+            .count();
+        assert!(request_lines >= 5, "distributed: {distributed}\n{text}");
+        for secret in [&canary, &client_key, &upstream_key] {
+            assert!(
+                !text.contains(secret.as_str()),
+                "distributed: {distributed}: a log line holds {secret}:\n{text}"
+            );
+        }
+    }
+}

@@ -345,6 +345,7 @@ keys:
             config: &config_path,
             environment: &environment,
             cpus: self.gateway_cpus.as_deref(),
+            log_directory: None,
         };
         let processes = match mode {
             Mode::AllInOne => launch.all_in_one().await?,

@@ -26,11 +26,22 @@ struct OperationLabels {
     operation: &'static str,
 }
 
+/// What a whole answer answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Operation {
+    /// `POST /v1/chat/completions`.
+    Chat,
+    /// `POST /v1/embeddings`.
+    Embeddings,
+}
+
 /// The edge's series.
 #[derive(Debug, Clone)]
 pub struct EdgeMetrics {
     errors: Family<ClassLabels, Counter>,
-    overhead: Family<OperationLabels, Histogram, fn() -> Histogram>,
+    /// Whole-answer overhead of chat and of embeddings, resolved once.
+    chat_overhead: Histogram,
+    embeddings_overhead: Histogram,
     first_token_overhead: Histogram,
     chunk_gap_overhead: Histogram,
 }
@@ -42,9 +53,13 @@ fn overhead_histogram() -> Histogram {
 impl EdgeMetrics {
     /// Registers the edge's series in `registry`.
     pub fn register(registry: &mut Registry) -> Self {
+        let overhead: Family<OperationLabels, Histogram, fn() -> Histogram> =
+            Family::new_with_constructor(overhead_histogram);
+        let of = |operation| overhead.get_or_create_owned(&OperationLabels { operation });
         let metrics = Self {
             errors: Family::default(),
-            overhead: Family::new_with_constructor(overhead_histogram),
+            chat_overhead: of("chat"),
+            embeddings_overhead: of("embeddings"),
             first_token_overhead: overhead_histogram(),
             chunk_gap_overhead: overhead_histogram(),
         };
@@ -56,7 +71,7 @@ impl EdgeMetrics {
         registry.register(
             "overhead_seconds",
             "Time the gateway added to a whole answer: the client's wait after its body was read, less the time at providers",
-            metrics.overhead.clone(),
+            overhead.clone(),
         );
         registry.register(
             "overhead_first_token_seconds",
@@ -72,10 +87,12 @@ impl EdgeMetrics {
     }
 
     /// Records the overhead of one whole answer.
-    pub fn whole_answer(&self, operation: &'static str, overhead: Duration) {
-        self.overhead
-            .get_or_create(&OperationLabels { operation })
-            .observe(overhead.as_secs_f64());
+    pub fn whole_answer(&self, operation: Operation, overhead: Duration) {
+        let histogram = match operation {
+            Operation::Chat => &self.chat_overhead,
+            Operation::Embeddings => &self.embeddings_overhead,
+        };
+        histogram.observe(overhead.as_secs_f64());
     }
 
     /// Records the overhead of one finished stream.

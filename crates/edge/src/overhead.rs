@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use switchyard_proto::v1::UpstreamTiming;
 
-use crate::metrics::EdgeMetrics;
+use crate::metrics::{EdgeMetrics, Operation};
 
 /// The header (and stream field) naming the gateway's overhead.
 pub const X_SWITCHYARD_OVERHEAD_MS: HeaderName =
@@ -23,11 +23,26 @@ pub fn added(wait: Duration, upstream_micros: u64) -> Duration {
     wait.saturating_sub(Duration::from_micros(upstream_micros))
 }
 
-/// Whole microseconds of `duration` as milliseconds with three decimals.
+/// Whole microseconds of `duration` as milliseconds with three decimals,
+/// written without an allocation of its own.
 pub fn header_value(duration: Duration) -> HeaderValue {
-    let micros = duration.as_micros();
-    let text = format!("{}.{:03}", micros / 1000, micros % 1000);
-    HeaderValue::from_str(&text).unwrap_or(HeaderValue::from_static("0.000"))
+    let mut micros = duration.as_micros();
+    // Digits from the right: three decimals, the point, then the rest.
+    let mut text = [0_u8; 48];
+    let mut start = text.len();
+    let mut written = 0;
+    while written < 5 || micros > 0 {
+        start -= 1;
+        if written == 3 {
+            text[start] = b'.';
+        } else {
+            // A digit: `micros % 10` is below 10.
+            text[start] = b'0' + u8::try_from(micros % 10).unwrap_or(0);
+            micros /= 10;
+        }
+        written += 1;
+    }
+    HeaderValue::from_bytes(&text[start..]).unwrap_or(HeaderValue::from_static("0.000"))
 }
 
 /// Whole microseconds of `duration` as milliseconds, for a JSON number
@@ -41,7 +56,7 @@ pub fn milliseconds(duration: Duration) -> f64 {
 /// it, when the router reported the time at providers.
 pub fn stamp_whole_answer(
     headers: &mut HeaderMap,
-    operation: &'static str,
+    operation: Operation,
     received: Instant,
     upstream: Option<UpstreamTiming>,
     metrics: &EdgeMetrics,
@@ -122,6 +137,14 @@ mod tests {
         assert_eq!(header_value(Duration::from_micros(118)), "0.118");
         assert_eq!(header_value(Duration::from_micros(12_345_678)), "12345.678");
         assert_eq!(header_value(Duration::ZERO), "0.000");
+        assert_eq!(header_value(Duration::from_micros(7)), "0.007");
+        assert_eq!(header_value(Duration::from_micros(1_000)), "1.000");
+        let longest = header_value(Duration::MAX);
+        assert!(
+            longest
+                .to_str()
+                .is_ok_and(|text| text.len() == 27 && text.ends_with(".999"))
+        );
         assert!((milliseconds(Duration::from_micros(118)) - 0.118).abs() < 1e-12);
         assert_eq!(
             serde_json::to_string(&milliseconds(Duration::from_micros(118)))

@@ -36,6 +36,9 @@ pub struct Launch<'a> {
     pub environment: &'a BTreeMap<String, String>,
     /// CPU list to pin the processes to with `taskset` (e.g. `"1"`), if any.
     pub cpus: Option<&'a str>,
+    /// A directory to write each process's stderr (its logs) to, as
+    /// `<role>.log`; `None` leaves it on this process's stderr.
+    pub log_directory: Option<&'a Path>,
 }
 
 /// Running processes; killed when dropped.
@@ -62,6 +65,7 @@ struct Relaunch {
     binary: std::path::PathBuf,
     config: std::path::PathBuf,
     cpus: Option<String>,
+    log_directory: Option<std::path::PathBuf>,
     environment: BTreeMap<String, String>,
 }
 
@@ -89,8 +93,9 @@ impl Processes {
             config: &relaunch.config,
             environment: &relaunch.environment,
             cpus: relaunch.cpus.as_deref(),
+            log_directory: relaunch.log_directory.as_deref(),
         };
-        let (child, _bound) = start(launch.command(&["run", role]), role).await?;
+        let (child, _bound) = start(launch.command(&["run", role])?, role).await?;
         self.children[index] = child;
         Ok(())
     }
@@ -106,7 +111,7 @@ fn role_index(role: &str, started: usize) -> anyhow::Result<usize> {
 }
 
 impl Launch<'_> {
-    fn command(&self, arguments: &[&str]) -> Command {
+    fn command(&self, arguments: &[&str]) -> anyhow::Result<Command> {
         // `taskset -c CPUS` and then any profiler from `SWITCHYARD_LAUNCH_WRAPPER`
         // (e.g. `heaptrack` or `perf record -g`) go in front of the binary.
         let mut program: Vec<String> = Vec::new();
@@ -126,16 +131,32 @@ impl Launch<'_> {
             .envs(self.environment)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
             .kill_on_drop(true);
-        command
+        match self.log_directory {
+            Some(directory) => {
+                let name = arguments.last().copied().unwrap_or("switchyard");
+                let path = directory.join(format!("{name}.log"));
+                let log = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&path)
+                    .with_context(|| format!("opening {}", path.display()))?;
+                command.stderr(Stdio::from(log));
+            }
+            None => {
+                command.stderr(Stdio::inherit());
+            }
+        }
+        Ok(command)
     }
 
     /// Starts `switchyard serve` on port 0 and returns it with its address.
     pub async fn all_in_one(&self) -> anyhow::Result<Processes> {
-        let mut command = self.command(&["serve"]);
+        let mut command = self.command(&["serve"])?;
         command.env("SWITCHYARD__EDGE__LISTEN", "127.0.0.1:0");
-        command.env("SWITCHYARD__ADMIN__LISTEN", "127.0.0.1:0");
+        // The admin listener keeps its default port: binaries from before
+        // it existed refuse an `admin` override, and the benchmark runs one
+        // gateway at a time.
         let (child, bound) = start(command, "serve").await?;
         Ok(Processes {
             children: vec![child],
@@ -157,7 +178,7 @@ impl Launch<'_> {
         let service_tokens = self.service_tokens()?;
         for role in ROLES_IN_START_ORDER {
             let section = role.replace('-', "_").to_uppercase();
-            let mut command = self.command(&["run", role]);
+            let mut command = self.command(&["run", role])?;
             command.envs(&service_tokens);
             command.env(format!("SWITCHYARD__{section}__LISTEN"), "127.0.0.1:0");
             command.env(format!("SWITCHYARD__ADMIN__{section}"), "127.0.0.1:0");
@@ -182,6 +203,7 @@ impl Launch<'_> {
                     binary: self.binary.to_owned(),
                     config: self.config.to_owned(),
                     cpus: self.cpus.map(str::to_owned),
+                    log_directory: self.log_directory.map(Path::to_path_buf),
                     environment,
                 },
             );

@@ -21,7 +21,7 @@ use crate::{
     EdgeState,
     context::request_context,
     error::ApiError,
-    metrics::EdgeMetrics,
+    metrics::{EdgeMetrics, Operation},
     openai::{
         request,
         response::{ChunkRenderer, CompletionBuilder, ResponseIdentity},
@@ -142,7 +142,13 @@ async fn complete_response(
         body,
     )
         .into_response();
-    overhead::stamp_whole_answer(response.headers_mut(), "chat", received, upstream, metrics);
+    overhead::stamp_whole_answer(
+        response.headers_mut(),
+        Operation::Chat,
+        received,
+        upstream,
+        metrics,
+    );
     Ok(response)
 }
 

@@ -15,6 +15,7 @@ use crate::{
     EdgeState,
     context::request_context,
     error::ApiError,
+    metrics::Operation,
     openai::embeddings::{parse, render},
     overhead,
     request_id::RequestId,
@@ -65,7 +66,7 @@ pub async fn handle(
         .into_response();
     overhead::stamp_whole_answer(
         response.headers_mut(),
-        "embeddings",
+        Operation::Embeddings,
         received,
         answer.upstream,
         &state.metrics,
