@@ -138,6 +138,13 @@ pub async fn metrics_move_as_requests_flow(cluster: &TestCluster) {
         before.sum("switchyard_snapshot_watch_connected", &[("role", "router")]),
         1.0
     );
+    let control_plane = Scrape::parse(&cluster.scrape("control-plane").await);
+    assert_eq!(
+        control_plane.sum("switchyard_config_version", &[]),
+        before.sum("switchyard_snapshot_version", &[("role", "router")]),
+        "the router holds the published version: {}",
+        control_plane.text()
+    );
 
     // Distinct prompts: the route caches, and each must go upstream.
     let prompt = format!("metrics {}", uuid::Uuid::now_v7());

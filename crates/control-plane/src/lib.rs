@@ -35,7 +35,11 @@ mod validate;
 
 use std::sync::Arc;
 
-use switchyard_common::{channel::MAX_GRPC_MESSAGE_BYTES, config::Environment};
+use switchyard_common::{
+    channel::MAX_GRPC_MESSAGE_BYTES,
+    config::Environment,
+    metrics::{GaugeFn, MetricsRegistry},
+};
 use switchyard_proto::v1::control_plane_service_server::ControlPlaneServiceServer;
 use tokio::sync::watch;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
@@ -57,7 +61,8 @@ pub use store::ConfigStore;
 /// Builds the control plane: connects to the database (creating an SQLite
 /// file if missing) and migrates it, syncs `declarative` into it, loads the
 /// first snapshot and starts the poll task (tracked by `tasks`, stopped by
-/// `shutdown`).
+/// `shutdown`). The published version is served as `config_version` in
+/// `metrics`.
 ///
 /// Fails before serving anything if the declarative config is invalid or the
 /// database is unreachable.
@@ -65,6 +70,7 @@ pub async fn build(
     config: &ControlPlaneConfig,
     declarative: &Declarative,
     environment: &Environment,
+    metrics: &mut MetricsRegistry,
     tasks: &TaskTracker,
     shutdown: CancellationToken,
 ) -> Result<ControlPlaneServiceServer<ControlPlaneGrpc>> {
@@ -81,6 +87,13 @@ pub async fn build(
         "control plane snapshot loaded"
     );
     let (sender, receiver) = watch::channel(Arc::new(first));
+    let published = receiver.clone();
+    GaugeFn::register(
+        metrics.registry(),
+        "config_version",
+        "Version of the newest config snapshot the control plane publishes",
+        move || i64::try_from(published.borrow().version).unwrap_or(i64::MAX),
+    );
     snapshot::spawn_poll_task(store, sender, config.poll_interval, tasks, shutdown.clone());
     let grpc = ControlPlaneGrpc::new(receiver, shutdown);
     Ok(ControlPlaneServiceServer::new(grpc)

@@ -150,6 +150,7 @@ pub async fn run_role(
                 &config.control_plane,
                 &config.declarative(),
                 &environment,
+                &mut metrics,
                 &tasks,
                 services_shutdown.clone(),
             )

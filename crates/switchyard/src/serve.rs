@@ -43,6 +43,7 @@ pub async fn run_all_in_one(
         &config.control_plane,
         &config.declarative(),
         &environment,
+        &mut metrics,
         &tasks,
         services_shutdown.clone(),
     )

@@ -105,6 +105,7 @@ impl RunningControlPlane {
             &config,
             declarative,
             &environment(),
+            &mut switchyard_common::metrics::MetricsRegistry::default(),
             &tasks,
             shutdown.clone(),
         )
