@@ -308,9 +308,13 @@ pub async fn the_gateway_overhead_is_reported_without_the_providers_time(cluster
     assert_eq!(response.status(), 200);
     let overhead = overhead_header(&response);
     assert!(waited >= Duration::from_millis(300));
+    // The provider held the request at least 300 ms of the client's wait,
+    // so the gateway's share is at most the rest (however loaded the
+    // machine is; the header rounds down to the microsecond).
+    let at_most = waited.as_secs_f64() * 1000.0 - 300.0;
     assert!(
-        overhead < 150.0,
-        "the provider's 300 ms are not the gateway's: {overhead} ms"
+        overhead <= at_most,
+        "the provider's 300 ms are not the gateway's: {overhead} ms of {waited:?}"
     );
 
     // Streams carry it in their last chunk, with or without usage.
@@ -380,7 +384,8 @@ pub async fn the_gateway_overhead_is_reported_without_the_providers_time(cluster
         2.0
     );
     // The recorded overhead leaves the provider's 300 ms out too.
-    assert!(moved("switchyard_overhead_seconds_sum", &[("operation", "chat")]) < 0.15);
+    let recorded = moved("switchyard_overhead_seconds_sum", &[("operation", "chat")]);
+    assert!(recorded * 1000.0 <= at_most, "{recorded} s of {waited:?}");
 }
 
 /// Every series name a scrape declares (`# TYPE` lines), histograms with

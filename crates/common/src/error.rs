@@ -319,6 +319,14 @@ impl ServiceError {
                     ErrorClass::ServiceUnavailable,
                     "A gateway service is unavailable; try again shortly.",
                 ),
+                // tonic reports a call its transport could not complete (the
+                // connection to a process that just died, reset mid-call) as
+                // `Unknown` with the transport error as its source; a status
+                // another service sent has no source.
+                Code::Unknown if std::error::Error::source(status).is_some() => Self::new(
+                    ErrorClass::ServiceUnavailable,
+                    "A gateway service is unavailable; try again shortly.",
+                ),
                 _ => Self::new(ErrorClass::Internal, "internal service error"),
             };
         };
@@ -342,6 +350,22 @@ impl From<ServiceError> for Status {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_call_the_transport_could_not_complete_is_a_service_unavailable() {
+        let reset = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset by peer");
+        let failed = Status::from_error(Box::new(reset));
+        assert_eq!(failed.code(), Code::Unknown);
+        assert_eq!(
+            ServiceError::from_status(&failed).class,
+            ErrorClass::ServiceUnavailable
+        );
+        // An `Unknown` another service sent is not the transport's.
+        assert_eq!(
+            ServiceError::from_status(&Status::unknown("odd")).class,
+            ErrorClass::Internal
+        );
+    }
 
     #[test]
     fn every_class_round_trips_through_a_status() {
