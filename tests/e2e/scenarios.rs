@@ -659,6 +659,16 @@ pub async fn the_connection_limit_answers_503(cluster: &TestCluster) {
         .unwrap_or_default();
     let error: Value = serde_json::from_str(body).expect("an OpenAI error body");
     assert_eq!(error["error"]["type"], "server_error");
+    // The admin listener is not behind the limit, and counts the refusal.
+    let scrape = crate::observability::Scrape::parse(&cluster.scrape("edge").await);
+    assert!(
+        scrape.sum("switchyard_edge_connections_refused_total", &[]) >= 1.0,
+        "{}",
+        scrape.text()
+    );
+    #[allow(clippy::cast_precision_loss)]
+    let limit = crate::cluster::EDGE_MAX_CONNECTIONS as f64;
+    assert_eq!(scrape.sum("switchyard_edge_connections_open", &[]), limit);
     // Closing connections makes room again.
     drop(held);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);

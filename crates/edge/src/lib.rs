@@ -57,16 +57,24 @@ pub(crate) struct EdgeState {
     pub(crate) metrics: metrics::EdgeMetrics,
 }
 
-/// Builds the edge's HTTP application, registering its series in
-/// `metrics`. The snapshot watcher is tracked by `tasks` and stops when
-/// `shutdown` is cancelled.
+/// A built edge: its HTTP application and its connection limit, for
+/// [`serve`].
+pub struct Edge {
+    /// The routes and their layers.
+    pub app: axum::Router,
+    connections: server::Connections,
+}
+
+/// Builds the edge's HTTP application and connection limit, registering
+/// their series in `metrics`. The snapshot watcher is tracked by `tasks`
+/// and stops when `shutdown` is cancelled.
 pub fn build(
     config: &EdgeConfig,
     deps: EdgeDeps,
     metrics: &mut MetricsRegistry,
     tasks: &TaskTracker,
     shutdown: CancellationToken,
-) -> axum::Router {
+) -> Edge {
     let index = watch_snapshots(
         deps.control_plane,
         SnapshotAudience::Edge,
@@ -88,7 +96,10 @@ pub fn build(
         request_timeout: config.request_timeout,
         metrics: metrics::EdgeMetrics::register(metrics.registry()),
     });
-    routes::app(state)
+    Edge {
+        app: routes::app(state),
+        connections: server::Connections::register(config.max_connections, metrics.registry()),
+    }
 }
 
 pub use server::{DRAIN_DEADLINE, serve};

@@ -27,7 +27,8 @@ use hyper_util::{
     rt::{TokioIo, TokioTimer},
     service::TowerToHyperService,
 };
-use switchyard_common::{ErrorClass, ServiceError};
+use prometheus_client::{metrics::counter::Counter, registry::Registry};
+use switchyard_common::{ErrorClass, ServiceError, metrics::GaugeFn};
 use tokio::{
     io::AsyncWriteExt,
     net::{TcpListener, TcpStream},
@@ -52,19 +53,53 @@ const REFUSAL_WRITE_TIMEOUT: Duration = Duration::from_secs(1);
 /// loop does not spin while the condition lasts.
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(50);
 
-/// Serves `app` on an already-bound listener until `shutdown` is cancelled,
-/// under the connection limits of `config`.
+/// The edge's connection limit and its series: connections open (read at
+/// scrape time from the limit's permits) and connections refused.
+pub struct Connections {
+    permits: Arc<Semaphore>,
+    refused: Counter,
+}
+
+impl Connections {
+    /// A limit of `max_connections`, with its series in `registry`.
+    pub fn register(max_connections: usize, registry: &mut Registry) -> Self {
+        let permits = Arc::new(Semaphore::new(max_connections));
+        let refused = Counter::default();
+        registry.register(
+            "edge_connections_refused",
+            "Connections the edge refused with 503 at its connection limit",
+            refused.clone(),
+        );
+        let open = Arc::clone(&permits);
+        GaugeFn::register(
+            registry,
+            "edge_connections_open",
+            "Client connections the edge holds open",
+            move || {
+                let open = max_connections.saturating_sub(open.available_permits());
+                i64::try_from(open).unwrap_or(i64::MAX)
+            },
+        );
+        Self { permits, refused }
+    }
+}
+
+/// Serves `edge` on an already-bound listener until `shutdown` is
+/// cancelled, under the connection limits of `config`.
 pub async fn serve(
     listener: TcpListener,
-    app: axum::Router,
+    edge: crate::Edge,
     config: &EdgeConfig,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
+    let crate::Edge {
+        app,
+        connections: Connections { permits, refused },
+    } = edge;
     let mut http = http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(config.header_read_timeout)
         .keep_alive(true);
-    let permits = Arc::new(Semaphore::new(config.max_connections));
     let limit = LimitLog::new(config.max_connections);
     // Every connection task is tracked, so shutdown can wait for them.
     let connections = TaskTracker::new();
@@ -86,6 +121,7 @@ pub async fn serve(
         }
         let Ok(permit) = Arc::clone(&permits).try_acquire_owned() else {
             limit.refused();
+            refused.inc();
             connections.spawn(refuse(tcp));
             continue;
         };

@@ -94,7 +94,7 @@ pub async fn run_role(
     };
     let routes = match role {
         Role::Edge => {
-            let app = switchyard_edge::build(
+            let edge = switchyard_edge::build(
                 &config.edge,
                 EdgeDeps {
                     router: RouterClient::remote(remotes.channel(&endpoints.router)?),
@@ -110,7 +110,7 @@ pub async fn run_role(
                 metrics.finish(),
                 services_shutdown.clone(),
             ));
-            let served = switchyard_edge::serve(listener, app, &config.edge, shutdown).await;
+            let served = switchyard_edge::serve(listener, edge, &config.edge, shutdown).await;
             services_shutdown.cancel();
             tasks.close();
             tasks.wait().await;

@@ -81,7 +81,7 @@ pub async fn run_all_in_one(
         &tasks,
         services_shutdown.clone(),
     );
-    let app = switchyard_edge::build(
+    let edge = switchyard_edge::build(
         &config.edge,
         EdgeDeps {
             router: RouterClient::direct(router.service),
@@ -98,7 +98,7 @@ pub async fn run_all_in_one(
         services_shutdown.clone(),
     ));
     tracing::info!(address = %listener.local_addr()?, "switchyard serving (all-in-one)");
-    let served = switchyard_edge::serve(listener, app, &config.edge, shutdown).await;
+    let served = switchyard_edge::serve(listener, edge, &config.edge, shutdown).await;
     services_shutdown.cancel();
     tasks.close();
     tasks.wait().await;
