@@ -188,9 +188,10 @@ async fn watch_forever<T, F>(
             known_version,
             audience: audience as i32,
         };
-        match client.watch(request).await {
+        let watched = client.watch(request).await;
+        reports.connected.set(i64::from(watched.is_ok()));
+        match watched {
             Ok(mut stream) => loop {
-                reports.connected.set(1);
                 match stream.message().await {
                     Ok(Some(message)) => {
                         let Some(snapshot) = message.snapshot else {

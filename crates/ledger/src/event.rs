@@ -218,14 +218,10 @@ fn json_text<T: Serialize>(value: &T) -> String {
 /// Returns the stored name of a proto error class: empty when unspecified
 /// (success), `None` when the number is unknown.
 fn error_class_name(value: i32) -> Option<&'static str> {
-    let class = pb::ErrorClass::try_from(value).ok()?;
-    if class == pb::ErrorClass::Unspecified {
+    if value == pb::ErrorClass::Unspecified as i32 {
         return Some("");
     }
-    ErrorClass::ALL
-        .into_iter()
-        .find(|candidate| candidate.to_proto() == class)
-        .map(ErrorClass::as_str)
+    ErrorClass::from_proto(value).map(ErrorClass::as_str)
 }
 
 /// Whether `code` looks like an ISO 4217 code: three ASCII capitals.
