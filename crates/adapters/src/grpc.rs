@@ -10,6 +10,7 @@ use switchyard_common::{
     ErrorClass, ServiceError,
     memory::ByteBudget,
     snapshot::{STARTUP_PATIENCE, SnapshotHandle},
+    trace,
 };
 use switchyard_proto::v1::{
     AdapterChatRequest, AdapterChatResponse, AdapterEmbedRequest, AdapterEmbedResponse,
@@ -17,15 +18,17 @@ use switchyard_proto::v1::{
 };
 use tokio::time::Instant;
 use tonic::{Request, Response, Status};
+use tracing::Span;
 
 use crate::{
     classify,
     config::AdapterConfig,
     deployments::DeploymentIndex,
     error::Result,
-    http::{AttemptLimits, BodySizes, HttpClient},
+    http::{AttemptLimits, BodySizes, HttpClient, TraceHeaders},
     provider::{Attempt, ProviderKind, Providers},
     secrets::SecretResolver,
+    spans,
     timing::{self, Timed},
 };
 
@@ -75,6 +78,7 @@ impl AdapterGrpc {
     async fn start_attempt(
         &self,
         request: AdapterChatRequest,
+        span: &Span,
     ) -> Result<(crate::provider::ChunkStream, std::time::Instant), ServiceError> {
         let AdapterChatRequest {
             context,
@@ -82,7 +86,7 @@ impl AdapterGrpc {
             deployment_id,
         } = request;
         let (kind, mut attempt) = self
-            .attempt(context.as_ref(), &deployment_id, request)
+            .attempt("chat", context, &deployment_id, request, span)
             .await?;
         attempt.request.model.clone_from(&attempt.upstream_model);
         let sent = std::time::Instant::now();
@@ -94,6 +98,7 @@ impl AdapterGrpc {
     async fn embed_attempt(
         &self,
         request: AdapterEmbedRequest,
+        span: &Span,
     ) -> Result<(EmbedResponse, UpstreamTiming), ServiceError> {
         let AdapterEmbedRequest {
             context,
@@ -101,7 +106,7 @@ impl AdapterGrpc {
             deployment_id,
         } = request;
         let (kind, mut attempt) = self
-            .attempt(context.as_ref(), &deployment_id, request)
+            .attempt("embeddings", context, &deployment_id, request, span)
             .await?;
         attempt.request.model.clone_from(&attempt.upstream_model);
         let sent = std::time::Instant::now();
@@ -109,13 +114,16 @@ impl AdapterGrpc {
         Ok((response, timing::whole(sent)))
     }
 
-    /// Resolves a deployment's provider, secrets and timing into an attempt.
-    /// Refuses a deployment its snapshot does not declare.
+    /// Resolves a deployment's provider, secrets and timing into an
+    /// attempt, named on the call's `span`. Refuses a deployment its
+    /// snapshot does not declare.
     async fn attempt<R>(
         &self,
-        context: Option<&RequestContext>,
+        operation: &'static str,
+        context: Option<RequestContext>,
         deployment_id: &str,
         request: Option<R>,
+        span: &Span,
     ) -> Result<(ProviderKind, Attempt<R>), ServiceError> {
         let request =
             request.ok_or_else(|| ServiceError::invalid_request("the attempt has no request"))?;
@@ -136,6 +144,7 @@ impl AdapterGrpc {
             )
         })?;
         let provider = &deployment.provider;
+        spans::addressed(span, operation, provider, &deployment.upstream_model);
         let kind = ProviderKind::from_name(&provider.kind).ok_or_else(|| {
             ServiceError::invalid_request(format!(
                 "provider kind `{}` is not supported",
@@ -170,8 +179,18 @@ impl AdapterGrpc {
             0 => self.default_timeout,
             milliseconds => Duration::from_millis(milliseconds),
         };
+        let first_byte_deadline = first_byte_deadline(timeout, context.as_ref(), &provider.name)?;
+        let trace = context
+            .filter(|_| provider.propagate_trace)
+            .map(|mut context| {
+                trace::hand_on(span, &mut context);
+                TraceHeaders {
+                    traceparent: context.traceparent,
+                    tracestate: context.tracestate,
+                }
+            });
         let limits = AttemptLimits {
-            first_byte_deadline: first_byte_deadline(timeout, context, &provider.name)?,
+            first_byte_deadline,
             idle_timeout: timeout,
             sizes: self.sizes,
             answers_in_flight: self.answers_in_flight.clone(),
@@ -184,6 +203,7 @@ impl AdapterGrpc {
             options: provider.options.clone(),
             secrets,
             limits,
+            trace,
             request,
         };
         Ok((kind, attempt))
@@ -231,21 +251,20 @@ impl AdapterService for AdapterGrpc {
     ) -> Result<Response<Self::ChatStream>, Status> {
         // Errors are logged at debug level only: the router decides what a
         // failed attempt means and logs the request's outcome once.
-        let (chunks, sent) = self
-            .start_attempt(request.into_inner())
-            .await
-            .map_err(|error| {
-                let error = classify::at_boundary(error);
-                tracing::debug!(class = %error.class, provider = ?error.provider, "attempt refused");
-                error.to_status()
-            })?;
-        let responses = Timed::new(chunks, sent).map(|item| match item {
-            Ok(message) => Ok(message),
-            Err(error) => {
-                let error = classify::at_boundary(error);
+        let request = request.into_inner();
+        let span = spans::open("chat", request.context.as_ref());
+        let (chunks, sent) = self.start_attempt(request, &span).await.map_err(|error| {
+            let error = classify::at_boundary(error);
+            tracing::debug!(class = %error.class, provider = ?error.provider, "attempt refused");
+            trace::fail(&span, error.class.as_str());
+            error.to_status()
+        })?;
+        let chunks = chunks.map(|item| item.map_err(classify::at_boundary));
+        let responses = Timed::new(chunks, sent, span).map(|item| {
+            item.map_err(|error| {
                 tracing::debug!(class = %error.class, provider = ?error.provider, "attempt failed mid-stream");
-                Err(error.to_status())
-            }
+                error.to_status()
+            })
         });
         Ok(Response::new(responses.boxed()))
     }
@@ -254,14 +273,22 @@ impl AdapterService for AdapterGrpc {
         &self,
         request: Request<AdapterEmbedRequest>,
     ) -> Result<Response<AdapterEmbedResponse>, Status> {
+        let request = request.into_inner();
+        let span = spans::open("embeddings", request.context.as_ref());
         let (response, upstream) = self
-            .embed_attempt(request.into_inner())
+            .embed_attempt(request, &span)
             .await
             .map_err(|error| {
                 let error = classify::at_boundary(error);
                 tracing::debug!(class = %error.class, provider = ?error.provider, "embeddings attempt failed");
+                trace::fail(&span, error.class.as_str());
                 error.to_status()
             })?;
+        if !span.is_disabled()
+            && let Some(usage) = &response.usage
+        {
+            span.record("gen_ai.usage.input_tokens", usage.prompt_tokens);
+        }
         Ok(Response::new(AdapterEmbedResponse {
             response: Some(response),
             upstream: Some(upstream),

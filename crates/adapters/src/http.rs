@@ -173,15 +173,48 @@ pub struct Refusal<'a> {
     pub body: &'a [u8],
 }
 
-/// Sends a request under the attempt's limits. A success status returns the
-/// headers and the unread body; any other status is read and handed to
-/// `refuse`, whose error is returned.
+/// The W3C trace context an attempt hands its provider: the adapters'
+/// span as the parent of the provider's own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TraceHeaders {
+    /// `traceparent`.
+    pub traceparent: String,
+    /// `tracestate`; not sent when empty.
+    pub tracestate: String,
+}
+
+impl TraceHeaders {
+    /// Adds the headers to `request`.
+    fn apply(&self, mut request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        for (name, value) in [
+            ("traceparent", &self.traceparent),
+            ("tracestate", &self.tracestate),
+        ] {
+            if let Ok(value) = HeaderValue::from_str(value)
+                && !value.is_empty()
+            {
+                request = request.header(name, value);
+            }
+        }
+        request
+    }
+}
+
+/// Sends a request under the attempt's limits, with `trace` headers when
+/// the provider may have them. A success status returns the headers and
+/// the unread body; any other status is read and handed to `refuse`, whose
+/// error is returned.
 pub async fn exchange(
     provider: &str,
     request: reqwest::RequestBuilder,
     limits: AttemptLimits,
+    trace: Option<&TraceHeaders>,
     refuse: impl FnOnce(Refusal<'_>) -> ServiceError,
 ) -> Result<Accepted, ServiceError> {
+    let request = match trace {
+        Some(trace) => trace.apply(request),
+        None => request,
+    };
     let mut response = send(provider, request, limits.first_byte_deadline).await?;
     let status = response.status();
     // Moved out rather than cloned: reading the body does not need them.

@@ -38,6 +38,7 @@ mod http;
 mod provider;
 mod providers;
 mod secrets;
+mod spans;
 mod sse;
 mod timing;
 

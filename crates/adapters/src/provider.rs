@@ -13,7 +13,7 @@ use switchyard_common::{Secret, ServiceError};
 use switchyard_proto::v1::{ChatChunk, ChatRequest, EmbedRequest, EmbedResponse};
 
 use crate::{
-    http::{AttemptLimits, HttpClient},
+    http::{AttemptLimits, HttpClient, TraceHeaders},
     providers::{
         anthropic::AnthropicProvider,
         bedrock::BedrockProvider,
@@ -83,6 +83,8 @@ pub struct Attempt<R = ChatRequest> {
     /// When the provider must answer, how long it may pause and how much
     /// it may send.
     pub limits: AttemptLimits,
+    /// The trace context to hand the provider, when its config allows it.
+    pub trace: Option<TraceHeaders>,
     /// The request, `model` already the upstream name.
     pub request: R,
 }

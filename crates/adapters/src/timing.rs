@@ -10,8 +10,11 @@ use std::{
 };
 
 use futures::{Stream, StreamExt};
-use switchyard_common::ServiceError;
+use switchyard_common::{ServiceError, trace};
 use switchyard_proto::v1::{AdapterChatResponse, ChatChunk, UpstreamTiming};
+use tracing::Span;
+
+use crate::spans::Observed;
 
 /// Whole microseconds of `duration`, saturating.
 pub(crate) fn micros(duration: Duration) -> u64 {
@@ -29,22 +32,41 @@ pub(crate) fn whole(started: Instant) -> UpstreamTiming {
 
 /// An attempt's chunks as adapter messages, followed by one last message
 /// with the attempt's [`UpstreamTiming`] when the answer ends (not after an
-/// error: a failed attempt's time is measured by the router).
+/// error: a failed attempt's time is measured by the router). The call's
+/// span is held until then, and records what the answer showed, or its
+/// error.
 pub(crate) struct Timed<S> {
     chunks: S,
     started: Instant,
     first_chunk: Option<Instant>,
     done: bool,
+    span: Span,
+    observed: Observed,
 }
 
 impl<S> Timed<S> {
-    /// Times `chunks`, an answer whose request was sent at `started`.
-    pub(crate) fn new(chunks: S, started: Instant) -> Self {
+    /// Times `chunks`, an answer whose request was sent at `started`, under
+    /// the call's `span`.
+    pub(crate) fn new(chunks: S, started: Instant, span: Span) -> Self {
         Self {
             chunks,
             started,
             first_chunk: None,
             done: false,
+            span,
+            observed: Observed::default(),
+        }
+    }
+
+    /// Ends the call's span, recording what was seen.
+    fn end_span(&mut self, error: Option<&ServiceError>) {
+        let span = std::mem::replace(&mut self.span, Span::none());
+        if span.is_disabled() {
+            return;
+        }
+        std::mem::take(&mut self.observed).record(&span);
+        if let Some(error) = error {
+            trace::fail(&span, error.class.as_str());
         }
     }
 }
@@ -62,6 +84,9 @@ where
         let item = match ready!(self.chunks.poll_next_unpin(cx)) {
             Some(Ok(chunk)) => {
                 self.first_chunk.get_or_insert_with(Instant::now);
+                if !self.span.is_disabled() {
+                    self.observed.chunk(&chunk);
+                }
                 Ok(AdapterChatResponse {
                     chunk: Some(chunk),
                     upstream: None,
@@ -69,10 +94,12 @@ where
             }
             Some(Err(error)) => {
                 self.done = true;
+                self.end_span(Some(&error));
                 Err(error)
             }
             None => {
                 self.done = true;
+                self.end_span(None);
                 let total = self.started.elapsed();
                 let first = self
                     .first_chunk
@@ -99,7 +126,9 @@ mod tests {
     #[tokio::test]
     async fn the_timing_follows_the_last_chunk_and_never_an_error() {
         let chunks = stream::iter(vec![Ok(ChatChunk::default()), Ok(ChatChunk::default())]);
-        let messages: Vec<_> = Timed::new(chunks, Instant::now()).collect().await;
+        let messages: Vec<_> = Timed::new(chunks, Instant::now(), Span::none())
+            .collect()
+            .await;
         assert_eq!(messages.len(), 3);
         assert!(messages[..2].iter().all(|message| {
             message
@@ -115,7 +144,9 @@ mod tests {
             Ok(ChatChunk::default()),
             Err(ServiceError::internal("cut")),
         ]);
-        let messages: Vec<_> = Timed::new(failing, Instant::now()).collect().await;
+        let messages: Vec<_> = Timed::new(failing, Instant::now(), Span::none())
+            .collect()
+            .await;
         assert_eq!(messages.len(), 2);
         assert!(messages[1].is_err());
     }

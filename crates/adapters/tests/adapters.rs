@@ -41,7 +41,11 @@ pub(crate) struct Target {
     pub(crate) timeout_ms: u64,
     pub(crate) options: BTreeMap<String, String>,
     pub(crate) secrets: BTreeMap<String, SecretRef>,
+    pub(crate) propagate_trace: bool,
 }
+
+/// The `traceparent` every test attempt carries.
+pub(crate) const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
 
 /// A fake upstream and an adapter client whose environment holds its key.
 pub(crate) struct Harness {
@@ -105,6 +109,7 @@ impl Harness {
                     options: target.options.clone(),
                     secrets: target.secrets.clone(),
                     meta: None,
+                    propagate_trace: target.propagate_trace,
                 }],
                 deployments: vec![Deployment {
                     id: id.clone(),
@@ -145,6 +150,8 @@ impl Harness {
         let attempt = AdapterChatRequest {
             context: Some(RequestContext {
                 request_id: "req-1".to_owned(),
+                traceparent: TRACEPARENT.to_owned(),
+                tracestate: "vendor=1".to_owned(),
                 ..RequestContext::default()
             }),
             request: Some(request),

@@ -2,10 +2,13 @@
 
 use std::{sync::Arc, time::Duration};
 
+use switchyard_common::trace;
 use switchyard_proto::v1::{
-    LookupRequest, LookupResponse, StoreRequest, StoreResponse, cache_service_server::CacheService,
+    LookupRequest, LookupResponse, RequestContext, StoreRequest, StoreResponse,
+    cache_service_server::CacheService,
 };
 use tonic::{Request, Response, Status};
+use tracing::{Span, field::Empty};
 
 use crate::{
     error::{Error, Result},
@@ -48,9 +51,28 @@ impl CacheGrpc {
         Ok(StoreResponse {})
     }
 
-    /// Logs a failure once, here at the boundary, and converts it to a status.
-    fn to_status(&self, operation: &'static str, error: &Error) -> Status {
+    /// The span of one `operation`, the child of the router's span named
+    /// in `context`.
+    fn span(&self, operation: &'static str, context: Option<&RequestContext>) -> Span {
+        let span = tracing::info_span!(
+            target: trace::TARGET,
+            "cache",
+            otel.name = %format_args!("cache {operation}"),
+            otel.kind = "server",
+            switchyard.cache.store = self.store.name(),
+            switchyard.cache.hit = Empty,
+        );
+        if let Some(context) = context {
+            trace::follow(&span, context);
+        }
+        span
+    }
+
+    /// Logs a failure once, here at the boundary, marks `span` failed, and
+    /// converts the failure to a status.
+    fn to_status(&self, operation: &'static str, error: &Error, span: &Span) -> Status {
         let service_error = error.to_service_error();
+        trace::fail(span, service_error.class.as_str());
         if matches!(error, Error::InvalidRequest { .. }) {
             tracing::debug!(operation, %error, "rejected a cache request");
         } else {
@@ -74,19 +96,26 @@ impl CacheService for CacheGrpc {
         &self,
         request: Request<LookupRequest>,
     ) -> Result<Response<LookupResponse>, Status> {
-        self.lookup_response(request.into_inner())
-            .await
+        let request = request.into_inner();
+        let span = self.span("lookup", request.context.as_ref());
+        let answer = self.lookup_response(request).await;
+        if let Ok(answer) = &answer {
+            span.record("switchyard.cache.hit", answer.response.is_some());
+        }
+        answer
             .map(Response::new)
-            .map_err(|error| self.to_status("lookup", &error))
+            .map_err(|error| self.to_status("lookup", &error, &span))
     }
 
     async fn store(
         &self,
         request: Request<StoreRequest>,
     ) -> Result<Response<StoreResponse>, Status> {
-        self.store_response(request.into_inner())
+        let request = request.into_inner();
+        let span = self.span("store", request.context.as_ref());
+        self.store_response(request)
             .await
             .map(Response::new)
-            .map_err(|error| self.to_status("store", &error))
+            .map_err(|error| self.to_status("store", &error, &span))
     }
 }

@@ -35,6 +35,7 @@ pub mod shutdown;
 pub mod snapshot;
 pub mod task;
 pub mod telemetry;
+pub mod trace;
 
 pub use channel::GrpcChannel;
 pub use error::{ErrorClass, ServiceError};

@@ -9,6 +9,9 @@
 //! Lines are written by a thread of their own through a bounded queue: a
 //! slow reader of stderr (a full pipe to a log shipper) never blocks a
 //! request. When the queue is full, lines are dropped, not waited for.
+//!
+//! Spans (see [`crate::trace`]) go to an OTLP collector when
+//! `telemetry.otlp_endpoint` is set; the log lines never show them.
 
 mod json_lines;
 
@@ -16,11 +19,16 @@ pub use json_lines::JsonLines;
 #[cfg(any(test, feature = "test-util"))]
 pub use json_lines::capture_lines;
 
-use std::io::IsTerminal;
+use std::{io::IsTerminal, time::Duration};
 
+use opentelemetry_sdk::trace::SdkTracerProvider;
 use schemars::JsonSchema;
 use serde::Deserialize;
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::{
+    EnvFilter, Layer, Registry, filter::Targets, layer::SubscriberExt, util::SubscriberInitExt,
+};
+
+use crate::trace::{self, TraceError, TraceExport};
 
 /// The `telemetry` section of the config file.
 #[derive(Debug, Clone, Deserialize, JsonSchema, PartialEq)]
@@ -34,6 +42,17 @@ pub struct TelemetryConfig {
     /// How many teams get a `team` label value of their own in metrics;
     /// the rest are reported as `other`.
     pub team_label_limit: usize,
+    /// OTLP/gRPC endpoint spans are exported to (`http://localhost:4317`
+    /// for Jaeger or an OpenTelemetry collector); empty turns tracing off.
+    pub otlp_endpoint: String,
+    /// Share of traces exported, from 0 to 1 (`0.01` keeps one in a
+    /// hundred). A trace the client's `traceparent` marks sampled is kept,
+    /// and spans that end in error are exported whatever the ratio.
+    pub trace_sample_ratio: f64,
+    /// How long finished spans wait to be sent in one batch (`5s`).
+    #[serde(with = "humantime_serde")]
+    #[schemars(with = "String")]
+    pub trace_batch_delay: Duration,
 }
 
 /// How log lines are written.
@@ -66,6 +85,9 @@ impl Default for TelemetryConfig {
             log_filter: "info".to_owned(),
             log_format: LogFormat::Auto,
             team_label_limit: crate::metrics::DEFAULT_TEAM_LABEL_LIMIT,
+            otlp_endpoint: String::new(),
+            trace_sample_ratio: 1.0,
+            trace_batch_delay: Duration::from_secs(5),
         }
     }
 }
@@ -73,34 +95,73 @@ impl Default for TelemetryConfig {
 /// Lines waiting for the log thread; beyond this, new lines are dropped.
 const QUEUED_LINES: usize = 64 * 1024;
 
-/// Installs the global log subscriber, writing to stderr from a thread of
-/// its own. Keep the returned guard until the process ends: dropping it
-/// flushes the lines still queued. Calling it twice is harmless.
-#[must_use = "dropping the guard stops the log thread"]
-pub fn init_logging(config: &TelemetryConfig) -> LogGuard {
-    let filter = EnvFilter::try_from_default_env()
+/// Installs the global subscriber: log lines to stderr from a thread of
+/// their own, and spans to the OTLP endpoint when one is configured, as
+/// `service_name`. With an endpoint, call it inside a Tokio runtime (the
+/// exporter's channel lives on it) and drop the guard before the runtime:
+/// dropping it sends the spans still queued and flushes the log lines.
+/// Installing twice keeps the first subscriber.
+pub fn init(config: &TelemetryConfig, service_name: &str) -> Result<TelemetryGuard, TraceError> {
+    let tracer = if config.otlp_endpoint.is_empty() {
+        None
+    } else {
+        Some(trace::provider(&TraceExport {
+            endpoint: config.otlp_endpoint.clone(),
+            sample_ratio: config.trace_sample_ratio,
+            batch_delay: config.trace_batch_delay,
+            service_name: service_name.to_owned(),
+        })?)
+    };
+    let mut filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new(config.log_filter.as_str()));
+    if let Ok(no_spans) = format!("{}=off", trace::TARGET).parse() {
+        filter = filter.add_directive(no_spans);
+    }
     let terminal = std::io::stderr().is_terminal();
     let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
         .lossy(true)
         .buffered_lines_limit(QUEUED_LINES)
         .thread_name("switchyard-log")
         .finish(std::io::stderr());
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(writer);
-    let _already_installed = if config.log_format.is_json(terminal) {
-        builder.event_format(json_lines::JsonLines).try_init()
+    let lines = tracing_subscriber::fmt::layer().with_writer(writer);
+    let lines: Box<dyn Layer<Registry> + Send + Sync> = if config.log_format.is_json(terminal) {
+        lines
+            .event_format(json_lines::JsonLines)
+            .with_filter(filter)
+            .boxed()
     } else {
-        builder.with_ansi(terminal).try_init()
+        lines.with_ansi(terminal).with_filter(filter).boxed()
     };
-    LogGuard { _worker: guard }
+    let spans = tracer.as_ref().map(|provider| {
+        trace::layer(provider)
+            .with_filter(Targets::new().with_target(trace::TARGET, tracing::Level::TRACE))
+    });
+    let _already_installed = tracing_subscriber::registry()
+        .with(lines)
+        .with(spans)
+        .try_init();
+    Ok(TelemetryGuard {
+        tracer,
+        _worker: guard,
+    })
 }
 
-/// Keeps the log thread running; dropping it flushes the queued lines.
+/// Keeps the log thread and the span exporter running; dropping it sends
+/// the queued spans and flushes the queued lines.
 #[derive(Debug)]
-pub struct LogGuard {
+pub struct TelemetryGuard {
+    tracer: Option<SdkTracerProvider>,
     _worker: tracing_appender::non_blocking::WorkerGuard,
+}
+
+impl Drop for TelemetryGuard {
+    fn drop(&mut self) {
+        if let Some(tracer) = self.tracer.take()
+            && let Err(error) = tracer.shutdown()
+        {
+            tracing::warn!(%error, "spans still queued could not be sent");
+        }
+    }
 }
 
 #[cfg(test)]

@@ -86,6 +86,12 @@ pub struct ProviderConfig {
     /// by the adapters, never here.
     #[serde(default)]
     pub secrets: BTreeMap<String, SecretSource>,
+    /// Whether attempts hand the request's W3C trace context
+    /// (`traceparent`, `tracestate`) to the provider. By default only
+    /// self-hosted kinds (`vllm`, `ollama`, `llamacpp`) get it: internal
+    /// trace ids are not given to third parties unless this says so.
+    #[serde(default)]
+    pub propagate_trace: Option<bool>,
 }
 
 /// One model at one provider (`deployments[]`).

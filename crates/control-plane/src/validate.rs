@@ -181,7 +181,15 @@ fn provider_object(provider: &ProviderConfig, path: &str) -> Result<pb::Provider
         options: provider.options.clone(),
         secrets,
         meta: None,
+        propagate_trace: provider
+            .propagate_trace
+            .unwrap_or_else(|| is_self_hosted_kind(&provider.kind)),
     })
+}
+
+/// Whether a provider kind names a server the operator runs themselves.
+fn is_self_hosted_kind(kind: &str) -> bool {
+    matches!(kind, "vllm" | "ollama" | "llamacpp")
 }
 
 fn secret_ref(source: &SecretSource, path: &str) -> Result<pb::SecretRef> {

@@ -19,11 +19,17 @@ pub fn request_context(
     end_user: String,
     timeout: Duration,
 ) -> RequestContext {
-    let traceparent = headers
+    let client = headers
         .get("traceparent")
         .and_then(|value| value.to_str().ok())
-        .filter(|value| is_traceparent(value))
-        .map_or_else(|| new_traceparent(request_id), str::to_owned);
+        .filter(|value| is_traceparent(value));
+    let traceparent = client.map_or_else(|| new_traceparent(request_id), str::to_owned);
+    // Passed on as the client sent it, with its `traceparent`.
+    let tracestate = client
+        .and(headers.get("tracestate"))
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
     let deadline = SystemTime::now() + timeout;
     let deadline_unix_ms = deadline.duration_since(UNIX_EPOCH).map_or(0, |since| {
         u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
@@ -34,6 +40,7 @@ pub fn request_context(
         team_id: caller.team_id,
         user_id: caller.user_id,
         traceparent,
+        tracestate,
         deadline_unix_ms,
         end_user,
         ..RequestContext::default()

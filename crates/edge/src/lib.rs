@@ -21,6 +21,7 @@ mod openai;
 mod overhead;
 mod protocol_errors;
 mod request_id;
+mod request_span;
 mod routes;
 mod server;
 mod sse;

@@ -13,7 +13,12 @@ use axum::{
 };
 use uuid::Uuid;
 
-use crate::{EdgeState, error::ErrorAnswer, transfer_coding};
+use crate::{
+    EdgeState,
+    error::ErrorAnswer,
+    request_span::{self, RequestSpan},
+    transfer_coding,
+};
 
 /// The response header naming the request id.
 pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -29,19 +34,23 @@ pub struct RequestId(pub Uuid);
 /// a boxed future per request), and puts the id in the answer's
 /// `x-request-id`. Every error answer is counted by class here, and one
 /// that no service logged (a bad key, a malformed body, an unknown path)
-/// gets its request line here.
+/// gets its request line here. The request's span (see [`request_span`])
+/// opens and closes here too.
 pub async fn assign(
     State(state): State<Arc<EdgeState>>,
     mut request: Request,
     next: Next,
 ) -> Response {
     let id = RequestId(Uuid::now_v7());
-    let mut response = if transfer_coding::is_unsupported(request.headers()) {
+    let span = request_span::start(&request, id.0);
+    let response = if transfer_coding::is_unsupported(request.headers()) {
         transfer_coding::refusal()
     } else {
         request.extensions_mut().insert(id);
+        request.extensions_mut().insert(RequestSpan(span.clone()));
         next.run(request).await
     };
+    let mut response = request_span::finish(span, response);
     if let Some(answer) = response.extensions().get::<ErrorAnswer>() {
         state.metrics.error(answer.class);
         if !answer.logged {

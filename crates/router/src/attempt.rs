@@ -15,11 +15,15 @@ use futures::StreamExt;
 use switchyard_common::{
     ErrorClass, ServiceError,
     client::{AdapterClient, ResponseStream, outbound},
+    trace,
 };
 use switchyard_proto::v1::{
     AdapterChatRequest, AdapterChatResponse, AdapterEmbedRequest, ChatRequest, Deployment,
     EmbedRequest, EmbedResponse, RequestContext, UpstreamTiming, Usage,
 };
+use tracing::Span;
+
+use crate::spans;
 
 /// What one attempt did.
 #[derive(Debug, Clone)]
@@ -39,6 +43,18 @@ pub struct AttemptRecord {
     /// How long the provider took, as the adapters measured it; `None` for
     /// a failed attempt (the router's own timing counts for it).
     pub upstream: Option<UpstreamTiming>,
+    /// The attempt's span while it is open.
+    pub span: Span,
+}
+
+impl AttemptRecord {
+    /// Records that the attempt failed with `class` now, and ends its span.
+    pub fn fail(&mut self, class: ErrorClass) {
+        self.outcome = Some(class);
+        self.ended = Some(Instant::now());
+        trace::fail(&self.span, class.as_str());
+        self.span = Span::none();
+    }
 }
 
 /// The time a request spent at providers over `records`: each failed
@@ -168,27 +184,32 @@ fn as_gateway_error(error: ServiceError) -> ServiceError {
     }
 }
 
-/// Tries `candidates` in order with `attempt` (given each deployment and
-/// whether it is the last) until one answers; moves on only after a
+/// Tries `candidates` in order with `attempt` (given each deployment,
+/// whether it is the last, and the context to send it, naming the
+/// attempt's span under `parent`) until one answers; moves on only after a
 /// retryable failure, and never once the request's deadline (in `context`)
 /// has passed: the next deployment could only fail the same way. Appends
 /// one record per attempt to `records` (the answering one left open for the
 /// caller to close). Returns the answer, or the last error.
 pub async fn try_in_order<T, F, Fut>(
     context: &RequestContext,
+    parent: &Span,
     candidates: &[Arc<Deployment>],
     records: &mut Vec<AttemptRecord>,
     mut attempt: F,
 ) -> Result<T, ServiceError>
 where
-    F: FnMut(Arc<Deployment>, bool) -> Fut,
+    F: FnMut(Arc<Deployment>, bool, RequestContext) -> Fut,
     Fut: Future<Output = Result<T, ServiceError>>,
 {
     let last = candidates.len().saturating_sub(1);
     let mut last_error = None;
     for (position, deployment) in candidates.iter().enumerate() {
+        let span = spans::attempt(parent, deployment, position);
+        let mut sent = context.clone();
+        trace::hand_on(&span, &mut sent);
         let started = Instant::now();
-        let result = attempt(Arc::clone(deployment), position == last).await;
+        let result = attempt(Arc::clone(deployment), position == last, sent).await;
         let mut record = AttemptRecord {
             deployment: Arc::clone(deployment),
             started,
@@ -197,6 +218,7 @@ where
             outcome: None,
             usage: Usage::default(),
             upstream: None,
+            span,
         };
         match result {
             Ok(answer) => {
@@ -205,8 +227,7 @@ where
                 return Ok(answer);
             }
             Err(error) => {
-                record.ended = Some(Instant::now());
-                record.outcome = Some(error.class);
+                record.fail(error.class);
                 records.push(record);
                 let out_of_time = outbound::remaining(context) == Some(Duration::ZERO);
                 if !(error.class.is_retryable() && position < last) || out_of_time {
@@ -368,15 +389,12 @@ pub(crate) mod tests {
         let adapters = Adapters::new(AdapterClient::direct(Arc::clone(&fake)));
         let candidates: Vec<_> = script.iter().map(|(id, _)| deployment(id)).collect();
         let mut records = Vec::new();
-        let result = try_in_order(context, &candidates, &mut records, |deployment, _| {
+        let parent = Span::none();
+        let attempt = |deployment: Arc<Deployment>, _, context| {
             let adapters = adapters.clone();
             async move {
                 let open = adapters
-                    .open_chat(
-                        RequestContext::default(),
-                        &deployment,
-                        ChatRequest::default(),
-                    )
+                    .open_chat(context, &deployment, ChatRequest::default())
                     .await?;
                 Ok(open
                     .first
@@ -384,8 +402,8 @@ pub(crate) mod tests {
                     .map(|chunk| chunk.content)
                     .unwrap_or_default())
             }
-        })
-        .await;
+        };
+        let result = try_in_order(context, &parent, &candidates, &mut records, attempt).await;
         (result, records, fake.calls())
     }
 
@@ -402,6 +420,7 @@ pub(crate) mod tests {
                 .then_some(ErrorClass::UpstreamUnavailable),
             usage: Usage::default(),
             upstream,
+            span: Span::none(),
         };
         let answer = UpstreamTiming {
             first_chunk_micros: 300,

@@ -21,21 +21,22 @@ pub async fn embed(
     context: RequestContext,
     plan: Plan,
     mut request: EmbedRequest,
+    span: tracing::Span,
 ) -> Result<RouterEmbedResponse, ServiceError> {
     let started = Instant::now();
     let created_at_unix_ms = unix_millis();
     let mut attempts = Vec::with_capacity(1);
     let answered = try_in_order(
         &context,
+        &span,
         &plan.candidates,
         &mut attempts,
-        |deployment, is_last| {
+        |deployment, is_last, context| {
             let request = if is_last {
                 std::mem::take(&mut request)
             } else {
                 request.clone()
             };
-            let context = context.clone();
             async move { adapters.embed(context, &deployment, request).await }
         },
     )
@@ -56,6 +57,7 @@ pub async fn embed(
         started,
         created_at_unix_ms,
         first_chunk_at: None,
+        span,
     };
     let (response, upstream) = match answered {
         Ok(answer) => answer,

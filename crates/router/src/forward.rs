@@ -35,6 +35,8 @@ pub struct Exchange {
     pub settler: Settler,
     /// How the cache may be used.
     pub cache: CacheLimits,
+    /// The request's span at the router.
+    pub span: tracing::Span,
 }
 
 /// How long the router waits for the cache, and how much it keeps for it.
@@ -288,19 +290,21 @@ impl Journey {
             chat,
             plan,
             adapters,
+            span,
             ..
         } = exchange;
         let open = try_in_order(
             context,
+            span,
             &plan.candidates,
             attempts,
-            |deployment, is_last| {
+            |deployment, is_last, context| {
                 let request = if is_last {
                     std::mem::take(chat)
                 } else {
                     chat.clone()
                 };
-                let (adapters, context) = (adapters.clone(), context.clone());
+                let adapters = adapters.clone();
                 async move { adapters.open_chat(context, &deployment, request).await }
             },
         )
@@ -350,8 +354,7 @@ impl Journey {
         if let Some(answering) = self.attempts.last_mut()
             && answering.ended.is_none()
         {
-            answering.outcome = Some(class);
-            answering.ended = Some(Instant::now());
+            answering.fail(class);
         }
     }
 }
@@ -395,6 +398,7 @@ impl Drop for Journey {
             started: self.started,
             created_at_unix_ms: self.created_at_unix_ms,
             first_chunk_at: self.first_chunk_at,
+            span: std::mem::replace(&mut self.exchange.span, tracing::Span::none()),
         };
         self.exchange.settler.settle(settlement, entry);
     }

@@ -6,6 +6,7 @@ use switchyard_common::{
     ServiceError,
     client::ResponseStream,
     snapshot::{STARTUP_PATIENCE, SnapshotHandle},
+    trace,
 };
 use switchyard_proto::v1::{
     RouterChatRequest, RouterChatResponse, RouterEmbedRequest, RouterEmbedResponse,
@@ -18,8 +19,9 @@ use crate::{
     attempt::Adapters,
     embeddings,
     forward::{CacheLimits, Exchange},
-    plan::plan,
+    plan::{Plan, plan},
     settle::Settler,
+    spans,
 };
 
 /// The router's gRPC service.
@@ -48,10 +50,19 @@ impl RouterGrpc {
 }
 
 /// Logs a refused request once, here at the boundary, with its request id
-/// and error class (never its text).
-fn refused(request_id: &str, error: ServiceError) -> Status {
+/// and error class (never its text), and marks its span failed.
+fn refused(request_id: &str, span: &tracing::Span, error: ServiceError) -> Status {
     tracing::info!(request_id, class = %error.class, "request refused");
+    trace::fail(span, error.class.as_str());
     error.to_status()
+}
+
+/// Names the plan on the request's span.
+fn planned(span: &tracing::Span, plan: &Plan) {
+    if !span.is_disabled() {
+        let candidates: Vec<&str> = plan.candidates.iter().map(|d| d.id.as_str()).collect();
+        spans::planned(span, &plan.route.name, plan.snapshot_version, &candidates);
+    }
 }
 
 #[tonic::async_trait]
@@ -63,12 +74,14 @@ impl RouterService for RouterGrpc {
         request: Request<RouterChatRequest>,
     ) -> Result<Response<Self::ChatStream>, Status> {
         let RouterChatRequest { context, request } = request.into_inner();
-        let context =
+        let mut context =
             context.ok_or_else(|| ServiceError::invalid_request("missing request context"))?;
         let chat = request.ok_or_else(|| ServiceError::invalid_request("missing chat request"))?;
+        let span = spans::request("chat", &mut context, &chat.model);
         let table = self.routes.load_or_wait(STARTUP_PATIENCE).await;
         let plan = plan(table.as_deref(), &context, &chat.model)
-            .map_err(|error| refused(&context.request_id, error))?;
+            .map_err(|error| refused(&context.request_id, &span, error))?;
+        planned(&span, &plan);
         let exchange = Exchange {
             context,
             chat,
@@ -76,6 +89,7 @@ impl RouterService for RouterGrpc {
             adapters: self.adapters.clone(),
             settler: self.settler.clone(),
             cache: self.cache,
+            span,
         };
         // Driven by the caller's reads; settles when it ends or is dropped.
         Ok(Response::new(exchange.into_stream()))
@@ -86,17 +100,27 @@ impl RouterService for RouterGrpc {
         request: Request<RouterEmbedRequest>,
     ) -> Result<Response<RouterEmbedResponse>, Status> {
         let RouterEmbedRequest { context, request } = request.into_inner();
-        let context =
+        let mut context =
             context.ok_or_else(|| ServiceError::invalid_request("missing request context"))?;
         let embed =
             request.ok_or_else(|| ServiceError::invalid_request("missing embeddings request"))?;
+        let span = spans::request("embeddings", &mut context, &embed.model);
         let table = self.routes.load_or_wait(STARTUP_PATIENCE).await;
         let plan = plan(table.as_deref(), &context, &embed.model)
-            .map_err(|error| refused(&context.request_id, error))?;
+            .map_err(|error| refused(&context.request_id, &span, error))?;
+        planned(&span, &plan);
         let request_id = context.request_id.clone();
-        let response = embeddings::embed(&self.adapters, &self.settler, context, plan, embed)
-            .await
-            .map_err(|error| refused(&request_id, error))?;
+        // Settling ends the span; a refusal is recorded on it first.
+        let response = embeddings::embed(
+            &self.adapters,
+            &self.settler,
+            context,
+            plan,
+            embed,
+            span.clone(),
+        )
+        .await
+        .map_err(|error| refused(&request_id, &span, error))?;
         Ok(Response::new(response))
     }
 }

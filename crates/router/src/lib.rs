@@ -30,6 +30,7 @@ mod plan;
 mod pricing;
 mod route_table;
 mod settle;
+mod spans;
 mod usage;
 
 use std::sync::Arc;

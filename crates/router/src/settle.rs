@@ -16,14 +16,17 @@ use std::{
 
 use switchyard_common::{ErrorClass, client::CacheClient};
 use switchyard_proto::v1::{
-    Attempt, CacheQuery, CachedResponse, ChatChunk, RequestContext, StoreRequest, Usage, UsageEvent,
+    Attempt, CacheQuery, CachedResponse, ChatChunk, Money, RequestContext, StoreRequest, Usage,
+    UsageEvent,
 };
 use tokio_util::task::TaskTracker;
+use tracing::Span;
 
 use crate::{
     attempt::AttemptRecord,
     metrics::RouterMetrics,
     pricing::{ExactCost, exact_cost, sum},
+    spans,
     usage::UsageEmitter,
 };
 
@@ -54,6 +57,8 @@ pub struct Settlement {
     pub created_at_unix_ms: u64,
     /// When its first chunk reached the caller.
     pub first_chunk_at: Option<Instant>,
+    /// The request's span at the router; it ends once settled.
+    pub span: Span,
 }
 
 /// A completed answer to store in the cache.
@@ -103,7 +108,7 @@ impl Settler {
     }
 
     /// Records `settlement` and stores `entry`, without waiting for either.
-    pub fn settle(&self, settlement: Settlement, entry: Option<CacheEntry>) {
+    pub fn settle(&self, mut settlement: Settlement, entry: Option<CacheEntry>) {
         if let Some(entry) = entry {
             let cache = self.cache.clone();
             let mut context = settlement.context.clone();
@@ -122,6 +127,7 @@ impl Settler {
             let status = settlement.error_class.map_or("ok", ErrorClass::as_str);
             (trace_id, status)
         });
+        let span = std::mem::replace(&mut settlement.span, Span::none());
         let latency = settlement.started.elapsed();
         let time_to_first_token = settlement
             .first_chunk_at
@@ -130,8 +136,14 @@ impl Settler {
         let event = usage_event(settlement);
         self.metrics
             .record(&event, status, latency, time_to_first_token);
+        let cost = if line.is_some() || !span.is_disabled() {
+            event.cost.as_ref().map(cost_text)
+        } else {
+            None
+        };
+        spans::settled(&span, &event, status, cost.as_deref());
         if let Some((trace_id, status)) = line {
-            log_request(&event, &trace_id, status);
+            log_request(&event, &trace_id, status, cost.as_deref());
         }
         self.usage.emit(event);
     }
@@ -147,20 +159,22 @@ fn trace_id(traceparent: &str) -> &str {
         .unwrap_or_default()
 }
 
+/// An exact cost as text: `0.000150000 USD`.
+fn cost_text(cost: &Money) -> String {
+    let sign = if cost.nanos < 0 { "-" } else { "" };
+    let nanos = cost.nanos.unsigned_abs();
+    format!(
+        "{sign}{}.{:09} {}",
+        nanos / 1_000_000_000,
+        nanos % 1_000_000_000,
+        cost.currency
+    )
+}
+
 /// The one line every request leaves at `info`, once its outcome is known:
 /// ids, where it went, how it ended, how long it took and what it cost.
 /// Never the prompt or the answer.
-fn log_request(event: &UsageEvent, trace_id: &str, status: &str) {
-    let cost = event.cost.as_ref().map(|cost| {
-        let sign = if cost.nanos < 0 { "-" } else { "" };
-        let nanos = cost.nanos.unsigned_abs();
-        format!(
-            "{sign}{}.{:09} {}",
-            nanos / 1_000_000_000,
-            nanos % 1_000_000_000,
-            cost.currency
-        )
-    });
+fn log_request(event: &UsageEvent, trace_id: &str, status: &str, cost: Option<&str>) {
     tracing::info!(
         request_id = %event.request_id,
         trace_id,
@@ -173,7 +187,7 @@ fn log_request(event: &UsageEvent, trace_id: &str, status: &str) {
         attempts = event.attempts.len(),
         cache_hit = event.cache_hit,
         stream = event.stream,
-        cost = cost.as_deref().unwrap_or(""),
+        cost = cost.unwrap_or(""),
         "request"
     );
 }
@@ -208,6 +222,7 @@ pub fn usage_event(settlement: Settlement) -> UsageEvent {
         started,
         created_at_unix_ms,
         first_chunk_at,
+        span: _,
     } = settlement;
     let answered = attempts.last().filter(|attempt| attempt.outcome.is_none());
     let usage = answered.map_or_else(Usage::default, |attempt| attempt.usage);
@@ -324,6 +339,7 @@ mod tests {
             outcome,
             usage,
             upstream: None,
+            span: Span::none(),
         }
     }
 
@@ -346,6 +362,7 @@ mod tests {
             started: Instant::now(),
             created_at_unix_ms: 1_700_000_000_000,
             first_chunk_at: None,
+            span: Span::none(),
         }
     }
 
@@ -370,9 +387,10 @@ mod tests {
                 "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".to_owned();
             let trace = trace_id(&answered.context.traceparent).to_owned();
             let event = usage_event(answered);
-            log_request(&event, &trace, "ok");
+            let cost = event.cost.as_ref().map(cost_text);
+            log_request(&event, &trace, "ok", cost.as_deref());
             let failed = usage_event(settlement(Vec::new(), Some(ErrorClass::Timeout)));
-            log_request(&failed, "", ErrorClass::Timeout.as_str());
+            log_request(&failed, "", ErrorClass::Timeout.as_str(), None);
         });
         let lines: Vec<serde_json::Value> = text
             .lines()

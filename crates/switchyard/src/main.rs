@@ -48,12 +48,21 @@ fn main() -> anyhow::Result<()> {
     }
     let environment = process_environment();
     let config = SwitchyardConfig::load(&cli.config, &environment)?;
-    // Held to the end of `main`, so queued log lines are flushed on exit.
-    let _log = telemetry::init_logging(&config.telemetry);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;
+    let service_name = match &cli.command {
+        Command::Run { role } => format!("switchyard-{role}"),
+        _ => "switchyard".to_owned(),
+    };
+    // Inside the runtime: the span exporter's channel lives on it. Dropped
+    // before the runtime (declared after it), so queued spans are sent and
+    // queued log lines flushed on exit.
+    let _telemetry = {
+        let _runtime = runtime.enter();
+        telemetry::init(&config.telemetry, &service_name)?
+    };
     runtime.block_on(async move {
         let shutdown = CancellationToken::new();
         let on_signal = shutdown.clone();

@@ -67,10 +67,22 @@ impl AnthropicProvider {
             .post_json(&messages_url(&attempt.base_url), None, translated.body);
         let request = with_headers(request, &attempt).map_err(with_provider)?;
         let api_key = attempt.api_key.as_ref();
-        let answer = http::exchange(provider, request, attempt.limits, |refusal| {
-            let detail = response::error_detail(refusal.body).unwrap_or_default();
-            classify::upstream_error(provider, refusal.status, refusal.headers, &detail, api_key)
-        })
+        let answer = http::exchange(
+            provider,
+            request,
+            attempt.limits,
+            attempt.trace.as_ref(),
+            |refusal| {
+                let detail = response::error_detail(refusal.body).unwrap_or_default();
+                classify::upstream_error(
+                    provider,
+                    refusal.status,
+                    refusal.headers,
+                    &detail,
+                    api_key,
+                )
+            },
+        )
         .await?;
         if answer.has_content_type(sse::MEDIA_TYPE) {
             return Ok(stream::chunks(

@@ -147,15 +147,21 @@ impl BedrockProvider {
         };
         builder = builder.header(ACCEPT, accept);
         let scrub_key = scrub.as_ref();
-        let accepted = http::exchange(provider, builder, attempt.limits, |refusal| {
-            response::http_error(
-                provider,
-                refusal.status,
-                refusal.headers,
-                refusal.body,
-                scrub_key,
-            )
-        })
+        let accepted = http::exchange(
+            provider,
+            builder,
+            attempt.limits,
+            attempt.trace.as_ref(),
+            |refusal| {
+                response::http_error(
+                    provider,
+                    refusal.status,
+                    refusal.headers,
+                    refusal.body,
+                    scrub_key,
+                )
+            },
+        )
         .await?;
         let identity = ResponseIdentity {
             model: attempt.upstream_model.clone(),

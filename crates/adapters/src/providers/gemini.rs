@@ -96,15 +96,21 @@ impl GeminiProvider {
             }
         };
         let api_key = attempt.api_key.as_ref();
-        let answer = http::exchange(provider, request, attempt.limits, |refusal| {
-            upstream_error::upstream_error(
-                provider,
-                refusal.status,
-                refusal.headers,
-                refusal.body,
-                api_key,
-            )
-        })
+        let answer = http::exchange(
+            provider,
+            request,
+            attempt.limits,
+            attempt.trace.as_ref(),
+            |refusal| {
+                upstream_error::upstream_error(
+                    provider,
+                    refusal.status,
+                    refusal.headers,
+                    refusal.body,
+                    api_key,
+                )
+            },
+        )
         .await?;
         if stream && answer.has_content_type(sse::MEDIA_TYPE) {
             return Ok(stream::chunks(provider, answer.body, attempt.api_key));
@@ -246,6 +252,7 @@ mod tests {
                 .collect::<BTreeMap<_, _>>(),
             secrets: BTreeMap::new(),
             limits: AttemptLimits::new(Instant::now(), Duration::from_secs(1)),
+            trace: None,
             request: ChatRequest::default(),
         }
     }

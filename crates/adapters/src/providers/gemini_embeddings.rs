@@ -73,15 +73,21 @@ impl GeminiEmbeddings {
             request = request.header("x-goog-api-key", value);
         }
         let api_key = attempt.api_key.as_ref();
-        let answer = http::exchange(provider, request, attempt.limits, |refusal| {
-            google_error(
-                provider,
-                refusal.status,
-                refusal.headers,
-                refusal.body,
-                api_key,
-            )
-        })
+        let answer = http::exchange(
+            provider,
+            request,
+            attempt.limits,
+            attempt.trace.as_ref(),
+            |refusal| {
+                google_error(
+                    provider,
+                    refusal.status,
+                    refusal.headers,
+                    refusal.body,
+                    api_key,
+                )
+            },
+        )
         .await?;
         let bytes = answer.body.read_to_end().await?;
         let batch: BatchResponse = serde_json::from_slice(&bytes).map_err(|_| {

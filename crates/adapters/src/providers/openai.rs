@@ -56,10 +56,22 @@ impl OpenAiProvider {
             .map_err(|error| error.with_provider(provider))?;
         let request = flavor.post_json(&self.http, &url, attempt.api_key.as_ref(), body);
         let api_key = attempt.api_key.as_ref();
-        let answer = http::exchange(provider, request, attempt.limits, |refusal| {
-            let detail = response::error_detail(refusal.body).unwrap_or_default();
-            classify::upstream_error(provider, refusal.status, refusal.headers, &detail, api_key)
-        })
+        let answer = http::exchange(
+            provider,
+            request,
+            attempt.limits,
+            attempt.trace.as_ref(),
+            |refusal| {
+                let detail = response::error_detail(refusal.body).unwrap_or_default();
+                classify::upstream_error(
+                    provider,
+                    refusal.status,
+                    refusal.headers,
+                    &detail,
+                    api_key,
+                )
+            },
+        )
         .await?;
         if attempt.request.stream && answer.has_content_type(sse::MEDIA_TYPE) {
             return Ok(stream::chunks(provider, answer.body, attempt.api_key));

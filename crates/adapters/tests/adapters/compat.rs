@@ -13,7 +13,8 @@ use switchyard_proto::v1::{
 use switchyard_test_support::{FakeFlavor, FakeOpenAi, Fault};
 
 use crate::{
-    API_KEY, API_KEY_VARIABLE, Harness, Target, content, env_key, text_message, user_request,
+    API_KEY, API_KEY_VARIABLE, Harness, TRACEPARENT, Target, content, env_key, text_message,
+    user_request,
 };
 
 /// Azure's documented answer to a prompt its content filter blocks.
@@ -515,6 +516,38 @@ async fn self_hosted_servers_that_reject_stream_options_need_the_option() {
         "{}",
         error.message
     );
+}
+
+#[tokio::test]
+async fn the_trace_context_goes_only_to_providers_configured_for_it() {
+    let harness = harness(FakeFlavor::Minimal).await;
+    let mut self_hosted = target(&harness, "vllm", "meta-llama/Llama-3.1-8B-Instruct");
+    self_hosted.propagate_trace = true;
+    harness
+        .chat(
+            self_hosted,
+            request_for("meta-llama/Llama-3.1-8B-Instruct", "Hi", false),
+        )
+        .await
+        .expect_chunks();
+    let third_party = target(&harness, "openai", "gpt-4o-mini");
+    harness
+        .chat(third_party, request_for("gpt-4o-mini", "Hi", false))
+        .await
+        .expect_chunks();
+
+    let requests = harness.fake.requests();
+    assert_eq!(requests.len(), 2);
+    assert_eq!(
+        requests[0].headers.get("traceparent").map(String::as_str),
+        Some(TRACEPARENT)
+    );
+    assert_eq!(
+        requests[0].headers.get("tracestate").map(String::as_str),
+        Some("vendor=1")
+    );
+    assert!(!requests[1].headers.contains_key("traceparent"));
+    assert!(!requests[1].headers.contains_key("tracestate"));
 }
 
 #[tokio::test]

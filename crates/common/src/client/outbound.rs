@@ -2,7 +2,8 @@
 //! (direct in-process calls skip it: the callee reads the message itself).
 //!
 //! [`call`] turns a message into a `tonic::Request` whose metadata carries
-//! the request id (`x-request-id`) and W3C trace context (`traceparent`)
+//! the request id (`x-request-id`) and W3C trace context (`traceparent`,
+//! `tracestate`)
 //! from the message's `RequestContext`, and bounds the call by the request's
 //! deadline (`deadline_unix_ms`, set by the edge from its request timeout).
 //! Each hop enforces the deadline itself (the adapters bound every upstream
@@ -31,6 +32,8 @@ use crate::{ErrorClass, ServiceError};
 pub const REQUEST_ID: &str = "x-request-id";
 /// Metadata key of the W3C trace context.
 pub const TRACEPARENT: &str = "traceparent";
+/// Metadata key of the W3C vendor trace state.
+pub const TRACESTATE: &str = "tracestate";
 
 /// How long after the deadline a call is abandoned, so that the hop being
 /// called reports (and settles) the timeout itself first.
@@ -69,6 +72,7 @@ fn request<T: Contextual>(message: T) -> Request<T> {
             [
                 (REQUEST_ID, context.request_id.as_str()),
                 (TRACEPARENT, context.traceparent.as_str()),
+                (TRACESTATE, context.tracestate.as_str()),
             ]
             .into_iter()
             .filter(|(_, value)| !value.is_empty())

@@ -12,7 +12,7 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use futures::{StreamExt, stream};
-use switchyard_common::{ServiceError, client::ResponseStream};
+use switchyard_common::{ServiceError, client::ResponseStream, trace};
 use switchyard_proto::v1::{
     CacheMode, ChatChunk, RequestContext, RouterChatRequest, RouterChatResponse, UpstreamTiming,
 };
@@ -28,6 +28,7 @@ use crate::{
     },
     overhead::{self, StreamClock},
     request_id::RequestId,
+    request_span::RequestSpan,
     routes::shared::{authenticate, decorate, read_body, router_error},
     sse::{DONE_EVENT, write_error_event},
 };
@@ -36,6 +37,7 @@ use crate::{
 pub async fn handle(
     State(state): State<Arc<EdgeState>>,
     Extension(RequestId(request_id)): Extension<RequestId>,
+    Extension(span): Extension<RequestSpan>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
@@ -48,6 +50,7 @@ pub async fn handle(
     let stream = parsed.is_stream();
     let include_usage = parsed.include_usage();
     let chat = parsed.into_proto()?;
+    span.asks("chat", &chat.model);
 
     let identity = ResponseIdentity {
         id: format!("chatcmpl-{}", request_id.simple()),
@@ -56,7 +59,7 @@ pub async fn handle(
             .map_or(0, |elapsed| elapsed.as_secs()),
         fallback_model: chat.model.clone(),
     };
-    let context = RequestContext {
+    let mut context = RequestContext {
         cache_mode: cache_mode(&headers) as i32,
         ..request_context(
             caller,
@@ -66,6 +69,7 @@ pub async fn handle(
             state.request_timeout,
         )
     };
+    trace::hand_on(&span.0, &mut context);
     // Boxed: the handler future is allocated per request; keep it small.
     let mut responses = Box::pin(state.router.chat(RouterChatRequest {
         context: Some(context),
@@ -84,7 +88,8 @@ pub async fn handle(
 
     let mut response = if stream {
         let renderer = ChunkRenderer::new(identity, include_usage);
-        stream_response(first, responses, renderer, received, state.metrics.clone())
+        let metrics = state.metrics.clone();
+        stream_response(first, responses, renderer, received, metrics, span)
     } else {
         complete_response(first, responses, &identity, received, &state.metrics).await?
     };
@@ -167,6 +172,8 @@ struct SseState {
     upstream: Option<UpstreamTiming>,
     clock: StreamClock,
     metrics: EdgeMetrics,
+    /// The request's span, failed when the stream is cut by an error.
+    span: RequestSpan,
 }
 
 /// Whether `chunk` may be an answer's last: it ends a choice or carries usage.
@@ -221,6 +228,7 @@ fn stream_response(
     renderer: ChunkRenderer,
     received: Instant,
     metrics: EdgeMetrics,
+    span: RequestSpan,
 ) -> Response {
     let state = SseState {
         pending: Some(first),
@@ -231,6 +239,7 @@ fn stream_response(
         upstream: None,
         clock: StreamClock::new(received),
         metrics,
+        span,
     };
     // One body frame per router message, written as soon as it arrives.
     let events = stream::unfold(state, |mut state| async move {
@@ -262,6 +271,7 @@ fn stream_response(
                     }
                     let error = ServiceError::from_status(&status);
                     tracing::warn!(class = %error.class, "stream failed after it started");
+                    state.span.fail(error.class.as_str());
                     write_error_event(&error, &mut out);
                     state.finished = true;
                     break;

@@ -8,7 +8,7 @@ use axum::{
     http::{HeaderMap, HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
-use switchyard_common::ServiceError;
+use switchyard_common::{ServiceError, trace};
 use switchyard_proto::v1::RouterEmbedRequest;
 
 use crate::{
@@ -19,6 +19,7 @@ use crate::{
     openai::embeddings::{parse, render},
     overhead,
     request_id::RequestId,
+    request_span::RequestSpan,
     routes::shared::{authenticate, decorate, read_body, router_error},
 };
 
@@ -26,6 +27,7 @@ use crate::{
 pub async fn handle(
     State(state): State<Arc<EdgeState>>,
     Extension(RequestId(request_id)): Extension<RequestId>,
+    Extension(span): Extension<RequestSpan>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
@@ -36,13 +38,15 @@ pub async fn handle(
     // Model existence and the key's model policy are the router's decisions.
     let (request, format) = parse(&body)?.into_proto()?;
     let alias = request.model.clone();
-    let context = request_context(
+    span.asks("embeddings", &alias);
+    let mut context = request_context(
         caller,
         &headers,
         request_id,
         request.user.clone(),
         state.request_timeout,
     );
+    trace::hand_on(&span.0, &mut context);
     let answer = state
         .router
         .embed(RouterEmbedRequest {

@@ -409,6 +409,7 @@ mod tests {
                 .collect(),
             secrets: BTreeMap::new(),
             limits: AttemptLimits::new(Instant::now(), std::time::Duration::from_secs(1)),
+            trace: None,
             request: ChatRequest::default(),
         }
     }

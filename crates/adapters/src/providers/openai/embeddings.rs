@@ -66,10 +66,22 @@ impl OpenAiProvider {
             .map_err(|error| error.with_provider(provider))?;
         let request = flavor.post_json(&self.http, &url, attempt.api_key.as_ref(), body);
         let api_key = attempt.api_key.as_ref();
-        let answer = http::exchange(provider, request, attempt.limits, |refusal| {
-            let detail = error_detail(refusal.body);
-            classify::upstream_error(provider, refusal.status, refusal.headers, &detail, api_key)
-        })
+        let answer = http::exchange(
+            provider,
+            request,
+            attempt.limits,
+            attempt.trace.as_ref(),
+            |refusal| {
+                let detail = error_detail(refusal.body);
+                classify::upstream_error(
+                    provider,
+                    refusal.status,
+                    refusal.headers,
+                    &detail,
+                    api_key,
+                )
+            },
+        )
         .await?;
         let bytes = answer.body.read_to_end().await?;
         let list: EmbeddingList = serde_json::from_slice(&bytes).map_err(|_| {
