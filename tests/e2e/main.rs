@@ -12,6 +12,7 @@ mod observability;
 mod python_sdk;
 mod scenarios;
 mod service_auth;
+mod tracing;
 
 /// Generates one test per scenario per mode and backend set.
 macro_rules! both_modes {

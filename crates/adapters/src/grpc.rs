@@ -287,7 +287,7 @@ impl AdapterService for AdapterGrpc {
         if !span.is_disabled()
             && let Some(usage) = &response.usage
         {
-            span.record("gen_ai.usage.input_tokens", usage.prompt_tokens);
+            span.record("gen_ai.usage.input_tokens", i64::from(usage.prompt_tokens));
         }
         Ok(Response::new(AdapterEmbedResponse {
             response: Some(response),

@@ -93,8 +93,8 @@ impl Observed {
             span.record("gen_ai.response.model", model.as_str());
         }
         if let Some((input, output)) = self.tokens {
-            span.record("gen_ai.usage.input_tokens", input);
-            span.record("gen_ai.usage.output_tokens", output);
+            span.record("gen_ai.usage.input_tokens", i64::from(input));
+            span.record("gen_ai.usage.output_tokens", i64::from(output));
         }
         trace::set_strings(span, "gen_ai.response.finish_reasons", self.finish_reasons);
     }

@@ -97,7 +97,7 @@ pub fn finish(span: Span, response: Response) -> Response {
         return response;
     }
     let status = response.status();
-    span.record("http.response.status_code", status.as_u16());
+    span.record("http.response.status_code", i64::from(status.as_u16()));
     if let Some(answer) = response.extensions().get::<ErrorAnswer>() {
         trace::fail(&span, answer.class.as_str());
     } else if status.is_server_error() {

@@ -42,7 +42,10 @@ pub fn planned(span: &Span, route: &str, snapshot_version: u64, candidates: &[&s
         return;
     }
     span.record("switchyard.route", route);
-    span.record("switchyard.snapshot_version", snapshot_version);
+    span.record(
+        "switchyard.snapshot_version",
+        i64::try_from(snapshot_version).unwrap_or(i64::MAX),
+    );
     trace::set_strings(
         span,
         "switchyard.candidates",
@@ -63,7 +66,7 @@ pub fn attempt(parent: &Span, deployment: &Deployment, position: usize) -> Span 
         switchyard.provider = %deployment.provider,
         gen_ai.request.model = %deployment.upstream_model,
         switchyard.attempt.reason = if position == 0 { "first" } else { "fallback" },
-        switchyard.attempt.position = position,
+        switchyard.attempt.position = i64::try_from(position).unwrap_or(i64::MAX),
     )
 }
 
@@ -79,11 +82,17 @@ pub fn settled(span: &Span, event: &UsageEvent, status: Option<ErrorClass>, cost
         span.record("gen_ai.response.model", event.upstream_model.as_str());
     }
     if let Some(usage) = &event.usage {
-        span.record("gen_ai.usage.input_tokens", usage.prompt_tokens);
-        span.record("gen_ai.usage.output_tokens", usage.completion_tokens);
+        span.record("gen_ai.usage.input_tokens", i64::from(usage.prompt_tokens));
+        span.record(
+            "gen_ai.usage.output_tokens",
+            i64::from(usage.completion_tokens),
+        );
     }
     span.record("switchyard.cache.hit", event.cache_hit);
-    span.record("switchyard.attempts", event.attempts.len());
+    span.record(
+        "switchyard.attempts",
+        i64::try_from(event.attempts.len()).unwrap_or(i64::MAX),
+    );
     if let Some(cost) = cost {
         span.record("switchyard.cost", cost);
     }

@@ -19,6 +19,7 @@
 //! benchmark. The fakes use no Switchyard types, so they test the wire, not
 //! our types.
 
+pub mod collector;
 mod fake_anthropic;
 mod fake_bedrock;
 mod fake_gemini;
