@@ -9,7 +9,10 @@ use std::{
 
 use anyhow::Context;
 use bytes::Bytes;
-use switchyard_test_support::launch::{Launch, Processes, WRAPPER_VARIABLE};
+use switchyard_test_support::{
+    collector::Collector,
+    launch::{Launch, Processes, WRAPPER_VARIABLE},
+};
 
 use crate::{
     load::{self, LoadResult, LoadSpec},
@@ -57,6 +60,10 @@ pub struct BenchArgs {
     /// Also write the report (Markdown) to this file.
     #[arg(long)]
     pub output: Option<PathBuf>,
+    /// Turns tracing on in `--gateway` (not the baseline), exporting this
+    /// share of traces to an OTLP collector the bench runs.
+    #[arg(long)]
+    pub trace_sample_ratio: Option<f64>,
 }
 
 const DEFAULT_SCENARIOS: [&str; 8] = [
@@ -94,23 +101,48 @@ pub fn pin_load_generator() -> usize {
     cores
 }
 
-/// A gateway binary under test and its name in the report.
+/// A gateway binary under test, its name in the report, and the
+/// environment it runs with beyond the bench's own.
 struct Subject {
     label: String,
     binary: PathBuf,
+    environment: BTreeMap<String, String>,
 }
 
 /// Runs the selected scenarios and prints the report.
 /// `cores` is the machine's core count before [`pin_load_generator`].
 pub async fn run(args: BenchArgs, cores: usize) -> anyhow::Result<()> {
+    // Kept running for the whole bench: the traced gateway exports to it.
+    let collector = match args.trace_sample_ratio {
+        Some(_) => Some(Collector::start().await),
+        None => None,
+    };
+    let tracing = collector
+        .iter()
+        .zip(args.trace_sample_ratio)
+        .flat_map(|(collector, ratio)| {
+            [
+                (
+                    "SWITCHYARD__TELEMETRY__OTLP_ENDPOINT".to_owned(),
+                    collector.endpoint(),
+                ),
+                (
+                    "SWITCHYARD__TELEMETRY__TRACE_SAMPLE_RATIO".to_owned(),
+                    ratio.to_string(),
+                ),
+            ]
+        })
+        .collect();
     let mut subjects = vec![Subject {
         label: args.label.clone(),
         binary: crate::gateway::binary(args.gateway.as_deref())?,
+        environment: tracing,
     }];
     if let Some(baseline) = &args.baseline {
         subjects.push(Subject {
             label: args.baseline_label.clone(),
             binary: baseline.clone(),
+            environment: BTreeMap::new(),
         });
     }
     let scenarios: Vec<String> = if args.scenarios.is_empty() {
@@ -135,7 +167,7 @@ pub async fn run(args: BenchArgs, cores: usize) -> anyhow::Result<()> {
             }
             for subject in order {
                 eprintln!("bench: running {scenario} on {}", subject.label);
-                let mut row = bench.scenario(scenario, &subject.binary, &args).await?;
+                let mut row = bench.scenario(scenario, subject, &args).await?;
                 if subjects.len() > 1 {
                     row.append_label(&subject.label);
                 }
@@ -163,12 +195,13 @@ impl Bench {
     async fn scenario(
         &self,
         scenario: &str,
-        binary: &Path,
+        subject: &Subject,
         args: &BenchArgs,
     ) -> anyhow::Result<Row> {
         let bench = Gateways {
             bench: self,
-            binary,
+            binary: &subject.binary,
+            environment: &subject.environment,
         };
         let row = match scenario {
             "idle" => bench.idle().await?,
@@ -241,6 +274,7 @@ impl Bench {
 struct Gateways<'a> {
     bench: &'a Bench,
     binary: &'a Path,
+    environment: &'a BTreeMap<String, String>,
 }
 
 impl std::ops::Deref for Gateways<'_> {
@@ -335,8 +369,8 @@ keys:
         );
         let config_path = directory.path().join("bench.yaml");
         std::fs::write(&config_path, config)?;
-        let mut environment =
-            BTreeMap::from([("SWITCHYARD_BENCH_KEY".to_owned(), BENCH_KEY.to_owned())]);
+        let mut environment = self.environment.clone();
+        environment.insert("SWITCHYARD_BENCH_KEY".to_owned(), BENCH_KEY.to_owned());
         if let Ok(wrapper) = std::env::var(WRAPPER_VARIABLE) {
             environment.insert(WRAPPER_VARIABLE.to_owned(), wrapper);
         }
