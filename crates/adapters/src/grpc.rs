@@ -10,7 +10,7 @@ use switchyard_common::{
     ErrorClass, ServiceError,
     memory::ByteBudget,
     snapshot::{STARTUP_PATIENCE, SnapshotHandle},
-    trace,
+    trace::HopSpan,
 };
 use switchyard_proto::v1::{
     AdapterChatRequest, AdapterChatResponse, AdapterEmbedRequest, AdapterEmbedResponse,
@@ -18,7 +18,6 @@ use switchyard_proto::v1::{
 };
 use tokio::time::Instant;
 use tonic::{Request, Response, Status};
-use tracing::Span;
 
 use crate::{
     classify,
@@ -78,7 +77,7 @@ impl AdapterGrpc {
     async fn start_attempt(
         &self,
         request: AdapterChatRequest,
-        span: &Span,
+        span: &HopSpan,
     ) -> Result<(crate::provider::ChunkStream, std::time::Instant), ServiceError> {
         let AdapterChatRequest {
             context,
@@ -98,7 +97,7 @@ impl AdapterGrpc {
     async fn embed_attempt(
         &self,
         request: AdapterEmbedRequest,
-        span: &Span,
+        span: &HopSpan,
     ) -> Result<(EmbedResponse, UpstreamTiming), ServiceError> {
         let AdapterEmbedRequest {
             context,
@@ -123,7 +122,7 @@ impl AdapterGrpc {
         context: Option<RequestContext>,
         deployment_id: &str,
         request: Option<R>,
-        span: &Span,
+        span: &HopSpan,
     ) -> Result<(ProviderKind, Attempt<R>), ServiceError> {
         let request =
             request.ok_or_else(|| ServiceError::invalid_request("the attempt has no request"))?;
@@ -183,7 +182,7 @@ impl AdapterGrpc {
         let trace = context
             .filter(|_| provider.propagate_trace)
             .map(|mut context| {
-                trace::hand_on(span, &mut context);
+                span.hand_on(&mut context);
                 TraceHeaders {
                     traceparent: context.traceparent,
                     tracestate: context.tracestate,
@@ -256,7 +255,7 @@ impl AdapterService for AdapterGrpc {
         let (chunks, sent) = self.start_attempt(request, &span).await.map_err(|error| {
             let error = classify::at_boundary(error);
             tracing::debug!(class = %error.class, provider = ?error.provider, "attempt refused");
-            trace::fail(&span, error.class.as_str());
+            span.fail(error.class.as_str());
             error.to_status()
         })?;
         let chunks = chunks.map(|item| item.map_err(classify::at_boundary));
@@ -281,10 +280,10 @@ impl AdapterService for AdapterGrpc {
             .map_err(|error| {
                 let error = classify::at_boundary(error);
                 tracing::debug!(class = %error.class, provider = ?error.provider, "embeddings attempt failed");
-                trace::fail(&span, error.class.as_str());
+                span.fail(error.class.as_str());
                 error.to_status()
             })?;
-        if !span.is_disabled()
+        if span.is_sampled()
             && let Some(usage) = &response.usage
         {
             span.record("gen_ai.usage.input_tokens", i64::from(usage.prompt_tokens));

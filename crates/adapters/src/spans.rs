@@ -4,42 +4,30 @@
 //! counts and the finish reasons; never the prompt or the answer. A
 //! streamed call's span ends with the stream.
 
-use switchyard_common::trace;
+use switchyard_common::trace::{HopSpan, Opening, SpanKind};
 use switchyard_proto::v1::{ChatChunk, FinishReason, Provider, RequestContext};
-use tracing::{Span, field::Empty};
 
 /// Opens the span of one `operation` (`chat`, `embeddings`) call, as the
 /// child of the attempt span `context` names.
-pub fn open(operation: &'static str, context: Option<&RequestContext>) -> Span {
-    let span = tracing::info_span!(
-        target: trace::TARGET,
-        "provider",
-        otel.name = operation,
-        otel.kind = "client",
-        gen_ai.operation.name = operation,
-        gen_ai.system = Empty,
-        gen_ai.request.model = Empty,
-        gen_ai.response.model = Empty,
-        gen_ai.usage.input_tokens = Empty,
-        gen_ai.usage.output_tokens = Empty,
-        switchyard.provider = Empty,
-        server.address = Empty,
-    );
-    if let Some(context) = context {
-        trace::follow(&span, context);
-    }
-    span
+pub fn open(operation: &'static str, context: Option<&RequestContext>) -> HopSpan {
+    let Some(context) = context else {
+        return HopSpan::none();
+    };
+    HopSpan::follow_context(context, move || {
+        Opening::new(operation, SpanKind::Client).with("gen_ai.operation.name", operation)
+    })
 }
 
-/// Names the provider and model a call goes to.
-pub fn addressed(span: &Span, operation: &'static str, provider: &Provider, model: &str) {
-    if span.is_disabled() {
+/// Names the provider and model a call goes to. Not on an unsampled span:
+/// the attempt span above it names them if it fails.
+pub fn addressed(span: &HopSpan, operation: &'static str, provider: &Provider, model: &str) {
+    if !span.is_sampled() {
         return;
     }
-    span.record("otel.name", format!("{operation} {model}"));
-    span.record("gen_ai.system", gen_ai_system(&provider.kind));
-    span.record("gen_ai.request.model", model);
-    span.record("switchyard.provider", provider.name.as_str());
+    span.rename(format!("{operation} {model}"));
+    span.record("gen_ai.system", gen_ai_system(&provider.kind).to_owned());
+    span.record("gen_ai.request.model", model.to_owned());
+    span.record("switchyard.provider", provider.name.clone());
     if let Some(host) = reqwest::Url::parse(&provider.base_url)
         .ok()
         .and_then(|url| url.host_str().map(str::to_owned))
@@ -85,18 +73,18 @@ impl Observed {
     }
 
     /// Records what was seen on `span`.
-    pub fn record(self, span: &Span) {
-        if span.is_disabled() {
+    pub fn record(self, span: &HopSpan) {
+        if span.is_off() {
             return;
         }
-        if let Some(model) = &self.model {
-            span.record("gen_ai.response.model", model.as_str());
+        if let Some(model) = self.model {
+            span.record("gen_ai.response.model", model);
         }
         if let Some((input, output)) = self.tokens {
             span.record("gen_ai.usage.input_tokens", i64::from(input));
             span.record("gen_ai.usage.output_tokens", i64::from(output));
         }
-        trace::set_strings(span, "gen_ai.response.finish_reasons", self.finish_reasons);
+        span.record_strings("gen_ai.response.finish_reasons", self.finish_reasons);
     }
 }
 

@@ -10,9 +10,8 @@ use std::{
 };
 
 use futures::{Stream, StreamExt};
-use switchyard_common::{ServiceError, trace};
+use switchyard_common::{ServiceError, trace::HopSpan};
 use switchyard_proto::v1::{AdapterChatResponse, ChatChunk, UpstreamTiming};
-use tracing::Span;
 
 use crate::spans::Observed;
 
@@ -40,14 +39,14 @@ pub(crate) struct Timed<S> {
     started: Instant,
     first_chunk: Option<Instant>,
     done: bool,
-    span: Span,
+    span: HopSpan,
     observed: Observed,
 }
 
 impl<S> Timed<S> {
     /// Times `chunks`, an answer whose request was sent at `started`, under
     /// the call's `span`.
-    pub(crate) fn new(chunks: S, started: Instant, span: Span) -> Self {
+    pub(crate) fn new(chunks: S, started: Instant, span: HopSpan) -> Self {
         Self {
             chunks,
             started,
@@ -60,13 +59,12 @@ impl<S> Timed<S> {
 
     /// Ends the call's span, recording what was seen.
     fn end_span(&mut self, error: Option<&ServiceError>) {
-        let span = std::mem::replace(&mut self.span, Span::none());
-        if span.is_disabled() {
-            return;
+        let span = std::mem::replace(&mut self.span, HopSpan::none());
+        if span.is_sampled() {
+            std::mem::take(&mut self.observed).record(&span);
         }
-        std::mem::take(&mut self.observed).record(&span);
         if let Some(error) = error {
-            trace::fail(&span, error.class.as_str());
+            span.fail(error.class.as_str());
         }
     }
 }
@@ -84,7 +82,7 @@ where
         let item = match ready!(self.chunks.poll_next_unpin(cx)) {
             Some(Ok(chunk)) => {
                 self.first_chunk.get_or_insert_with(Instant::now);
-                if !self.span.is_disabled() {
+                if self.span.is_sampled() {
                     self.observed.chunk(&chunk);
                 }
                 Ok(AdapterChatResponse {
@@ -126,7 +124,7 @@ mod tests {
     #[tokio::test]
     async fn the_timing_follows_the_last_chunk_and_never_an_error() {
         let chunks = stream::iter(vec![Ok(ChatChunk::default()), Ok(ChatChunk::default())]);
-        let messages: Vec<_> = Timed::new(chunks, Instant::now(), Span::none())
+        let messages: Vec<_> = Timed::new(chunks, Instant::now(), HopSpan::none())
             .collect()
             .await;
         assert_eq!(messages.len(), 3);
@@ -144,7 +142,7 @@ mod tests {
             Ok(ChatChunk::default()),
             Err(ServiceError::internal("cut")),
         ]);
-        let messages: Vec<_> = Timed::new(failing, Instant::now(), Span::none())
+        let messages: Vec<_> = Timed::new(failing, Instant::now(), HopSpan::none())
             .collect()
             .await;
         assert_eq!(messages.len(), 2);

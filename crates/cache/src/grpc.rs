@@ -2,13 +2,12 @@
 
 use std::{sync::Arc, time::Duration};
 
-use switchyard_common::trace;
+use switchyard_common::trace::{HopSpan, Opening, SpanKind};
 use switchyard_proto::v1::{
     LookupRequest, LookupResponse, RequestContext, StoreRequest, StoreResponse,
     cache_service_server::CacheService,
 };
 use tonic::{Request, Response, Status};
-use tracing::{Span, field::Empty};
 
 use crate::{
     error::{Error, Result},
@@ -53,26 +52,26 @@ impl CacheGrpc {
 
     /// The span of one `operation`, the child of the router's span named
     /// in `context`.
-    fn span(&self, operation: &'static str, context: Option<&RequestContext>) -> Span {
-        let span = tracing::info_span!(
-            target: trace::TARGET,
-            "cache",
-            otel.name = %format_args!("cache {operation}"),
-            otel.kind = "server",
-            switchyard.cache.store = self.store.name(),
-            switchyard.cache.hit = Empty,
-        );
-        if let Some(context) = context {
-            trace::follow(&span, context);
-        }
-        span
+    fn span(&self, operation: &'static str, context: Option<&RequestContext>) -> HopSpan {
+        let Some(context) = context else {
+            return HopSpan::none();
+        };
+        let store = self.store.name();
+        HopSpan::follow_context(context, move || {
+            let name = match operation {
+                "lookup" => "cache lookup",
+                "store" => "cache store",
+                _ => "cache",
+            };
+            Opening::new(name, SpanKind::Server).with("switchyard.cache.store", store)
+        })
     }
 
     /// Logs a failure once, here at the boundary, marks `span` failed, and
     /// converts the failure to a status.
-    fn to_status(&self, operation: &'static str, error: &Error, span: &Span) -> Status {
+    fn to_status(&self, operation: &'static str, error: &Error, span: &HopSpan) -> Status {
         let service_error = error.to_service_error();
-        trace::fail(span, service_error.class.as_str());
+        span.fail(service_error.class.as_str());
         if matches!(error, Error::InvalidRequest { .. }) {
             tracing::debug!(operation, %error, "rejected a cache request");
         } else {
@@ -99,7 +98,9 @@ impl CacheService for CacheGrpc {
         let request = request.into_inner();
         let span = self.span("lookup", request.context.as_ref());
         let answer = self.lookup_response(request).await;
-        if let Ok(answer) = &answer {
+        if let Ok(answer) = &answer
+            && span.is_sampled()
+        {
             span.record("switchyard.cache.hit", answer.response.is_some());
         }
         answer

@@ -21,14 +21,13 @@ pub use json_lines::capture_lines;
 
 use std::{io::IsTerminal, time::Duration};
 
-use opentelemetry_sdk::trace::SdkTracerProvider;
 use schemars::JsonSchema;
 use serde::Deserialize;
 use tracing_subscriber::{
     EnvFilter, Layer, Registry, filter::Targets, layer::SubscriberExt, util::SubscriberInitExt,
 };
 
-use crate::trace::{self, TraceError, TraceExport};
+use crate::trace::{self, TraceError, TraceExport, Tracing};
 
 /// The `telemetry` section of the config file.
 #[derive(Debug, Clone, Deserialize, JsonSchema, PartialEq)]
@@ -105,7 +104,7 @@ pub fn init(config: &TelemetryConfig, service_name: &str) -> Result<TelemetryGua
     let tracer = if config.otlp_endpoint.is_empty() {
         None
     } else {
-        Some(trace::provider(&TraceExport {
+        Some(Tracing::start(&TraceExport {
             endpoint: config.otlp_endpoint.clone(),
             sample_ratio: config.trace_sample_ratio,
             batch_delay: config.trace_batch_delay,
@@ -132,8 +131,9 @@ pub fn init(config: &TelemetryConfig, service_name: &str) -> Result<TelemetryGua
     } else {
         lines.with_ansi(terminal).with_filter(filter).boxed()
     };
-    let spans = tracer.as_ref().map(|provider| {
-        trace::layer(provider)
+    let spans = tracer.as_ref().map(|tracing| {
+        tracing
+            .layer()
             .with_filter(Targets::new().with_target(trace::TARGET, tracing::Level::TRACE))
     });
     let _already_installed = tracing_subscriber::registry()
@@ -150,7 +150,7 @@ pub fn init(config: &TelemetryConfig, service_name: &str) -> Result<TelemetryGua
 /// the queued spans and flushes the queued lines.
 #[derive(Debug)]
 pub struct TelemetryGuard {
-    tracer: Option<SdkTracerProvider>,
+    tracer: Option<Tracing>,
     _worker: tracing_appender::non_blocking::WorkerGuard,
 }
 

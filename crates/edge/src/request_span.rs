@@ -17,30 +17,30 @@ use std::{
 use axum::{body::Body, extract::Request, http::HeaderMap, response::Response};
 use bytes::Bytes;
 use http_body::{Body as HttpBody, Frame, SizeHint};
-use switchyard_common::trace::{self, TARGET};
-use tracing::{Span, field::Empty};
+use switchyard_common::trace::{HopSpan, Opening, SpanKind};
 use uuid::Uuid;
 
 use crate::error::ErrorAnswer;
 
 /// The request's span, a request extension set by the outermost middleware.
 #[derive(Debug, Clone)]
-pub struct RequestSpan(pub Span);
+pub struct RequestSpan(pub HopSpan);
 
 impl RequestSpan {
     /// Names what the request asks: `gen_ai.operation.name` and
     /// `gen_ai.request.model`.
     pub fn asks(&self, operation: &'static str, model: &str) {
-        if !self.0.is_disabled() {
+        // An unsampled span does without: the router's span names the model.
+        if self.0.is_sampled() {
             self.0.record("gen_ai.operation.name", operation);
-            self.0.record("gen_ai.request.model", model);
+            self.0.record("gen_ai.request.model", model.to_owned());
         }
     }
 
     /// Marks the request failed after its answer started (a stream cut by
     /// an error): the status was already sent as 200.
     pub fn fail(&self, class: &str) {
-        trace::fail(&self.0, class);
+        self.0.fail(class);
     }
 }
 
@@ -57,30 +57,22 @@ fn route_of(path: &str) -> Option<&'static str> {
 
 /// Opens the span of `request`, whose id is `id`, as the child of the
 /// client's `traceparent` when it sent a well-formed one.
-pub fn start(request: &Request, id: Uuid) -> Span {
-    let method = request.method().as_str();
+pub fn start(request: &Request, id: Uuid) -> HopSpan {
+    let headers = request.headers();
+    let method = request.method().clone();
     let route = route_of(request.uri().path());
-    let span = tracing::info_span!(
-        target: TARGET,
-        "edge",
-        otel.name = %route.map_or_else(|| method.to_owned(), |route| format!("{method} {route}")),
-        otel.kind = "server",
-        http.request.method = method,
-        http.route = route.unwrap_or(""),
-        http.response.status_code = Empty,
-        switchyard.request_id = %id,
-        gen_ai.operation.name = Empty,
-        gen_ai.request.model = Empty,
-    );
-    if !span.is_disabled() {
-        let headers = request.headers();
-        trace::follow_remote(
-            &span,
-            header(headers, "traceparent"),
-            header(headers, "tracestate"),
-        );
-    }
-    span
+    HopSpan::follow(
+        header(headers, "traceparent"),
+        header(headers, "tracestate"),
+        move || {
+            let name =
+                route.map_or_else(|| method.to_string(), |route| format!("{method} {route}"));
+            Opening::new(name, SpanKind::Server)
+                .with("http.request.method", method.to_string())
+                .with("http.route", route.unwrap_or(""))
+                .with("switchyard.request_id", id.to_string())
+        },
+    )
 }
 
 fn header<'a>(headers: &'a HeaderMap, name: &str) -> &'a str {
@@ -92,16 +84,20 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> &'a str {
 
 /// Records the answer on `span` and ties the span's end to the end of the
 /// response body.
-pub fn finish(span: Span, response: Response) -> Response {
-    if span.is_disabled() {
+pub fn finish(span: HopSpan, response: Response) -> Response {
+    if span.is_off() {
         return response;
     }
     let status = response.status();
-    span.record("http.response.status_code", i64::from(status.as_u16()));
-    if let Some(answer) = response.extensions().get::<ErrorAnswer>() {
-        trace::fail(&span, answer.class.as_str());
-    } else if status.is_server_error() {
-        trace::fail(&span, status.as_str());
+    let failure = match response.extensions().get::<ErrorAnswer>() {
+        Some(answer) => Some(answer.class.as_str()),
+        None => status.is_server_error().then(|| status.as_str()),
+    };
+    if span.is_sampled() || failure.is_some() {
+        span.record("http.response.status_code", i64::from(status.as_u16()));
+    }
+    if let Some(class) = failure {
+        span.fail(class);
     }
     response.map(|body| Body::new(SpannedBody { body, _span: span }))
 }
@@ -110,7 +106,7 @@ pub fn finish(span: Span, response: Response) -> Response {
 /// the end or dropped.
 struct SpannedBody {
     body: Body,
-    _span: Span,
+    _span: HopSpan,
 }
 
 impl HttpBody for SpannedBody {

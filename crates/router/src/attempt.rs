@@ -11,19 +11,17 @@ use std::{
     time::{Duration, Instant},
 };
 
+use crate::spans;
 use futures::StreamExt;
 use switchyard_common::{
     ErrorClass, ServiceError,
     client::{AdapterClient, ResponseStream, outbound},
-    trace,
+    trace::HopSpan,
 };
 use switchyard_proto::v1::{
     AdapterChatRequest, AdapterChatResponse, AdapterEmbedRequest, ChatRequest, Deployment,
     EmbedRequest, EmbedResponse, RequestContext, UpstreamTiming, Usage,
 };
-use tracing::Span;
-
-use crate::spans;
 
 /// What one attempt did.
 #[derive(Debug, Clone)]
@@ -44,7 +42,7 @@ pub struct AttemptRecord {
     /// a failed attempt (the router's own timing counts for it).
     pub upstream: Option<UpstreamTiming>,
     /// The attempt's span while it is open.
-    pub span: Span,
+    pub span: HopSpan,
 }
 
 impl AttemptRecord {
@@ -52,8 +50,8 @@ impl AttemptRecord {
     pub fn fail(&mut self, class: ErrorClass) {
         self.outcome = Some(class);
         self.ended = Some(Instant::now());
-        trace::fail(&self.span, class.as_str());
-        self.span = Span::none();
+        self.span.fail(class.as_str());
+        self.span = HopSpan::none();
     }
 }
 
@@ -193,7 +191,7 @@ fn as_gateway_error(error: ServiceError) -> ServiceError {
 /// caller to close). Returns the answer, or the last error.
 pub async fn try_in_order<T, F, Fut>(
     context: &RequestContext,
-    parent: &Span,
+    parent: &HopSpan,
     candidates: &[Arc<Deployment>],
     records: &mut Vec<AttemptRecord>,
     mut attempt: F,
@@ -207,7 +205,7 @@ where
     for (position, deployment) in candidates.iter().enumerate() {
         let span = spans::attempt(parent, deployment, position);
         let mut sent = context.clone();
-        trace::hand_on(&span, &mut sent);
+        span.hand_on(&mut sent);
         let started = Instant::now();
         let result = attempt(Arc::clone(deployment), position == last, sent).await;
         let mut record = AttemptRecord {
@@ -389,7 +387,7 @@ pub(crate) mod tests {
         let adapters = Adapters::new(AdapterClient::direct(Arc::clone(&fake)));
         let candidates: Vec<_> = script.iter().map(|(id, _)| deployment(id)).collect();
         let mut records = Vec::new();
-        let parent = Span::none();
+        let parent = HopSpan::none();
         let attempt = |deployment: Arc<Deployment>, _, context| {
             let adapters = adapters.clone();
             async move {
@@ -420,7 +418,7 @@ pub(crate) mod tests {
                 .then_some(ErrorClass::UpstreamUnavailable),
             usage: Usage::default(),
             upstream,
-            span: Span::none(),
+            span: HopSpan::none(),
         };
         let answer = UpstreamTiming {
             first_chunk_micros: 300,

@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use switchyard_common::ServiceError;
+use switchyard_common::{ServiceError, trace::HopSpan};
 use switchyard_proto::v1::{
     EmbedRequest, EmbedResponse, RequestContext, RouteDecision, RouterEmbedResponse, Usage,
 };
@@ -21,7 +21,7 @@ pub async fn embed(
     context: RequestContext,
     plan: Plan,
     mut request: EmbedRequest,
-    span: tracing::Span,
+    span: HopSpan,
 ) -> Result<RouterEmbedResponse, ServiceError> {
     let started = Instant::now();
     let created_at_unix_ms = unix_millis();

@@ -8,7 +8,7 @@
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use switchyard_common::{ErrorClass, ServiceError, client::ResponseStream};
+use switchyard_common::{ErrorClass, ServiceError, client::ResponseStream, trace::HopSpan};
 use switchyard_proto::v1::{
     AdapterChatResponse, CacheMode, CacheQuery, CachedResponse, ChatChunk, ChatRequest,
     LookupRequest, RequestContext, RouteDecision, RouterChatResponse,
@@ -36,7 +36,7 @@ pub struct Exchange {
     /// How the cache may be used.
     pub cache: CacheLimits,
     /// The request's span at the router.
-    pub span: tracing::Span,
+    pub span: HopSpan,
 }
 
 /// How long the router waits for the cache, and how much it keeps for it.
@@ -398,7 +398,7 @@ impl Drop for Journey {
             started: self.started,
             created_at_unix_ms: self.created_at_unix_ms,
             first_chunk_at: self.first_chunk_at,
-            span: std::mem::replace(&mut self.exchange.span, tracing::Span::none()),
+            span: std::mem::replace(&mut self.exchange.span, HopSpan::none()),
         };
         self.exchange.settler.settle(settlement, entry);
     }

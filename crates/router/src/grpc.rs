@@ -6,7 +6,7 @@ use switchyard_common::{
     ServiceError,
     client::ResponseStream,
     snapshot::{STARTUP_PATIENCE, SnapshotHandle},
-    trace,
+    trace::HopSpan,
 };
 use switchyard_proto::v1::{
     RouterChatRequest, RouterChatResponse, RouterEmbedRequest, RouterEmbedResponse,
@@ -51,15 +51,15 @@ impl RouterGrpc {
 
 /// Logs a refused request once, here at the boundary, with its request id
 /// and error class (never its text), and marks its span failed.
-fn refused(request_id: &str, span: &tracing::Span, error: ServiceError) -> Status {
+fn refused(request_id: &str, span: &HopSpan, error: ServiceError) -> Status {
     tracing::info!(request_id, class = %error.class, "request refused");
-    trace::fail(span, error.class.as_str());
+    span.fail(error.class.as_str());
     error.to_status()
 }
 
 /// Names the plan on the request's span.
-fn planned(span: &tracing::Span, plan: &Plan) {
-    if !span.is_disabled() {
+fn planned(span: &HopSpan, plan: &Plan) {
+    if span.is_sampled() {
         let candidates: Vec<&str> = plan.candidates.iter().map(|d| d.id.as_str()).collect();
         spans::planned(span, &plan.route.name, plan.snapshot_version, &candidates);
     }

@@ -14,13 +14,12 @@ use std::{
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
-use switchyard_common::{ErrorClass, client::CacheClient};
+use switchyard_common::{ErrorClass, client::CacheClient, trace::HopSpan};
 use switchyard_proto::v1::{
     Attempt, CacheQuery, CachedResponse, ChatChunk, Money, RequestContext, StoreRequest, Usage,
     UsageEvent,
 };
 use tokio_util::task::TaskTracker;
-use tracing::Span;
 
 use crate::{
     attempt::AttemptRecord,
@@ -58,7 +57,7 @@ pub struct Settlement {
     /// When its first chunk reached the caller.
     pub first_chunk_at: Option<Instant>,
     /// The request's span at the router; it ends once settled.
-    pub span: Span,
+    pub span: HopSpan,
 }
 
 /// A completed answer to store in the cache.
@@ -127,7 +126,7 @@ impl Settler {
             let status = settlement.error_class.map_or("ok", ErrorClass::as_str);
             (trace_id, status)
         });
-        let span = std::mem::replace(&mut settlement.span, Span::none());
+        let span = std::mem::replace(&mut settlement.span, HopSpan::none());
         let latency = settlement.started.elapsed();
         let time_to_first_token = settlement
             .first_chunk_at
@@ -136,7 +135,8 @@ impl Settler {
         let event = usage_event(settlement);
         self.metrics
             .record(&event, status, latency, time_to_first_token);
-        let cost = if line.is_some() || !span.is_disabled() {
+        // An unsampled span shows the cost only when it fails.
+        let cost = if line.is_some() || span.is_sampled() || (status.is_some() && !span.is_off()) {
             event.cost.as_ref().map(cost_text)
         } else {
             None
@@ -339,7 +339,7 @@ mod tests {
             outcome,
             usage,
             upstream: None,
-            span: Span::none(),
+            span: HopSpan::none(),
         }
     }
 
@@ -362,7 +362,7 @@ mod tests {
             started: Instant::now(),
             created_at_unix_ms: 1_700_000_000_000,
             first_chunk_at: None,
-            span: Span::none(),
+            span: HopSpan::none(),
         }
     }
 

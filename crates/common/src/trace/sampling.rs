@@ -1,22 +1,25 @@
-//! Which spans are recorded and which are exported.
+//! Which traces are recorded, and where the failed spans of the others go.
+//!
+//! The decision is made once per hop, before any span exists: a trace is
+//! sampled when its caller sampled it or when its id falls under the
+//! ratio (the same test on every hop, as OpenTelemetry's
+//! `TraceIdRatioBased` makes it). Only sampled traces get `tracing` spans;
+//! the OpenTelemetry SDK therefore samples everything it is shown. The
+//! other traces carry their ids from hop to hop, and a span of theirs that
+//! fails is written straight to the exporter's processor by the [`Decider`].
 
-use std::time::Duration;
+use std::{fmt, sync::Arc, time::Duration};
 
-use opentelemetry::{
-    Context, KeyValue,
-    trace::{Link, SpanKind, Status, TraceContextExt, TraceId},
-};
+use opentelemetry::{Context, InstrumentationScope, trace::TraceId};
 use opentelemetry_sdk::{
-    Resource,
     error::OTelSdkResult,
-    trace::{SamplingDecision, SamplingResult, ShouldSample, Span, SpanData, SpanProcessor},
+    trace::{IdGenerator, RandomIdGenerator, Span, SpanData, SpanProcessor},
 };
+use tracing::Subscriber;
+use tracing_subscriber::Layer;
 
-/// The head-sampling decision: a trace is sampled when the caller sampled
-/// it or when its id falls under the ratio (the same test on every hop, as
-/// OpenTelemetry's `TraceIdRatioBased` makes it). Spans of other traces are
-/// recorded but not sampled, so [`KeepSampledAndFailed`] can still export
-/// the ones that fail.
+/// The share of traces recorded: those whose id's low 63 bits fall under a
+/// threshold.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct TraceRatio {
     /// Trace ids whose low 63 bits are below this are sampled.
@@ -46,116 +49,94 @@ impl TraceRatio {
     }
 }
 
-impl ShouldSample for TraceRatio {
-    fn should_sample(
-        &self,
-        parent_context: Option<&Context>,
-        trace_id: TraceId,
-        _name: &str,
-        _span_kind: &SpanKind,
-        _attributes: &[KeyValue],
-        _links: &[Link],
-    ) -> SamplingResult {
-        let parent = parent_context
-            .filter(|context| context.has_active_span())
-            .map(|context| context.span().span_context().clone());
-        let sampled =
-            parent.as_ref().is_some_and(|parent| parent.is_sampled()) || self.samples(trace_id);
-        SamplingResult {
-            decision: if sampled {
-                SamplingDecision::RecordAndSample
-            } else {
-                SamplingDecision::RecordOnly
-            },
-            attributes: Vec::new(),
-            trace_state: parent
-                .map(|parent| parent.trace_state().clone())
-                .unwrap_or_default(),
-        }
+/// What a hop needs to open a span: the ratio, fresh ids, and where the
+/// failed spans of unsampled traces are sent.
+pub(crate) struct Decider {
+    /// The share of traces recorded.
+    pub(crate) ratio: TraceRatio,
+    /// Fresh trace and span ids.
+    pub(crate) ids: RandomIdGenerator,
+    /// The exporting processor, shared with the tracer provider.
+    sink: Arc<dyn SpanProcessor>,
+    /// The scope exported spans name.
+    pub(crate) scope: InstrumentationScope,
+}
+
+impl fmt::Debug for Decider {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Decider")
+            .field("ratio", &self.ratio)
+            .finish_non_exhaustive()
     }
 }
 
-/// Passes on to `inner` the spans of sampled traces and the spans that
-/// ended in error; drops the rest.
+impl Decider {
+    /// Sends a finished span to the exporter.
+    pub(crate) fn export(&self, span: SpanData) {
+        self.sink.on_end(span);
+    }
+
+    /// A trace id for a trace that starts here.
+    pub(crate) fn new_trace_id(&self) -> TraceId {
+        self.ids.new_trace_id()
+    }
+}
+
+/// A layer that records nothing: it carries the [`Decider`] in the
+/// subscriber, where every hop finds it through the current dispatcher.
+#[derive(Debug, Clone)]
+pub struct Sampling(Arc<Decider>);
+
+impl Sampling {
+    /// Samples `ratio` of traces and sends failed unsampled spans to `sink`.
+    pub(crate) fn new(
+        ratio: f64,
+        sink: Arc<dyn SpanProcessor>,
+        scope: InstrumentationScope,
+    ) -> Self {
+        Self(Arc::new(Decider {
+            ratio: TraceRatio::new(ratio),
+            ids: RandomIdGenerator::default(),
+            sink,
+            scope,
+        }))
+    }
+
+    /// The decider of the current subscriber; `None` when tracing is off.
+    pub(crate) fn current() -> Option<Arc<Decider>> {
+        tracing::dispatcher::get_default(|dispatch| {
+            dispatch
+                .downcast_ref::<Sampling>()
+                .map(|sampling| Arc::clone(&sampling.0))
+        })
+    }
+}
+
+impl<S: Subscriber> Layer<S> for Sampling {}
+
+/// Hands the tracer provider's spans to a processor the [`Decider`] shares.
 #[derive(Debug)]
-pub struct KeepSampledAndFailed<P> {
-    inner: P,
-}
+pub(crate) struct Shared(pub(crate) Arc<dyn SpanProcessor>);
 
-impl<P> KeepSampledAndFailed<P> {
-    /// Filters what reaches `inner`.
-    pub fn new(inner: P) -> Self {
-        Self { inner }
-    }
-}
-
-impl<P: SpanProcessor> SpanProcessor for KeepSampledAndFailed<P> {
+impl SpanProcessor for Shared {
     fn on_start(&self, _span: &mut Span, _cx: &Context) {}
 
     fn on_end(&self, span: SpanData) {
-        if span.span_context.is_sampled() || matches!(span.status, Status::Error { .. }) {
-            self.inner.on_end(span);
-        }
+        self.0.on_end(span);
     }
 
     fn force_flush(&self) -> OTelSdkResult {
-        self.inner.force_flush()
+        self.0.force_flush()
     }
 
     fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
-        self.inner.shutdown_with_timeout(timeout)
-    }
-
-    fn set_resource(&mut self, resource: &Resource) {
-        self.inner.set_resource(resource);
+        self.0.shutdown_with_timeout(timeout)
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use std::sync::{Arc, Mutex};
-
-    use opentelemetry_sdk::trace::SdkTracerProvider;
-    use tracing::Span as TracingSpan;
-    use tracing_subscriber::layer::SubscriberExt;
-
     use super::*;
-    use crate::trace::{TARGET, fail, follow_remote, layer, propagation};
-
-    /// Keeps every span it is handed.
-    #[derive(Debug, Clone, Default)]
-    struct Kept(Arc<Mutex<Vec<SpanData>>>);
-
-    impl Kept {
-        fn names(&self) -> Vec<String> {
-            let spans = self.0.lock().expect("not poisoned");
-            spans.iter().map(|span| span.name.to_string()).collect()
-        }
-    }
-
-    impl SpanProcessor for Kept {
-        fn on_start(&self, _span: &mut Span, _cx: &Context) {}
-        fn on_end(&self, span: SpanData) {
-            self.0.lock().expect("not poisoned").push(span);
-        }
-        fn force_flush(&self) -> OTelSdkResult {
-            Ok(())
-        }
-        fn shutdown_with_timeout(&self, _timeout: Duration) -> OTelSdkResult {
-            Ok(())
-        }
-    }
-
-    fn traced(ratio: f64, run: impl FnOnce()) -> Kept {
-        let kept = Kept::default();
-        let provider = SdkTracerProvider::builder()
-            .with_sampler(TraceRatio::new(ratio))
-            .with_span_processor(KeepSampledAndFailed::new(kept.clone()))
-            .build();
-        let subscriber = tracing_subscriber::registry().with(layer(&provider));
-        tracing::subscriber::with_default(subscriber, run);
-        kept
-    }
 
     #[test]
     fn the_ratio_bounds_the_low_bits_of_the_trace_id() {
@@ -166,58 +147,5 @@ mod tests {
         assert!(TraceRatio::new(1.0).samples(high));
         assert!(!TraceRatio::new(0.0).samples(low));
         assert!(!TraceRatio::new(f64::NAN).samples(low));
-    }
-
-    #[test]
-    fn unsampled_traces_export_only_their_failed_spans() {
-        let kept = traced(0.0, || {
-            let root = tracing::info_span!(target: TARGET, "root");
-            let ok = tracing::info_span!(target: TARGET, parent: &root, "ok attempt");
-            let failed = tracing::info_span!(target: TARGET, parent: &root, "failed attempt");
-            fail(&failed, "rate_limited");
-            fail(&root, "rate_limited");
-            drop((ok, failed, root));
-            let quiet = tracing::info_span!(target: TARGET, "quiet");
-            drop(quiet);
-        });
-        let mut names = kept.names();
-        names.sort();
-        assert_eq!(names, ["failed attempt", "root"]);
-    }
-
-    #[test]
-    fn a_sampled_caller_is_followed_and_its_trace_kept() {
-        let parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
-        let mut handed_on = None;
-        let kept = traced(0.0, || {
-            let span = tracing::info_span!(target: TARGET, "hop");
-            follow_remote(&span, parent, "");
-            handed_on = propagation(&span);
-            let unsampled = tracing::info_span!(target: TARGET, "unsampled hop");
-            follow_remote(&unsampled, &parent.replace("-01", "-00"), "");
-            drop((span, unsampled));
-        });
-        assert_eq!(kept.names(), ["hop"]);
-        let spans = kept.0.lock().expect("not poisoned");
-        let hop = &spans[0];
-        assert_eq!(
-            hop.span_context.trace_id().to_string(),
-            "4bf92f3577b34da6a3ce929d0e0e4736"
-        );
-        assert_eq!(hop.parent_span_id.to_string(), "00f067aa0ba902b7");
-        let (traceparent, _) = handed_on.expect("a span of the trace");
-        assert_eq!(
-            traceparent,
-            format!(
-                "00-4bf92f3577b34da6a3ce929d0e0e4736-{}-01",
-                hop.span_context.span_id()
-            )
-        );
-    }
-
-    #[test]
-    fn without_the_layer_spans_are_disabled() {
-        let span = TracingSpan::none();
-        assert!(propagation(&span).is_none());
     }
 }

@@ -12,7 +12,7 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use futures::{StreamExt, stream};
-use switchyard_common::{ServiceError, client::ResponseStream, trace};
+use switchyard_common::{ServiceError, client::ResponseStream};
 use switchyard_proto::v1::{
     CacheMode, ChatChunk, RequestContext, RouterChatRequest, RouterChatResponse, UpstreamTiming,
 };
@@ -69,7 +69,7 @@ pub async fn handle(
             state.request_timeout,
         )
     };
-    trace::hand_on(&span.0, &mut context);
+    span.0.hand_on(&mut context);
     // Boxed: the handler future is allocated per request; keep it small.
     let mut responses = Box::pin(state.router.chat(RouterChatRequest {
         context: Some(context),

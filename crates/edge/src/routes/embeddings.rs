@@ -8,7 +8,7 @@ use axum::{
     http::{HeaderMap, HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
-use switchyard_common::{ServiceError, trace};
+use switchyard_common::ServiceError;
 use switchyard_proto::v1::RouterEmbedRequest;
 
 use crate::{
@@ -46,7 +46,7 @@ pub async fn handle(
         request.user.clone(),
         state.request_timeout,
     );
-    trace::hand_on(&span.0, &mut context);
+    span.0.hand_on(&mut context);
     let answer = state
         .router
         .embed(RouterEmbedRequest {
