@@ -356,6 +356,36 @@ pub async fn the_gateway_overhead_is_reported_without_the_providers_time(cluster
     assert_eq!(response.status(), 200);
     overhead_header(&response);
 
+    // Error answers carry it too: one the edge refused, one a provider did.
+    let started = std::time::Instant::now();
+    let refused = cluster
+        .http
+        .post(format!("{}/v1/chat/completions", cluster.base_url))
+        .bearer_auth("sk-not-a-key")
+        .json(&ask("gpt-test", &prompt, false))
+        .send()
+        .await
+        .expect("edge answers");
+    let waited = started.elapsed();
+    assert_eq!(refused.status(), 401);
+    assert!(overhead_header(&refused) <= waited.as_secs_f64() * 1000.0);
+    cluster.upstream.push_fault(Fault::Status {
+        status: 400,
+        body: openai_error_body(
+            "Invalid value for 'top_p'.",
+            "invalid_request_error",
+            "invalid_value",
+        ),
+        headers: Vec::new(),
+    });
+    let started = std::time::Instant::now();
+    let failed = cluster
+        .chat(&ask("gpt-test", &format!("{prompt} refused"), false))
+        .await;
+    let waited = started.elapsed();
+    assert_eq!(failed.status(), 400);
+    assert!(overhead_header(&failed) <= waited.as_secs_f64() * 1000.0);
+
     let after = Scrape::parse(&cluster.scrape("edge").await);
     let moved =
         |name: &str, labels: &[(&str, &str)]| after.sum(name, labels) - before.sum(name, labels);

@@ -233,6 +233,10 @@ pub struct ServiceError {
     pub retry_after: Option<Duration>,
     /// The request parameter at fault (OpenAI `param`).
     pub param: Option<String>,
+    /// Microseconds the request spent at providers before it failed, when
+    /// any was called: the edge subtracts them from the client's wait to
+    /// report the gateway's own overhead.
+    pub upstream_micros: Option<u64>,
 }
 
 impl ServiceError {
@@ -244,6 +248,7 @@ impl ServiceError {
             provider: None,
             retry_after: None,
             param: None,
+            upstream_micros: None,
         }
     }
 
@@ -260,6 +265,12 @@ impl ServiceError {
     /// Names the provider that produced the error.
     pub fn with_provider(mut self, provider: impl Into<String>) -> Self {
         self.provider = Some(provider.into());
+        self
+    }
+
+    /// Records the time the request spent at providers before failing.
+    pub fn with_upstream_micros(mut self, micros: u64) -> Self {
+        self.upstream_micros = Some(micros);
         self
     }
 
@@ -283,6 +294,9 @@ impl ServiceError {
         }
         if let Some(param) = &self.param {
             metadata.insert("param".to_owned(), param.clone());
+        }
+        if let Some(micros) = self.upstream_micros {
+            metadata.insert("upstream_micros".to_owned(), micros.to_string());
         }
         let mut details =
             ErrorDetails::with_error_info(self.class.as_str(), ERROR_DOMAIN, metadata);
@@ -337,6 +351,10 @@ impl ServiceError {
             provider: info.metadata.get("provider").cloned(),
             retry_after: details.retry_info().and_then(|retry| retry.retry_delay),
             param: info.metadata.get("param").cloned(),
+            upstream_micros: info
+                .metadata
+                .get("upstream_micros")
+                .and_then(|micros| micros.parse().ok()),
         }
     }
 }
@@ -373,7 +391,8 @@ mod tests {
             let error = ServiceError::new(class, "boom")
                 .with_provider("openai")
                 .with_param("model")
-                .with_retry_after(Duration::from_millis(1500));
+                .with_retry_after(Duration::from_millis(1500))
+                .with_upstream_micros(301_250);
             let decoded = ServiceError::from_status(&error.to_status());
             assert_eq!(decoded, error, "class {class}");
         }

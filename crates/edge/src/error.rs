@@ -28,6 +28,9 @@ pub struct ErrorAnswer {
     pub class: ErrorClass,
     /// Whether a service already logged the request.
     pub logged: bool,
+    /// Microseconds spent at providers before the failure (0 when none was
+    /// called), subtracted from the wait to report the overhead.
+    pub upstream_micros: u64,
 }
 
 /// The body of an OpenAI error response.
@@ -114,6 +117,7 @@ impl IntoResponse for ApiError {
         response.extensions_mut().insert(ErrorAnswer {
             class: self.error.class,
             logged: self.logged,
+            upstream_micros: self.error.upstream_micros.unwrap_or(0),
         });
         let headers = response.headers_mut();
         headers.insert(

@@ -5,7 +5,9 @@
 //!
 //! It is reported to clients in `x-switchyard-overhead-ms` (milliseconds,
 //! microsecond precision: `0.118`): a header on a whole answer, and a field
-//! of that name in a stream's last chunk, where headers have long gone.
+//! of that name in a stream's last chunk, where headers have long gone. An
+//! error answer gets the header from the outermost middleware, counted from
+//! the request's arrival, less any time its attempts spent at providers.
 
 use std::time::{Duration, Instant};
 

@@ -3,7 +3,7 @@
 //! handler, an error, the unknown-route fallback or a caught panic), so any
 //! failed request can be matched to its logs and usage event.
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Instant};
 
 use axum::{
     extract::{Request, State},
@@ -16,6 +16,7 @@ use uuid::Uuid;
 use crate::{
     EdgeState,
     error::ErrorAnswer,
+    overhead::{self, X_SWITCHYARD_OVERHEAD_MS},
     request_span::{self, RequestSpan},
     transfer_coding,
 };
@@ -32,7 +33,8 @@ pub struct RequestId(pub Uuid);
 /// [`RequestId`], refuses a body in a transfer coding hyper does not decode
 /// (see [`transfer_coding`]; one middleware rather than two, as each costs
 /// a boxed future per request), and puts the id in the answer's
-/// `x-request-id`. Every error answer is counted by class here, and one
+/// `x-request-id`. Every error answer is counted by class here, gets its
+/// `x-switchyard-overhead-ms`, and one
 /// that no service logged (a bad key, a malformed body, an unknown path)
 /// gets its request line here. The request's span (see [`request_span`])
 /// opens and closes here too.
@@ -41,6 +43,7 @@ pub async fn assign(
     mut request: Request,
     next: Next,
 ) -> Response {
+    let arrived = Instant::now();
     let id = RequestId(Uuid::now_v7());
     let span = request_span::start(&request, id.0);
     let response = if transfer_coding::is_unsupported(request.headers()) {
@@ -51,7 +54,15 @@ pub async fn assign(
         next.run(request).await
     };
     let mut response = request_span::finish(span, response);
-    if let Some(answer) = response.extensions().get::<ErrorAnswer>() {
+    if let Some(answer) = response.extensions().get::<ErrorAnswer>().copied() {
+        // An error answer's overhead counts from the request's arrival: the
+        // handler that reads the body may not have run.
+        if !response.headers().contains_key(X_SWITCHYARD_OVERHEAD_MS) {
+            let overhead = overhead::added(arrived.elapsed(), answer.upstream_micros);
+            response
+                .headers_mut()
+                .insert(X_SWITCHYARD_OVERHEAD_MS, overhead::header_value(overhead));
+        }
         state.metrics.error(answer.class);
         if !answer.logged {
             tracing::info!(

@@ -63,6 +63,8 @@ pub async fn embed(
         Ok(answer) => answer,
         Err(error) => {
             settlement.error_class = Some(error.class);
+            let error =
+                error.with_upstream_micros(upstream_timing(&settlement.attempts).total_micros);
             settler.settle(settlement, None);
             return Err(error);
         }

@@ -270,6 +270,8 @@ impl Journey {
             }
             Err(error) => {
                 self.error_class = Some(error.class);
+                let error =
+                    error.with_upstream_micros(upstream_timing(&self.attempts).total_micros);
                 // The error is the stream's only item.
                 Phase::Forwarding {
                     first: None,

@@ -7,10 +7,7 @@
 use std::{
     borrow::Cow,
     fmt,
-    sync::{
-        Arc, Mutex,
-        atomic::{AtomicBool, Ordering},
-    },
+    sync::{Arc, Mutex},
     time::SystemTime,
 };
 
@@ -80,11 +77,11 @@ struct Pending {
     parent: Option<SpanContext>,
     start: SystemTime,
     state: Mutex<PendingState>,
-    exported: AtomicBool,
 }
 
 /// What an unsampled span will be exported with, if it fails.
 struct PendingState {
+    /// Taken by the export, so a span is exported once.
     opener: Option<Opener>,
     name: Option<Cow<'static, str>>,
     attributes: Vec<KeyValue>,
@@ -203,7 +200,6 @@ impl HopSpan {
                     name: None,
                     attributes: Vec::new(),
                 }),
-                exported: AtomicBool::new(false),
             })),
         }
     }
@@ -340,9 +336,6 @@ impl Pending {
 
     /// Sends the span, failed with `class`, to the exporter; once.
     fn export(&self, class: &str) {
-        if self.exported.swap(true, Ordering::AcqRel) {
-            return;
-        }
         let Ok(mut state) = self.state.lock() else {
             return;
         };
