@@ -22,6 +22,13 @@ fn main() -> anyhow::Result<()> {
         println!("cargo:rerun-if-changed={}", root.join(file).display());
     }
     let descriptors = protox::compile(files, [&root])?;
+    // For server reflection: `grpcurl` lists and calls the services without
+    // the .proto files.
+    let out = PathBuf::from(std::env::var("OUT_DIR")?);
+    std::fs::write(
+        out.join("switchyard_descriptor.bin"),
+        prost::Message::encode_to_vec(&descriptors),
+    )?;
     tonic_prost_build::configure()
         // Deterministic encoding: the cache key is a digest of encoded requests.
         .btree_map(".")

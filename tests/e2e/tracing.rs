@@ -161,6 +161,9 @@ keys:
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
 
+        if distributed {
+            every_grpc_role_answers_a_health_probe(&gateway.processes).await;
+        }
         a_whole_answer_is_one_trace(&gateway, &collector, &canary, distributed).await;
         a_fallback_shows_two_attempts(&gateway, &upstream, &collector, &canary).await;
         a_stream_span_ends_after_its_last_chunk(&gateway, &upstream, &collector, &canary).await;
@@ -416,5 +419,32 @@ fn unavailable() -> Fault {
         status: 503,
         body: openai_error_body("The server is overloaded.", "server_error", "overloaded"),
         headers: Vec::new(),
+    }
+}
+
+/// Kubernetes probes a gRPC role with the standard health service and no
+/// credential; every role answers SERVING.
+async fn every_grpc_role_answers_a_health_probe(processes: &Processes) {
+    use tonic_health::pb::{
+        HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
+    };
+    let roles: Vec<_> = processes
+        .addresses
+        .iter()
+        .filter(|(role, _)| role.as_str() != "edge")
+        .collect();
+    assert!(roles.len() >= 5, "{roles:?}");
+    for (role, address) in roles {
+        let channel = tonic::transport::Endpoint::from_shared(format!("http://{address}"))
+            .expect("address")
+            .connect()
+            .await
+            .unwrap_or_else(|error| panic!("{role}: {error}"));
+        let answer = HealthClient::new(channel)
+            .check(HealthCheckRequest::default())
+            .await
+            .unwrap_or_else(|status| panic!("{role}: {status:?}"))
+            .into_inner();
+        assert_eq!(answer.status(), ServingStatus::Serving, "{role}");
     }
 }

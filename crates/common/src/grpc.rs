@@ -1,4 +1,7 @@
-//! Serving a set of gRPC services on an already-bound listener.
+//! Serving a set of gRPC services on an already-bound listener, with the
+//! standard health service (`grpc.health.v1.Health`, open to probes that
+//! carry no credential) and server reflection (`grpc.reflection.v1`, so
+//! `grpcurl` needs no .proto files) beside them.
 
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -12,10 +15,10 @@ use tonic::{
     transport::{Server, server::TcpIncoming},
 };
 
-/// Serves `routes` on `listener` until `shutdown` is cancelled, then stops
-/// accepting and lets in-flight calls finish. Every call must carry a
-/// credential `callers` accepts; others are refused before any service
-/// sees them.
+/// Serves `routes`, health and reflection on `listener` until `shutdown` is
+/// cancelled, then stops accepting and lets in-flight calls finish. Every
+/// call but a health check must carry a credential `callers` accepts;
+/// others are refused before any service sees them.
 ///
 /// Takes a bound listener so the binary and the tests start services the same
 /// way (tests bind port 0).
@@ -26,6 +29,19 @@ pub async fn serve_grpc(
     shutdown: CancellationToken,
 ) -> Result<(), tonic::transport::Error> {
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+    // The server as a whole (service "") reports SERVING while it runs.
+    let (_health, health) = tonic_health::server::health_reporter();
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(switchyard_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1();
+    let mut routes = routes.add_service(health);
+    match reflection {
+        Ok(reflection) => routes = routes.add_service(reflection),
+        // The descriptors are compiled in; a build that cannot read them
+        // still serves, without reflection.
+        Err(error) => tracing::warn!(%error, "gRPC reflection is off"),
+    }
     Server::builder()
         // Fixed windows, as on every client (see `STREAM_WINDOW_BYTES`): a
         // stream the server's caller does not read holds only its own.

@@ -14,3 +14,8 @@
 pub mod v1 {
     tonic::include_proto!("switchyard.v1");
 }
+
+/// The encoded `FileDescriptorSet` of the contract, served by gRPC server
+/// reflection.
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/switchyard_descriptor.bin"));

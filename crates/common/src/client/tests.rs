@@ -212,3 +212,72 @@ async fn the_remote_service_refuses_calls_without_an_accepted_token() {
     assert_eq!(error.code(), Code::PermissionDenied);
     shutdown.cancel();
 }
+
+/// A kubelet's gRPC probe carries no credential: the health service answers
+/// it. Reflection lists the contract's services, to callers only.
+#[tokio::test]
+async fn health_answers_any_probe_and_reflection_answers_callers() {
+    use tonic_health::pb::{
+        HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
+    };
+    use tonic_reflection::pb::v1::{
+        ServerReflectionRequest, server_reflection_client::ServerReflectionClient,
+        server_reflection_request::MessageRequest, server_reflection_response::MessageResponse,
+    };
+
+    let shutdown = CancellationToken::new();
+    let url = serve_remote(Arc::new(RecordingAdapter::default()), shutdown.clone()).await;
+    let channel = tonic::transport::Endpoint::from_shared(url)
+        .expect("url")
+        .connect()
+        .await
+        .expect("connects");
+    let health = HealthClient::new(channel.clone())
+        .check(HealthCheckRequest::default())
+        .await
+        .expect("a probe without a credential is answered")
+        .into_inner();
+    assert_eq!(health.status(), ServingStatus::Serving);
+
+    let list_services = || {
+        futures::stream::iter([ServerReflectionRequest {
+            host: String::new(),
+            message_request: Some(MessageRequest::ListServices(String::new())),
+        }])
+    };
+    let refused = ServerReflectionClient::new(channel.clone())
+        .server_reflection_info(list_services())
+        .await
+        .expect_err("reflection needs a credential");
+    assert_eq!(refused.code(), Code::Unauthenticated);
+
+    let mut request = Request::new(list_services());
+    request.metadata_mut().insert(
+        "authorization",
+        format!("Bearer {}", router_token().expose())
+            .parse()
+            .expect("ascii"),
+    );
+    let mut answers = ServerReflectionClient::new(channel)
+        .server_reflection_info(request)
+        .await
+        .expect("a caller may reflect")
+        .into_inner();
+    let answer = answers
+        .message()
+        .await
+        .expect("an answer")
+        .expect("one message");
+    let Some(MessageResponse::ListServicesResponse(listed)) = answer.message_response else {
+        panic!("not a service list: {answer:?}");
+    };
+    let names: Vec<&str> = listed.service.iter().map(|s| s.name.as_str()).collect();
+    for service in [
+        "switchyard.v1.AdapterService",
+        "switchyard.v1.RouterService",
+        "grpc.health.v1.Health",
+    ] {
+        assert!(names.contains(&service), "{names:?}");
+    }
+    shutdown.cancel();
+}
