@@ -270,7 +270,7 @@ pub async fn metrics_move_as_requests_flow(cluster: &TestCluster) {
 }
 
 /// The overhead a response reports, in milliseconds: three decimals.
-fn overhead_header(response: &reqwest::Response) -> f64 {
+pub fn overhead_header(response: &reqwest::Response) -> f64 {
     let text = response
         .headers()
         .get("x-switchyard-overhead-ms")

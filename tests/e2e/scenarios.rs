@@ -964,6 +964,13 @@ pub async fn the_edge_deadline_bounds_a_slow_upstream(cluster: &TestCluster) {
         waited >= limit - Duration::from_millis(500) && waited < limit + Duration::from_secs(3),
         "answered after {waited:?}, the deadline was {limit:?}"
     );
+    // Nearly all of the wait was the provider's: the overhead the error
+    // answer reports leaves it out.
+    let overhead = crate::observability::overhead_header(&response);
+    assert!(
+        overhead < 1000.0,
+        "{overhead} ms of {waited:?} reported as the gateway's"
+    );
     assert_openai_error(&json_body(response).await, "timeout_error");
     let rows = wait_for_usage_rows(cluster, 1).await;
     assert_eq!(rows[0].error_class, "timeout");

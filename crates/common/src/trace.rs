@@ -36,9 +36,8 @@ use opentelemetry_sdk::{
 
 pub use hop::{HopSpan, Opening};
 pub use opentelemetry::trace::SpanKind;
-pub use sampling::{Sampling, TraceRatio};
 
-use sampling::Shared;
+use sampling::{Sampling, Shared};
 
 /// The `tracing` target of exported spans.
 pub const TARGET: &str = "switchyard_span";

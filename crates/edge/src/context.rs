@@ -4,6 +4,7 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::http::HeaderMap;
+use switchyard_common::trace;
 use switchyard_proto::v1::RequestContext;
 use uuid::Uuid;
 
@@ -57,19 +58,7 @@ fn new_traceparent(request_id: Uuid) -> String {
 /// Whether `value` is a version-00 `traceparent`: `00-<32 hex>-<16 hex>-<2 hex>`
 /// with non-zero ids.
 fn is_traceparent(value: &str) -> bool {
-    let parts: Vec<&str> = value.split('-').collect();
-    let [version, trace_id, span_id, flags] = parts.as_slice() else {
-        return false;
-    };
-    let lower_hex = |part: &str, len: usize| {
-        part.len() == len && part.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-    };
-    *version == "00"
-        && lower_hex(trace_id, 32)
-        && lower_hex(span_id, 16)
-        && lower_hex(flags, 2)
-        && trace_id.bytes().any(|b| b != b'0')
-        && span_id.bytes().any(|b| b != b'0')
+    trace::parse(value, "").is_some()
 }
 
 #[cfg(test)]
