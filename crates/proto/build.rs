@@ -17,6 +17,7 @@ fn main() -> anyhow::Result<()> {
         "switchyard/v1/control_plane.proto",
         "switchyard/v1/ledger.proto",
         "switchyard/v1/cache.proto",
+        "switchyard/v1/admin.proto",
     ];
     for file in files {
         println!("cargo:rerun-if-changed={}", root.join(file).display());

@@ -173,6 +173,8 @@ models:
     targets: [{{provider: mock, model: mock-1}}]
   - name: forbidden
     targets: [{{provider: mock, model: mock-1}}]
+teams:
+  - id: {team}
 keys:
   - id: test-key
     team: {team}

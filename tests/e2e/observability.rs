@@ -543,6 +543,7 @@ models:
   - name: gpt-test
     targets: [{{provider: fake-openai, model: gpt-4o-mini}}]
     pricing: {{input_per_million: "2.50", output_per_million: "10.00"}}
+teams: [{{id: canary-team}}]
 keys:
   - {{id: canary-key, team: canary-team, secret: {{env: CLIENT_KEY}}}}
 "#,

@@ -104,6 +104,7 @@ models:
     targets: [{{provider: primary, model: gpt-4o-mini}}, {{provider: backup, model: gpt-4o-mini}}]
     cache_ttl: 1m
     pricing: {{input_per_million: "2.50", output_per_million: "10.00"}}
+teams: [{{id: trace-team}}]
 keys:
   - {{id: trace-key, team: trace-team, secret: {{env: CLIENT_KEY}}}}
 "#,

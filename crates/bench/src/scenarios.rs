@@ -361,6 +361,7 @@ models:
   - name: bench
     targets: [{{provider: upstream, model: bench-model}}]
     pricing: {{input_per_million: "2.50", output_per_million: "10.00"}}
+teams: [{{id: bench}}]
 keys:
   - {{id: bench, team: bench, secret: {{env: SWITCHYARD_BENCH_KEY}}}}
 "#,

@@ -15,6 +15,25 @@ use tonic::{
     transport::{Server, server::TcpIncoming},
 };
 
+/// Adds the standard health service (the server as a whole, service "",
+/// reports SERVING while it runs) and server reflection over the contract to
+/// `routes`.
+pub fn with_health_and_reflection(routes: Routes) -> Routes {
+    let (_health, health) = tonic_health::server::health_reporter();
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(switchyard_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1();
+    let mut routes = routes.add_service(health);
+    match reflection {
+        Ok(reflection) => routes = routes.add_service(reflection),
+        // The descriptors are compiled in; a build that cannot read them
+        // still serves, without reflection.
+        Err(error) => tracing::warn!(%error, "gRPC reflection is off"),
+    }
+    routes
+}
+
 /// Serves `routes`, health and reflection on `listener` until `shutdown` is
 /// cancelled, then stops accepting and lets in-flight calls finish. Every
 /// call but a health check must carry a credential `callers` accepts;
@@ -29,19 +48,7 @@ pub async fn serve_grpc(
     shutdown: CancellationToken,
 ) -> Result<(), tonic::transport::Error> {
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
-    // The server as a whole (service "") reports SERVING while it runs.
-    let (_health, health) = tonic_health::server::health_reporter();
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(switchyard_proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1();
-    let mut routes = routes.add_service(health);
-    match reflection {
-        Ok(reflection) => routes = routes.add_service(reflection),
-        // The descriptors are compiled in; a build that cannot read them
-        // still serves, without reflection.
-        Err(error) => tracing::warn!(%error, "gRPC reflection is off"),
-    }
+    let routes = with_health_and_reflection(routes);
     Server::builder()
         // Fixed windows, as on every client (see `STREAM_WINDOW_BYTES`): a
         // stream the server's caller does not read holds only its own.

@@ -7,6 +7,7 @@ use std::{
 
 use schemars::JsonSchema;
 use serde::Deserialize;
+use switchyard_common::SecretSource;
 
 use crate::{Error, Result};
 
@@ -24,6 +25,10 @@ pub struct ControlPlaneConfig {
     #[serde(with = "humantime_serde")]
     #[schemars(with = "String")]
     pub poll_interval: Duration,
+    /// Where the bootstrap admin token is read (`{env: SWITCHYARD_ADMIN_TOKEN}`
+    /// or `{file: …}`): a token with the admin role, which can create others.
+    /// The admin API is off until this is set. Only its hash is kept.
+    pub admin_token: Option<SecretSource>,
 }
 
 impl Default for ControlPlaneConfig {
@@ -32,6 +37,7 @@ impl Default for ControlPlaneConfig {
             listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 7003)),
             database_url: "sqlite://switchyard-control.db".to_owned(),
             poll_interval: Duration::from_secs(2),
+            admin_token: None,
         }
     }
 }

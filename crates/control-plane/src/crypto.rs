@@ -11,6 +11,26 @@ pub fn sha256_hex(secret: &str) -> String {
     hex::encode(Sha256::digest(secret.as_bytes()))
 }
 
+/// Characters a hint shows from the start of a secret (`sk-sy-`).
+const HINT_PREFIX_CHARS: usize = 6;
+/// Characters a hint shows from the end of a secret.
+const HINT_SUFFIX_CHARS: usize = 4;
+/// Secrets shorter than this get no hint: it would show too much of them.
+const MIN_HINTED_CHARS: usize = 24;
+
+/// Returns the part of a secret that listings may show: its prefix and last
+/// four characters (`sk-sy-…a1B2`), or nothing when the secret is too short
+/// for that to leave most of it hidden.
+pub fn secret_hint(secret: &str) -> String {
+    let chars: Vec<char> = secret.chars().collect();
+    if chars.len() < MIN_HINTED_CHARS {
+        return String::new();
+    }
+    let prefix: String = chars[..HINT_PREFIX_CHARS].iter().collect();
+    let suffix: String = chars[chars.len() - HINT_SUFFIX_CHARS..].iter().collect();
+    format!("{prefix}…{suffix}")
+}
+
 /// Normalizes a configured hash to lowercase hex, or says why it is not one.
 pub(crate) fn normalize_sha256_hex(text: &str) -> Result<String, &'static str> {
     if text.len() != 64 {
@@ -32,6 +52,12 @@ mod tests {
             sha256_hex("abc"),
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
+    }
+
+    #[test]
+    fn hints_show_prefix_and_last_four_of_long_secrets_only() {
+        assert_eq!(secret_hint("sk-sy-0123456789abcdefghijWXYZ"), "sk-sy-…WXYZ");
+        assert_eq!(secret_hint("short-secret"), "");
     }
 
     #[test]

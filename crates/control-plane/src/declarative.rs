@@ -29,37 +29,46 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use schemars::JsonSchema;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use switchyard_common::{SecretSource, config::Environment};
 
 use crate::{Result, objects::StoredConfig};
 
 /// The declarative objects the control plane stores and publishes.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct Declarative {
     /// Provider accounts requests can be sent to.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub providers: Vec<ProviderConfig>,
     /// Models at providers, the unit that is priced, limited and health-checked.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub deployments: Vec<DeploymentConfig>,
     /// What clients name in `model`: a strategy over deployments.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub routes: Vec<RouteConfig>,
     /// Shorthand: a route over implicit deployments, one per target.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub models: Vec<ModelConfig>,
     /// Client API keys.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub keys: Vec<KeyConfig>,
     /// Teams, which keys, users, budgets and limits refer to.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub teams: Vec<TeamConfig>,
     /// Users, who own keys.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub users: Vec<UserConfig>,
     /// Spending limits per team, user or key.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub budgets: Vec<BudgetConfig>,
     /// Request and token rates per team, user or key.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub rate_limits: Vec<RateLimitConfig>,
 }
 
 /// A provider account (`providers[]`).
-#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProviderConfig {
     /// Unique name that deployments refer to (e.g. `openai-prod`).
@@ -67,35 +76,39 @@ pub struct ProviderConfig {
     /// Wire format the adapters speak to it: `openai`, `anthropic`, `mock`, …
     pub kind: String,
     /// Base URL of the provider's API; the adapter's default when absent.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub base_url: Option<String>,
     /// Where the adapters find the API key (`{env: NAME}` or `{file: PATH}`).
     /// Resolved by the adapters in their own process, never here.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api_key: Option<SecretSource>,
     /// Per-attempt timeout (e.g. `60s`); the adapter's default when absent.
-    #[serde(default, with = "humantime_serde")]
+    #[serde(
+        default,
+        with = "humantime_serde",
+        skip_serializing_if = "Option::is_none"
+    )]
     #[schemars(with = "Option<String>")]
     pub timeout: Option<Duration>,
     /// Provider-specific settings (`api_version`, `region`, `project`, …);
     /// each adapter documents the ones it reads.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub options: BTreeMap<String, String>,
     /// Further named secret references the provider needs besides `api_key`
     /// (e.g. `aws_secret_access_key: {env: AWS_SECRET_ACCESS_KEY}`). Resolved
     /// by the adapters, never here.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub secrets: BTreeMap<String, SecretSource>,
     /// Whether attempts hand the request's W3C trace context
     /// (`traceparent`, `tracestate`) to the provider. By default only
     /// self-hosted kinds (`vllm`, `ollama`, `llamacpp`) get it: internal
     /// trace ids are not given to third parties unless this says so.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub propagate_trace: Option<bool>,
 }
 
 /// One model at one provider (`deployments[]`).
-#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DeploymentConfig {
     /// Stable id that routes refer to and usage events record.
@@ -105,38 +118,38 @@ pub struct DeploymentConfig {
     /// Model name sent to that provider.
     pub model: String,
     /// Context window in tokens.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub context_window: Option<u32>,
     /// Longest output in tokens.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_output_tokens: Option<u32>,
     /// Prices used to cost usage; unpriced when absent.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pricing: Option<PricingConfig>,
     /// What the deployment may be sent; unlimited when absent.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub capacity: Option<CapacityConfig>,
     /// What the model can do.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "CapabilitiesConfig::is_unset")]
     pub capabilities: CapabilitiesConfig,
     /// Region or data-residency tag (e.g. `eu`).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub region: Option<String>,
     /// Whether the model runs on infrastructure the operator controls.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_false")]
     pub self_hosted: bool,
     /// Deprecation and sunset.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lifecycle: Option<LifecycleConfig>,
 }
 
 /// Prices of a deployment, per million tokens, as decimal strings with at
 /// most nine fractional digits. Quote them: YAML numbers are floats.
-#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PricingConfig {
     /// ISO 4217 currency code; `USD` when absent.
-    #[serde(default = "default_currency")]
+    #[serde(default = "default_currency", skip_serializing_if = "is_usd")]
     pub currency: String,
     /// Price of one million prompt tokens (`"2.50"`).
     pub input_per_million: String,
@@ -144,19 +157,19 @@ pub struct PricingConfig {
     pub output_per_million: String,
     /// Price of one million prompt tokens read from the provider's cache;
     /// the input price when absent.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cached_input_per_million: Option<String>,
     /// Price of one million prompt tokens written to the provider's cache;
     /// the input price when absent.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cache_write_per_million: Option<String>,
     /// Higher prices for a whole request once its prompt is long.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub long_context: Option<LongContextConfig>,
 }
 
 /// The long-context tier of a price (`pricing.long_context`).
-#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LongContextConfig {
     /// The tier applies when prompt tokens exceed this.
@@ -171,44 +184,72 @@ fn default_currency() -> String {
     "USD".to_owned()
 }
 
+fn is_usd(currency: &str) -> bool {
+    currency == "USD"
+}
+
+fn is_false(value: &bool) -> bool {
+    !*value
+}
+
+fn is_zero(value: &u32) -> bool {
+    *value == 0
+}
+
 /// Capacity of a deployment (`deployments[].capacity`); 0 means unlimited.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct CapacityConfig {
     /// Requests per minute.
+    #[serde(skip_serializing_if = "is_zero")]
     pub requests_per_minute: u32,
     /// Tokens per minute.
+    #[serde(skip_serializing_if = "is_zero")]
     pub tokens_per_minute: u32,
     /// Requests in flight at once.
+    #[serde(skip_serializing_if = "is_zero")]
     pub max_concurrency: u32,
 }
 
 /// What a deployment's model can do (`deployments[].capabilities`).
-#[derive(Debug, Clone, Default, PartialEq, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct CapabilitiesConfig {
     /// Tool (function) calls.
+    #[serde(skip_serializing_if = "is_false")]
     pub tools: bool,
     /// Image inputs.
+    #[serde(skip_serializing_if = "is_false")]
     pub vision: bool,
     /// Structured output with a JSON Schema.
+    #[serde(skip_serializing_if = "is_false")]
     pub json_schema: bool,
 }
 
+impl CapabilitiesConfig {
+    /// Whether nothing is declared (the default).
+    fn is_unset(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
 /// Where a deployment is in its life (`deployments[].lifecycle`).
-#[derive(Debug, Clone, Default, PartialEq, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct LifecycleConfig {
     /// Whether the provider has deprecated the model.
+    #[serde(skip_serializing_if = "is_false")]
     pub deprecated: bool,
     /// Date after which the provider stops serving it (`YYYY-MM-DD`).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub sunset_date: Option<String>,
     /// Deployment id to shift traffic to.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub successor: Option<String>,
 }
 
 /// What clients name in `model` (`routes[]`).
-#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RouteConfig {
     /// The name clients put in `model`.
@@ -216,29 +257,30 @@ pub struct RouteConfig {
     /// How deployments are chosen.
     pub strategy: StrategyConfig,
     /// Retry policy.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry: Option<RetryConfig>,
     /// Time limits.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout: Option<TimeoutConfig>,
     /// Hedging policy.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hedge: Option<HedgeConfig>,
     /// Response caching; off when absent.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cache: Option<RouteCacheConfig>,
     /// Owner shown in `GET /v1/models`; `switchyard` when absent.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub owned_by: Option<String>,
 }
 
 /// A route's strategy (`routes[].strategy`), a map with exactly one key
 /// naming the strategy.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct StrategyConfig {
     /// Deployment ids in order of preference: `{fallback: [a, b]}`. The next
     /// is tried after a retryable failure before any output.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub fallback: Option<Vec<String>>,
 }
 
@@ -252,39 +294,40 @@ impl StrategyConfig {
 }
 
 /// `routes[].retry`.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct RetryConfig {
     /// Attempts in all, across deployments; one per deployment when 0.
+    #[serde(skip_serializing_if = "is_zero")]
     pub max_attempts: u32,
 }
 
 /// `routes[].timeout`.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct TimeoutConfig {
     /// Longest a whole request may take (e.g. `120s`).
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "humantime_serde", skip_serializing_if = "Option::is_none")]
     #[schemars(with = "Option<String>")]
     pub request: Option<Duration>,
     /// Longest wait for the first token.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "humantime_serde", skip_serializing_if = "Option::is_none")]
     #[schemars(with = "Option<String>")]
     pub first_token: Option<Duration>,
 }
 
 /// `routes[].hedge`.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct HedgeConfig {
     /// Start a second attempt when the first has not answered after this.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "humantime_serde", skip_serializing_if = "Option::is_none")]
     #[schemars(with = "Option<String>")]
     pub after: Option<Duration>,
 }
 
 /// `routes[].cache`.
-#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RouteCacheConfig {
     /// How long responses may be served from the cache (e.g. `5m`).
@@ -295,7 +338,7 @@ pub struct RouteCacheConfig {
 
 /// Shorthand for a route (`models[]`): one implicit deployment per target,
 /// all at the model's price, tried in order.
-#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ModelConfig {
     /// The name clients put in `model`.
@@ -304,19 +347,23 @@ pub struct ModelConfig {
     pub targets: Vec<TargetConfig>,
     /// How long responses may be served from the cache (e.g. `5m`); no
     /// caching when absent.
-    #[serde(default, with = "humantime_serde")]
+    #[serde(
+        default,
+        with = "humantime_serde",
+        skip_serializing_if = "Option::is_none"
+    )]
     #[schemars(with = "Option<String>")]
     pub cache_ttl: Option<Duration>,
     /// Prices of every implicit deployment; unpriced when absent.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pricing: Option<PricingConfig>,
     /// Owner shown in `GET /v1/models`; `switchyard` when absent.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub owned_by: Option<String>,
 }
 
 /// One target of the `models[]` shorthand (`models[].targets[]`).
-#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TargetConfig {
     /// Name of a configured provider.
@@ -326,74 +373,85 @@ pub struct TargetConfig {
 }
 
 /// A client API key (`keys[]`). Exactly one of `sha256` and `secret` is set.
-#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct KeyConfig {
     /// Unique id, recorded with every request made with the key.
     pub id: String,
     /// Human-readable name.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     /// Team the key belongs to (the cache namespace and a budget scope).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub team: Option<String>,
     /// User the key belongs to; must be a declared user.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user: Option<String>,
     /// Routes the key may use; all when empty.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub models: Vec<String>,
     /// Whether requests with the key are refused.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_false")]
     pub disabled: bool,
     /// Hex SHA-256 of the key's secret.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sha256: Option<String>,
     /// Where the key's secret is read at load time; only its hash is kept.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret: Option<SecretSource>,
+    /// The secret's prefix and last four characters, shown in listings
+    /// (`sk-sy-…a1B2`); derived from `secret` when that is given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hint: Option<String>,
+    /// When the key stops working, as an RFC 3339 time
+    /// (`2027-01-31T00:00:00Z`); never when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<String>,
 }
 
 /// A team (`teams[]`).
-#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TeamConfig {
     /// Unique id, which keys' `team` refers to.
     pub id: String,
     /// Human-readable name.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
 }
 
 /// A user (`users[]`).
-#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UserConfig {
     /// Unique id, which keys' `user` refers to.
     pub id: String,
     /// The user's team; must be a declared team.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub team: Option<String>,
     /// Human-readable name.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
 }
 
 /// Whom a budget or rate limit applies to, a map with exactly one key:
 /// `{team: ID}`, `{user: ID}` or `{key: ID}`.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct ScopeConfig {
     /// A team (declared, or named by a key).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub team: Option<String>,
     /// A declared user.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub user: Option<String>,
     /// A declared key.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub key: Option<String>,
 }
 
 /// How often a budget resets (`budgets[].period`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum BudgetPeriodConfig {
     /// Every UTC day.
@@ -405,7 +463,7 @@ pub enum BudgetPeriodConfig {
 }
 
 /// A spending limit (`budgets[]`).
-#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BudgetConfig {
     /// Unique id.
@@ -415,14 +473,14 @@ pub struct BudgetConfig {
     /// Most that may be spent per period, as a decimal string (`"100.00"`).
     pub limit: String,
     /// ISO 4217 currency code; `USD` when absent.
-    #[serde(default = "default_currency")]
+    #[serde(default = "default_currency", skip_serializing_if = "is_usd")]
     pub currency: String,
     /// When the spend starts again from zero.
     pub period: BudgetPeriodConfig,
 }
 
 /// A rate limit (`rate_limits[]`); 0 means unlimited.
-#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RateLimitConfig {
     /// Unique id.
@@ -430,13 +488,13 @@ pub struct RateLimitConfig {
     /// Whom it applies to.
     pub scope: ScopeConfig,
     /// Requests per minute.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub requests_per_minute: u32,
     /// Tokens per minute.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub tokens_per_minute: u32,
     /// Requests in flight at once.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub max_concurrency: u32,
 }
 

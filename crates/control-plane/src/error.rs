@@ -56,6 +56,41 @@ pub enum Error {
         /// The object's id.
         id: String,
     },
+    /// No object of that kind and id is stored.
+    #[error("{kind} `{id}` does not exist")]
+    NotFound {
+        /// The object's kind.
+        kind: &'static str,
+        /// The object's id.
+        id: String,
+    },
+    /// An object of that kind and id is already stored.
+    #[error("{kind} `{id}` already exists")]
+    AlreadyExists {
+        /// The object's kind.
+        kind: &'static str,
+        /// The object's id.
+        id: String,
+    },
+    /// An update named a revision other than the stored one: someone else
+    /// changed the object since the caller read it.
+    #[error(
+        "{kind} `{id}` is at revision {stored}, not {asked}: it changed since it was read; \
+         read it again and reapply the change"
+    )]
+    StaleRevision {
+        /// The object's kind.
+        kind: &'static str,
+        /// The object's id.
+        id: String,
+        /// The revision the caller named.
+        asked: u64,
+        /// The stored revision.
+        stored: u64,
+    },
+    /// The operating system's random generator failed.
+    #[error("cannot draw a secret: {0}")]
+    Random(String),
     /// Writers kept changing the config while a snapshot was read.
     #[error("stored config kept changing while it was read")]
     ConcurrentChanges,
@@ -76,9 +111,12 @@ impl Error {
             Error::InvalidConfig { .. }
             | Error::UnsupportedDatabase
             | Error::OwnedByFile { .. }
-            | Error::OwnedByApi { .. } => ErrorClass::InvalidRequest,
+            | Error::OwnedByApi { .. }
+            | Error::NotFound { .. }
+            | Error::AlreadyExists { .. }
+            | Error::StaleRevision { .. } => ErrorClass::InvalidRequest,
             Error::Database(_) | Error::ConcurrentChanges => ErrorClass::UpstreamUnavailable,
-            Error::Migrate(_) | Error::Corrupt { .. } => ErrorClass::Internal,
+            Error::Migrate(_) | Error::Corrupt { .. } | Error::Random(_) => ErrorClass::Internal,
         }
     }
 }

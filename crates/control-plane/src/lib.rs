@@ -21,11 +21,14 @@
 //! Depends on `switchyard-proto` and `switchyard-common` only; never on another
 //! service crate.
 
+mod admin;
 mod audience;
+mod changes;
 mod config;
 mod crypto;
 mod declarative;
 mod error;
+mod export;
 mod grpc;
 mod objects;
 mod price;
@@ -35,18 +38,25 @@ mod validate;
 
 use std::sync::Arc;
 
+use switchyard_common::metrics::prometheus_client::metrics::counter::Counter;
 use switchyard_common::{
     channel::MAX_GRPC_MESSAGE_BYTES,
     config::Environment,
     metrics::{GaugeFn, MetricsRegistry},
 };
-use switchyard_proto::v1::control_plane_service_server::ControlPlaneServiceServer;
-use tokio::sync::watch;
+use switchyard_proto::v1::{
+    admin_service_server::AdminServiceServer,
+    control_plane_service_server::ControlPlaneServiceServer,
+};
+use tokio::sync::{Notify, watch};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
+use admin::auth::AdminAuth;
+pub use admin::{AdminGrpc, auth::bearer, secrets::KEY_PREFIX};
 pub use audience::view_for;
+pub use changes::{Change, ObjectChange, Outcome};
 pub use config::ControlPlaneConfig;
-pub use crypto::sha256_hex;
+pub use crypto::{secret_hint, sha256_hex};
 pub use declarative::{
     BudgetConfig, BudgetPeriodConfig, CapabilitiesConfig, CapacityConfig, Declarative,
     DeploymentConfig, HedgeConfig, KeyConfig, LifecycleConfig, LongContextConfig, ModelConfig,
@@ -54,18 +64,48 @@ pub use declarative::{
     ScopeConfig, StrategyConfig, TargetConfig, TeamConfig, TimeoutConfig, UserConfig,
 };
 pub use error::{Error, Result};
+pub use export::to_declarative;
 pub use grpc::ControlPlaneGrpc;
-pub use objects::{ObjectKind, ObjectOwner, StoredObject};
-pub use store::ConfigStore;
+pub use objects::{ObjectKind, ObjectOwner, StoredConfig, StoredEntry, StoredObject};
+pub use store::{AdminRole, AuditRecord, CONFIG_FILE_ACTOR, ConfigStore, StoredToken};
+
+/// The control plane's servers: snapshots for the data path, and the admin
+/// API when a bootstrap admin token is configured.
+pub struct ControlPlane {
+    /// `ControlPlaneService`, served to edges, routers and adapters.
+    pub service: ControlPlaneServiceServer<ControlPlaneGrpc>,
+    /// `AdminService`, served on the admin listener only; `None` until
+    /// `control_plane.admin_token` is set.
+    pub admin: Option<AdminServiceServer<AdminGrpc>>,
+    /// The admin API itself, for the admin listener's HTTP routes.
+    pub admin_api: Option<AdminGrpc>,
+    /// Changes `reload` publishes: the config file's, applied like any other.
+    pub store: ConfigStore,
+    changed: Arc<Notify>,
+}
+
+impl ControlPlane {
+    /// Syncs a changed config file into the store and publishes it at once.
+    /// An invalid file changes nothing and the error says why.
+    pub async fn reload(
+        &self,
+        declarative: &Declarative,
+        environment: &Environment,
+    ) -> Result<u64> {
+        let version = self.store.sync(declarative, environment).await?;
+        self.changed.notify_one();
+        Ok(version)
+    }
+}
 
 /// Builds the control plane: connects to the database (creating an SQLite
 /// file if missing) and migrates it, syncs `declarative` into it, loads the
-/// first snapshot and starts the poll task (tracked by `tasks`, stopped by
+/// first snapshot and starts the publisher (tracked by `tasks`, stopped by
 /// `shutdown`). The published version is served as `config_version` in
-/// `metrics`.
+/// `metrics`, failed admin authentications as `admin_auth_failures_total`.
 ///
-/// Fails before serving anything if the declarative config is invalid or the
-/// database is unreachable.
+/// Fails before serving anything if the declarative config is invalid, the
+/// bootstrap admin token cannot be read, or the database is unreachable.
 pub async fn build(
     config: &ControlPlaneConfig,
     declarative: &Declarative,
@@ -73,8 +113,18 @@ pub async fn build(
     metrics: &mut MetricsRegistry,
     tasks: &TaskTracker,
     shutdown: CancellationToken,
-) -> Result<ControlPlaneServiceServer<ControlPlaneGrpc>> {
+) -> Result<ControlPlane> {
     config.validate()?;
+    let bootstrap_sha256 = config
+        .admin_token
+        .as_ref()
+        .map(|source| {
+            source
+                .resolve(environment)
+                .map(|token| sha256_hex(token.expose()))
+                .map_err(|error| Error::invalid("control_plane.admin_token", error.to_string()))
+        })
+        .transpose()?;
     let store = ConfigStore::connect(&config.database_url).await?;
     store.sync(declarative, environment).await?;
     let first = store.load_snapshot().await?;
@@ -94,9 +144,38 @@ pub async fn build(
         "Version of the newest config snapshot the control plane publishes",
         move || i64::try_from(published.borrow().version).unwrap_or(i64::MAX),
     );
-    snapshot::spawn_poll_task(store, sender, config.poll_interval, tasks, shutdown.clone());
+    let changed = Arc::new(Notify::new());
+    snapshot::spawn_poll_task(
+        store.clone(),
+        sender,
+        config.poll_interval,
+        changed.clone(),
+        tasks,
+        shutdown.clone(),
+    );
+    let failures = Counter::default();
+    metrics.registry().register(
+        "admin_auth_failures",
+        "Admin API calls refused for a missing or unknown admin token",
+        failures.clone(),
+    );
+    let admin_api = bootstrap_sha256.map(|sha256| {
+        let auth = AdminAuth::new(sha256, store.clone(), failures);
+        AdminGrpc::new(store.clone(), auth, changed.clone())
+    });
+    let admin = admin_api.clone().map(|api| {
+        AdminServiceServer::new(api)
+            .max_decoding_message_size(MAX_GRPC_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_GRPC_MESSAGE_BYTES)
+    });
     let grpc = ControlPlaneGrpc::new(receiver, shutdown);
-    Ok(ControlPlaneServiceServer::new(grpc)
-        .max_decoding_message_size(MAX_GRPC_MESSAGE_BYTES)
-        .max_encoding_message_size(MAX_GRPC_MESSAGE_BYTES))
+    Ok(ControlPlane {
+        service: ControlPlaneServiceServer::new(grpc)
+            .max_decoding_message_size(MAX_GRPC_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_GRPC_MESSAGE_BYTES),
+        admin,
+        admin_api,
+        store,
+        changed,
+    })
 }

@@ -51,18 +51,7 @@ impl ObjectKind {
 
     /// Parses a stored `kind` column.
     pub fn parse(text: &str) -> Option<Self> {
-        [
-            Self::Provider,
-            Self::Deployment,
-            Self::Route,
-            Self::ApiKey,
-            Self::Team,
-            Self::User,
-            Self::Budget,
-            Self::RateLimit,
-        ]
-        .into_iter()
-        .find(|kind| kind.as_str() == text)
+        Self::ALL.into_iter().find(|kind| kind.as_str() == text)
     }
 }
 
@@ -93,7 +82,8 @@ impl ObjectOwner {
         }
     }
 
-    fn to_proto(self) -> pb::Owner {
+    /// The owner on the wire.
+    pub fn to_proto(self) -> pb::Owner {
         match self {
             Self::File => pb::Owner::File,
             Self::Api => pb::Owner::Api,
@@ -103,10 +93,6 @@ impl ObjectOwner {
 
 /// One configuration object.
 #[derive(Debug, Clone, PartialEq)]
-#[expect(
-    clippy::large_enum_variant,
-    reason = "objects are built while loading config, never on the data path"
-)]
 pub enum StoredObject {
     /// A provider account.
     Provider(pb::Provider),
@@ -155,8 +141,40 @@ impl StoredObject {
         }
     }
 
+    /// The object's bookkeeping, when set.
+    pub fn meta(&self) -> Option<&pb::ObjectMeta> {
+        match self {
+            Self::Provider(object) => object.meta.as_ref(),
+            Self::Deployment(object) => object.meta.as_ref(),
+            Self::Route(object) => object.meta.as_ref(),
+            Self::ApiKey(object) => object.meta.as_ref(),
+            Self::Team(object) => object.meta.as_ref(),
+            Self::User(object) => object.meta.as_ref(),
+            Self::Budget(object) => object.meta.as_ref(),
+            Self::RateLimit(object) => object.meta.as_ref(),
+        }
+    }
+
+    /// The revision in the object's bookkeeping; 0 when unset.
+    pub fn revision(&self) -> u64 {
+        self.meta().map_or(0, |meta| meta.revision)
+    }
+
+    /// Sets the revision in the object's bookkeeping.
+    pub fn set_revision(&mut self, revision: u64) {
+        let mut meta = self.meta().copied().unwrap_or_default();
+        meta.revision = revision;
+        self.set_meta(Some(meta));
+    }
+
+    /// Returns the object with its bookkeeping cleared.
+    pub fn without_meta(mut self) -> Self {
+        self.set_meta(None);
+        self
+    }
+
     /// Sets the object's bookkeeping.
-    fn set_meta(&mut self, meta: Option<pb::ObjectMeta>) {
+    pub(crate) fn set_meta(&mut self, meta: Option<pb::ObjectMeta>) {
         match self {
             Self::Provider(object) => object.meta = meta,
             Self::Deployment(object) => object.meta = meta,
@@ -214,6 +232,70 @@ impl StoredObject {
     }
 }
 
+impl ObjectKind {
+    /// The kind a wire `ObjectKind` names; `None` for unspecified.
+    pub fn from_proto(kind: pb::ObjectKind) -> Option<Self> {
+        Some(match kind {
+            pb::ObjectKind::Unspecified => return None,
+            pb::ObjectKind::Provider => Self::Provider,
+            pb::ObjectKind::Deployment => Self::Deployment,
+            pb::ObjectKind::Route => Self::Route,
+            pb::ObjectKind::Key => Self::ApiKey,
+            pb::ObjectKind::Team => Self::Team,
+            pb::ObjectKind::User => Self::User,
+            pb::ObjectKind::Budget => Self::Budget,
+            pb::ObjectKind::RateLimit => Self::RateLimit,
+        })
+    }
+
+    /// Every kind, in the store's order.
+    pub const ALL: [Self; 8] = [
+        Self::Provider,
+        Self::Deployment,
+        Self::Route,
+        Self::ApiKey,
+        Self::Team,
+        Self::User,
+        Self::Budget,
+        Self::RateLimit,
+    ];
+}
+
+impl StoredObject {
+    /// The object a wire `ConfigObject` holds; `None` when it holds none.
+    pub fn from_proto(object: pb::ConfigObject) -> Option<Self> {
+        use pb::config_object::Object;
+        Some(match object.object? {
+            Object::Provider(object) => Self::Provider(object),
+            Object::Deployment(object) => Self::Deployment(object),
+            Object::Route(object) => Self::Route(object),
+            Object::Key(object) => Self::ApiKey(object),
+            Object::Team(object) => Self::Team(object),
+            Object::User(object) => Self::User(object),
+            Object::Budget(object) => Self::Budget(object),
+            Object::RateLimit(object) => Self::RateLimit(object),
+        })
+    }
+
+    /// The object as a wire `ConfigObject`.
+    pub fn into_proto(self) -> pb::ConfigObject {
+        use pb::config_object::Object;
+        let object = match self {
+            Self::Provider(object) => Object::Provider(object),
+            Self::Deployment(object) => Object::Deployment(object),
+            Self::Route(object) => Object::Route(object),
+            Self::ApiKey(object) => Object::Key(object),
+            Self::Team(object) => Object::Team(object),
+            Self::User(object) => Object::User(object),
+            Self::Budget(object) => Object::Budget(object),
+            Self::RateLimit(object) => Object::RateLimit(object),
+        };
+        pb::ConfigObject {
+            object: Some(object),
+        }
+    }
+}
+
 /// A stored object with its bookkeeping.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoredEntry {
@@ -244,9 +326,27 @@ impl StoredConfig {
         true
     }
 
+    /// Returns the object of `kind` and `id`.
+    pub fn get(&self, kind: ObjectKind, id: &str) -> Option<&StoredObject> {
+        self.objects.get(&(kind, id.to_owned()))
+    }
+
     /// Returns whether an object of `kind` and `id` exists.
     pub fn contains(&self, kind: ObjectKind, id: &str) -> bool {
         self.objects.contains_key(&(kind, id.to_owned()))
+    }
+}
+
+impl StoredEntry {
+    /// The object with its owner and revision in its `meta`, as the API and
+    /// snapshots show it.
+    pub fn object_with_meta(&self) -> StoredObject {
+        let mut object = self.object.clone();
+        object.set_meta(Some(pb::ObjectMeta {
+            owner: self.owner.to_proto() as i32,
+            revision: self.revision,
+        }));
+        object
     }
 }
 
@@ -260,12 +360,7 @@ pub fn to_snapshot<'a>(
         ..pb::Snapshot::default()
     };
     for entry in entries {
-        let mut object = entry.object.clone();
-        object.set_meta(Some(pb::ObjectMeta {
-            owner: entry.owner.to_proto() as i32,
-            revision: entry.revision,
-        }));
-        match object {
+        match entry.object_with_meta() {
             StoredObject::Provider(object) => snapshot.providers.push(object),
             StoredObject::Deployment(object) => snapshot.deployments.push(object),
             StoredObject::Route(object) => snapshot.routes.push(object),

@@ -42,9 +42,42 @@ pub(crate) fn parse_price_nanos(text: &str) -> Result<i64, String> {
         .ok_or_else(overflow)
 }
 
+/// Writes nano-units back as the shortest decimal string `parse_price_nanos`
+/// reads as the same value (`150000000` is `"0.15"`). Negative values keep
+/// their sign, so validation names them instead of losing it.
+pub(crate) fn format_price_nanos(nanos: i64) -> String {
+    let sign = if nanos < 0 { "-" } else { "" };
+    let magnitude = nanos.unsigned_abs();
+    let whole = magnitude / NANOS_PER_UNIT.unsigned_abs();
+    let fraction = magnitude % NANOS_PER_UNIT.unsigned_abs();
+    if fraction == 0 {
+        return format!("{sign}{whole}");
+    }
+    let fraction = format!("{fraction:0>MAX_FRACTION_DIGITS$}");
+    format!("{sign}{whole}.{}", fraction.trim_end_matches('0'))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn formats_back_to_what_parses_to_the_same_value() {
+        for (nanos, text) in [
+            (150_000_000, "0.15"),
+            (2_500_000_000, "2.5"),
+            (100_000_000_000, "100"),
+            (1, "0.000000001"),
+            (0, "0"),
+            (-5, "-0.000000005"),
+        ] {
+            assert_eq!(format_price_nanos(nanos), text);
+            if nanos >= 0 {
+                assert_eq!(parse_price_nanos(text), Ok(nanos));
+            }
+        }
+        assert!(parse_price_nanos(&format_price_nanos(-5)).is_err());
+    }
 
     #[test]
     fn parses_exactly() {

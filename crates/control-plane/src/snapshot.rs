@@ -1,21 +1,27 @@
-//! Publishing snapshots: a poll task notices changes other writers made.
+//! Publishing snapshots: the publisher reloads at once when this process
+//! committed a change, and polls to notice changes other writers made.
 
 use std::{sync::Arc, time::Duration};
 
 use switchyard_proto::v1::Snapshot;
-use tokio::{sync::watch, time::MissedTickBehavior};
+use tokio::{
+    sync::{Notify, watch},
+    time::MissedTickBehavior,
+};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use crate::{Result, store::ConfigStore};
 
-/// Starts the task that checks the stored version every `poll_interval` and
-/// publishes a fresh snapshot through `sender` when it changed (another
-/// replica or an admin wrote). Tracked by `tasks`; stops on `shutdown`, which
+/// Starts the task that checks the stored version when `changed` is
+/// notified (this process committed a change) and every `poll_interval`
+/// (another replica or process wrote), and publishes a fresh snapshot through
+/// `sender` when it changed. Tracked by `tasks`; stops on `shutdown`, which
 /// drops `sender` and so ends every `Watch` stream.
 pub(crate) fn spawn_poll_task(
     store: ConfigStore,
     sender: watch::Sender<Arc<Snapshot>>,
     poll_interval: Duration,
+    changed: Arc<Notify>,
     tasks: &TaskTracker,
     shutdown: CancellationToken,
 ) {
@@ -28,6 +34,7 @@ pub(crate) fn spawn_poll_task(
         loop {
             tokio::select! {
                 () = shutdown.cancelled() => break,
+                () = changed.notified() => {}
                 _ = ticker.tick() => {}
             }
             if let Err(error) = publish_if_changed(&store, &sender).await {

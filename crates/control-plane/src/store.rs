@@ -2,24 +2,32 @@
 //!
 //! Both databases run the same SQL through sqlx's `Any` driver (`$N`
 //! placeholders, TEXT and BIGINT columns only), so there is one
-//! implementation of the sync and load logic. URL-specific setup lives in
-//! `database`, the row mapping in `rows`.
+//! implementation of every read and write. URL-specific setup lives in
+//! `database`, the row mapping in `rows`, the audit log in `audit` and admin
+//! tokens in `tokens`.
 //!
-//! Objects have owners. [`ConfigStore::sync`] writes what the config file
-//! declares and prunes file-owned objects the file no longer declares;
-//! objects written through [`ConfigStore::put_api_object`] belong to the API
-//! and the file never touches them.
+//! Every change goes through [`ConfigStore::transact`]: under the write lock
+//! it reads the stored objects, lets a plan (from `changes`) decide what
+//! changes, writes the objects, the new version and one audit row per changed
+//! object, and commits all of it at once, or nothing on a dry run or an error.
 
+mod audit;
 mod database;
 mod rows;
+mod tokens;
 
 use sqlx::{AnyPool, migrate::Migrator};
 use switchyard_common::config::Environment;
 use switchyard_proto::v1::Snapshot;
 
+pub use audit::AuditRecord;
+pub(crate) use rows::StoredEntries;
+pub use tokens::{AdminRole, StoredToken};
+
 use crate::{
     Declarative, Error, Result,
-    objects::{ObjectKind, ObjectOwner, StoredConfig, StoredEntry, StoredObject, to_snapshot},
+    changes::{self, Change, Outcome},
+    objects::{ObjectKind, StoredConfig, StoredObject, to_snapshot},
 };
 
 /// The schema, embedded at build time.
@@ -28,8 +36,11 @@ static MIGRATOR: Migrator = sqlx::migrate!();
 /// How many times a snapshot read is retried while writers keep committing.
 const MAX_READ_ATTEMPTS: usize = 5;
 
-/// The stored config: every object with its owner and revision, and the
-/// version of the whole.
+/// The actor recorded for changes the config file makes.
+pub const CONFIG_FILE_ACTOR: &str = "config-file";
+
+/// The stored config: every object with its owner and revision, the version
+/// of the whole, admin tokens and the audit log.
 #[derive(Debug, Clone)]
 pub struct ConfigStore {
     pool: AnyPool,
@@ -49,108 +60,130 @@ impl ConfigStore {
     /// leaves API-owned objects alone. Returns the resulting version, bumped
     /// only when something changed (or nothing was ever stored), so syncing
     /// the same file again keeps it. Fails when the file declares an object
-    /// that the API owns.
+    /// that the API owns with other content, or when the result would not
+    /// validate (an API-owned key naming a team the file dropped).
     pub async fn sync(&self, declarative: &Declarative, environment: &Environment) -> Result<u64> {
         let desired = StoredConfig::from_declarative(declarative, environment)?;
-        let mut transaction = self.pool.begin().await?;
-        lock(&mut transaction).await?;
-        let version = rows::read_version(&mut transaction).await?;
-        let stored = rows::read_entries(&mut transaction).await?;
-        let mut changed = false;
-        for (key, object) in &desired.objects {
-            let revision = match stored.get(key) {
-                Some(entry) if entry.owner == ObjectOwner::Api => {
-                    return Err(Error::OwnedByApi {
-                        kind: key.0.as_str(),
-                        id: key.1.clone(),
-                    });
-                }
-                Some(entry) if entry.object == *object => continue,
-                Some(entry) => entry.revision + 1,
-                None => 1,
-            };
-            let entry = StoredEntry {
-                object: object.clone(),
-                owner: ObjectOwner::File,
-                revision,
-            };
-            rows::write_entry(&mut transaction, &entry).await?;
-            changed = true;
+        let outcome = self
+            .transact(
+                CONFIG_FILE_ACTOR,
+                Change::Apply {
+                    desired,
+                    prune: true,
+                    dry_run: false,
+                },
+            )
+            .await?;
+        if outcome.changes.is_empty() {
+            tracing::debug!(version = outcome.version, "stored config is up to date");
+        } else {
+            tracing::info!(
+                version = outcome.version,
+                changed = outcome.changes.len(),
+                "stored config changed"
+            );
         }
-        for (key, entry) in &stored {
-            if entry.owner == ObjectOwner::File && !desired.objects.contains_key(key) {
-                rows::delete_entry(&mut transaction, key.0, &key.1).await?;
-                changed = true;
-            }
-        }
-        if version > 0 && !changed {
-            transaction.commit().await?;
-            tracing::debug!(version, "stored config is up to date");
-            return Ok(version);
-        }
-        let next = version + 1;
-        rows::write_version(&mut transaction, next).await?;
-        transaction.commit().await?;
-        tracing::info!(version = next, "stored config changed");
-        Ok(next)
+        Ok(outcome.version)
     }
 
     /// Creates or replaces an API-owned object and returns its revision.
     /// Refuses an object the config file owns: that one changes with the file.
     pub async fn put_api_object(&self, object: StoredObject) -> Result<u64> {
-        let mut transaction = self.pool.begin().await?;
-        lock(&mut transaction).await?;
-        let version = rows::read_version(&mut transaction).await?;
-        let stored = rows::read_entries(&mut transaction).await?;
         let key = (object.kind(), object.id().to_owned());
-        let revision = match stored.get(&key) {
-            Some(entry) if entry.owner == ObjectOwner::File => {
-                return Err(Error::OwnedByFile {
-                    kind: key.0.as_str(),
-                    id: key.1,
-                });
+        let stored = self.entries().await?.1.remove(&key);
+        let change = match stored {
+            Some(entry) => {
+                let mut object = object;
+                object.set_revision(entry.revision);
+                Change::Update { object }
             }
-            Some(entry) if entry.object == object => {
-                transaction.commit().await?;
-                return Ok(entry.revision);
-            }
-            Some(entry) => entry.revision + 1,
-            None => 1,
+            None => Change::Create { object },
         };
-        let entry = StoredEntry {
-            object,
-            owner: ObjectOwner::Api,
-            revision,
-        };
-        rows::write_entry(&mut transaction, &entry).await?;
-        rows::write_version(&mut transaction, version + 1).await?;
-        transaction.commit().await?;
-        Ok(revision)
+        let outcome = self.transact("api", change).await?;
+        match outcome
+            .changes
+            .first()
+            .and_then(|change| change.after.as_ref())
+        {
+            Some(after) => Ok(after.revision),
+            None => Ok(self
+                .entries()
+                .await?
+                .1
+                .get(&key)
+                .map_or(0, |entry| entry.revision)),
+        }
     }
 
     /// Deletes an API-owned object; returns whether it existed. Refuses an
     /// object the config file owns.
     pub async fn delete_api_object(&self, kind: ObjectKind, id: &str) -> Result<bool> {
+        let change = Change::Delete {
+            kind,
+            id: id.to_owned(),
+            revision: 0,
+        };
+        match self.transact("api", change).await {
+            Ok(_) => Ok(true),
+            Err(Error::NotFound { .. }) => Ok(false),
+            Err(error) => Err(error),
+        }
+    }
+
+    /// Makes `change` under the write lock, as `actor`: plans it against the
+    /// stored objects, validates the result, and writes the objects, the
+    /// version (bumped once when anything changed, or when nothing was ever
+    /// stored) and one audit row per changed object in one transaction. A
+    /// dry run plans and validates but writes nothing.
+    pub async fn transact(&self, actor: &str, change: Change) -> Result<Outcome> {
+        let dry_run = change.is_dry_run();
+        let action = change.action_name();
         let mut transaction = self.pool.begin().await?;
         lock(&mut transaction).await?;
         let version = rows::read_version(&mut transaction).await?;
         let stored = rows::read_entries(&mut transaction).await?;
-        match stored.get(&(kind, id.to_owned())) {
-            None => {
-                transaction.commit().await?;
-                Ok(false)
-            }
-            Some(entry) if entry.owner == ObjectOwner::File => Err(Error::OwnedByFile {
-                kind: kind.as_str(),
-                id: id.to_owned(),
-            }),
-            Some(_) => {
-                rows::delete_entry(&mut transaction, kind, id).await?;
-                rows::write_version(&mut transaction, version + 1).await?;
-                transaction.commit().await?;
-                Ok(true)
+        let planned = changes::plan(change, &stored)?;
+        if dry_run || (planned.is_empty() && version > 0) {
+            transaction.rollback().await?;
+            return Ok(Outcome {
+                version,
+                changes: planned,
+            });
+        }
+        let next = version + 1;
+        for change in &planned {
+            match (&change.before, &change.after) {
+                (_, Some(after)) => rows::write_entry(&mut transaction, after).await?,
+                (Some(before), None) => {
+                    rows::delete_entry(&mut transaction, before.object.kind(), before.object.id())
+                        .await?;
+                }
+                (None, None) => {}
             }
         }
+        rows::write_version(&mut transaction, next).await?;
+        audit::record(&mut transaction, actor, action, &planned, next).await?;
+        transaction.commit().await?;
+        Ok(Outcome {
+            version: next,
+            changes: planned,
+        })
+    }
+
+    /// Returns the stored version and every stored object, read as one state.
+    pub async fn entries(&self) -> Result<(u64, StoredEntries)> {
+        let mut connection = self.pool.acquire().await?;
+        for _ in 0..MAX_READ_ATTEMPTS {
+            // Every change commits rows and a higher version together, so an
+            // unchanged version around the reads means they saw one state.
+            let before = rows::read_version(&mut connection).await?;
+            let entries = rows::read_entries(&mut connection).await?;
+            let after = rows::read_version(&mut connection).await?;
+            if before == after {
+                return Ok((before, entries));
+            }
+        }
+        Err(Error::ConcurrentChanges)
     }
 
     /// Returns the stored version.
@@ -162,18 +195,48 @@ impl ConfigStore {
     /// Reads the stored objects, in order of kind and id, into the full
     /// (unfiltered) snapshot at the stored version.
     pub async fn load_snapshot(&self) -> Result<Snapshot> {
+        let (version, entries) = self.entries().await?;
+        Ok(to_snapshot(entries.values(), version))
+    }
+
+    /// Returns the newest `limit` audit records, newest first.
+    pub async fn audit(&self, limit: u32) -> Result<Vec<AuditRecord>> {
         let mut connection = self.pool.acquire().await?;
-        for _ in 0..MAX_READ_ATTEMPTS {
-            // Every change commits rows and a higher version together, so an
-            // unchanged version around the reads means they saw one state.
-            let before = rows::read_version(&mut connection).await?;
-            let entries = rows::read_entries(&mut connection).await?;
-            let after = rows::read_version(&mut connection).await?;
-            if before == after {
-                return Ok(to_snapshot(entries.values(), before));
-            }
+        audit::read(&mut connection, limit).await
+    }
+
+    /// Stores a new admin token (its hash only).
+    pub async fn insert_token(&self, token: &StoredToken, sha256: &str, actor: &str) -> Result<()> {
+        let mut transaction = self.pool.begin().await?;
+        lock(&mut transaction).await?;
+        tokens::insert(&mut transaction, token, sha256).await?;
+        audit::record_token(&mut transaction, actor, "create-token", &token.id).await?;
+        transaction.commit().await?;
+        Ok(())
+    }
+
+    /// Finds the admin token whose hash is `sha256`.
+    pub async fn token_by_hash(&self, sha256: &str) -> Result<Option<StoredToken>> {
+        let mut connection = self.pool.acquire().await?;
+        tokens::find(&mut connection, sha256).await
+    }
+
+    /// Lists admin tokens, in id order.
+    pub async fn tokens(&self) -> Result<Vec<StoredToken>> {
+        let mut connection = self.pool.acquire().await?;
+        tokens::list(&mut connection).await
+    }
+
+    /// Deletes an admin token; returns whether it existed.
+    pub async fn revoke_token(&self, id: &str, actor: &str) -> Result<bool> {
+        let mut transaction = self.pool.begin().await?;
+        lock(&mut transaction).await?;
+        let existed = tokens::delete(&mut transaction, id).await?;
+        if existed {
+            audit::record_token(&mut transaction, actor, "revoke-token", id).await?;
         }
-        Err(Error::ConcurrentChanges)
+        transaction.commit().await?;
+        Ok(existed)
     }
 
     /// Closes the connections; later calls fail.

@@ -10,7 +10,7 @@ use switchyard_proto::v1 as pb;
 use crate::{
     Declarative, DeploymentConfig, Error, KeyConfig, ModelConfig, PricingConfig, ProviderConfig,
     Result, RouteConfig, ScopeConfig, StrategyConfig,
-    crypto::{normalize_sha256_hex, sha256_hex},
+    crypto::{normalize_sha256_hex, secret_hint, sha256_hex},
     declarative::{BudgetConfig, BudgetPeriodConfig, RateLimitConfig, TeamConfig, UserConfig},
     objects::{ObjectKind, StoredConfig, StoredObject},
     price::parse_price_nanos,
@@ -54,6 +54,7 @@ impl StoredConfig {
                 return Err(Error::invalid(path, "duplicate route name"));
             }
         }
+        check_successors(declarative, &config)?;
         for (index, route) in declarative.routes.iter().enumerate() {
             let path = object_path("routes", index, &route.name);
             let object = route_object(route, &path, &config)?;
@@ -87,20 +88,60 @@ impl StoredConfig {
         }
         for (index, budget) in declarative.budgets.iter().enumerate() {
             let path = object_path("budgets", index, &budget.id);
-            let object = budget_object(budget, &path, &config, declarative)?;
+            let object = budget_object(budget, &path, &config)?;
             if !config.insert(StoredObject::Budget(object)) {
                 return Err(Error::invalid(path, "duplicate budget id"));
             }
         }
         for (index, limit) in declarative.rate_limits.iter().enumerate() {
             let path = object_path("rate_limits", index, &limit.id);
-            let object = rate_limit_object(limit, &path, &config, declarative)?;
+            let object = rate_limit_object(limit, &path, &config)?;
             if !config.insert(StoredObject::RateLimit(object)) {
                 return Err(Error::invalid(path, "duplicate rate limit id"));
             }
         }
         Ok(config)
     }
+}
+
+/// Checks every deployment's `lifecycle.successor`: it names another known
+/// deployment, and following successors never comes back to where it began.
+fn check_successors(declarative: &Declarative, config: &StoredConfig) -> Result<()> {
+    let successor_of = |id: &str| {
+        declarative
+            .deployments
+            .iter()
+            .find(|deployment| deployment.id == id)
+            .and_then(|deployment| deployment.lifecycle.as_ref())
+            .and_then(|lifecycle| lifecycle.successor.as_deref())
+    };
+    for (index, deployment) in declarative.deployments.iter().enumerate() {
+        let Some(successor) = successor_of(&deployment.id) else {
+            continue;
+        };
+        let path = format!(
+            "{}.lifecycle.successor",
+            object_path("deployments", index, &deployment.id)
+        );
+        if !config.contains(ObjectKind::Deployment, successor) {
+            return Err(Error::invalid(
+                path,
+                format!("names unknown deployment `{successor}`"),
+            ));
+        }
+        let mut seen = BTreeSet::from([deployment.id.as_str()]);
+        let mut next = Some(successor);
+        while let Some(id) = next {
+            if !seen.insert(id) {
+                return Err(Error::invalid(
+                    path,
+                    format!("successors form a cycle through `{id}`"),
+                ));
+            }
+            next = successor_of(id);
+        }
+    }
+    Ok(())
 }
 
 /// Names an object by its name, or by its index when the name is empty.
@@ -517,6 +558,7 @@ fn key_object(
     environment: &Environment,
 ) -> Result<pb::ApiKey> {
     require_non_empty(&key.id, path, "id")?;
+    let mut hint = key.hint.clone().unwrap_or_default();
     let sha256 = match (&key.sha256, &key.secret) {
         (Some(hash), None) => normalize_sha256_hex(hash)
             .map_err(|reason| Error::invalid(format!("{path}.sha256"), reason))?,
@@ -524,6 +566,7 @@ fn key_object(
             let secret = source
                 .resolve(environment)
                 .map_err(|error| Error::invalid(format!("{path}.secret"), error.to_string()))?;
+            hint = secret_hint(secret.expose());
             sha256_hex(secret.expose())
         }
         (None, None) => {
@@ -557,6 +600,23 @@ fn key_object(
             format!("names unknown user `{user}`"),
         ));
     }
+    if let Some(team) = &key.team
+        && !config.contains(ObjectKind::Team, team)
+    {
+        return Err(Error::invalid(
+            format!("{path}.team"),
+            format!("names unknown team `{team}`; declare it under `teams`"),
+        ));
+    }
+    let expires_at = match &key.expires_at {
+        Some(text) => parse_expiry(text).ok_or_else(|| {
+            Error::invalid(
+                format!("{path}.expires_at"),
+                "must be an RFC 3339 time like 2027-01-31T00:00:00Z",
+            )
+        })?,
+        None => 0,
+    };
     Ok(pb::ApiKey {
         id: key.id.clone(),
         sha256,
@@ -566,17 +626,20 @@ fn key_object(
         disabled: key.disabled,
         user_id: key.user.clone().unwrap_or_default(),
         meta: None,
+        hint,
+        expires_at,
     })
 }
 
-/// Checks that a scope names a declared subject. A team may also be one that
-/// only keys name, since keys' teams need no declaration.
-fn scope_object(
-    scope: &ScopeConfig,
-    path: &str,
-    config: &StoredConfig,
-    declarative: &Declarative,
-) -> Result<pb::Scope> {
+/// Parses an RFC 3339 time into Unix seconds (after 1970).
+fn parse_expiry(text: &str) -> Option<i64> {
+    let time = humantime_serde::re::humantime::parse_rfc3339(text).ok()?;
+    let seconds = time.duration_since(std::time::UNIX_EPOCH).ok()?.as_secs();
+    i64::try_from(seconds).ok().filter(|seconds| *seconds > 0)
+}
+
+/// Checks that a scope names a declared subject.
+fn scope_object(scope: &ScopeConfig, path: &str, config: &StoredConfig) -> Result<pb::Scope> {
     use pb::scope::Subject;
     let (known, subject, what, id) = match scope {
         ScopeConfig {
@@ -584,11 +647,7 @@ fn scope_object(
             user: None,
             key: None,
         } => (
-            config.contains(ObjectKind::Team, id)
-                || declarative
-                    .keys
-                    .iter()
-                    .any(|key| key.team.as_ref() == Some(id)),
+            config.contains(ObjectKind::Team, id),
             Subject::TeamId(id.clone()),
             "team",
             id,
@@ -631,14 +690,9 @@ fn scope_object(
     })
 }
 
-fn budget_object(
-    budget: &BudgetConfig,
-    path: &str,
-    config: &StoredConfig,
-    declarative: &Declarative,
-) -> Result<pb::Budget> {
+fn budget_object(budget: &BudgetConfig, path: &str, config: &StoredConfig) -> Result<pb::Budget> {
     require_non_empty(&budget.id, path, "id")?;
-    let scope = scope_object(&budget.scope, path, config, declarative)?;
+    let scope = scope_object(&budget.scope, path, config)?;
     let nanos = parse_price_nanos(&budget.limit)
         .map_err(|reason| Error::invalid(format!("{path}.limit"), reason))?;
     let period = match budget.period {
@@ -662,10 +716,9 @@ fn rate_limit_object(
     limit: &RateLimitConfig,
     path: &str,
     config: &StoredConfig,
-    declarative: &Declarative,
 ) -> Result<pb::RateLimit> {
     require_non_empty(&limit.id, path, "id")?;
-    let scope = scope_object(&limit.scope, path, config, declarative)?;
+    let scope = scope_object(&limit.scope, path, config)?;
     if limit.requests_per_minute == 0 && limit.tokens_per_minute == 0 && limit.max_concurrency == 0
     {
         return Err(Error::invalid(
@@ -711,7 +764,7 @@ deployments:
     capacity: {requests_per_minute: 500}
     capabilities: {tools: true, json_schema: true}
     region: us
-    lifecycle: {deprecated: true, sunset_date: "2027-01-31", successor: openai-mini}
+    lifecycle: {deprecated: true, sunset_date: "2027-01-31", successor: demo/mock/mock-1}
 routes:
   - name: smart
     strategy: {fallback: [openai-mini, demo/mock/mock-1]}

@@ -4,12 +4,18 @@
 
 // The helpers and scenarios live in `tests/control_plane/`.
 mod control_plane {
+    pub mod admin;
     pub mod database;
     pub mod fixtures;
     pub mod scenarios;
 }
 
-use control_plane::{database, fixtures, scenarios};
+use control_plane::{database, fixtures};
+
+/// Every scenario, from both files.
+mod scenario {
+    pub use crate::control_plane::{admin::*, scenarios::*};
+}
 
 /// Generates one test per scenario and database.
 macro_rules! on_every_database {
@@ -19,7 +25,7 @@ macro_rules! on_every_database {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $scenario() {
                     let database = crate::database::TestDatabase::sqlite();
-                    database.run(crate::scenarios::$scenario).await;
+                    database.run(crate::scenario::$scenario).await;
                 }
             )*
         }
@@ -31,7 +37,7 @@ macro_rules! on_every_database {
                     let Some(database) = crate::database::TestDatabase::postgres().await else {
                         return;
                     };
-                    database.run(crate::scenarios::$scenario).await;
+                    database.run(crate::scenario::$scenario).await;
                 }
             )*
         }
@@ -49,4 +55,10 @@ on_every_database!(
     views_for_edges_and_routers_hold_no_provider_endpoint_or_credential,
     api_objects_survive_a_restart_with_a_changed_file,
     api_writes_to_file_owned_objects_are_refused,
+    admin_changes_carry_revisions_are_audited_and_published_at_once,
+    changes_that_would_break_routing_are_refused_naming_the_field,
+    concurrent_updates_of_one_revision_let_exactly_one_win,
+    created_keys_are_shown_once_stored_as_hashes_and_revoked_within_a_second,
+    admin_tokens_have_roles_and_bad_tokens_are_refused,
+    apply_shows_a_diff_prunes_and_export_round_trips,
 );

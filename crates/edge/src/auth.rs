@@ -21,6 +21,8 @@ pub struct KeyEntry {
     /// Models the key may use; `None` means all.
     pub allowed_models: Option<HashSet<String>>,
     disabled: bool,
+    /// Unix seconds after which the key is refused; `None` means never.
+    expires_at: Option<i64>,
 }
 
 /// A listed model.
@@ -57,6 +59,7 @@ impl EdgeIndex {
                     user_id: key.user_id,
                     allowed_models,
                     disabled: key.disabled,
+                    expires_at: (key.expires_at > 0).then_some(key.expires_at),
                 };
                 Some((hash, entry))
             })
@@ -86,11 +89,15 @@ impl EdgeIndex {
         })?;
         let hash: [u8; 32] = Sha256::digest(secret.as_bytes()).into();
         match self.keys.get(&hash) {
-            Some(entry) if !entry.disabled => Ok(entry),
-            Some(_) => Err(ApiError::new(
+            Some(entry) if entry.disabled => Err(ApiError::new(
                 ErrorClass::Authentication,
                 "This API key has been disabled.",
             )),
+            Some(entry) if entry.is_expired(unix_now()) => Err(ApiError::new(
+                ErrorClass::Authentication,
+                "This API key has expired.",
+            )),
+            Some(entry) => Ok(entry),
             None => Err(ApiError::new(
                 ErrorClass::Authentication,
                 "Incorrect API key provided.",
@@ -99,7 +106,21 @@ impl EdgeIndex {
     }
 }
 
+/// Seconds since the Unix epoch.
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| {
+            i64::try_from(elapsed.as_secs()).unwrap_or(i64::MAX)
+        })
+}
+
 impl KeyEntry {
+    /// Whether the key's expiry has passed at `now` (Unix seconds).
+    fn is_expired(&self, now: i64) -> bool {
+        self.expires_at.is_some_and(|expires_at| now >= expires_at)
+    }
+
     /// Whether the key may use `model`.
     pub fn may_use(&self, model: &str) -> bool {
         self.allowed_models
@@ -123,15 +144,21 @@ mod tests {
     use super::*;
 
     fn index() -> EdgeIndex {
-        let key = |id: &str, secret: &str, disabled: bool| ApiKey {
+        let key = |id: &str, secret: &str, disabled: bool, expires_at: i64| ApiKey {
             id: id.to_owned(),
             sha256: hex::encode(Sha256::digest(secret.as_bytes())),
             disabled,
+            expires_at,
             ..ApiKey::default()
         };
         EdgeIndex::from_snapshot(Snapshot {
             version: 1,
-            api_keys: vec![key("good", "sk-good", false), key("off", "sk-off", true)],
+            api_keys: vec![
+                key("good", "sk-good", false, 0),
+                key("off", "sk-off", true, 0),
+                key("expired", "sk-expired", false, 1_600_000_000),
+                key("later", "sk-later", false, unix_now() + 3600),
+            ],
             ..Snapshot::default()
         })
     }
@@ -152,12 +179,22 @@ mod tests {
             .authenticate(&headers("bearer sk-good"))
             .expect("known key");
         assert_eq!(entry.id, "good");
+        let entry = index
+            .authenticate(&headers("Bearer sk-later"))
+            .expect("a key that expires later");
+        assert_eq!(entry.id, "later");
     }
 
     #[test]
     fn rejects_missing_unknown_and_disabled_keys() {
         let index = index();
-        for value in ["Bearer sk-bad", "Bearer sk-off", "Basic sk-good", "Bearer "] {
+        for value in [
+            "Bearer sk-bad",
+            "Bearer sk-off",
+            "Bearer sk-expired",
+            "Basic sk-good",
+            "Bearer ",
+        ] {
             let error = index.authenticate(&headers(value)).expect_err(value);
             assert_eq!(error.error.class, ErrorClass::Authentication, "{value}");
         }

@@ -1,15 +1,18 @@
-//! The admin HTTP listener every process runs beside its service port:
+//! The admin listener every process runs beside its service port:
 //! `/metrics` (Prometheus text) and `/healthz`. It is bound to 127.0.0.1
-//! by default and never shares the port clients use. The admin API's HTTP
-//! parts and the console will be mounted here too.
+//! by default and never shares the port clients use. On the process that
+//! runs the control plane, once a bootstrap admin token is configured, it
+//! also serves the admin API: `switchyard.v1.AdminService` over gRPC (HTTP/2
+//! without TLS, beside HTTP/1.1 on the same port) with health and
+//! reflection, and `GET /admin/audit` for the console.
 
 use std::{net::SocketAddr, sync::Arc};
 
 use anyhow::Context;
 use axum::{
-    Router,
-    extract::State,
-    http::{HeaderValue, header},
+    Json, Router,
+    extract::{Query, State},
+    http::{HeaderMap, HeaderValue, StatusCode, header},
     response::IntoResponse,
     routing::get,
 };
@@ -19,8 +22,11 @@ use switchyard_common::{
     auth::ServiceRole,
     metrics::{TEXT_CONTENT_TYPE, encode_text, prometheus_client::registry::Registry},
 };
+use switchyard_control_plane::AdminGrpc;
+use switchyard_proto::v1::admin_service_server::AdminServiceServer;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use tonic::service::Routes;
 
 /// The `admin` section: where each process's admin listener binds.
 #[derive(Debug, Clone, Deserialize, JsonSchema, PartialEq)]
@@ -93,12 +99,93 @@ impl Listeners {
     }
 }
 
-/// The admin routes over a process's metrics registry.
-pub fn app(registry: Arc<Registry>) -> Router {
-    Router::new()
+/// The admin API as the admin listener mounts it.
+#[derive(Clone)]
+pub struct AdminApi {
+    /// `switchyard.v1.AdminService`.
+    pub grpc: AdminServiceServer<AdminGrpc>,
+    /// The same API, for the HTTP routes.
+    pub api: AdminGrpc,
+}
+
+impl AdminApi {
+    /// The admin API of a built control plane; `None` while it is off.
+    pub fn of(control_plane: &switchyard_control_plane::ControlPlane) -> Option<Self> {
+        Some(Self {
+            grpc: control_plane.admin.clone()?,
+            api: control_plane.admin_api.clone()?,
+        })
+    }
+}
+
+/// The admin routes over a process's metrics registry, and the admin API
+/// when this process serves it.
+pub fn app(registry: Arc<Registry>, admin: Option<AdminApi>) -> Router {
+    let router = Router::new()
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok" }))
-        .with_state(registry)
+        .with_state(registry);
+    let Some(admin) = admin else {
+        return router;
+    };
+    let grpc = switchyard_common::grpc::with_health_and_reflection(Routes::new(admin.grpc))
+        .into_axum_router();
+    let http = Router::new()
+        .route("/admin/audit", get(audit))
+        .with_state(admin.api);
+    router.merge(grpc).merge(http)
+}
+
+/// `GET /admin/audit?limit=N` query.
+#[derive(Debug, Deserialize)]
+struct AuditQuery {
+    #[serde(default)]
+    limit: u32,
+}
+
+/// The audit log as JSON, newest first, for callers with an admin token.
+async fn audit(
+    State(api): State<AdminGrpc>,
+    Query(query): Query<AuditQuery>,
+    headers: HeaderMap,
+) -> axum::response::Response {
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(switchyard_control_plane::bearer);
+    match api.audit_for(token, query.limit).await {
+        Ok(records) => {
+            let entries: Vec<serde_json::Value> = records
+                .into_iter()
+                .map(|record| {
+                    serde_json::json!({
+                        "sequence": record.sequence,
+                        "at_ms": record.at_ms,
+                        "actor": record.actor,
+                        "action": record.action,
+                        "kind": record.kind,
+                        "id": record.id,
+                        "before_revision": record.before_revision,
+                        "after_revision": record.after_revision,
+                        "version": record.version,
+                        "before": record.before,
+                        "after": record.after,
+                    })
+                })
+                .collect();
+            Json(serde_json::json!({ "entries": entries })).into_response()
+        }
+        Err(status) => {
+            let code = match status.code() {
+                tonic::Code::Unauthenticated => StatusCode::UNAUTHORIZED,
+                tonic::Code::PermissionDenied => StatusCode::FORBIDDEN,
+                tonic::Code::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+                _ => StatusCode::INTERNAL_SERVER_ERROR,
+            };
+            let body = serde_json::json!({ "error": { "message": status.message() } });
+            (code, Json(body)).into_response()
+        }
+    }
 }
 
 async fn metrics(State(registry): State<Arc<Registry>>) -> impl IntoResponse {
@@ -111,13 +198,15 @@ async fn metrics(State(registry): State<Arc<Registry>>) -> impl IntoResponse {
     )
 }
 
-/// Serves the admin routes on `listener` until `shutdown` is cancelled.
+/// Serves the admin routes (and the admin API, when given) on `listener`
+/// until `shutdown` is cancelled.
 pub async fn serve(
     listener: TcpListener,
     registry: Arc<Registry>,
+    admin: Option<AdminApi>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    axum::serve(listener, app(registry))
+    axum::serve(listener, app(registry, admin))
         .with_graceful_shutdown(shutdown.cancelled_owned())
         .await
         .context("serving the admin listener")

@@ -92,6 +92,7 @@ pub async fn run_role(
         environment: &environment,
         role,
     };
+    let mut admin_api = None;
     let routes = match role {
         Role::Edge => {
             let edge = switchyard_edge::build(
@@ -108,6 +109,7 @@ pub async fn run_role(
             tasks.spawn(admin::serve(
                 admin_listener,
                 metrics.finish(),
+                None,
                 services_shutdown.clone(),
             ));
             let served = switchyard_edge::serve(listener, edge, &config.edge, shutdown).await;
@@ -145,8 +147,8 @@ pub async fn run_role(
                     .context("starting the adapters")?,
             )
         }
-        Role::ControlPlane => Routes::new(
-            switchyard_control_plane::build(
+        Role::ControlPlane => {
+            let control_plane = switchyard_control_plane::build(
                 &config.control_plane,
                 &config.declarative(),
                 &environment,
@@ -155,8 +157,10 @@ pub async fn run_role(
                 services_shutdown.clone(),
             )
             .await
-            .context("starting the control plane")?,
-        ),
+            .context("starting the control plane")?;
+            admin_api = admin::AdminApi::of(&control_plane);
+            Routes::new(control_plane.service)
+        }
         Role::Ledger => Routes::new(
             switchyard_ledger::build(&config.ledger, &environment)
                 .await
@@ -172,6 +176,7 @@ pub async fn run_role(
     tasks.spawn(admin::serve(
         admin_listener,
         metrics.finish(),
+        admin_api,
         services_shutdown.clone(),
     ));
     tracing::info!(%role, address = %listener.local_addr()?, "switchyard serving");

@@ -55,7 +55,8 @@ pub async fn run_all_in_one(
     let cache = switchyard_cache::build(&config.cache)
         .await
         .context("starting the cache")?;
-    let control_plane = ControlPlaneClient::new(GrpcChannel::in_process(control_plane));
+    let admin_api = admin::AdminApi::of(&control_plane);
+    let control_plane = ControlPlaneClient::new(GrpcChannel::in_process(control_plane.service));
     let deployments = watch_snapshots(
         control_plane.clone(),
         SnapshotAudience::Adapter,
@@ -95,6 +96,7 @@ pub async fn run_all_in_one(
     tasks.spawn(admin::serve(
         admin_listener,
         metrics.finish(),
+        admin_api,
         services_shutdown.clone(),
     ));
     tracing::info!(address = %listener.local_addr()?, "switchyard serving (all-in-one)");

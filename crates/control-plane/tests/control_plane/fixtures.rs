@@ -2,13 +2,14 @@
 
 use std::time::Duration;
 
+use switchyard_common::SecretSource;
 use switchyard_common::{
     GrpcChannel,
     config::{Environment, load_yaml},
 };
-use switchyard_control_plane::{ControlPlaneConfig, Declarative, build};
+use switchyard_control_plane::{ConfigStore, ControlPlaneConfig, Declarative, build};
 use switchyard_proto::v1::{
-    GetSnapshotRequest, Snapshot, SnapshotAudience,
+    GetSnapshotRequest, Snapshot, SnapshotAudience, admin_service_client::AdminServiceClient,
     control_plane_service_client::ControlPlaneServiceClient,
 };
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
@@ -66,10 +67,31 @@ keys:
     secret: {env: SWITCHYARD_DEMO_KEY}
 "#;
 
+/// The bootstrap admin token.
+pub const ADMIN_TOKEN: &str = "sy-admin-bootstrap-token-for-the-tests-0123";
+
 /// The environment the config resolves against (no provider secrets: the
 /// adapters resolve those).
 pub fn environment() -> Environment {
-    Environment::from([("SWITCHYARD_DEMO_KEY".to_owned(), DEMO_SECRET.to_owned())])
+    Environment::from([
+        ("SWITCHYARD_DEMO_KEY".to_owned(), DEMO_SECRET.to_owned()),
+        ("SWITCHYARD_ADMIN_TOKEN".to_owned(), ADMIN_TOKEN.to_owned()),
+    ])
+}
+
+/// Wraps `message` in a request carrying `token` as its bearer token.
+pub fn with_token<T>(message: T, token: &str) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    request.metadata_mut().insert(
+        "authorization",
+        format!("Bearer {token}").parse().expect("valid metadata"),
+    );
+    request
+}
+
+/// Wraps `message` in a request carrying the bootstrap admin token.
+pub fn as_admin<T>(message: T) -> tonic::Request<T> {
+    with_token(message, ADMIN_TOKEN)
 }
 
 /// Returns the config file parsed.
@@ -87,6 +109,10 @@ pub fn changed_declarative() -> Declarative {
 /// A control plane built the way the binary builds it, called in-process.
 pub struct RunningControlPlane {
     pub client: ControlPlaneServiceClient<GrpcChannel>,
+    /// The admin API, called in-process.
+    pub admin: AdminServiceClient<GrpcChannel>,
+    /// The store it writes, for reading what the API cannot show.
+    pub store: ConfigStore,
     tasks: TaskTracker,
     shutdown: CancellationToken,
 }
@@ -97,11 +123,12 @@ impl RunningControlPlane {
         let config = ControlPlaneConfig {
             database_url: database_url.to_owned(),
             poll_interval: Duration::from_millis(50),
+            admin_token: Some(SecretSource::env("SWITCHYARD_ADMIN_TOKEN")),
             ..ControlPlaneConfig::default()
         };
         let tasks = TaskTracker::new();
         let shutdown = CancellationToken::new();
-        let server = build(
+        let built = build(
             &config,
             declarative,
             &environment(),
@@ -111,16 +138,43 @@ impl RunningControlPlane {
         )
         .await
         .expect("control plane builds");
+        let admin = built.admin.clone().expect("the admin API is on");
         Self {
-            client: ControlPlaneServiceClient::new(GrpcChannel::in_process(server)),
+            client: ControlPlaneServiceClient::new(GrpcChannel::in_process(built.service)),
+            admin: AdminServiceClient::new(GrpcChannel::in_process(admin)),
+            store: built.store,
             tasks,
             shutdown,
         }
     }
 
+    /// Every stored row, admin tokens and audit log included, as text.
+    pub async fn store_dump(&self) -> String {
+        let (version, entries) = self.store.entries().await.expect("entries");
+        let audit = self.store.audit(1000).await.expect("audit");
+        let tokens = self.store.tokens().await.expect("tokens");
+        format!("{version} {entries:?} {audit:?} {tokens:?}")
+    }
+
     /// Returns the current snapshot as the router sees it.
     pub async fn snapshot(&mut self) -> Snapshot {
         self.snapshot_for(SnapshotAudience::Router).await
+    }
+
+    /// Waits (up to ten seconds) for the router's snapshot at `version` or newer.
+    pub async fn snapshot_at_least(&mut self, version: u64) -> Snapshot {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let snapshot = self.snapshot().await;
+            if snapshot.version >= version {
+                return snapshot;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "version {version} is not published"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 
     /// Returns the current snapshot as `audience` sees it.

@@ -1,0 +1,250 @@
+//! Stored objects back into the declarative form of the config file.
+//!
+//! The inverse of validation ([`StoredConfig::from_declarative`]): for every
+//! valid set of objects, validating its export gives the same objects back.
+//! `switchyard ctl export` writes it, and the admin API validates a changed
+//! object by exporting the whole config with the change and validating that,
+//! so the file and the API share one set of rules and one set of field names.
+
+use std::time::Duration;
+
+use switchyard_common::SecretSource;
+use switchyard_proto::v1 as pb;
+
+use crate::{
+    BudgetConfig, BudgetPeriodConfig, CapabilitiesConfig, CapacityConfig, Declarative,
+    DeploymentConfig, HedgeConfig, KeyConfig, LifecycleConfig, LongContextConfig, PricingConfig,
+    ProviderConfig, RateLimitConfig, RetryConfig, RouteCacheConfig, RouteConfig, ScopeConfig,
+    StrategyConfig, TeamConfig, TimeoutConfig, UserConfig, objects::StoredObject,
+    price::format_price_nanos,
+};
+
+/// The owner `GET /v1/models` shows when a route names none.
+const DEFAULT_OWNED_BY: &str = "switchyard";
+
+/// Writes `objects` as the declarative sections of a config file, in the
+/// order given (the store's order is kind, then id).
+pub fn to_declarative<'a>(objects: impl IntoIterator<Item = &'a StoredObject>) -> Declarative {
+    let mut declarative = Declarative::default();
+    for object in objects {
+        match object {
+            StoredObject::Provider(provider) => {
+                declarative.providers.push(provider_config(provider))
+            }
+            StoredObject::Deployment(deployment) => {
+                declarative.deployments.push(deployment_config(deployment));
+            }
+            StoredObject::Route(route) => declarative.routes.push(route_config(route)),
+            StoredObject::ApiKey(key) => declarative.keys.push(key_config(key)),
+            StoredObject::Team(team) => declarative.teams.push(TeamConfig {
+                id: team.id.clone(),
+                name: non_empty(&team.name),
+            }),
+            StoredObject::User(user) => declarative.users.push(UserConfig {
+                id: user.id.clone(),
+                team: non_empty(&user.team_id),
+                name: non_empty(&user.name),
+            }),
+            StoredObject::Budget(budget) => declarative.budgets.push(budget_config(budget)),
+            StoredObject::RateLimit(limit) => declarative.rate_limits.push(RateLimitConfig {
+                id: limit.id.clone(),
+                scope: scope_config(limit.scope.as_ref()),
+                requests_per_minute: limit.requests_per_minute,
+                tokens_per_minute: limit.tokens_per_minute,
+                max_concurrency: limit.max_concurrency,
+            }),
+        }
+    }
+    declarative
+}
+
+fn non_empty(text: &str) -> Option<String> {
+    (!text.is_empty()).then(|| text.to_owned())
+}
+
+fn millis(ms: u64) -> Option<Duration> {
+    (ms > 0).then(|| Duration::from_millis(ms))
+}
+
+fn secret_source(reference: &pb::SecretRef) -> SecretSource {
+    match &reference.source {
+        Some(pb::secret_ref::Source::Env(name)) => SecretSource::env(name.clone()),
+        Some(pb::secret_ref::Source::File(path)) => SecretSource {
+            env: None,
+            file: Some(path.into()),
+        },
+        None => SecretSource {
+            env: None,
+            file: None,
+        },
+    }
+}
+
+fn provider_config(provider: &pb::Provider) -> ProviderConfig {
+    let default_propagation = matches!(provider.kind.as_str(), "vllm" | "ollama" | "llamacpp");
+    ProviderConfig {
+        name: provider.name.clone(),
+        kind: provider.kind.clone(),
+        base_url: non_empty(&provider.base_url),
+        api_key: provider.api_key.as_ref().map(secret_source),
+        timeout: millis(provider.timeout_ms),
+        options: provider.options.clone(),
+        secrets: provider
+            .secrets
+            .iter()
+            .map(|(name, reference)| (name.clone(), secret_source(reference)))
+            .collect(),
+        propagate_trace: (provider.propagate_trace != default_propagation)
+            .then_some(provider.propagate_trace),
+    }
+}
+
+/// A price as its decimal string, and its currency (`USD` when unset).
+fn money(money: Option<&pb::Money>) -> (String, String) {
+    match money {
+        Some(money) => (format_price_nanos(money.nanos), money.currency.clone()),
+        None => (String::new(), String::new()),
+    }
+}
+
+fn pricing_config(pricing: &pb::Pricing) -> PricingConfig {
+    let (input, currency) = money(pricing.input_per_million.as_ref());
+    let (output, _) = money(pricing.output_per_million.as_ref());
+    let optional = |price: Option<&pb::Money>| price.map(|price| format_price_nanos(price.nanos));
+    PricingConfig {
+        currency: if currency.is_empty() {
+            "USD".to_owned()
+        } else {
+            currency
+        },
+        input_per_million: input,
+        output_per_million: output,
+        cached_input_per_million: optional(pricing.cached_input_per_million.as_ref()),
+        cache_write_per_million: optional(pricing.cache_write_per_million.as_ref()),
+        long_context: pricing.long_context.as_ref().map(|tier| LongContextConfig {
+            above_prompt_tokens: tier.above_prompt_tokens,
+            input_per_million: money(tier.input_per_million.as_ref()).0,
+            output_per_million: money(tier.output_per_million.as_ref()).0,
+        }),
+    }
+}
+
+fn deployment_config(deployment: &pb::Deployment) -> DeploymentConfig {
+    let capabilities = deployment.capabilities.unwrap_or_default();
+    DeploymentConfig {
+        id: deployment.id.clone(),
+        provider: deployment.provider.clone(),
+        model: deployment.upstream_model.clone(),
+        context_window: (deployment.context_window > 0).then_some(deployment.context_window),
+        max_output_tokens: (deployment.max_output_tokens > 0)
+            .then_some(deployment.max_output_tokens),
+        pricing: deployment.pricing.as_ref().map(pricing_config),
+        capacity: deployment.capacity.map(|capacity| CapacityConfig {
+            requests_per_minute: capacity.requests_per_minute,
+            tokens_per_minute: capacity.tokens_per_minute,
+            max_concurrency: capacity.max_concurrency,
+        }),
+        capabilities: CapabilitiesConfig {
+            tools: capabilities.tools,
+            vision: capabilities.vision,
+            json_schema: capabilities.json_schema,
+        },
+        region: non_empty(&deployment.region),
+        self_hosted: deployment.self_hosted,
+        lifecycle: deployment
+            .lifecycle
+            .as_ref()
+            .map(|lifecycle| LifecycleConfig {
+                deprecated: lifecycle.deprecated,
+                sunset_date: non_empty(&lifecycle.sunset_date),
+                successor: non_empty(&lifecycle.successor),
+            }),
+    }
+}
+
+fn route_config(route: &pb::Route) -> RouteConfig {
+    let strategy = match &route.strategy {
+        Some(pb::route::Strategy::Fallback(fallback)) => {
+            StrategyConfig::fallback(fallback.deployments.clone())
+        }
+        None => StrategyConfig::default(),
+    };
+    RouteConfig {
+        name: route.name.clone(),
+        strategy,
+        retry: route.retry.map(|retry| RetryConfig {
+            max_attempts: retry.max_attempts,
+        }),
+        timeout: route.timeout.map(|timeout| TimeoutConfig {
+            request: millis(timeout.request_ms),
+            first_token: millis(timeout.first_token_ms),
+        }),
+        hedge: route.hedge.map(|hedge| HedgeConfig {
+            after: millis(hedge.after_ms),
+        }),
+        cache: route.cache.map(|cache| RouteCacheConfig {
+            ttl: Duration::from_millis(cache.ttl_ms),
+        }),
+        owned_by: (!route.owned_by.is_empty() && route.owned_by != DEFAULT_OWNED_BY)
+            .then(|| route.owned_by.clone()),
+    }
+}
+
+fn key_config(key: &pb::ApiKey) -> KeyConfig {
+    KeyConfig {
+        id: key.id.clone(),
+        name: non_empty(&key.name),
+        team: non_empty(&key.team_id),
+        user: non_empty(&key.user_id),
+        models: key.allowed_models.clone(),
+        disabled: key.disabled,
+        sha256: Some(key.sha256.clone()),
+        secret: None,
+        hint: non_empty(&key.hint),
+        expires_at: (key.expires_at != 0).then(|| format_expiry(key.expires_at)),
+    }
+}
+
+/// Unix seconds as an RFC 3339 time; a negative time keeps its number, so
+/// validation names it.
+fn format_expiry(seconds: i64) -> String {
+    match u64::try_from(seconds) {
+        Ok(seconds) => humantime_serde::re::humantime::format_rfc3339_seconds(
+            std::time::UNIX_EPOCH + Duration::from_secs(seconds),
+        )
+        .to_string(),
+        Err(_) => seconds.to_string(),
+    }
+}
+
+fn scope_config(scope: Option<&pb::Scope>) -> ScopeConfig {
+    use pb::scope::Subject;
+    let mut config = ScopeConfig::default();
+    match scope.and_then(|scope| scope.subject.as_ref()) {
+        Some(Subject::TeamId(id)) => config.team = Some(id.clone()),
+        Some(Subject::UserId(id)) => config.user = Some(id.clone()),
+        Some(Subject::KeyId(id)) => config.key = Some(id.clone()),
+        None => {}
+    }
+    config
+}
+
+fn budget_config(budget: &pb::Budget) -> BudgetConfig {
+    let (limit, currency) = money(budget.limit.as_ref());
+    let period = match pb::BudgetPeriod::try_from(budget.period) {
+        Ok(pb::BudgetPeriod::Daily) => BudgetPeriodConfig::Daily,
+        Ok(pb::BudgetPeriod::Monthly) => BudgetPeriodConfig::Monthly,
+        _ => BudgetPeriodConfig::Total,
+    };
+    BudgetConfig {
+        id: budget.id.clone(),
+        scope: scope_config(budget.scope.as_ref()),
+        limit,
+        currency: if currency.is_empty() {
+            "USD".to_owned()
+        } else {
+            currency
+        },
+        period,
+    }
+}

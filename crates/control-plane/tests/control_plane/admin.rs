@@ -1,0 +1,660 @@
+//! The admin API's scenarios, each on a fresh database.
+
+use std::time::Duration;
+
+use switchyard_common::config::{Environment, load_yaml};
+use switchyard_control_plane::{Declarative, StoredConfig, StoredObject, to_declarative};
+use switchyard_proto::v1::{
+    AdminRole, ApiKey, ApplyRequest, Budget, BudgetPeriod, ChangeAction, ConfigObject,
+    CreateAdminTokenRequest, CreateKeyRequest, CreateObjectRequest, DeleteObjectRequest,
+    ExportRequest, FallbackStrategy, GetObjectRequest, ListAdminTokensRequest, ListAuditRequest,
+    ListObjectsRequest, Money, ObjectKind, RevokeKeyRequest, Route, Scope, SnapshotAudience, Team,
+    UpdateObjectRequest, WatchRequest, WhoAmIRequest, config_object::Object, route::Strategy,
+    scope::Subject,
+};
+use tonic::Code;
+
+use crate::fixtures::{RunningControlPlane, as_admin, declarative, with_token};
+
+/// How long a committed change may take to reach a `Watch` stream: the
+/// issue's bound for a revoked key to reach every edge.
+const PUBLISH_BOUND: Duration = Duration::from_secs(1);
+
+fn team(id: &str) -> ConfigObject {
+    ConfigObject {
+        object: Some(Object::Team(Team {
+            id: id.to_owned(),
+            name: format!("Team {id}"),
+            meta: None,
+        })),
+    }
+}
+
+fn budget(id: &str, team: &str, nanos: i64) -> ConfigObject {
+    ConfigObject {
+        object: Some(Object::Budget(Budget {
+            id: id.to_owned(),
+            scope: Some(Scope {
+                subject: Some(Subject::TeamId(team.to_owned())),
+            }),
+            limit: Some(Money {
+                nanos,
+                currency: "USD".to_owned(),
+            }),
+            period: BudgetPeriod::Monthly as i32,
+            meta: None,
+        })),
+    }
+}
+
+fn route_to(name: &str, deployment: &str) -> ConfigObject {
+    ConfigObject {
+        object: Some(Object::Route(Route {
+            name: name.to_owned(),
+            strategy: Some(Strategy::Fallback(FallbackStrategy {
+                deployments: vec![deployment.to_owned()],
+            })),
+            ..Route::default()
+        })),
+    }
+}
+
+fn revision(object: &ConfigObject) -> u64 {
+    let meta = match object.object.as_ref().expect("an object") {
+        Object::Team(team) => team.meta,
+        Object::Budget(budget) => budget.meta,
+        Object::Route(route) => route.meta,
+        Object::Key(key) => key.meta,
+        _ => None,
+    };
+    meta.expect("meta is set").revision
+}
+
+fn with_revision(mut object: ConfigObject, revision: u64) -> ConfigObject {
+    let meta = Some(switchyard_proto::v1::ObjectMeta { owner: 0, revision });
+    match object.object.as_mut().expect("an object") {
+        Object::Budget(budget) => budget.meta = meta,
+        Object::Team(team) => team.meta = meta,
+        _ => panic!("not used"),
+    }
+    object
+}
+
+async fn create(
+    control_plane: &mut RunningControlPlane,
+    object: ConfigObject,
+) -> Result<ConfigObject, tonic::Status> {
+    control_plane
+        .admin
+        .create(as_admin(CreateObjectRequest {
+            object: Some(object),
+        }))
+        .await
+        .map(tonic::Response::into_inner)
+}
+
+pub async fn admin_changes_carry_revisions_are_audited_and_published_at_once(url: String) {
+    let mut control_plane = RunningControlPlane::start(&url, &declarative()).await;
+    let mut watch = control_plane
+        .client
+        .watch(WatchRequest {
+            known_version: 0,
+            audience: SnapshotAudience::Router as i32,
+        })
+        .await
+        .expect("watch")
+        .into_inner();
+    let first = watch.message().await.expect("ok").expect("a snapshot");
+    let first_version = first.snapshot.expect("snapshot").version;
+
+    let created = create(&mut control_plane, team("growth"))
+        .await
+        .expect("created");
+    assert_eq!(revision(&created), 1);
+    let published = tokio::time::timeout(PUBLISH_BOUND, watch.message())
+        .await
+        .expect("the change is published within a second")
+        .expect("ok")
+        .expect("a snapshot")
+        .snapshot
+        .expect("snapshot");
+    assert!(published.version > first_version);
+    assert!(published.teams.iter().any(|team| team.id == "growth"));
+
+    let again = create(&mut control_plane, team("growth")).await;
+    assert_eq!(again.expect_err("exists").code(), Code::AlreadyExists);
+
+    let created = create(
+        &mut control_plane,
+        budget("growth-monthly", "growth", 50_000_000_000),
+    )
+    .await
+    .expect("budget created");
+    assert_eq!(revision(&created), 1);
+    let raised = control_plane
+        .admin
+        .update(as_admin(UpdateObjectRequest {
+            object: Some(with_revision(
+                budget("growth-monthly", "growth", 80_000_000_000),
+                1,
+            )),
+        }))
+        .await
+        .expect("updated at the stored revision")
+        .into_inner();
+    assert_eq!(revision(&raised), 2);
+    let stale = control_plane
+        .admin
+        .update(as_admin(UpdateObjectRequest {
+            object: Some(with_revision(
+                budget("growth-monthly", "growth", 90_000_000_000),
+                1,
+            )),
+        }))
+        .await
+        .expect_err("revision 1 is stale");
+    assert_eq!(stale.code(), Code::FailedPrecondition);
+    assert!(
+        stale.message().contains("revision 2"),
+        "{}",
+        stale.message()
+    );
+
+    let file_owned = control_plane
+        .admin
+        .update(as_admin(UpdateObjectRequest {
+            object: Some(with_revision(team("default"), 1)),
+        }))
+        .await
+        .expect_err("the file owns `default`");
+    assert_eq!(file_owned.code(), Code::FailedPrecondition);
+
+    control_plane
+        .admin
+        .delete(as_admin(DeleteObjectRequest {
+            kind: ObjectKind::Budget as i32,
+            id: "growth-monthly".to_owned(),
+            revision: 2,
+        }))
+        .await
+        .expect("deleted");
+    let gone = control_plane
+        .admin
+        .get(as_admin(GetObjectRequest {
+            kind: ObjectKind::Budget as i32,
+            id: "growth-monthly".to_owned(),
+        }))
+        .await
+        .expect_err("deleted");
+    assert_eq!(gone.code(), Code::NotFound);
+
+    let audit = control_plane
+        .admin
+        .list_audit(as_admin(ListAuditRequest { limit: 10 }))
+        .await
+        .expect("audit")
+        .into_inner()
+        .entries;
+    let actions: Vec<(&str, &str, &str, u64, u64)> = audit
+        .iter()
+        .take(4)
+        .map(|entry| {
+            (
+                entry.actor.as_str(),
+                entry.action.as_str(),
+                entry.id.as_str(),
+                entry.before_revision,
+                entry.after_revision,
+            )
+        })
+        .collect();
+    assert_eq!(
+        actions,
+        vec![
+            ("bootstrap", "delete", "growth-monthly", 2, 0),
+            ("bootstrap", "update", "growth-monthly", 1, 2),
+            ("bootstrap", "create", "growth-monthly", 0, 1),
+            ("bootstrap", "create", "growth", 0, 1),
+        ]
+    );
+    assert!(audit[1].before.contains("50") && audit[1].after.contains("80"));
+    control_plane.stop().await;
+}
+
+pub async fn changes_that_would_break_routing_are_refused_naming_the_field(url: String) {
+    let mut control_plane = RunningControlPlane::start(&url, &declarative()).await;
+    let before = control_plane.store.version().await.expect("version");
+    let cases = [
+        (
+            route_to("broken", "no-such-deployment"),
+            "routes[broken].strategy.fallback[0]",
+        ),
+        (budget("negative", "default", -1), "budgets[negative].limit"),
+        (budget("nobody", "no-such-team", 1), "budgets[nobody].scope"),
+        (
+            ConfigObject {
+                object: Some(Object::Key(ApiKey {
+                    id: "orphan".to_owned(),
+                    sha256: "ab".repeat(32),
+                    team_id: "no-such-team".to_owned(),
+                    ..ApiKey::default()
+                })),
+            },
+            "keys[orphan].team",
+        ),
+    ];
+    for (object, field) in cases {
+        let error = create(&mut control_plane, object)
+            .await
+            .expect_err("refused");
+        assert_eq!(error.code(), Code::InvalidArgument, "{}", error.message());
+        assert!(
+            error.message().contains(field),
+            "{field}: {}",
+            error.message()
+        );
+    }
+
+    // Deleting a deployment a route uses would leave the route dangling; the
+    // file owns these, so make an API pair to try it on.
+    create(&mut control_plane, route_to("api-route", "mock-2"))
+        .await
+        .expect("an API route over a file deployment");
+    let error = control_plane
+        .admin
+        .delete(as_admin(DeleteObjectRequest {
+            kind: ObjectKind::Deployment as i32,
+            id: "mock-2".to_owned(),
+            revision: 0,
+        }))
+        .await
+        .expect_err("the file owns mock-2");
+    assert_eq!(error.code(), Code::FailedPrecondition);
+
+    // A cycle of successors.
+    let mut cyclic = declarative();
+    cyclic.deployments[0].lifecycle = Some(switchyard_control_plane::LifecycleConfig {
+        successor: Some("mock-2".to_owned()),
+        ..Default::default()
+    });
+    cyclic.deployments[1].lifecycle = Some(switchyard_control_plane::LifecycleConfig {
+        successor: Some("openai-mini".to_owned()),
+        ..Default::default()
+    });
+    let error = StoredConfig::from_declarative(&cyclic, &crate::fixtures::environment())
+        .expect_err("a successor cycle");
+    assert!(
+        error.to_string().contains("lifecycle.successor") && error.to_string().contains("cycle"),
+        "{error}"
+    );
+    assert_eq!(
+        control_plane.store.version().await.expect("version"),
+        before + 1,
+        "only the valid API route was stored"
+    );
+    control_plane.stop().await;
+}
+
+pub async fn concurrent_updates_of_one_revision_let_exactly_one_win(url: String) {
+    let mut control_plane = RunningControlPlane::start(&url, &declarative()).await;
+    create(
+        &mut control_plane,
+        budget("shared", "default", 1_000_000_000),
+    )
+    .await
+    .expect("created");
+    let updates = (1..=6).map(|dollars| {
+        let mut admin = control_plane.admin.clone();
+        async move {
+            admin
+                .update(as_admin(UpdateObjectRequest {
+                    object: Some(with_revision(
+                        budget("shared", "default", 1_000_000_000 * (dollars + 1)),
+                        1,
+                    )),
+                }))
+                .await
+        }
+    });
+    let results = futures::future::join_all(updates).await;
+    let won = results.iter().filter(|result| result.is_ok()).count();
+    assert_eq!(won, 1, "{results:?}");
+    for result in results.iter().filter_map(|result| result.as_ref().err()) {
+        assert_eq!(result.code(), Code::FailedPrecondition);
+    }
+    control_plane.stop().await;
+}
+
+pub async fn created_keys_are_shown_once_stored_as_hashes_and_revoked_within_a_second(url: String) {
+    let mut control_plane = RunningControlPlane::start(&url, &declarative()).await;
+    let created = control_plane
+        .admin
+        .create_key(as_admin(CreateKeyRequest {
+            key: Some(ApiKey {
+                id: "ci-bot".to_owned(),
+                team_id: "default".to_owned(),
+                allowed_models: vec!["demo".to_owned()],
+                ..ApiKey::default()
+            }),
+        }))
+        .await
+        .expect("key created")
+        .into_inner();
+    let secret = created.secret.clone();
+    assert!(
+        secret.starts_with("sk-sy-") && secret.len() == 49,
+        "{secret}"
+    );
+    let key = created.key.expect("key");
+    assert_eq!(key.hint, format!("sk-sy-…{}", &secret[secret.len() - 4..]));
+    assert_eq!(key.sha256, switchyard_control_plane::sha256_hex(&secret));
+
+    let listed = control_plane
+        .admin
+        .list(as_admin(ListObjectsRequest {
+            kind: ObjectKind::Key as i32,
+        }))
+        .await
+        .expect("list")
+        .into_inner();
+    let exported = control_plane
+        .admin
+        .export(as_admin(ExportRequest {}))
+        .await
+        .expect("export")
+        .into_inner();
+    let audit = control_plane
+        .admin
+        .list_audit(as_admin(ListAuditRequest { limit: 0 }))
+        .await
+        .expect("audit")
+        .into_inner();
+    for shown in [
+        format!("{listed:?}"),
+        format!("{exported:?}"),
+        format!("{audit:?}"),
+        control_plane.store_dump().await,
+    ] {
+        assert!(!shown.contains(&secret[6..]), "the secret leaked: {shown}");
+    }
+
+    let mut edge = control_plane
+        .client
+        .watch(WatchRequest {
+            known_version: 0,
+            audience: SnapshotAudience::Edge as i32,
+        })
+        .await
+        .expect("watch")
+        .into_inner();
+    // The stream starts at whatever is published; the key arrives with it or
+    // right after.
+    loop {
+        let current = tokio::time::timeout(PUBLISH_BOUND, edge.message())
+            .await
+            .expect("the new key is published within a second")
+            .expect("ok")
+            .expect("a snapshot")
+            .snapshot
+            .expect("snapshot");
+        if current.api_keys.iter().any(|key| key.id == "ci-bot") {
+            assert!(
+                current
+                    .api_keys
+                    .iter()
+                    .any(|key| key.id == "ci-bot" && !key.disabled)
+            );
+            break;
+        }
+    }
+    control_plane
+        .admin
+        .revoke_key(as_admin(RevokeKeyRequest {
+            id: "ci-bot".to_owned(),
+        }))
+        .await
+        .expect("revoked");
+    let revoked = tokio::time::timeout(PUBLISH_BOUND, edge.message())
+        .await
+        .expect("the revocation reaches the edge within a second")
+        .expect("ok")
+        .expect("a snapshot")
+        .snapshot
+        .expect("snapshot");
+    assert!(
+        revoked
+            .api_keys
+            .iter()
+            .any(|key| key.id == "ci-bot" && key.disabled)
+    );
+    control_plane.stop().await;
+}
+
+pub async fn admin_tokens_have_roles_and_bad_tokens_are_refused(url: String) {
+    let mut control_plane = RunningControlPlane::start(&url, &declarative()).await;
+    let token = |id: &str, role: AdminRole| {
+        let mut admin = control_plane.admin.clone();
+        let id = id.to_owned();
+        async move {
+            admin
+                .create_admin_token(as_admin(CreateAdminTokenRequest {
+                    id,
+                    role: role as i32,
+                }))
+                .await
+                .expect("token created")
+                .into_inner()
+                .secret
+        }
+    };
+    let viewer = token("dashboards", AdminRole::Viewer).await;
+    let operator = token("on-call", AdminRole::Operator).await;
+    assert!(viewer.starts_with("sy-admin-"));
+
+    let who = control_plane
+        .admin
+        .who_am_i(with_token(WhoAmIRequest {}, &operator))
+        .await
+        .expect("known token")
+        .into_inner();
+    assert_eq!(
+        (who.token_id.as_str(), who.role),
+        ("on-call", AdminRole::Operator as i32)
+    );
+
+    let denied = control_plane
+        .admin
+        .create(with_token(
+            CreateObjectRequest {
+                object: Some(budget("b", "default", 1)),
+            },
+            &viewer,
+        ))
+        .await
+        .expect_err("viewers only read");
+    assert_eq!(denied.code(), Code::PermissionDenied);
+    control_plane
+        .admin
+        .create(with_token(
+            CreateObjectRequest {
+                object: Some(budget("b", "default", 1)),
+            },
+            &operator,
+        ))
+        .await
+        .expect("operators change budgets");
+    let denied = control_plane
+        .admin
+        .create(with_token(
+            CreateObjectRequest {
+                object: Some(route_to("r", "mock-2")),
+            },
+            &operator,
+        ))
+        .await
+        .expect_err("operators do not change routes");
+    assert_eq!(denied.code(), Code::PermissionDenied);
+    control_plane
+        .admin
+        .list(with_token(
+            ListObjectsRequest {
+                kind: ObjectKind::Route as i32,
+            },
+            &viewer,
+        ))
+        .await
+        .expect("viewers read");
+
+    for bad in ["sy-admin-not-a-token", ""] {
+        let refused = control_plane
+            .admin
+            .list(with_token(
+                ListObjectsRequest {
+                    kind: ObjectKind::Route as i32,
+                },
+                bad,
+            ))
+            .await
+            .expect_err("refused");
+        assert_eq!(refused.code(), Code::Unauthenticated);
+        assert!(!refused.message().contains("not-a-token"));
+    }
+    let tokens = control_plane
+        .admin
+        .list_admin_tokens(as_admin(ListAdminTokensRequest {}))
+        .await
+        .expect("list tokens")
+        .into_inner();
+    let listed = format!("{tokens:?}");
+    assert!(listed.contains("on-call") && !listed.contains(&operator[9..]));
+    control_plane.stop().await;
+}
+
+/// The live state, exported to the file's form and read back.
+fn exported_objects(objects: Vec<ConfigObject>) -> (String, Declarative) {
+    let objects: Vec<StoredObject> = objects
+        .into_iter()
+        .map(|object| {
+            StoredObject::from_proto(object)
+                .expect("an object")
+                .without_meta()
+        })
+        .collect();
+    let declarative = to_declarative(&objects);
+    let yaml = serde_yaml::to_string(&declarative).expect("yaml");
+    let parsed: Declarative = load_yaml("export.yaml", &yaml, &Environment::new()).expect("parses");
+    (yaml, parsed)
+}
+
+pub async fn apply_shows_a_diff_prunes_and_export_round_trips(url: String) {
+    let mut control_plane = RunningControlPlane::start(&url, &declarative()).await;
+    create(&mut control_plane, team("api-team"))
+        .await
+        .expect("an API object is exported too");
+    let export = control_plane
+        .admin
+        .export(as_admin(ExportRequest {}))
+        .await
+        .expect("export")
+        .into_inner();
+    let (yaml, parsed) = exported_objects(export.objects);
+    let objects = |declarative: &Declarative| -> Vec<ConfigObject> {
+        StoredConfig::from_declarative(declarative, &Environment::new())
+            .expect("the export validates")
+            .objects
+            .into_values()
+            .map(StoredObject::into_proto)
+            .collect()
+    };
+    let dry = control_plane
+        .admin
+        .apply(as_admin(ApplyRequest {
+            objects: objects(&parsed),
+            prune: true,
+            dry_run: true,
+        }))
+        .await
+        .expect("dry run")
+        .into_inner();
+    assert!(
+        dry.changes.is_empty(),
+        "export | apply shows no diff: {:?}",
+        dry.changes
+    );
+    assert_eq!(dry.version, export.version);
+
+    // The round trip is byte-stable.
+    let again = control_plane
+        .admin
+        .export(as_admin(ExportRequest {}))
+        .await
+        .expect("export")
+        .into_inner();
+    assert_eq!(exported_objects(again.objects).0, yaml);
+
+    // Change one route, drop another.
+    let mut changed = parsed.clone();
+    changed.routes.retain(|route| route.name != "gpt");
+    let demo = changed
+        .routes
+        .iter_mut()
+        .find(|route| route.name == "demo")
+        .expect("demo");
+    demo.owned_by = Some("platform".to_owned());
+    let dry = control_plane
+        .admin
+        .apply(as_admin(ApplyRequest {
+            objects: objects(&changed),
+            prune: true,
+            dry_run: true,
+        }))
+        .await
+        .expect("dry run")
+        .into_inner();
+    let actions: Vec<i32> = dry.changes.iter().map(|change| change.action).collect();
+    assert_eq!(
+        actions,
+        vec![ChangeAction::Update as i32, ChangeAction::Delete as i32],
+        "{:?}",
+        dry.changes
+    );
+    assert_eq!(
+        control_plane.store.version().await.expect("version"),
+        export.version
+    );
+
+    let without_prune = control_plane
+        .admin
+        .apply(as_admin(ApplyRequest {
+            objects: objects(&changed),
+            prune: false,
+            dry_run: false,
+        }))
+        .await
+        .expect("applied")
+        .into_inner();
+    assert_eq!(
+        without_prune.changes.len(),
+        1,
+        "only the update without --prune"
+    );
+    assert_eq!(without_prune.version, export.version + 1);
+    let pruned = control_plane
+        .admin
+        .apply(as_admin(ApplyRequest {
+            objects: objects(&changed),
+            prune: true,
+            dry_run: false,
+        }))
+        .await
+        .expect("applied")
+        .into_inner();
+    assert_eq!(pruned.changes.len(), 1, "the prune deletes `gpt`");
+    let snapshot = control_plane.snapshot_at_least(pruned.version).await;
+    assert!(snapshot.routes.iter().all(|route| route.name != "gpt"));
+    assert!(
+        snapshot.teams.iter().any(|team| team.id == "api-team"),
+        "API objects stay"
+    );
+    control_plane.stop().await;
+}
