@@ -52,6 +52,8 @@ pub struct TestCluster {
     pub api_key: String,
     /// The team of the client key (and so the cache namespace).
     pub team: String,
+    /// The bootstrap admin token of the admin API.
+    pub admin_token: String,
     /// Where usage events land.
     pub ledger: LedgerLocation,
     /// Which storage is in use.
@@ -100,6 +102,7 @@ impl TestCluster {
         let unique = uuid::Uuid::now_v7().simple().to_string();
         let team = format!("team-{unique}");
         let api_key = format!("sk-test-{unique}");
+        let admin_token = format!("sy-admin-test-{unique}");
 
         let (control_plane_url, postgres_database) = match backends {
             Backends::Embedded => (sqlite_url(directory.path(), "control.db"), None),
@@ -137,7 +140,7 @@ impl TestCluster {
 edge: {{listen: "127.0.0.1:0", max_body_bytes: 65536, request_timeout: {REQUEST_TIMEOUT_SECS}s, header_read_timeout: {EDGE_READ_TIMEOUT_SECS}s, body_read_timeout: {EDGE_READ_TIMEOUT_SECS}s, max_connections: {EDGE_MAX_CONNECTIONS}}}
 router: {{listen: "127.0.0.1:0", usage_flush_interval: 20ms, cache_lookup_timeout: 2s, max_cached_answer_bytes: {MAX_CACHED_ANSWER_BYTES}}}
 adapter: {{listen: "127.0.0.1:0"}}
-control_plane: {{listen: "127.0.0.1:0", database_url: "{control_plane_url}", poll_interval: 200ms}}
+control_plane: {{listen: "127.0.0.1:0", database_url: "{control_plane_url}", poll_interval: 200ms, admin_token: {{env: ADMIN_TOKEN}}}}
 ledger: {{listen: "127.0.0.1:0", {ledger_yaml}}}
 cache: {cache_yaml}
 telemetry: {{log_filter: warn}}
@@ -189,6 +192,7 @@ keys:
         let environment = BTreeMap::from([
             ("FAKE_OPENAI_KEY".to_owned(), UPSTREAM_KEY.to_owned()),
             ("TEST_KEY".to_owned(), api_key.clone()),
+            ("ADMIN_TOKEN".to_owned(), admin_token.clone()),
         ]);
 
         let shutdown = CancellationToken::new();
@@ -236,6 +240,7 @@ keys:
             primary,
             api_key,
             team,
+            admin_token,
             ledger,
             backends,
             admin_urls,
@@ -278,6 +283,15 @@ keys:
             );
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
+    }
+
+    /// `http://127.0.0.1:PORT` of the admin listener serving the admin API:
+    /// the control plane's, or the one process's all-in-one.
+    pub fn admin_api_url(&self) -> &str {
+        self.admin_urls
+            .get("control-plane")
+            .or_else(|| self.admin_urls.get("serve"))
+            .expect("an admin listener")
     }
 
     /// The Prometheus text `role`'s admin listener serves (the one process's

@@ -6,6 +6,7 @@
 mod backends;
 mod cluster;
 mod conformance;
+mod control;
 mod faults;
 mod ledger;
 mod observability;
@@ -80,4 +81,7 @@ both_modes!(
     metrics_move_as_requests_flow,
     the_gateway_overhead_is_reported_without_the_providers_time,
     dashboards_and_alerts_name_only_exported_series,
+    ctl_creates_a_key_sets_a_budget_and_revokes_the_key_within_a_second,
+    export_applies_back_without_a_diff_and_changes_apply_atomically,
+    the_admin_listener_serves_the_admin_api_with_reflection,
 );

@@ -3,7 +3,7 @@
 use std::{io::Write, path::PathBuf};
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use switchyard::{
     SwitchyardConfig,
     admin::Listeners,
@@ -37,14 +37,27 @@ enum Command {
     CheckConfig,
     /// Print the config file's JSON Schema.
     ConfigSchema,
+    /// Manage a running gateway through its admin API: routes, keys,
+    /// budgets, the audit log; apply and export config files.
+    Ctl(switchyard::ctl::CtlArgs),
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<std::process::ExitCode> {
     let cli = Cli::parse();
-    if let Command::ConfigSchema = cli.command {
-        return std::io::stdout()
-            .write_all(switchyard::config::config_schema().as_bytes())
-            .context("writing to stdout");
+    match cli.command {
+        Command::ConfigSchema => {
+            std::io::stdout()
+                .write_all(switchyard::config::config_schema().as_bytes())
+                .context("writing to stdout")?;
+            return Ok(std::process::ExitCode::SUCCESS);
+        }
+        Command::Ctl(args) => {
+            return Ok(std::process::ExitCode::from(switchyard::ctl::run(
+                args,
+                Cli::command,
+            )));
+        }
+        _ => {}
     }
     let environment = process_environment();
     let config = SwitchyardConfig::load(&cli.config, &environment)?;
@@ -92,9 +105,10 @@ fn main() -> anyhow::Result<()> {
                 .await?;
                 run_role(role, config, environment, listeners, shutdown).await
             }
-            Command::ConfigSchema => Ok(()),
+            Command::ConfigSchema | Command::Ctl(_) => Ok(()),
         }
-    })
+    })?;
+    Ok(std::process::ExitCode::SUCCESS)
 }
 
 /// Binds the service and admin addresses and announces both bound
