@@ -67,6 +67,7 @@ pub use error::{Error, Result};
 pub use export::to_declarative;
 pub use grpc::ControlPlaneGrpc;
 pub use objects::{ObjectKind, ObjectOwner, StoredConfig, StoredEntry, StoredObject};
+pub use price::{format_price_nanos, parse_price_nanos};
 pub use store::{AdminRole, AuditRecord, CONFIG_FILE_ACTOR, ConfigStore, StoredToken};
 
 /// The control plane's servers: snapshots for the data path, and the admin

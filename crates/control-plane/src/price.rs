@@ -12,7 +12,7 @@ const NANOS_PER_UNIT: i64 = 1_000_000_000;
 /// Parses a non-negative decimal string such as `"0.15"` into nano-units
 /// (`150000000`). Rejects signs, exponents, whitespace, more than nine
 /// fractional digits and values that overflow `i64`.
-pub(crate) fn parse_price_nanos(text: &str) -> Result<i64, String> {
+pub fn parse_price_nanos(text: &str) -> Result<i64, String> {
     let (whole, fraction) = match text.split_once('.') {
         Some((whole, fraction)) => (whole, Some(fraction)),
         None => (text, None),
@@ -45,7 +45,7 @@ pub(crate) fn parse_price_nanos(text: &str) -> Result<i64, String> {
 /// Writes nano-units back as the shortest decimal string `parse_price_nanos`
 /// reads as the same value (`150000000` is `"0.15"`). Negative values keep
 /// their sign, so validation names them instead of losing it.
-pub(crate) fn format_price_nanos(nanos: i64) -> String {
+pub fn format_price_nanos(nanos: i64) -> String {
     let sign = if nanos < 0 { "-" } else { "" };
     let magnitude = nanos.unsigned_abs();
     let whole = magnitude / NANOS_PER_UNIT.unsigned_abs();

@@ -431,6 +431,18 @@ async fn execute(args: CtlArgs) -> Result<u8, CtlError> {
     Ok(0)
 }
 
+/// Every object of `kind`, in id order.
+async fn list(admin: &mut Admin, kind: ObjectKind) -> Result<Vec<StoredObject>, CtlError> {
+    let objects = admin
+        .list(pb::ListObjectsRequest {
+            kind: kind_to_proto(kind) as i32,
+        })
+        .await?
+        .into_inner()
+        .objects;
+    Ok(stored(objects))
+}
+
 async fn get(
     admin: &mut Admin,
     kind: ObjectKind,
@@ -438,7 +450,7 @@ async fn get(
     format: Format,
 ) -> Result<(), CtlError> {
     let objects = match id {
-        Some(id) => vec![
+        Some(id) => stored(vec![
             admin
                 .get(pb::GetObjectRequest {
                     kind: kind_to_proto(kind) as i32,
@@ -446,18 +458,10 @@ async fn get(
                 })
                 .await?
                 .into_inner(),
-        ],
-        None => {
-            admin
-                .list(pb::ListObjectsRequest {
-                    kind: kind_to_proto(kind) as i32,
-                })
-                .await?
-                .into_inner()
-                .objects
-        }
+        ]),
+        None => list(admin, kind).await?,
     };
-    show(&stored(objects), format)
+    show(&objects, format)
 }
 
 /// Reads a config file (or stdin for `-`) and returns its objects, key
@@ -566,15 +570,7 @@ async fn keys(admin: &mut Admin, command: KeysCommand, format: Format) -> Result
             }
         }
         KeysCommand::List => {
-            let objects = stored(
-                admin
-                    .list(pb::ListObjectsRequest {
-                        kind: pb::ObjectKind::Key as i32,
-                    })
-                    .await?
-                    .into_inner()
-                    .objects,
-            );
+            let objects = list(admin, ObjectKind::ApiKey).await?;
             if format != Format::Table {
                 return show(&objects, format);
             }
@@ -677,7 +673,8 @@ async fn budgets(
                 "total" => pb::BudgetPeriod::Total,
                 _ => return Err(CtlError::usage("--period is daily, monthly or total")),
             };
-            let nanos = parse_decimal_nanos(&limit)?;
+            let nanos = switchyard_control_plane::parse_price_nanos(&limit)
+                .map_err(|reason| CtlError::usage(format!("--limit: {reason}")))?;
             let mut budget = pb::Budget {
                 id: id.clone(),
                 scope: Some(pb::Scope {
@@ -718,37 +715,8 @@ async fn budgets(
     }
 }
 
-/// Parses a non-negative decimal like `100.00` into nano-units.
-fn parse_decimal_nanos(text: &str) -> Result<i64, CtlError> {
-    let invalid = || CtlError::usage(format!("--limit `{text}` is not an amount like 100.00"));
-    let (whole, fraction) = text.split_once('.').unwrap_or((text, ""));
-    if whole.is_empty()
-        || fraction.len() > 9
-        || !whole
-            .bytes()
-            .chain(fraction.bytes())
-            .all(|byte| byte.is_ascii_digit())
-    {
-        return Err(invalid());
-    }
-    let whole: i64 = whole.parse().map_err(|_| invalid())?;
-    let fraction: i64 = format!("{fraction:0<9}").parse().map_err(|_| invalid())?;
-    whole
-        .checked_mul(1_000_000_000)
-        .and_then(|nanos| nanos.checked_add(fraction))
-        .ok_or_else(invalid)
-}
-
 async fn pricing(admin: &mut Admin, format: Format) -> Result<(), CtlError> {
-    let objects = stored(
-        admin
-            .list(pb::ListObjectsRequest {
-                kind: pb::ObjectKind::Deployment as i32,
-            })
-            .await?
-            .into_inner()
-            .objects,
-    );
+    let objects = list(admin, ObjectKind::Deployment).await?;
     if format != Format::Table {
         return show(&objects, format);
     }
@@ -911,15 +879,6 @@ mod tests {
         assert_eq!(parse_kind("key"), Ok(ObjectKind::ApiKey));
         assert_eq!(parse_kind("rate-limits"), Ok(ObjectKind::RateLimit));
         assert!(parse_kind("widgets").is_err());
-    }
-
-    #[test]
-    fn budget_limits_parse_exactly() {
-        assert_eq!(parse_decimal_nanos("100.00").ok(), Some(100_000_000_000));
-        assert_eq!(parse_decimal_nanos("0.5").ok(), Some(500_000_000));
-        for bad in ["-1", "1e3", "", "1.0000000001"] {
-            assert!(parse_decimal_nanos(bad).is_err(), "{bad}");
-        }
     }
 
     #[test]

@@ -83,16 +83,14 @@ pub fn money(money: Option<&pb::Money>) -> String {
     let Some(money) = money else {
         return "-".to_owned();
     };
-    let whole = money.nanos / 1_000_000_000;
-    let fraction = (money.nanos % 1_000_000_000).unsigned_abs();
-    let fraction = format!("{fraction:09}");
-    let fraction = fraction.trim_end_matches('0');
-    let fraction = if fraction.len() < 2 {
-        format!("{fraction:0<2}")
-    } else {
-        fraction.to_owned()
+    let decimal = switchyard_control_plane::format_price_nanos(money.nanos);
+    // At least cents: `50` is `50.00`, `0.5` is `0.50`.
+    let decimal = match decimal.split_once('.') {
+        None => format!("{decimal}.00"),
+        Some((_, fraction)) if fraction.len() == 1 => format!("{decimal}0"),
+        Some(_) => decimal,
     };
-    format!("{whole}.{fraction} {}", money.currency)
+    format!("{decimal} {}", money.currency)
 }
 
 fn scope(scope: Option<&pb::Scope>) -> String {
