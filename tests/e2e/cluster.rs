@@ -54,6 +54,10 @@ pub struct TestCluster {
     pub team: String,
     /// The bootstrap admin token of the admin API.
     pub admin_token: String,
+    /// The config file every process was started with (and watches).
+    pub config_path: std::path::PathBuf,
+    /// Its text as started.
+    pub config_text: String,
     /// Where usage events land.
     pub ledger: LedgerLocation,
     /// Which storage is in use.
@@ -207,7 +211,13 @@ keys:
                 let admin = listeners.admin.local_addr().expect("admin address");
                 let server = switchyard_common::task::spawn_detached(
                     "the gateway under test, aborted on drop",
-                    run_all_in_one(config, environment, listeners, shutdown.clone()),
+                    run_all_in_one(
+                        config,
+                        environment,
+                        Some(config_path.clone()),
+                        listeners,
+                        shutdown.clone(),
+                    ),
                 );
                 let admin_urls = BTreeMap::from([("serve".to_owned(), format!("http://{admin}"))]);
                 (format!("http://{address}"), Some(server), None, admin_urls)
@@ -241,6 +251,8 @@ keys:
             api_key,
             team,
             admin_token,
+            config_path,
+            config_text,
             ledger,
             backends,
             admin_urls,

@@ -80,7 +80,7 @@ keys:
     let shutdown = CancellationToken::new();
     let server = switchyard_common::task::spawn_detached(
         "the gateway under test, aborted when the test ends",
-        run_all_in_one(config, environment, listeners, shutdown.clone()),
+        run_all_in_one(config, environment, None, listeners, shutdown.clone()),
     );
 
     // The script's first request is a stream the provider cuts off.

@@ -349,3 +349,61 @@ pub async fn the_admin_listener_serves_the_admin_api_with_reflection(cluster: &T
         "the control plane's admin listener counts refusals"
     );
 }
+
+/// Whether the admin API lists route `name`.
+async fn route_exists(cluster: &TestCluster, name: &str) -> bool {
+    ctl(cluster, &["get", "route", name, "-o", "json"])
+        .await
+        .code
+        == 0
+}
+
+/// GitOps without a restart: a saved change to the config file is applied
+/// within a second; an invalid one is refused and the running config kept.
+pub async fn a_saved_config_file_change_applies_within_a_second_and_a_bad_one_is_refused(
+    cluster: &TestCluster,
+) {
+    let anchor = "  - name: refused-first\n";
+    assert!(cluster.config_text.contains(anchor));
+    let added = cluster.config_text.replacen(
+        anchor,
+        &format!("  - name: hot-added\n    strategy: {{fallback: [openai-backup]}}\n{anchor}"),
+        1,
+    );
+    std::fs::write(&cluster.config_path, &added).expect("save the file");
+    let saved_at = tokio::time::Instant::now();
+    while !route_exists(cluster, "hot-added").await {
+        assert!(
+            saved_at.elapsed() < Duration::from_secs(1),
+            "the saved change is not applied within a second"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    // A route to a deployment that does not exist: refused, nothing changes.
+    let broken = added.replacen(
+        "strategy: {fallback: [openai-backup]}",
+        "strategy: {fallback: [no-such-deployment]}",
+        1,
+    );
+    std::fs::write(&cluster.config_path, &broken).expect("save the file");
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let shown = ctl(cluster, &["get", "route", "hot-added", "-o", "yaml"]).await;
+    assert!(shown.stdout.contains("openai-backup"), "{}", shown.stdout);
+    assert_eq!(
+        chat_with(cluster, &cluster.api_key).await,
+        reqwest::StatusCode::OK,
+        "the running config still serves"
+    );
+
+    // Fixed again: the route leaves with the file.
+    std::fs::write(&cluster.config_path, &cluster.config_text).expect("save the file");
+    let saved_at = tokio::time::Instant::now();
+    while route_exists(cluster, "hot-added").await {
+        assert!(
+            saved_at.elapsed() < Duration::from_secs(1),
+            "the removal is not applied within a second"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

@@ -80,14 +80,32 @@ pub struct ControlPlane {
     pub admin: Option<AdminServiceServer<AdminGrpc>>,
     /// The admin API itself, for the admin listener's HTTP routes.
     pub admin_api: Option<AdminGrpc>,
-    /// Changes `reload` publishes: the config file's, applied like any other.
+    /// The config store.
     pub store: ConfigStore,
     changed: Arc<Notify>,
 }
 
 impl ControlPlane {
-    /// Syncs a changed config file into the store and publishes it at once.
-    /// An invalid file changes nothing and the error says why.
+    /// A handle that applies a changed config file.
+    pub fn reloader(&self) -> ConfigReloader {
+        ConfigReloader {
+            store: self.store.clone(),
+            changed: self.changed.clone(),
+        }
+    }
+}
+
+/// Applies a changed config file to the running control plane.
+#[derive(Debug, Clone)]
+pub struct ConfigReloader {
+    store: ConfigStore,
+    changed: Arc<Notify>,
+}
+
+impl ConfigReloader {
+    /// Syncs the file's objects into the store (as at startup: file-owned
+    /// objects follow the file, API-owned ones stay) and publishes the result
+    /// at once. An invalid file changes nothing, and the error says why.
     pub async fn reload(
         &self,
         declarative: &Declarative,

@@ -12,5 +12,6 @@ pub mod config;
 pub mod ctl;
 pub mod role;
 pub mod serve;
+pub mod watch;
 
 pub use config::SwitchyardConfig;

@@ -94,7 +94,7 @@ fn main() -> anyhow::Result<std::process::ExitCode> {
             }
             Command::Serve => {
                 let listeners = bind("serve", config.edge.listen, config.admin.listen).await?;
-                run_all_in_one(config, environment, listeners, shutdown).await
+                run_all_in_one(config, environment, Some(cli.config), listeners, shutdown).await
             }
             Command::Run { role } => {
                 let listeners = bind(
@@ -103,7 +103,15 @@ fn main() -> anyhow::Result<std::process::ExitCode> {
                     config.admin.of_role(role),
                 )
                 .await?;
-                run_role(role, config, environment, listeners, shutdown).await
+                run_role(
+                    role,
+                    config,
+                    environment,
+                    Some(cli.config),
+                    listeners,
+                    shutdown,
+                )
+                .await
             }
             Command::ConfigSchema | Command::Ctl(_) => Ok(()),
         }

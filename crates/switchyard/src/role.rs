@@ -70,6 +70,7 @@ pub async fn run_role(
     role: Role,
     config: SwitchyardConfig,
     environment: Environment,
+    config_file: Option<std::path::PathBuf>,
     listeners: Listeners,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
@@ -159,6 +160,15 @@ pub async fn run_role(
             .await
             .context("starting the control plane")?;
             admin_api = admin::AdminApi::of(&control_plane);
+            if let Some(path) = config_file {
+                crate::watch::watch_config_file(
+                    path,
+                    environment.clone(),
+                    control_plane.reloader(),
+                    &tasks,
+                    services_shutdown.clone(),
+                )?;
+            }
             Routes::new(control_plane.service)
         }
         Role::Ledger => Routes::new(
