@@ -8,6 +8,7 @@ mod cluster;
 mod conformance;
 mod control;
 mod faults;
+mod hot_reload;
 mod ledger;
 mod observability;
 mod python_sdk;
@@ -85,4 +86,5 @@ both_modes!(
     export_applies_back_without_a_diff_and_changes_apply_atomically,
     the_admin_listener_serves_the_admin_api_with_reflection,
     a_saved_config_file_change_applies_within_a_second_and_a_bad_one_is_refused,
+    fifty_config_changes_under_load_fail_no_request_and_split_none,
 );

@@ -11,6 +11,7 @@ pub use crate::control::{
     export_applies_back_without_a_diff_and_changes_apply_atomically,
     the_admin_listener_serves_the_admin_api_with_reflection,
 };
+pub use crate::hot_reload::fifty_config_changes_under_load_fail_no_request_and_split_none;
 pub use crate::observability::{
     dashboards_and_alerts_name_only_exported_series, metrics_move_as_requests_flow,
     the_gateway_overhead_is_reported_without_the_providers_time,
