@@ -2,7 +2,12 @@
 //!
 //! Edges, routers and adapters hold the newest snapshot of their role's view
 //! in memory behind an `ArcSwap` and never call the control plane per
-//! request. A background task keeps the stream open, reconnecting with backoff.
+//! request. A background task keeps the stream open, reconnecting with
+//! backoff. After the first full snapshot, changes arrive as deltas
+//! ([`delta::apply_delta`]), so one changed key among 100,000 is one key on
+//! the wire.
+
+pub mod delta;
 
 use std::{sync::Arc, time::Duration};
 
@@ -181,11 +186,12 @@ async fn watch_forever<T, F>(
     F: Fn(Snapshot) -> T,
 {
     let mut backoff = Duration::from_millis(50);
-    // The version this process holds; the stream resumes from it after a reconnect.
-    let mut known_version = 0;
+    // The full view this process holds; the stream resumes from its version
+    // after a reconnect, and deltas apply to it.
+    let mut held: Option<Snapshot> = None;
     loop {
         let request = WatchRequest {
-            known_version,
+            known_version: held.as_ref().map_or(0, |snapshot| snapshot.version),
             audience: audience as i32,
         };
         let watched = client.watch(request).await;
@@ -194,12 +200,24 @@ async fn watch_forever<T, F>(
             Ok(mut stream) => loop {
                 match stream.message().await {
                     Ok(Some(message)) => {
-                        let Some(snapshot) = message.snapshot else {
-                            continue;
+                        let snapshot = match (message.snapshot, message.delta, held.take()) {
+                            (Some(snapshot), _, _) => snapshot,
+                            (None, Some(delta), Some(mut snapshot)) => {
+                                if let Err(mismatch) = delta::apply_delta(&mut snapshot, delta) {
+                                    // Start over from a full snapshot.
+                                    tracing::warn!(%mismatch, "snapshot delta does not apply");
+                                    break;
+                                }
+                                snapshot
+                            }
+                            (None, _, kept) => {
+                                held = kept;
+                                continue;
+                            }
                         };
                         let version = snapshot.version;
-                        current.store(index(snapshot));
-                        known_version = version;
+                        current.store(index(snapshot.clone()));
+                        held = Some(snapshot);
                         reports
                             .version
                             .set(i64::try_from(version).unwrap_or(i64::MAX));

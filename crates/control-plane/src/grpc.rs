@@ -5,14 +5,18 @@ use std::{pin::Pin, sync::Arc};
 
 use futures::Stream;
 use switchyard_proto::v1::{
-    GetSnapshotRequest, GetSnapshotResponse, Snapshot, SnapshotAudience, WatchRequest,
-    WatchResponse, control_plane_service_server::ControlPlaneService,
+    GetSnapshotRequest, GetSnapshotResponse, SnapshotAudience, WatchRequest, WatchResponse,
+    control_plane_service_server::ControlPlaneService,
 };
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
-use crate::audience::view_for;
+use crate::{
+    audience::view_for,
+    delta::{delta_view, since},
+    snapshot::Published,
+};
 
 /// The audience a call is served: the role its service credential proved
 /// when it crossed the network, else (in-process) the one it asked for.
@@ -29,7 +33,7 @@ fn audience_of<T>(request: &Request<T>, asked: i32) -> SnapshotAudience {
 /// Serves the newest published snapshot to `GetSnapshot` and `Watch` callers.
 #[derive(Debug, Clone)]
 pub struct ControlPlaneGrpc {
-    snapshots: watch::Receiver<Arc<Snapshot>>,
+    snapshots: watch::Receiver<Arc<Published>>,
     shutdown: CancellationToken,
 }
 
@@ -37,7 +41,7 @@ impl ControlPlaneGrpc {
     /// Creates the service over the published snapshots; `Watch` streams end
     /// when `shutdown` is cancelled.
     pub(crate) fn new(
-        snapshots: watch::Receiver<Arc<Snapshot>>,
+        snapshots: watch::Receiver<Arc<Published>>,
         shutdown: CancellationToken,
     ) -> Self {
         Self {
@@ -57,9 +61,9 @@ impl ControlPlaneService for ControlPlaneGrpc {
         request: Request<GetSnapshotRequest>,
     ) -> Result<Response<GetSnapshotResponse>, Status> {
         let audience = audience_of(&request, request.get_ref().audience);
-        let snapshot = self.snapshots.borrow().clone();
+        let published = self.snapshots.borrow().clone();
         Ok(Response::new(GetSnapshotResponse {
-            snapshot: Some(view_for(&snapshot, audience)),
+            snapshot: Some(view_for(&published.snapshot, audience)),
         }))
     }
 
@@ -76,12 +80,25 @@ impl ControlPlaneService for ControlPlaneGrpc {
             state,
             move |(mut snapshots, mut sent, shutdown)| async move {
                 loop {
-                    let snapshot = snapshots.borrow_and_update().clone();
-                    if snapshot.version != sent {
-                        sent = snapshot.version;
-                        let response = WatchResponse {
-                            snapshot: Some(view_for(&snapshot, audience)),
+                    let published = snapshots.borrow_and_update().clone();
+                    let current = published.snapshot.version;
+                    if current != sent {
+                        // The changes since the caller's version when they
+                        // are still kept, else the whole view.
+                        let delta = (sent != 0)
+                            .then(|| since(&published.deltas, sent, current))
+                            .flatten();
+                        let response = match delta {
+                            Some(delta) => WatchResponse {
+                                snapshot: None,
+                                delta: Some(delta_view(&delta, audience)),
+                            },
+                            None => WatchResponse {
+                                snapshot: Some(view_for(&published.snapshot, audience)),
+                                delta: None,
+                            },
                         };
+                        sent = current;
                         return Some((Ok(response), (snapshots, sent, shutdown)));
                     }
                     tokio::select! {

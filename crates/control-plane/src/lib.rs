@@ -27,6 +27,7 @@ mod changes;
 mod config;
 mod crypto;
 mod declarative;
+mod delta;
 mod error;
 mod export;
 mod grpc;
@@ -155,13 +156,13 @@ pub async fn build(
         api_keys = first.api_keys.len(),
         "control plane snapshot loaded"
     );
-    let (sender, receiver) = watch::channel(Arc::new(first));
+    let (sender, receiver) = watch::channel(Arc::new(snapshot::Published::first(first)));
     let published = receiver.clone();
     GaugeFn::register(
         metrics.registry(),
         "config_version",
         "Version of the newest config snapshot the control plane publishes",
-        move || i64::try_from(published.borrow().version).unwrap_or(i64::MAX),
+        move || i64::try_from(published.borrow().snapshot.version).unwrap_or(i64::MAX),
     );
     let changed = Arc::new(Notify::new());
     snapshot::spawn_poll_task(

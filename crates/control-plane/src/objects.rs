@@ -248,6 +248,20 @@ impl ObjectKind {
         })
     }
 
+    /// The kind on the wire.
+    pub fn to_proto(self) -> pb::ObjectKind {
+        match self {
+            Self::Provider => pb::ObjectKind::Provider,
+            Self::Deployment => pb::ObjectKind::Deployment,
+            Self::Route => pb::ObjectKind::Route,
+            Self::ApiKey => pb::ObjectKind::Key,
+            Self::Team => pb::ObjectKind::Team,
+            Self::User => pb::ObjectKind::User,
+            Self::Budget => pb::ObjectKind::Budget,
+            Self::RateLimit => pb::ObjectKind::RateLimit,
+        }
+    }
+
     /// Every kind, in the store's order.
     pub const ALL: [Self; 8] = [
         Self::Provider,

@@ -1,16 +1,54 @@
 //! Publishing snapshots: the publisher reloads at once when this process
 //! committed a change, and polls to notice changes other writers made.
 
-use std::{sync::Arc, time::Duration};
+use std::{collections::VecDeque, sync::Arc, time::Duration};
 
-use switchyard_proto::v1::Snapshot;
+use switchyard_proto::v1::{Snapshot, SnapshotDelta};
 use tokio::{
     sync::{Notify, watch},
     time::MissedTickBehavior,
 };
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
-use crate::{Result, store::ConfigStore};
+use crate::{
+    Result,
+    delta::{KEPT_DELTAS, diff},
+    store::ConfigStore,
+};
+
+/// What the publisher publishes: the newest full snapshot, and the deltas
+/// that led to it from the recent versions before.
+#[derive(Debug, Default)]
+pub(crate) struct Published {
+    /// The full (unfiltered) snapshot.
+    pub snapshot: Arc<Snapshot>,
+    /// At most [`KEPT_DELTAS`] consecutive deltas, the newest last, ending at
+    /// `snapshot`'s version.
+    pub deltas: VecDeque<SnapshotDelta>,
+}
+
+impl Published {
+    /// The first publication: a snapshot with no history.
+    pub(crate) fn first(snapshot: Snapshot) -> Self {
+        Self {
+            snapshot: Arc::new(snapshot),
+            deltas: VecDeque::new(),
+        }
+    }
+
+    /// The publication after this one, for `next`.
+    fn then(&self, next: Snapshot) -> Self {
+        let mut deltas = self.deltas.clone();
+        deltas.push_back(diff(&self.snapshot, &next));
+        while deltas.len() > KEPT_DELTAS {
+            deltas.pop_front();
+        }
+        Self {
+            snapshot: Arc::new(next),
+            deltas,
+        }
+    }
+}
 
 /// Starts the task that checks the stored version when `changed` is
 /// notified (this process committed a change) and every `poll_interval`
@@ -19,7 +57,7 @@ use crate::{Result, store::ConfigStore};
 /// drops `sender` and so ends every `Watch` stream.
 pub(crate) fn spawn_poll_task(
     store: ConfigStore,
-    sender: watch::Sender<Arc<Snapshot>>,
+    sender: watch::Sender<Arc<Published>>,
     poll_interval: Duration,
     changed: Arc<Notify>,
     tasks: &TaskTracker,
@@ -49,19 +87,19 @@ pub(crate) fn spawn_poll_task(
 /// published one.
 async fn publish_if_changed(
     store: &ConfigStore,
-    sender: &watch::Sender<Arc<Snapshot>>,
+    sender: &watch::Sender<Arc<Published>>,
 ) -> Result<()> {
-    let published = sender.borrow().version;
+    let published = sender.borrow().snapshot.version;
     if store.version().await? == published {
         return Ok(());
     }
     let snapshot = store.load_snapshot().await?;
     let version = snapshot.version;
     sender.send_if_modified(|current| {
-        if current.version == version {
+        if current.snapshot.version == version {
             return false;
         }
-        *current = Arc::new(snapshot);
+        *current = Arc::new(current.then(snapshot));
         true
     });
     tracing::info!(version, "control-plane snapshot published");

@@ -151,16 +151,18 @@ impl ConfigStore {
             });
         }
         let next = version + 1;
-        for change in &planned {
-            match (&change.before, &change.after) {
-                (_, Some(after)) => rows::write_entry(&mut transaction, after).await?,
-                (Some(before), None) => {
-                    rows::delete_entry(&mut transaction, before.object.kind(), before.object.id())
-                        .await?;
-                }
-                (None, None) => {}
-            }
-        }
+        let written: Vec<&crate::StoredEntry> = planned
+            .iter()
+            .filter_map(|change| change.after.as_ref())
+            .collect();
+        let deleted: Vec<(ObjectKind, &str)> = planned
+            .iter()
+            .filter(|change| change.after.is_none())
+            .filter_map(|change| change.before.as_ref())
+            .map(|entry| (entry.object.kind(), entry.object.id()))
+            .collect();
+        rows::delete_entries(&mut transaction, &deleted).await?;
+        rows::write_entries(&mut transaction, &written).await?;
         rows::write_version(&mut transaction, next).await?;
         audit::record(&mut transaction, actor, action, &planned, next).await?;
         transaction.commit().await?;

@@ -62,3 +62,15 @@ on_every_database!(
     admin_tokens_have_roles_and_bad_tokens_are_refused,
     apply_shows_a_diff_prunes_and_export_round_trips,
 );
+
+/// The large-config test runs on the production database only: at 100,000
+/// keys it is the slowest test of the crate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_100k_keys_a_revocation_travels_as_a_one_key_delta() {
+    let Some(database) = database::TestDatabase::postgres().await else {
+        return;
+    };
+    database
+        .run(scenario::with_100k_keys_a_revocation_travels_as_a_one_key_delta)
+        .await;
+}

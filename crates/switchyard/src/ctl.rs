@@ -273,19 +273,6 @@ fn parse_kind(text: &str) -> Result<ObjectKind, String> {
     })
 }
 
-fn kind_to_proto(kind: ObjectKind) -> pb::ObjectKind {
-    match kind {
-        ObjectKind::Provider => pb::ObjectKind::Provider,
-        ObjectKind::Deployment => pb::ObjectKind::Deployment,
-        ObjectKind::Route => pb::ObjectKind::Route,
-        ObjectKind::ApiKey => pb::ObjectKind::Key,
-        ObjectKind::Team => pb::ObjectKind::Team,
-        ObjectKind::User => pb::ObjectKind::User,
-        ObjectKind::Budget => pb::ObjectKind::Budget,
-        ObjectKind::RateLimit => pb::ObjectKind::RateLimit,
-    }
-}
-
 fn stored(objects: Vec<pb::ConfigObject>) -> Vec<StoredObject> {
     objects
         .into_iter()
@@ -352,7 +339,7 @@ async fn execute(args: CtlArgs) -> Result<u8, CtlError> {
         CtlCommand::Describe { kind, id } => {
             let object = admin
                 .get(pb::GetObjectRequest {
-                    kind: kind_to_proto(kind) as i32,
+                    kind: kind.to_proto() as i32,
                     id,
                 })
                 .await?
@@ -387,7 +374,7 @@ async fn execute(args: CtlArgs) -> Result<u8, CtlError> {
         CtlCommand::Delete { kind, id, revision } => {
             let deleted = admin
                 .delete(pb::DeleteObjectRequest {
-                    kind: kind_to_proto(kind) as i32,
+                    kind: kind.to_proto() as i32,
                     id: id.clone(),
                     revision: revision.unwrap_or(0),
                 })
@@ -435,7 +422,7 @@ async fn execute(args: CtlArgs) -> Result<u8, CtlError> {
 async fn list(admin: &mut Admin, kind: ObjectKind) -> Result<Vec<StoredObject>, CtlError> {
     let objects = admin
         .list(pb::ListObjectsRequest {
-            kind: kind_to_proto(kind) as i32,
+            kind: kind.to_proto() as i32,
         })
         .await?
         .into_inner()
@@ -453,7 +440,7 @@ async fn get(
         Some(id) => stored(vec![
             admin
                 .get(pb::GetObjectRequest {
-                    kind: kind_to_proto(kind) as i32,
+                    kind: kind.to_proto() as i32,
                     id: id.to_owned(),
                 })
                 .await?

@@ -50,6 +50,7 @@ pub(super) async fn record(
 ) -> Result<()> {
     let mut sequence = next_sequence(connection).await?;
     let at_ms = now_ms();
+    let mut records = Vec::with_capacity(changes.len());
     for change in changes {
         let Some(object) = change
             .after
@@ -72,8 +73,11 @@ pub(super) async fn record(
             before: masked_json(change.before.as_ref()),
             after: masked_json(change.after.as_ref()),
         };
-        insert(connection, &record).await?;
+        records.push(record);
         sequence += 1;
+    }
+    for chunk in records.chunks(ROWS_PER_STATEMENT) {
+        insert(connection, chunk).await?;
     }
     Ok(())
 }
@@ -98,7 +102,7 @@ pub(super) async fn record_token(
         before: String::new(),
         after: String::new(),
     };
-    insert(connection, &record).await
+    insert(connection, std::slice::from_ref(&record)).await
 }
 
 /// Reads the newest `limit` rows (100 when 0), newest first.
@@ -141,26 +145,42 @@ async fn next_sequence(connection: &mut AnyConnection) -> Result<u64> {
     Ok(newest.map_or(1, |newest| u64::try_from(newest).unwrap_or(0) + 1))
 }
 
-async fn insert(connection: &mut AnyConnection, record: &AuditRecord) -> Result<()> {
+/// Audit rows per multi-row statement (11 parameters each).
+const ROWS_PER_STATEMENT: usize = 200;
+
+/// Inserts `records` in one statement.
+async fn insert(connection: &mut AnyConnection, records: &[AuditRecord]) -> Result<()> {
+    const COLUMNS: usize = 11;
     let signed = |value: u64| i64::try_from(value).unwrap_or(i64::MAX);
-    sqlx::query(
+    let rows: Vec<String> = (0..records.len())
+        .map(|row| {
+            let placeholders: Vec<String> = (1..=COLUMNS)
+                .map(|column| format!("${}", row * COLUMNS + column))
+                .collect();
+            format!("({})", placeholders.join(", "))
+        })
+        .collect();
+    let sql = format!(
         "INSERT INTO audit_log (sequence, at_ms, actor, action, kind, id, before_revision, \
-         after_revision, version, before_body, after_body) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-    )
-    .bind(signed(record.sequence))
-    .bind(record.at_ms)
-    .bind(&record.actor)
-    .bind(&record.action)
-    .bind(&record.kind)
-    .bind(&record.id)
-    .bind(signed(record.before_revision))
-    .bind(signed(record.after_revision))
-    .bind(signed(record.version))
-    .bind(&record.before)
-    .bind(&record.after)
-    .execute(&mut *connection)
-    .await?;
+         after_revision, version, before_body, after_body) VALUES {}",
+        rows.join(", ")
+    );
+    let mut query = sqlx::query(&sql);
+    for record in records {
+        query = query
+            .bind(signed(record.sequence))
+            .bind(record.at_ms)
+            .bind(record.actor.clone())
+            .bind(record.action.clone())
+            .bind(record.kind.clone())
+            .bind(record.id.clone())
+            .bind(signed(record.before_revision))
+            .bind(signed(record.after_revision))
+            .bind(signed(record.version))
+            .bind(record.before.clone())
+            .bind(record.after.clone());
+    }
+    query.execute(&mut *connection).await?;
     Ok(())
 }
 

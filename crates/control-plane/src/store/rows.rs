@@ -63,41 +63,82 @@ pub(crate) async fn read_entries(connection: &mut AnyConnection) -> Result<Store
     Ok(entries)
 }
 
-/// Inserts or replaces one object.
-pub(crate) async fn write_entry(connection: &mut AnyConnection, entry: &StoredEntry) -> Result<()> {
-    let kind = entry.object.kind().as_str();
-    let id = entry.object.id();
-    let revision = i64::try_from(entry.revision)
-        .map_err(|_| corrupt(format!("config_objects[{kind}/{id}].revision"), "too large"))?;
-    sqlx::query("DELETE FROM config_objects WHERE kind = $1 AND id = $2")
-        .bind(kind)
-        .bind(id)
-        .execute(&mut *connection)
-        .await?;
-    sqlx::query(
-        "INSERT INTO config_objects (kind, id, owner, revision, body) VALUES ($1, $2, $3, $4, $5)",
-    )
-    .bind(kind)
-    .bind(id)
-    .bind(entry.owner.as_str())
-    .bind(revision)
-    .bind(entry.object.encode_body())
-    .execute(&mut *connection)
-    .await?;
+/// Rows per multi-row statement: 5 parameters each stays far below both
+/// databases' parameter limits.
+const ROWS_PER_STATEMENT: usize = 500;
+
+/// Inserts or replaces `entries`, a few hundred rows per statement.
+pub(crate) async fn write_entries(
+    connection: &mut AnyConnection,
+    entries: &[&StoredEntry],
+) -> Result<()> {
+    let keys: Vec<(ObjectKind, &str)> = entries
+        .iter()
+        .map(|entry| (entry.object.kind(), entry.object.id()))
+        .collect();
+    delete_entries(connection, &keys).await?;
+    for chunk in entries.chunks(ROWS_PER_STATEMENT) {
+        let mut sql =
+            String::from("INSERT INTO config_objects (kind, id, owner, revision, body) VALUES ");
+        for index in 0..chunk.len() {
+            let base = index * 5;
+            if index > 0 {
+                sql.push_str(", ");
+            }
+            sql.push_str(&format!(
+                "(${}, ${}, ${}, ${}, ${})",
+                base + 1,
+                base + 2,
+                base + 3,
+                base + 4,
+                base + 5
+            ));
+        }
+        let mut query = sqlx::query(&sql);
+        for entry in chunk {
+            let kind = entry.object.kind().as_str();
+            let id = entry.object.id();
+            let revision = i64::try_from(entry.revision).map_err(|_| {
+                corrupt(format!("config_objects[{kind}/{id}].revision"), "too large")
+            })?;
+            query = query
+                .bind(kind)
+                .bind(id.to_owned())
+                .bind(entry.owner.as_str())
+                .bind(revision)
+                .bind(entry.object.encode_body());
+        }
+        query.execute(&mut *connection).await?;
+    }
     Ok(())
 }
 
-/// Deletes one object.
-pub(crate) async fn delete_entry(
+/// Deletes the objects `keys` name, a few hundred per statement.
+pub(crate) async fn delete_entries(
     connection: &mut AnyConnection,
-    kind: ObjectKind,
-    id: &str,
+    keys: &[(ObjectKind, &str)],
 ) -> Result<()> {
-    sqlx::query("DELETE FROM config_objects WHERE kind = $1 AND id = $2")
-        .bind(kind.as_str())
-        .bind(id)
-        .execute(&mut *connection)
-        .await?;
+    for kind in ObjectKind::ALL {
+        let ids: Vec<&str> = keys
+            .iter()
+            .filter(|(of, _)| *of == kind)
+            .map(|(_, id)| *id)
+            .collect();
+        for chunk in ids.chunks(ROWS_PER_STATEMENT) {
+            let placeholders: Vec<String> = (0..chunk.len())
+                .map(|index| format!("${}", index + 2))
+                .collect();
+            let sql = format!(
+                "DELETE FROM config_objects WHERE kind = $1 AND id IN ({})",
+                placeholders.join(", ")
+            );
+            let mut query = sqlx::query(&sql).bind(kind.as_str());
+            for id in chunk {
+                query = query.bind((*id).to_owned());
+            }
+            query.execute(&mut *connection).await?;
+        }
+    }
     Ok(())
 }
 

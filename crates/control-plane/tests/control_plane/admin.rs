@@ -14,7 +14,7 @@ use switchyard_proto::v1::{
 };
 use tonic::Code;
 
-use crate::fixtures::{RunningControlPlane, as_admin, declarative, with_token};
+use crate::fixtures::{RunningControlPlane, Watched, as_admin, declarative, with_token};
 
 /// How long a committed change may take to reach a `Watch` stream: the
 /// issue's bound for a revoked key to reach every edge.
@@ -95,29 +95,25 @@ async fn create(
 
 pub async fn admin_changes_carry_revisions_are_audited_and_published_at_once(url: String) {
     let mut control_plane = RunningControlPlane::start(&url, &declarative()).await;
-    let mut watch = control_plane
-        .client
-        .watch(WatchRequest {
-            known_version: 0,
-            audience: SnapshotAudience::Router as i32,
-        })
-        .await
-        .expect("watch")
-        .into_inner();
-    let first = watch.message().await.expect("ok").expect("a snapshot");
-    let first_version = first.snapshot.expect("snapshot").version;
+    let mut watch = Watched::new(
+        control_plane
+            .client
+            .watch(WatchRequest {
+                known_version: 0,
+                audience: SnapshotAudience::Router as i32,
+            })
+            .await
+            .expect("watch")
+            .into_inner(),
+        None,
+    );
+    let first_version = watch.next_within(PUBLISH_BOUND).await.version;
 
     let created = create(&mut control_plane, team("growth"))
         .await
         .expect("created");
     assert_eq!(revision(&created), 1);
-    let published = tokio::time::timeout(PUBLISH_BOUND, watch.message())
-        .await
-        .expect("the change is published within a second")
-        .expect("ok")
-        .expect("a snapshot")
-        .snapshot
-        .expect("snapshot");
+    let published = watch.next_within(PUBLISH_BOUND).await;
     assert!(published.version > first_version);
     assert!(published.teams.iter().any(|team| team.id == "growth"));
 
@@ -378,25 +374,22 @@ pub async fn created_keys_are_shown_once_stored_as_hashes_and_revoked_within_a_s
         assert!(!shown.contains(&secret[6..]), "the secret leaked: {shown}");
     }
 
-    let mut edge = control_plane
-        .client
-        .watch(WatchRequest {
-            known_version: 0,
-            audience: SnapshotAudience::Edge as i32,
-        })
-        .await
-        .expect("watch")
-        .into_inner();
+    let mut edge = Watched::new(
+        control_plane
+            .client
+            .watch(WatchRequest {
+                known_version: 0,
+                audience: SnapshotAudience::Edge as i32,
+            })
+            .await
+            .expect("watch")
+            .into_inner(),
+        None,
+    );
     // The stream starts at whatever is published; the key arrives with it or
     // right after.
     loop {
-        let current = tokio::time::timeout(PUBLISH_BOUND, edge.message())
-            .await
-            .expect("the new key is published within a second")
-            .expect("ok")
-            .expect("a snapshot")
-            .snapshot
-            .expect("snapshot");
+        let current = edge.next_within(PUBLISH_BOUND).await;
         if current.api_keys.iter().any(|key| key.id == "ci-bot") {
             assert!(
                 current
@@ -414,13 +407,7 @@ pub async fn created_keys_are_shown_once_stored_as_hashes_and_revoked_within_a_s
         }))
         .await
         .expect("revoked");
-    let revoked = tokio::time::timeout(PUBLISH_BOUND, edge.message())
-        .await
-        .expect("the revocation reaches the edge within a second")
-        .expect("ok")
-        .expect("a snapshot")
-        .snapshot
-        .expect("snapshot");
+    let revoked = edge.next_within(PUBLISH_BOUND).await;
     assert!(
         revoked
             .api_keys
@@ -655,6 +642,93 @@ pub async fn apply_shows_a_diff_prunes_and_export_round_trips(url: String) {
     assert!(
         snapshot.teams.iter().any(|team| team.id == "api-team"),
         "API objects stay"
+    );
+    control_plane.stop().await;
+}
+
+/// Keys in the large config.
+const MANY_KEYS: usize = 100_000;
+
+/// With 100,000 keys, revoking one sends edges that one key, not the config.
+pub async fn with_100k_keys_a_revocation_travels_as_a_one_key_delta(url: String) {
+    let mut declarative = declarative();
+    let template = declarative.keys[0].clone();
+    for index in 0..MANY_KEYS {
+        let mut key = template.clone();
+        key.id = format!("bulk-{index:06}");
+        key.name = None;
+        key.sha256 = Some(switchyard_control_plane::sha256_hex(&format!(
+            "bulk secret {index}"
+        )));
+        declarative.keys.push(key);
+    }
+    let started = std::time::Instant::now();
+    let mut control_plane = RunningControlPlane::start(&url, &declarative).await;
+    let loaded = started.elapsed();
+
+    let mut edge = Watched::new(
+        control_plane
+            .client
+            .watch(WatchRequest {
+                known_version: 0,
+                audience: SnapshotAudience::Edge as i32,
+            })
+            .await
+            .expect("watch")
+            .into_inner(),
+        None,
+    );
+    let first = edge.message(Duration::from_secs(30)).await;
+    let full_bytes = prost::Message::encoded_len(&first);
+    let full = first.snapshot.expect("the first message is the whole view");
+    assert_eq!(full.api_keys.len(), MANY_KEYS + 2);
+    edge.held = Some(full);
+
+    // A key created through the API arrives as itself.
+    control_plane
+        .admin
+        .create_key(as_admin(CreateKeyRequest {
+            key: Some(ApiKey {
+                id: "launch-key".to_owned(),
+                team_id: "default".to_owned(),
+                ..ApiKey::default()
+            }),
+        }))
+        .await
+        .expect("created");
+    let created = edge.next_within(Duration::from_secs(30)).await;
+    assert_eq!(created.api_keys.len(), MANY_KEYS + 3);
+
+    let revoked_at = std::time::Instant::now();
+    control_plane
+        .admin
+        .revoke_key(as_admin(RevokeKeyRequest {
+            id: "launch-key".to_owned(),
+        }))
+        .await
+        .expect("revoked");
+    let committed = revoked_at.elapsed();
+    let message = edge.message(Duration::from_secs(30)).await;
+    let arrived = revoked_at.elapsed();
+    let delta_bytes = prost::Message::encoded_len(&message);
+    let delta = message.delta.clone().expect("a delta, not the whole view");
+    assert_eq!(delta.upserted.len(), 1);
+    assert!(delta.removed.is_empty());
+    assert!(
+        delta_bytes < 1024,
+        "one key is {delta_bytes} bytes on the wire, against {full_bytes} for the view"
+    );
+    let mut held = edge.held.take().expect("held");
+    switchyard_common::snapshot::delta::apply_delta(&mut held, delta).expect("applies");
+    let key = held
+        .api_keys
+        .iter()
+        .find(|key| key.id == "launch-key")
+        .expect("still listed");
+    assert!(key.disabled);
+    eprintln!(
+        "{MANY_KEYS} keys: loaded in {loaded:?}; full view {full_bytes} bytes; \
+         revoke committed in {committed:?}, delta of {delta_bytes} bytes at the edge after {arrived:?}"
     );
     control_plane.stop().await;
 }

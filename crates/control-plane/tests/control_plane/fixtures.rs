@@ -67,6 +67,54 @@ keys:
     secret: {env: SWITCHYARD_DEMO_KEY}
 "#;
 
+/// A `Watch` stream and the view it has built: deltas apply to it.
+pub struct Watched {
+    stream: tonic::Streaming<switchyard_proto::v1::WatchResponse>,
+    /// The newest view, once one arrived (or the one the caller said it holds).
+    pub held: Option<Snapshot>,
+}
+
+impl Watched {
+    /// Follows `stream`, holding `held` to start with.
+    pub fn new(
+        stream: tonic::Streaming<switchyard_proto::v1::WatchResponse>,
+        held: Option<Snapshot>,
+    ) -> Self {
+        Self { stream, held }
+    }
+
+    /// The stream itself, to see it end.
+    pub fn stream(&mut self) -> &mut tonic::Streaming<switchyard_proto::v1::WatchResponse> {
+        &mut self.stream
+    }
+
+    /// The next message as sent, within `within`.
+    pub async fn message(&mut self, within: Duration) -> switchyard_proto::v1::WatchResponse {
+        tokio::time::timeout(within, self.stream.message())
+            .await
+            .expect("a message arrives in time")
+            .expect("stream is healthy")
+            .expect("stream is open")
+    }
+
+    /// The view after the next message, within `within`.
+    pub async fn next_within(&mut self, within: Duration) -> Snapshot {
+        let message = self.message(within).await;
+        let snapshot = match (message.snapshot, message.delta) {
+            (Some(snapshot), _) => snapshot,
+            (None, Some(delta)) => {
+                let mut held = self.held.take().expect("a delta follows a snapshot");
+                switchyard_common::snapshot::delta::apply_delta(&mut held, delta)
+                    .expect("the delta applies to the held view");
+                held
+            }
+            (None, None) => panic!("an empty message"),
+        };
+        self.held = Some(snapshot.clone());
+        snapshot
+    }
+}
+
 /// The bootstrap admin token.
 pub const ADMIN_TOKEN: &str = "sy-admin-bootstrap-token-for-the-tests-0123";
 
@@ -140,7 +188,8 @@ impl RunningControlPlane {
         .expect("control plane builds");
         let admin = built.admin.clone().expect("the admin API is on");
         Self {
-            client: ControlPlaneServiceClient::new(GrpcChannel::in_process(built.service)),
+            client: ControlPlaneServiceClient::new(GrpcChannel::in_process(built.service))
+                .max_decoding_message_size(switchyard_common::channel::MAX_GRPC_MESSAGE_BYTES),
             admin: AdminServiceClient::new(GrpcChannel::in_process(admin)),
             store: built.store,
             tasks,

@@ -8,23 +8,16 @@ use switchyard_proto::v1::{
     FallbackStrategy, Money, Owner, Route, SecretRef, Snapshot, SnapshotAudience, WatchRequest,
     route::Strategy, secret_ref::Source,
 };
-use tonic::Streaming;
 
 use crate::fixtures::{
-    DEMO_SECRET, RunningControlPlane, changed_declarative, declarative, environment,
+    DEMO_SECRET, RunningControlPlane, Watched, changed_declarative, declarative, environment,
 };
 
 /// How long a scenario waits for a published change.
 const PUBLISH_TIMEOUT: Duration = Duration::from_secs(10);
 
-async fn next_snapshot(stream: &mut Streaming<switchyard_proto::v1::WatchResponse>) -> Snapshot {
-    tokio::time::timeout(PUBLISH_TIMEOUT, stream.message())
-        .await
-        .expect("a snapshot arrives in time")
-        .expect("stream is healthy")
-        .expect("stream is open")
-        .snapshot
-        .expect("response carries a snapshot")
+async fn next_snapshot(watched: &mut Watched) -> Snapshot {
+    watched.next_within(PUBLISH_TIMEOUT).await
 }
 
 fn route<'a>(snapshot: &'a Snapshot, name: &str) -> &'a Route {
@@ -273,12 +266,15 @@ pub async fn same_file_keeps_version_and_changed_file_bumps_it(url: String) {
 
 pub async fn watch_sends_current_snapshot_then_updates_from_other_writers(url: String) {
     let mut control_plane = RunningControlPlane::start(&url, &declarative()).await;
-    let mut stream = control_plane
-        .client
-        .watch(watch(0))
-        .await
-        .expect("Watch starts")
-        .into_inner();
+    let mut stream = Watched::new(
+        control_plane
+            .client
+            .watch(watch(0))
+            .await
+            .expect("Watch starts")
+            .into_inner(),
+        None,
+    );
     let initial = next_snapshot(&mut stream).await;
     assert_eq!(initial.version, 1);
     assert_eq!(cache_ttl_ms(route(&initial, "demo")), 300_000);
@@ -302,14 +298,17 @@ pub async fn watch_sends_current_snapshot_then_updates_from_other_writers(url: S
 
 pub async fn watch_skips_the_known_version(url: String) {
     let mut control_plane = RunningControlPlane::start(&url, &declarative()).await;
-    let mut stream = control_plane
+    let held = control_plane.snapshot().await;
+    assert_eq!(held.version, 1);
+    let mut raw = control_plane
         .client
         .watch(watch(1))
         .await
         .expect("Watch starts")
         .into_inner();
-    let nothing = tokio::time::timeout(Duration::from_millis(300), stream.message()).await;
+    let nothing = tokio::time::timeout(Duration::from_millis(300), raw.message()).await;
     assert!(nothing.is_err(), "the known version is not sent again");
+    let mut stream = Watched::new(raw, Some(held));
 
     let other_writer = ConfigStore::connect(&url).await.expect("second store");
     other_writer
@@ -317,21 +316,31 @@ pub async fn watch_skips_the_known_version(url: String) {
         .await
         .expect("second sync");
     other_writer.close().await;
-    assert_eq!(next_snapshot(&mut stream).await.version, 2);
+    // Only the change travels: the `demo` route, not the whole config.
+    let message = stream.message(PUBLISH_TIMEOUT).await;
+    let delta = message
+        .delta
+        .expect("a caller at version 1 is sent a delta");
+    assert_eq!((delta.from_version, delta.to_version), (1, 2));
+    assert_eq!(delta.upserted.len(), 1, "{delta:?}");
+    assert!(delta.removed.is_empty());
     control_plane.stop().await;
 }
 
 pub async fn watch_ends_on_shutdown(url: String) {
     let mut control_plane = RunningControlPlane::start(&url, &declarative()).await;
-    let mut stream = control_plane
-        .client
-        .watch(watch(0))
-        .await
-        .expect("Watch starts")
-        .into_inner();
+    let mut stream = Watched::new(
+        control_plane
+            .client
+            .watch(watch(0))
+            .await
+            .expect("Watch starts")
+            .into_inner(),
+        None,
+    );
     next_snapshot(&mut stream).await;
     control_plane.stop().await;
-    let end = tokio::time::timeout(PUBLISH_TIMEOUT, stream.message())
+    let end = tokio::time::timeout(PUBLISH_TIMEOUT, stream.stream().message())
         .await
         .expect("stream ends in time")
         .expect("stream ends cleanly");
