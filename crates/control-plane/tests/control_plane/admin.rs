@@ -9,12 +9,11 @@ use switchyard_proto::v1::{
     CreateAdminTokenRequest, CreateKeyRequest, CreateObjectRequest, DeleteObjectRequest,
     ExportRequest, FallbackStrategy, GetObjectRequest, ListAdminTokensRequest, ListAuditRequest,
     ListObjectsRequest, Money, ObjectKind, RevokeKeyRequest, Route, Scope, SnapshotAudience, Team,
-    UpdateObjectRequest, WatchRequest, WhoAmIRequest, config_object::Object, route::Strategy,
-    scope::Subject,
+    UpdateObjectRequest, WhoAmIRequest, config_object::Object, route::Strategy, scope::Subject,
 };
 use tonic::Code;
 
-use crate::fixtures::{RunningControlPlane, Watched, as_admin, declarative, with_token};
+use crate::fixtures::{RunningControlPlane, as_admin, declarative, with_token};
 
 /// How long a committed change may take to reach a `Watch` stream: the
 /// issue's bound for a revoked key to reach every edge.
@@ -95,18 +94,7 @@ async fn create(
 
 pub async fn admin_changes_carry_revisions_are_audited_and_published_at_once(url: String) {
     let mut control_plane = RunningControlPlane::start(&url, &declarative()).await;
-    let mut watch = Watched::new(
-        control_plane
-            .client
-            .watch(WatchRequest {
-                known_version: 0,
-                audience: SnapshotAudience::Router as i32,
-            })
-            .await
-            .expect("watch")
-            .into_inner(),
-        None,
-    );
+    let mut watch = control_plane.watch(SnapshotAudience::Router).await;
     let first_version = watch.next_within(PUBLISH_BOUND).await.version;
 
     let created = create(&mut control_plane, team("growth"))
@@ -374,18 +362,7 @@ pub async fn created_keys_are_shown_once_stored_as_hashes_and_revoked_within_a_s
         assert!(!shown.contains(&secret[6..]), "the secret leaked: {shown}");
     }
 
-    let mut edge = Watched::new(
-        control_plane
-            .client
-            .watch(WatchRequest {
-                known_version: 0,
-                audience: SnapshotAudience::Edge as i32,
-            })
-            .await
-            .expect("watch")
-            .into_inner(),
-        None,
-    );
+    let mut edge = control_plane.watch(SnapshotAudience::Edge).await;
     // The stream starts at whatever is published; the key arrives with it or
     // right after.
     loop {
@@ -666,18 +643,7 @@ pub async fn with_100k_keys_a_revocation_travels_as_a_one_key_delta(url: String)
     let mut control_plane = RunningControlPlane::start(&url, &declarative).await;
     let loaded = started.elapsed();
 
-    let mut edge = Watched::new(
-        control_plane
-            .client
-            .watch(WatchRequest {
-                known_version: 0,
-                audience: SnapshotAudience::Edge as i32,
-            })
-            .await
-            .expect("watch")
-            .into_inner(),
-        None,
-    );
+    let mut edge = control_plane.watch(SnapshotAudience::Edge).await;
     let first = edge.message(Duration::from_secs(30)).await;
     let full_bytes = prost::Message::encoded_len(&first);
     let full = first.snapshot.expect("the first message is the whole view");

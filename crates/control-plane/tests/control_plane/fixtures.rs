@@ -205,6 +205,20 @@ impl RunningControlPlane {
         format!("{version} {entries:?} {audit:?} {tokens:?}")
     }
 
+    /// Starts a `Watch` stream as `audience`, from nothing.
+    pub async fn watch(&mut self, audience: SnapshotAudience) -> Watched {
+        let stream = self
+            .client
+            .watch(switchyard_proto::v1::WatchRequest {
+                known_version: 0,
+                audience: audience as i32,
+            })
+            .await
+            .expect("Watch starts")
+            .into_inner();
+        Watched::new(stream, None)
+    }
+
     /// Returns the current snapshot as the router sees it.
     pub async fn snapshot(&mut self) -> Snapshot {
         self.snapshot_for(SnapshotAudience::Router).await

@@ -266,15 +266,7 @@ pub async fn same_file_keeps_version_and_changed_file_bumps_it(url: String) {
 
 pub async fn watch_sends_current_snapshot_then_updates_from_other_writers(url: String) {
     let mut control_plane = RunningControlPlane::start(&url, &declarative()).await;
-    let mut stream = Watched::new(
-        control_plane
-            .client
-            .watch(watch(0))
-            .await
-            .expect("Watch starts")
-            .into_inner(),
-        None,
-    );
+    let mut stream = control_plane.watch(SnapshotAudience::Router).await;
     let initial = next_snapshot(&mut stream).await;
     assert_eq!(initial.version, 1);
     assert_eq!(cache_ttl_ms(route(&initial, "demo")), 300_000);
@@ -329,15 +321,7 @@ pub async fn watch_skips_the_known_version(url: String) {
 
 pub async fn watch_ends_on_shutdown(url: String) {
     let mut control_plane = RunningControlPlane::start(&url, &declarative()).await;
-    let mut stream = Watched::new(
-        control_plane
-            .client
-            .watch(watch(0))
-            .await
-            .expect("Watch starts")
-            .into_inner(),
-        None,
-    );
+    let mut stream = control_plane.watch(SnapshotAudience::Router).await;
     next_snapshot(&mut stream).await;
     control_plane.stop().await;
     let end = tokio::time::timeout(PUBLISH_TIMEOUT, stream.stream().message())
