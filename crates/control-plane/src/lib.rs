@@ -173,6 +173,14 @@ pub async fn build(
         tasks,
         shutdown.clone(),
     );
+    if store.notifies() {
+        snapshot::spawn_change_listener(
+            config.database_url.clone(),
+            changed.clone(),
+            tasks,
+            shutdown.clone(),
+        );
+    }
     let failures = Counter::default();
     metrics.registry().register(
         "admin_auth_failures",

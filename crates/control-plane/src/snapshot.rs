@@ -83,6 +83,52 @@ pub(crate) fn spawn_poll_task(
     });
 }
 
+/// Starts the task that listens on PostgreSQL for commits of any control
+/// plane (`LISTEN`, see [`crate::store::CHANGE_CHANNEL`]) and wakes the
+/// publisher through `changed`, so a change another replica committed is
+/// published within milliseconds rather than at the next poll. The poll stays
+/// as the fallback while the listening connection is down. Tracked by
+/// `tasks`; stops on `shutdown`.
+pub(crate) fn spawn_change_listener(
+    database_url: String,
+    changed: Arc<Notify>,
+    tasks: &TaskTracker,
+    shutdown: CancellationToken,
+) {
+    // Tracked: lives as long as the service, stops on shutdown.
+    tasks.spawn(async move {
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            let listened = tokio::select! {
+                () = shutdown.cancelled() => return,
+                listened = listen(&database_url, &changed) => listened,
+            };
+            if let Err(error) = listened {
+                tracing::warn!(%error, "cannot listen for config changes; polling meanwhile");
+            }
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = tokio::time::sleep(backoff) => {}
+            }
+            backoff = (backoff * 2).min(Duration::from_secs(10));
+        }
+    });
+}
+
+/// Listens until the connection fails, waking the publisher per notification.
+async fn listen(database_url: &str, changed: &Notify) -> Result<()> {
+    let mut listener = sqlx::postgres::PgListener::connect(database_url).await?;
+    listener.listen(crate::store::CHANGE_CHANNEL).await?;
+    tracing::debug!("listening for config changes");
+    // Whatever committed while the listener was away is picked up now.
+    changed.notify_one();
+    loop {
+        let notification = listener.recv().await?;
+        tracing::debug!(version = notification.payload(), "config change notified");
+        changed.notify_one();
+    }
+}
+
 /// Reloads and publishes the snapshot if the stored version differs from the
 /// published one.
 async fn publish_if_changed(

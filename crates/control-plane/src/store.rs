@@ -44,15 +44,28 @@ pub const CONFIG_FILE_ACTOR: &str = "config-file";
 #[derive(Debug, Clone)]
 pub struct ConfigStore {
     pool: AnyPool,
+    kind: database::DatabaseKind,
 }
+
+/// The PostgreSQL channel every commit notifies, with the new version as
+/// payload; control planes listening on it publish at once instead of at
+/// their next poll.
+pub const CHANGE_CHANNEL: &str = "switchyard_config_changed";
 
 impl ConfigStore {
     /// Connects to `database_url` and migrates the schema. An SQLite file is
     /// created if missing; a PostgreSQL database must exist.
     pub async fn connect(database_url: &str) -> Result<Self> {
+        let kind = database::DatabaseKind::of_url(database_url)?;
         let pool = database::connect(database_url).await?;
         MIGRATOR.run(&pool).await?;
-        Ok(Self { pool })
+        Ok(Self { pool, kind })
+    }
+
+    /// Whether the database can notify other control planes of a commit
+    /// (PostgreSQL's `LISTEN/NOTIFY`); SQLite cannot, and is polled.
+    pub fn notifies(&self) -> bool {
+        self.kind == database::DatabaseKind::Postgres
     }
 
     /// Applies the config file: writes the objects `declarative` declares
@@ -165,6 +178,14 @@ impl ConfigStore {
         rows::write_entries(&mut transaction, &written).await?;
         rows::write_version(&mut transaction, next).await?;
         audit::record(&mut transaction, actor, action, &planned, next).await?;
+        if self.notifies() {
+            // Delivered when the transaction commits, and only then.
+            sqlx::query("SELECT 1 FROM (SELECT pg_notify($1, $2)) AS notified")
+                .bind(CHANGE_CHANNEL)
+                .bind(next.to_string())
+                .execute(&mut *transaction)
+                .await?;
+        }
         transaction.commit().await?;
         Ok(Outcome {
             version: next,

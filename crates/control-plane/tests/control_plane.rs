@@ -63,6 +63,17 @@ on_every_database!(
     apply_shows_a_diff_prunes_and_export_round_trips,
 );
 
+/// `LISTEN/NOTIFY` is PostgreSQL's; SQLite control planes poll.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_through_one_replica_is_notified_to_the_other() {
+    let Some(database) = database::TestDatabase::postgres().await else {
+        return;
+    };
+    database
+        .run(scenario::a_change_through_one_replica_is_notified_to_the_other)
+        .await;
+}
+
 /// The large-config test runs on the production database only: at 100,000
 /// keys it is the slowest test of the crate.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -698,3 +698,22 @@ pub async fn with_100k_keys_a_revocation_travels_as_a_one_key_delta(url: String)
     );
     control_plane.stop().await;
 }
+
+/// Two control planes on one PostgreSQL database: a change committed through
+/// one reaches the other's watchers at once by `LISTEN/NOTIFY`, long before
+/// its next poll.
+pub async fn a_change_through_one_replica_is_notified_to_the_other(url: String) {
+    let poll = Duration::from_secs(60);
+    let mut first = RunningControlPlane::start_polling_every(&url, &declarative(), poll).await;
+    let mut second = RunningControlPlane::start_polling_every(&url, &declarative(), poll).await;
+    let mut watched = second.watch(SnapshotAudience::Router).await;
+    let before = watched.next_within(PUBLISH_BOUND).await;
+    // The listener may still be connecting: give it the moment it needs.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    create(&mut first, team("notified")).await.expect("created");
+    let after = watched.next_within(PUBLISH_BOUND).await;
+    assert!(after.version > before.version);
+    assert!(after.teams.iter().any(|team| team.id == "notified"));
+    first.stop().await;
+    second.stop().await;
+}

@@ -168,9 +168,19 @@ pub struct RunningControlPlane {
 impl RunningControlPlane {
     /// Builds the control plane on `database_url` with `declarative`.
     pub async fn start(database_url: &str, declarative: &Declarative) -> Self {
+        Self::start_polling_every(database_url, declarative, Duration::from_millis(50)).await
+    }
+
+    /// Builds the control plane, checking the database for others' changes
+    /// every `poll_interval`.
+    pub async fn start_polling_every(
+        database_url: &str,
+        declarative: &Declarative,
+        poll_interval: Duration,
+    ) -> Self {
         let config = ControlPlaneConfig {
             database_url: database_url.to_owned(),
-            poll_interval: Duration::from_millis(50),
+            poll_interval,
             admin_token: Some(SecretSource::env("SWITCHYARD_ADMIN_TOKEN")),
             ..ControlPlaneConfig::default()
         };
