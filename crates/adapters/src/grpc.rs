@@ -25,6 +25,7 @@ use crate::{
     deployments::DeploymentIndex,
     error::Result,
     http::{AttemptLimits, BodySizes, HttpClient, TraceHeaders},
+    network::NetworkClients,
     provider::{Attempt, ProviderKind, Providers},
     secrets::SecretResolver,
     spans,
@@ -45,6 +46,8 @@ pub struct AdapterGrpc {
     sizes: BodySizes,
     /// Bytes of buffered answers all attempts may hold at once.
     answers_in_flight: ByteBudget,
+    /// The clients of providers with their own proxy or CA bundle.
+    network: Arc<NetworkClients>,
 }
 
 impl std::fmt::Debug for AdapterGrpc {
@@ -70,6 +73,7 @@ impl AdapterGrpc {
                 max_answer_bytes: config.max_answer_bytes,
             },
             answers_in_flight: ByteBudget::new(config.max_buffered_answer_bytes),
+            network: NetworkClients::new(config),
         })
     }
 
@@ -204,6 +208,7 @@ impl AdapterGrpc {
             limits,
             trace,
             request,
+            http: self.network.for_provider(provider)?,
         };
         Ok((kind, attempt))
     }

@@ -35,7 +35,33 @@ impl HttpClient {
     /// Creates the client. Per-attempt timeouts are applied by callers (see
     /// [`send`] and [`BodyReader`]), not here, so long streams are not cut.
     pub fn new(config: &AdapterConfig) -> Result<Self> {
-        let client = reqwest::Client::builder()
+        let client = Self::builder(config).build().map_err(Error::HttpClient)?;
+        Ok(Self { client })
+    }
+
+    /// A client for a provider reached through `proxy_url` (empty: directly)
+    /// that also trusts the CA certificates in `ca_pem` (PEM, possibly empty).
+    pub fn with_network(config: &AdapterConfig, proxy_url: &str, ca_pem: &[u8]) -> Result<Self> {
+        let mut builder = Self::builder(config);
+        if !proxy_url.is_empty() {
+            let proxy = reqwest::Proxy::all(proxy_url).map_err(Error::HttpClient)?;
+            builder = builder.proxy(proxy);
+        }
+        if !ca_pem.is_empty() {
+            for certificate in
+                reqwest::Certificate::from_pem_bundle(ca_pem).map_err(Error::HttpClient)?
+            {
+                builder = builder.add_root_certificate(certificate);
+            }
+        }
+        Ok(Self {
+            client: builder.build().map_err(Error::HttpClient)?,
+        })
+    }
+
+    /// The settings every provider client shares.
+    fn builder(config: &AdapterConfig) -> reqwest::ClientBuilder {
+        reqwest::Client::builder()
             .tcp_nodelay(true)
             .connect_timeout(config.connect_timeout)
             .pool_idle_timeout(Duration::from_secs(90))
@@ -50,9 +76,10 @@ impl HttpClient {
             // Provider URLs come from configuration; a redirect is a misconfiguration
             // and following one could send the key elsewhere.
             .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(Error::HttpClient)?;
-        Ok(Self { client })
+            // Only a provider's own `proxy` applies: never one from the
+            // process environment (`HTTPS_PROXY`), which would route every
+            // provider's keys through it unannounced.
+            .no_proxy()
     }
 
     /// Starts a JSON `POST` to `url`, with a bearer token when a key is given.

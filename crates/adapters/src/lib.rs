@@ -35,6 +35,7 @@ mod deployments;
 #[doc(hidden)]
 pub mod fuzzing;
 mod http;
+mod network;
 mod provider;
 mod providers;
 mod secrets;

@@ -87,6 +87,16 @@ pub struct Attempt<R = ChatRequest> {
     pub trace: Option<TraceHeaders>,
     /// The request, `model` already the upstream name.
     pub request: R,
+    /// The provider's own HTTP client when it sets a proxy or CA bundle;
+    /// `None` for the shared one.
+    pub http: Option<HttpClient>,
+}
+
+impl<R> Attempt<R> {
+    /// The client to send this attempt with: the provider's own, else `shared`.
+    pub fn client<'a>(&'a self, shared: &'a HttpClient) -> &'a HttpClient {
+        self.http.as_ref().unwrap_or(shared)
+    }
 }
 
 /// One embeddings attempt at one provider.

@@ -42,6 +42,8 @@ pub(crate) struct Target {
     pub(crate) options: BTreeMap<String, String>,
     pub(crate) secrets: BTreeMap<String, SecretRef>,
     pub(crate) propagate_trace: bool,
+    /// The provider's egress proxy; empty for none.
+    pub(crate) proxy_url: String,
 }
 
 /// The `traceparent` every test attempt carries.
@@ -110,6 +112,8 @@ impl Harness {
                     secrets: target.secrets.clone(),
                     meta: None,
                     propagate_trace: target.propagate_trace,
+                    proxy_url: target.proxy_url.clone(),
+                    ca_bundle_file: String::new(),
                 }],
                 deployments: vec![Deployment {
                     id: id.clone(),

@@ -105,6 +105,15 @@ pub struct ProviderConfig {
     /// trace ids are not given to third parties unless this says so.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub propagate_trace: Option<bool>,
+    /// An HTTP proxy every request to this provider goes through
+    /// (`http://proxy.internal:3128`); https requests tunnel with `CONNECT`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proxy: Option<String>,
+    /// A PEM file of CA certificates the provider's TLS certificate may chain
+    /// to, besides the system's roots: for private deployments and
+    /// intercepting proxies. Read by the adapters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_bundle: Option<String>,
 }
 
 /// One model at one provider (`deployments[]`).

@@ -96,6 +96,8 @@ fn provider_config(provider: &pb::Provider) -> ProviderConfig {
             .collect(),
         propagate_trace: (provider.propagate_trace != default_propagation)
             .then_some(provider.propagate_trace),
+        proxy: non_empty(&provider.proxy_url),
+        ca_bundle: non_empty(&provider.ca_bundle_file),
     }
 }
 

@@ -204,6 +204,23 @@ fn provider_object(provider: &ProviderConfig, path: &str) -> Result<pb::Provider
         .as_ref()
         .map(|source| secret_ref(source, &format!("{path}.api_key")))
         .transpose()?;
+    let proxy_url = match &provider.proxy {
+        Some(proxy) => {
+            let parsed = url::Url::parse(proxy)
+                .map_err(|error| Error::invalid(format!("{path}.proxy"), error.to_string()))?;
+            if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
+                return Err(Error::invalid(
+                    format!("{path}.proxy"),
+                    "must be an http:// or https:// proxy URL",
+                ));
+            }
+            proxy.clone()
+        }
+        None => String::new(),
+    };
+    if let Some(bundle) = &provider.ca_bundle {
+        require_non_empty(bundle, path, "ca_bundle")?;
+    }
     let secrets = provider
         .secrets
         .iter()
@@ -225,6 +242,8 @@ fn provider_object(provider: &ProviderConfig, path: &str) -> Result<pb::Provider
         propagate_trace: provider
             .propagate_trace
             .unwrap_or_else(|| is_self_hosted_kind(&provider.kind)),
+        proxy_url,
+        ca_bundle_file: provider.ca_bundle.clone().unwrap_or_default(),
     })
 }
 
@@ -1047,6 +1066,10 @@ rate_limits:
         let mut declarative = example();
         declarative.providers[1].base_url = Some("ftp://x".to_owned());
         assert!(error_text(&declarative).contains("providers[openai].base_url"));
+
+        let mut declarative = example();
+        declarative.providers[1].proxy = Some("socks5://proxy:1080".to_owned());
+        assert!(error_text(&declarative).contains("providers[openai].proxy"));
 
         let mut declarative = example();
         if let Some(pricing) = declarative.models[0].pricing.as_mut() {

@@ -25,6 +25,7 @@ mod fake_bedrock;
 mod fake_gemini;
 mod fake_gemini_embeddings;
 mod fake_openai;
+mod forward_proxy;
 pub mod launch;
 mod recording;
 
@@ -37,3 +38,4 @@ pub use fake_gemini::{FakeGemini, gemini_error_body, gemini_rate_limit_body};
 pub use fake_gemini_embeddings::FakeGeminiEmbeddings;
 pub use fake_openai::fake_embedding;
 pub use fake_openai::{FakeFlavor, FakeOpenAi, Fault, RecordedRequest, openai_error_body};
+pub use forward_proxy::ForwardProxy;

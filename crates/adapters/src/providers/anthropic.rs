@@ -62,9 +62,11 @@ impl AnthropicProvider {
         let default_max_tokens = default_max_tokens(&attempt).map_err(with_provider)?;
         let translated =
             request::translate(&attempt.request, default_max_tokens).map_err(with_provider)?;
-        let request = self
-            .http
-            .post_json(&messages_url(&attempt.base_url), None, translated.body);
+        let request = attempt.client(&self.http).post_json(
+            &messages_url(&attempt.base_url),
+            None,
+            translated.body,
+        );
         let request = with_headers(request, &attempt).map_err(with_provider)?;
         let api_key = attempt.api_key.as_ref();
         let answer = http::exchange(

@@ -99,7 +99,9 @@ impl BedrockProvider {
         let scrub = credentials.scrub().cloned();
         let mut builder = match &credentials {
             BedrockCredentials::ApiKey(key) => {
-                self.http.post_json(&url, Some(key), translated.body)
+                attempt
+                    .client(&self.http)
+                    .post_json(&url, Some(key), translated.body)
             }
             BedrockCredentials::AccessKey {
                 access_key_id,
@@ -133,8 +135,8 @@ impl BedrockProvider {
                     },
                     SystemTime::now(),
                 );
-                let mut builder = self
-                    .http
+                let mut builder = attempt
+                    .client(&self.http)
                     .post_json(&url, None, translated.body)
                     .header("x-amz-date", signature.amz_date)
                     .header("x-amz-content-sha256", signature.content_sha256)

@@ -83,9 +83,13 @@ impl GeminiProvider {
         let body = request::generate_content_body(&attempt.request, api)
             .map_err(|error| error.with_provider(provider))?;
         let request = match api {
-            GeminiApi::Vertex => self.http.post_json(&url, attempt.api_key.as_ref(), body),
+            GeminiApi::Vertex => {
+                attempt
+                    .client(&self.http)
+                    .post_json(&url, attempt.api_key.as_ref(), body)
+            }
             GeminiApi::GenerativeLanguage => {
-                let mut request = self.http.post_json(&url, None, body);
+                let mut request = attempt.client(&self.http).post_json(&url, None, body);
                 if let Some(key) = &attempt.api_key
                     && let Ok(mut value) = HeaderValue::from_str(key.expose())
                 {
@@ -254,6 +258,7 @@ mod tests {
             limits: AttemptLimits::new(Instant::now(), Duration::from_secs(1)),
             trace: None,
             request: ChatRequest::default(),
+            http: None,
         }
     }
 

@@ -65,7 +65,7 @@ impl GeminiEmbeddings {
             attempt.base_url.as_str()
         };
         let url = http::endpoint(base_url, &format!("models/{model}:batchEmbedContents"));
-        let mut request = self.http.post_json(&url, None, body);
+        let mut request = attempt.client(&self.http).post_json(&url, None, body);
         if let Some(key) = attempt.api_key.as_ref()
             && let Ok(mut value) = HeaderValue::from_str(key.expose())
         {

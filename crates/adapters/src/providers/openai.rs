@@ -54,7 +54,12 @@ impl OpenAiProvider {
                 Ok((flavor.url(&attempt, "chat/completions")?, body))
             })
             .map_err(|error| error.with_provider(provider))?;
-        let request = flavor.post_json(&self.http, &url, attempt.api_key.as_ref(), body);
+        let request = flavor.post_json(
+            attempt.client(&self.http),
+            &url,
+            attempt.api_key.as_ref(),
+            body,
+        );
         let api_key = attempt.api_key.as_ref();
         let answer = http::exchange(
             provider,

@@ -106,3 +106,44 @@ async fn a_rotated_key_file_is_used_without_a_restart() {
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
+
+/// A provider behind the company's egress proxy: every attempt goes through
+/// it, and providers without one still connect directly.
+#[tokio::test]
+async fn a_provider_with_a_proxy_is_reached_through_it() {
+    let proxy = switchyard_test_support::ForwardProxy::start().await;
+    let harness = Harness::start().await;
+    let proxied = Target {
+        proxy_url: proxy.url(),
+        ..harness.openai_target()
+    };
+    harness
+        .chat(proxied, user_request("through the proxy", false))
+        .await
+        .expect_chunks();
+    let upstream = harness
+        .fake
+        .base_url()
+        .trim_start_matches("http://")
+        .split('/')
+        .next()
+        .expect("host:port")
+        .to_owned();
+    assert_eq!(proxy.destinations(), vec![upstream]);
+    assert_eq!(
+        harness.fake.requests().len(),
+        1,
+        "the fake answered through the proxy"
+    );
+
+    harness
+        .chat(harness.openai_target(), user_request("direct", false))
+        .await
+        .expect_chunks();
+    assert_eq!(
+        proxy.destinations().len(),
+        1,
+        "no proxy for a provider without one"
+    );
+    assert_eq!(harness.fake.requests().len(), 2);
+}

@@ -411,6 +411,7 @@ mod tests {
             limits: AttemptLimits::new(Instant::now(), std::time::Duration::from_secs(1)),
             trace: None,
             request: ChatRequest::default(),
+            http: None,
         }
     }
 

@@ -64,7 +64,12 @@ impl OpenAiProvider {
         let (url, body) = embed_body(&attempt.request, EmbeddingsDialect::of(flavor))
             .and_then(|body| Ok((flavor.url(&attempt, "embeddings")?, body)))
             .map_err(|error| error.with_provider(provider))?;
-        let request = flavor.post_json(&self.http, &url, attempt.api_key.as_ref(), body);
+        let request = flavor.post_json(
+            attempt.client(&self.http),
+            &url,
+            attempt.api_key.as_ref(),
+            body,
+        );
         let api_key = attempt.api_key.as_ref();
         let answer = http::exchange(
             provider,
