@@ -382,8 +382,13 @@ impl AdminService for AdminGrpc {
         let caller = self.caller(&request).await?;
         caller.require_write(ObjectKind::ApiKey)?;
         let id = request.into_inner().id;
-        let (_, entries) = self.store.entries().await.map_err(status)?;
-        let Some(entry) = entries.get(&(ObjectKind::ApiKey, id.clone())) else {
+        // Dropped before the change, which then updates the stored objects
+        // in place.
+        let stored = {
+            let (_, entries) = self.store.entries().await.map_err(status)?;
+            entries.get(&(ObjectKind::ApiKey, id.clone())).cloned()
+        };
+        let Some(entry) = stored else {
             return Err(status(Error::NotFound { kind: "key", id }));
         };
         let mut object = entry.object_with_meta();

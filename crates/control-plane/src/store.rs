@@ -16,6 +16,8 @@ mod database;
 mod rows;
 mod tokens;
 
+use std::sync::{Arc, Mutex, PoisonError};
+
 use sqlx::{AnyPool, migrate::Migrator};
 use switchyard_common::config::Environment;
 use switchyard_proto::v1::Snapshot;
@@ -45,6 +47,20 @@ pub const CONFIG_FILE_ACTOR: &str = "config-file";
 pub struct ConfigStore {
     pool: AnyPool,
     kind: database::DatabaseKind,
+    /// The decoded objects at the version last read or written here: a
+    /// change or reload at that version need not decode every row again.
+    cache: Arc<Mutex<Option<Cached>>>,
+    /// Held by a change of this process from its start until the cache
+    /// holds its result, so a reload waits for it rather than reading every
+    /// row while the cache is being updated.
+    writing: Arc<tokio::sync::RwLock<()>>,
+}
+
+/// Every stored object at one version.
+#[derive(Debug)]
+struct Cached {
+    version: u64,
+    entries: Arc<StoredEntries>,
 }
 
 /// The PostgreSQL channel every commit notifies, with the new version as
@@ -59,7 +75,45 @@ impl ConfigStore {
         let kind = database::DatabaseKind::of_url(database_url)?;
         let pool = database::connect(database_url).await?;
         MIGRATOR.run(&pool).await?;
-        Ok(Self { pool, kind })
+        Ok(Self {
+            pool,
+            kind,
+            cache: Arc::new(Mutex::new(None)),
+            writing: Arc::new(tokio::sync::RwLock::new(())),
+        })
+    }
+
+    /// The cached objects, when they are at `version`.
+    fn cached(&self, version: u64) -> Option<Arc<StoredEntries>> {
+        let cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
+        cache
+            .as_ref()
+            .filter(|cached| cached.version == version)
+            .map(|cached| cached.entries.clone())
+    }
+
+    /// Takes the cached objects out of the cache when they are at `version`,
+    /// so a change can update them in place rather than copy them.
+    fn take_cached(&self, version: u64) -> Option<Arc<StoredEntries>> {
+        let mut cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
+        if cache
+            .as_ref()
+            .is_some_and(|cached| cached.version == version)
+        {
+            return cache.take().map(|cached| cached.entries);
+        }
+        None
+    }
+
+    /// Remembers the objects at `version` (a newer version only).
+    fn remember(&self, version: u64, entries: Arc<StoredEntries>) {
+        let mut cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
+        if cache
+            .as_ref()
+            .is_none_or(|cached| cached.version <= version)
+        {
+            *cache = Some(Cached { version, entries });
+        }
     }
 
     /// Whether the database can notify other control planes of a commit
@@ -103,7 +157,7 @@ impl ConfigStore {
     /// Refuses an object the config file owns: that one changes with the file.
     pub async fn put_api_object(&self, object: StoredObject) -> Result<u64> {
         let key = (object.kind(), object.id().to_owned());
-        let stored = self.entries().await?.1.remove(&key);
+        let stored = self.entries().await?.1.get(&key).cloned();
         let change = match stored {
             Some(entry) => {
                 let mut object = object;
@@ -151,12 +205,23 @@ impl ConfigStore {
     pub async fn transact(&self, actor: &str, change: Change) -> Result<Outcome> {
         let dry_run = change.is_dry_run();
         let action = change.action_name();
+        let _writing = self.writing.write().await;
         let mut transaction = self.pool.begin().await?;
         lock(&mut transaction).await?;
         let version = rows::read_version(&mut transaction).await?;
-        let stored = rows::read_entries(&mut transaction).await?;
-        let planned = changes::plan(change, &stored)?;
+        let mut stored = match self.take_cached(version) {
+            Some(stored) => stored,
+            None => Arc::new(rows::read_entries(&mut transaction).await?),
+        };
+        let planned = match changes::plan(change, &stored) {
+            Ok(planned) => planned,
+            Err(error) => {
+                self.remember(version, stored);
+                return Err(error);
+            }
+        };
         if dry_run || (planned.is_empty() && version > 0) {
+            self.remember(version, stored);
             transaction.rollback().await?;
             return Ok(Outcome {
                 version,
@@ -187,6 +252,23 @@ impl ConfigStore {
                 .await?;
         }
         transaction.commit().await?;
+        // In place when nothing else holds them (the usual case), else a copy.
+        let after = Arc::make_mut(&mut stored);
+        for change in &planned {
+            match (&change.before, &change.after) {
+                (_, Some(entry)) => {
+                    after.insert(
+                        (entry.object.kind(), entry.object.id().to_owned()),
+                        entry.clone(),
+                    );
+                }
+                (Some(entry), None) => {
+                    after.remove(&(entry.object.kind(), entry.object.id().to_owned()));
+                }
+                (None, None) => {}
+            }
+        }
+        self.remember(next, stored);
         Ok(Outcome {
             version: next,
             changes: planned,
@@ -194,15 +276,21 @@ impl ConfigStore {
     }
 
     /// Returns the stored version and every stored object, read as one state.
-    pub async fn entries(&self) -> Result<(u64, StoredEntries)> {
+    pub async fn entries(&self) -> Result<(u64, Arc<StoredEntries>)> {
+        let _settled = self.writing.read().await;
         let mut connection = self.pool.acquire().await?;
         for _ in 0..MAX_READ_ATTEMPTS {
             // Every change commits rows and a higher version together, so an
             // unchanged version around the reads means they saw one state.
             let before = rows::read_version(&mut connection).await?;
+            if let Some(entries) = self.cached(before) {
+                return Ok((before, entries));
+            }
             let entries = rows::read_entries(&mut connection).await?;
             let after = rows::read_version(&mut connection).await?;
             if before == after {
+                let entries = Arc::new(entries);
+                self.remember(before, entries.clone());
                 return Ok((before, entries));
             }
         }

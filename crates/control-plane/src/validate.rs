@@ -16,6 +16,49 @@ use crate::{
     price::parse_price_nanos,
 };
 
+/// What the objects a validated object refers to are checked against.
+pub(crate) trait Known {
+    /// Whether an object of `kind` and `id` exists.
+    fn contains(&self, kind: ObjectKind, id: &str) -> bool;
+}
+
+impl Known for StoredConfig {
+    fn contains(&self, kind: ObjectKind, id: &str) -> bool {
+        StoredConfig::contains(self, kind, id)
+    }
+}
+
+/// Validates one key, budget or rate limit (the kinds nothing but scopes
+/// refers to) against the objects `known` holds, and returns its validated
+/// form; `None` for other kinds, which need the whole config validated. The
+/// checks and field names are those of [`StoredConfig::from_declarative`].
+pub(crate) fn validate_leaf(
+    object: &StoredObject,
+    known: &impl Known,
+) -> Result<Option<StoredObject>> {
+    let declarative = crate::export::to_declarative([object]);
+    let environment = Environment::new();
+    let validated = match object.kind() {
+        ObjectKind::ApiKey => {
+            let key = &declarative.keys[0];
+            let path = object_path("keys", 0, &key.id);
+            StoredObject::ApiKey(key_object(key, &path, known, &environment)?)
+        }
+        ObjectKind::Budget => {
+            let budget = &declarative.budgets[0];
+            let path = object_path("budgets", 0, &budget.id);
+            StoredObject::Budget(budget_object(budget, &path, known)?)
+        }
+        ObjectKind::RateLimit => {
+            let limit = &declarative.rate_limits[0];
+            let path = object_path("rate_limits", 0, &limit.id);
+            StoredObject::RateLimit(rate_limit_object(limit, &path, known)?)
+        }
+        _ => return Ok(None),
+    };
+    Ok(Some(validated))
+}
+
 /// Owner of routes that name none.
 const DEFAULT_OWNED_BY: &str = "switchyard";
 
@@ -573,7 +616,7 @@ fn user_object(user: &UserConfig, path: &str, config: &StoredConfig) -> Result<p
 fn key_object(
     key: &KeyConfig,
     path: &str,
-    config: &StoredConfig,
+    config: &impl Known,
     environment: &Environment,
 ) -> Result<pb::ApiKey> {
     require_non_empty(&key.id, path, "id")?;
@@ -658,7 +701,7 @@ fn parse_expiry(text: &str) -> Option<i64> {
 }
 
 /// Checks that a scope names a declared subject.
-fn scope_object(scope: &ScopeConfig, path: &str, config: &StoredConfig) -> Result<pb::Scope> {
+fn scope_object(scope: &ScopeConfig, path: &str, config: &impl Known) -> Result<pb::Scope> {
     use pb::scope::Subject;
     let (known, subject, what, id) = match scope {
         ScopeConfig {
@@ -709,7 +752,7 @@ fn scope_object(scope: &ScopeConfig, path: &str, config: &StoredConfig) -> Resul
     })
 }
 
-fn budget_object(budget: &BudgetConfig, path: &str, config: &StoredConfig) -> Result<pb::Budget> {
+fn budget_object(budget: &BudgetConfig, path: &str, config: &impl Known) -> Result<pb::Budget> {
     require_non_empty(&budget.id, path, "id")?;
     let scope = scope_object(&budget.scope, path, config)?;
     let nanos = parse_price_nanos(&budget.limit)
@@ -734,7 +777,7 @@ fn budget_object(budget: &BudgetConfig, path: &str, config: &StoredConfig) -> Re
 fn rate_limit_object(
     limit: &RateLimitConfig,
     path: &str,
-    config: &StoredConfig,
+    config: &impl Known,
 ) -> Result<pb::RateLimit> {
     require_non_empty(&limit.id, path, "id")?;
     let scope = scope_object(&limit.scope, path, config)?;

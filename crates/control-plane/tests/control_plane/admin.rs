@@ -239,6 +239,55 @@ pub async fn changes_that_would_break_routing_are_refused_naming_the_field(url: 
         );
     }
 
+    // A key with another key's secret, and a key a budget is scoped to.
+    let twin = create(
+        &mut control_plane,
+        ConfigObject {
+            object: Some(Object::Key(ApiKey {
+                id: "twin".to_owned(),
+                sha256: switchyard_control_plane::sha256_hex("abc"),
+                ..ApiKey::default()
+            })),
+        },
+    )
+    .await
+    .expect_err("the `demo` key has that secret");
+    assert!(twin.message().contains("same secret"), "{}", twin.message());
+    control_plane
+        .admin
+        .create_key(as_admin(CreateKeyRequest {
+            key: Some(ApiKey {
+                id: "scoped".to_owned(),
+                ..ApiKey::default()
+            }),
+        }))
+        .await
+        .expect("a key");
+    let mut scoped_budget = budget("per-key", "default", 1);
+    if let Some(Object::Budget(budget)) = scoped_budget.object.as_mut() {
+        budget.scope = Some(Scope {
+            subject: Some(Subject::KeyId("scoped".to_owned())),
+        });
+    }
+    create(&mut control_plane, scoped_budget)
+        .await
+        .expect("scoped to the key");
+    let error = control_plane
+        .admin
+        .delete(as_admin(DeleteObjectRequest {
+            kind: ObjectKind::Key as i32,
+            id: "scoped".to_owned(),
+            revision: 0,
+        }))
+        .await
+        .expect_err("the budget would be scoped to nothing");
+    assert_eq!(error.code(), Code::InvalidArgument);
+    assert!(
+        error.message().contains("budgets[per-key].scope"),
+        "{}",
+        error.message()
+    );
+
     // Deleting a deployment a route uses would leave the route dangling; the
     // file owns these, so make an API pair to try it on.
     create(&mut control_plane, route_to("api-route", "mock-2"))
@@ -273,8 +322,8 @@ pub async fn changes_that_would_break_routing_are_refused_naming_the_field(url: 
     );
     assert_eq!(
         control_plane.store.version().await.expect("version"),
-        before + 1,
-        "only the valid API route was stored"
+        before + 3,
+        "only the valid key, budget and route were stored"
     );
     control_plane.stop().await;
 }
