@@ -6,7 +6,10 @@
 //! the whole snapshot: with 100,000 keys, one revoked key is one key on the
 //! wire.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::{
+    collections::{BTreeMap, VecDeque},
+    sync::Arc,
+};
 
 use switchyard_proto::v1::{
     ObjectRef, Snapshot, SnapshotAudience, SnapshotDelta, config_object::Object,
@@ -220,12 +223,12 @@ pub(crate) fn merge<'a>(
 /// The deltas in `kept` that lead from `held` to `current`, merged; `None`
 /// when they no longer reach back that far.
 pub(crate) fn since(
-    kept: &VecDeque<SnapshotDelta>,
+    kept: &VecDeque<Arc<SnapshotDelta>>,
     held: u64,
     current: u64,
 ) -> Option<SnapshotDelta> {
     let start = kept.iter().position(|delta| delta.from_version == held)?;
-    let merged = merge(kept.iter().skip(start))?;
+    let merged = merge(kept.iter().skip(start).map(|delta| delta.as_ref()))?;
     (merged.to_version == current).then_some(merged)
 }
 
@@ -326,7 +329,7 @@ mod tests {
             &["t1"],
         );
         let v3 = snapshot(3, vec![key("a", true), key("c", false)], &["t2"]);
-        let kept = VecDeque::from([diff(&v1, &v2), diff(&v2, &v3)]);
+        let kept = VecDeque::from([Arc::new(diff(&v1, &v2)), Arc::new(diff(&v2, &v3))]);
         let merged = since(&kept, 1, 3).expect("reaches back to 1");
         assert!(
             since(&kept, 0, 3).is_none(),

@@ -23,8 +23,9 @@ pub(crate) struct Published {
     /// The full (unfiltered) snapshot.
     pub snapshot: Arc<Snapshot>,
     /// At most [`KEPT_DELTAS`] consecutive deltas, the newest last, ending at
-    /// `snapshot`'s version.
-    pub deltas: VecDeque<SnapshotDelta>,
+    /// `snapshot`'s version; shared with the publications before, so a large
+    /// delta (a bulk import) is not copied at every publication.
+    pub deltas: VecDeque<Arc<SnapshotDelta>>,
 }
 
 impl Published {
@@ -39,7 +40,7 @@ impl Published {
     /// The publication after this one, for `next`.
     fn then(&self, next: Snapshot) -> Self {
         let mut deltas = self.deltas.clone();
-        deltas.push_back(diff(&self.snapshot, &next));
+        deltas.push_back(Arc::new(diff(&self.snapshot, &next)));
         while deltas.len() > KEPT_DELTAS {
             deltas.pop_front();
         }
