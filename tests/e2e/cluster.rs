@@ -148,6 +148,7 @@ control_plane: {{listen: "127.0.0.1:0", database_url: "{control_plane_url}", pol
 ledger: {{listen: "127.0.0.1:0", {ledger_yaml}}}
 cache: {cache_yaml}
 telemetry: {{log_filter: warn}}
+credentials: {{master_keys: {{env: MASTER_KEYS}}}}
 providers:
   - {{name: fake-openai, kind: openai, base_url: "{upstream_url}", api_key: {{env: FAKE_OPENAI_KEY}}, timeout: 10s}}
   - {{name: mock, kind: mock}}
@@ -197,6 +198,11 @@ keys:
             ("FAKE_OPENAI_KEY".to_owned(), UPSTREAM_KEY.to_owned()),
             ("TEST_KEY".to_owned(), api_key.clone()),
             ("ADMIN_TOKEN".to_owned(), admin_token.clone()),
+            // `ID:BASE64` of 32 bytes: the master key stored credentials are sealed with.
+            (
+                "MASTER_KEYS".to_owned(),
+                "k1:AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyA=".to_owned(),
+            ),
         ]);
 
         let shutdown = CancellationToken::new();

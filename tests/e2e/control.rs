@@ -407,3 +407,78 @@ pub async fn a_saved_config_file_change_applies_within_a_second_and_a_bad_one_is
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// A provider's key stored through `ctl` instead of an environment
+/// variable: the control plane seals it, the adapters open it, and requests
+/// carry it upstream; nothing shows it.
+pub async fn a_provider_key_stored_with_ctl_is_used_upstream_and_never_shown(
+    cluster: &TestCluster,
+) {
+    let set = ctl_with(
+        cluster,
+        &cluster.admin_token,
+        &[
+            "credentials",
+            "set",
+            "openai-stored",
+            "--provider",
+            "fake-openai",
+        ],
+        Some(crate::cluster::UPSTREAM_KEY),
+    )
+    .await;
+    assert_eq!(set.code, 0, "{}", set.stderr);
+    assert!(set.stdout.contains("master_key=k1"), "{}", set.stdout);
+    // The file switches the provider to the stored credential.
+    let uses_it = cluster.config_text.replacen(
+        "api_key: {env: FAKE_OPENAI_KEY}, timeout: 10s",
+        "api_key: {credential: openai-stored}, timeout: 10s",
+        1,
+    );
+    assert_ne!(uses_it, cluster.config_text);
+    std::fs::write(&cluster.config_path, &uses_it).expect("save the file");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let provider = ctl(cluster, &["get", "provider", "fake-openai", "-o", "yaml"]).await;
+        if provider.stdout.contains("credential: openai-stored") {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{}",
+            provider.stdout
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let body =
+        json!({"model": "gpt-test", "messages": [{"role": "user", "content": "stored key"}]});
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let response = cluster.chat(&body).await;
+        let status = response.status();
+        if status == reqwest::StatusCode::OK {
+            break;
+        }
+        let text = response.text().await.unwrap_or_default();
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "answered {status}: {text}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let sent = cluster.upstream.requests();
+    let last = sent.last().expect("the upstream was called");
+    assert_eq!(
+        last.headers["authorization"],
+        format!("Bearer {}", crate::cluster::UPSTREAM_KEY)
+    );
+    for shown in [
+        ctl(cluster, &["credentials", "list", "-o", "json"])
+            .await
+            .stdout,
+        ctl(cluster, &["audit", "-o", "json"]).await.stdout,
+        ctl(cluster, &["export"]).await.stdout,
+    ] {
+        assert!(!shown.contains(crate::cluster::UPSTREAM_KEY), "{shown}");
+    }
+}

@@ -87,4 +87,5 @@ both_modes!(
     the_admin_listener_serves_the_admin_api_with_reflection,
     a_saved_config_file_change_applies_within_a_second_and_a_bad_one_is_refused,
     fifty_config_changes_under_load_fail_no_request_and_split_none,
+    a_provider_key_stored_with_ctl_is_used_upstream_and_never_shown,
 );

@@ -6,6 +6,7 @@ use serde_json::{Value, json};
 use switchyard_test_support::{Fault, openai_error_body};
 
 pub use crate::control::{
+    a_provider_key_stored_with_ctl_is_used_upstream_and_never_shown,
     a_saved_config_file_change_applies_within_a_second_and_a_bad_one_is_refused,
     ctl_creates_a_key_sets_a_budget_and_revokes_the_key_within_a_second,
     export_applies_back_without_a_diff_and_changes_apply_atomically,

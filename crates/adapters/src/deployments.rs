@@ -8,7 +8,7 @@
 
 use std::{collections::HashMap, sync::Arc};
 
-use switchyard_proto::v1::{Provider, Snapshot};
+use switchyard_proto::v1::{Credential, Provider, Snapshot};
 
 /// One deployment the adapters can serve.
 #[derive(Debug, Clone, PartialEq)]
@@ -23,6 +23,8 @@ pub struct KnownDeployment {
 #[derive(Debug, Default)]
 pub struct DeploymentIndex {
     deployments: HashMap<String, KnownDeployment>,
+    /// Stored provider credentials by id, encrypted.
+    pub credentials: HashMap<String, Arc<Credential>>,
     /// Snapshot version this index was built from.
     pub version: u64,
 }
@@ -50,8 +52,14 @@ impl DeploymentIndex {
                 ))
             })
             .collect();
+        let credentials = snapshot
+            .credentials
+            .into_iter()
+            .map(|credential| (credential.id.clone(), Arc::new(credential)))
+            .collect();
         Self {
             deployments,
+            credentials,
             version: snapshot.version,
         }
     }

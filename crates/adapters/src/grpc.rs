@@ -155,16 +155,18 @@ impl AdapterGrpc {
             ))
             .with_provider(&provider.name)
         })?;
-        let api_key = self
-            .secrets
-            .resolve(&provider.name, provider.api_key.as_ref())?;
+        let api_key = self.secrets.resolve(
+            &provider.name,
+            provider.api_key.as_ref(),
+            &index.credentials,
+        )?;
         let secrets = provider
             .secrets
             .iter()
             .map(|(name, reference)| {
                 let secret = self
                     .secrets
-                    .resolve(&provider.name, Some(reference))?
+                    .resolve(&provider.name, Some(reference), &index.credentials)?
                     .ok_or_else(|| {
                         ServiceError::new(
                             ErrorClass::Authentication,

@@ -46,7 +46,8 @@ mod timing;
 use std::sync::Arc;
 
 use switchyard_common::{
-    channel::MAX_GRPC_MESSAGE_BYTES, config::Environment, snapshot::SnapshotHandle,
+    channel::MAX_GRPC_MESSAGE_BYTES, config::Environment, envelope::Keyring,
+    snapshot::SnapshotHandle,
 };
 use switchyard_proto::v1::adapter_service_server::AdapterServiceServer;
 
@@ -58,13 +59,20 @@ pub use crate::{
 };
 
 /// Builds the adapters' gRPC server over their snapshot view. Provider
-/// secrets are resolved from `environment` and files, never from requests.
+/// secrets are resolved from `environment` and files, or are stored
+/// credentials opened with `keyring`; never from requests.
 pub fn build(
     config: &AdapterConfig,
     deployments: SnapshotHandle<DeploymentIndex>,
     environment: Environment,
+    keyring: Option<Keyring>,
 ) -> Result<AdapterServiceServer<AdapterGrpc>> {
-    Ok(server(build_service(config, deployments, environment)?))
+    Ok(server(build_service(
+        config,
+        deployments,
+        environment,
+        keyring,
+    )?))
 }
 
 /// Builds the adapter service itself, for direct in-process calls
@@ -73,8 +81,10 @@ pub fn build_service(
     config: &AdapterConfig,
     deployments: SnapshotHandle<DeploymentIndex>,
     environment: Environment,
+    keyring: Option<Keyring>,
 ) -> Result<Arc<AdapterGrpc>> {
-    let secrets = secrets::SecretResolver::new(environment, config.secret_refresh);
+    let secrets =
+        secrets::SecretResolver::new(environment, config.secret_refresh).with_keyring(keyring);
     let grpc = AdapterGrpc::new(config, deployments, secrets)?;
     Ok(Arc::new(grpc))
 }

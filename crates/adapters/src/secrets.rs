@@ -3,15 +3,17 @@
 
 use std::{
     collections::HashMap,
-    path::PathBuf,
-    sync::{Mutex, PoisonError},
+    sync::{Arc, Mutex, PoisonError},
     time::{Duration, Instant},
 };
 
 use switchyard_common::{
-    ErrorClass, Secret, SecretSource, ServiceError, config::Environment, secret::SecretError,
+    ErrorClass, Secret, SecretSource, ServiceError,
+    config::Environment,
+    envelope::{Keyring, Sealed},
+    secret::SecretError,
 };
-use switchyard_proto::v1::{SecretRef, secret_ref::Source};
+use switchyard_proto::v1::{Credential, SecretRef, secret_ref::Source};
 
 /// Resolves secret references, remembering what it resolved for `refresh`
 /// so a key file is read at most once per interval, not per request, and a
@@ -22,6 +24,11 @@ pub struct SecretResolver {
     environment: Environment,
     refresh: Duration,
     resolved: Mutex<HashMap<SecretSource, (Secret, Instant)>>,
+    /// Opens stored credentials; `None` when no master keys are configured.
+    keyring: Option<Keyring>,
+    /// Decrypted stored credentials by id and revision: each revision is
+    /// decrypted (and audited) once.
+    opened: Mutex<HashMap<(String, u64), Secret>>,
 }
 
 impl SecretResolver {
@@ -32,15 +39,29 @@ impl SecretResolver {
             environment,
             refresh,
             resolved: Mutex::new(HashMap::new()),
+            keyring: None,
+            opened: Mutex::new(HashMap::new()),
         }
     }
 
-    /// Returns the key `reference` points to; `None` when the target has no key.
+    /// Opens stored credentials with `keyring`.
+    pub fn with_keyring(mut self, keyring: Option<Keyring>) -> Self {
+        self.keyring = keyring;
+        self
+    }
+
+    /// Returns the key `reference` points to; `None` when the target has no
+    /// key. A stored credential is looked up in `credentials` (the snapshot's)
+    /// and decrypted.
     pub fn resolve(
         &self,
         provider: &str,
         reference: Option<&SecretRef>,
+        credentials: &HashMap<String, Arc<Credential>>,
     ) -> Result<Option<Secret>, ServiceError> {
+        if let Some(Source::Credential(id)) = reference.and_then(|r| r.source.as_ref()) {
+            return self.open(provider, id, credentials).map(Some);
+        }
         let Some(source) = reference.and_then(source_of) else {
             return Ok(None);
         };
@@ -57,6 +78,71 @@ impl SecretResolver {
         Ok(Some(secret))
     }
 
+    /// Decrypts the stored credential `id` of `provider`, once per revision.
+    /// Every decryption is written to the audit log (`switchyard::audit`)
+    /// with the reader's identity; the value never is.
+    fn open(
+        &self,
+        provider: &str,
+        id: &str,
+        credentials: &HashMap<String, Arc<Credential>>,
+    ) -> Result<Secret, ServiceError> {
+        let refuse = |reason: String| {
+            ServiceError::new(
+                ErrorClass::Authentication,
+                format!(
+                    "the credential `{id}` of provider `{provider}` is not available: {reason}"
+                ),
+            )
+            .with_provider(provider)
+        };
+        let credential = credentials
+            .get(id)
+            .filter(|credential| credential.provider == provider)
+            .ok_or_else(|| refuse("it is not stored for this provider".to_owned()))?;
+        let revision = credential.meta.map_or(0, |meta| meta.revision);
+        let key = (id.to_owned(), revision);
+        if let Some(secret) = self.opened_lock().get(&key) {
+            return Ok(secret.clone());
+        }
+        let keyring = self.keyring.as_ref().ok_or_else(|| {
+            refuse("no master keys are configured (`credentials.master_keys`)".to_owned())
+        })?;
+        let sealed = credential
+            .sealed
+            .as_ref()
+            .ok_or_else(|| refuse("it holds no value".to_owned()))?;
+        let sealed = Sealed {
+            master_key_id: credential.master_key_id.clone(),
+            wrapped_key: sealed.wrapped_key.clone(),
+            key_nonce: sealed.key_nonce.clone(),
+            nonce: sealed.nonce.clone(),
+            ciphertext: sealed.ciphertext.clone(),
+        };
+        let value = keyring
+            .open(id, &sealed)
+            .map_err(|error| refuse(error.to_string()))?;
+        let value = String::from_utf8(value).map_err(|_| refuse("it is not UTF-8".to_owned()))?;
+        tracing::info!(
+            target: "switchyard::audit",
+            credential = id,
+            provider,
+            revision,
+            master_key_id = credential.master_key_id,
+            reader = "adapter",
+            pid = std::process::id(),
+            "stored credential decrypted"
+        );
+        let secret = Secret::new(value);
+        self.opened_lock().insert(key, secret.clone());
+        Ok(secret)
+    }
+
+    fn opened_lock(&self) -> std::sync::MutexGuard<'_, HashMap<(String, u64), Secret>> {
+        // The map holds no invariant a panic could break.
+        self.opened.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<SecretSource, (Secret, Instant)>> {
         // The map holds no invariant a panic could break.
         self.resolved.lock().unwrap_or_else(PoisonError::into_inner)
@@ -67,10 +153,8 @@ impl SecretResolver {
 fn source_of(reference: &SecretRef) -> Option<SecretSource> {
     match reference.source.as_ref()? {
         Source::Env(name) => Some(SecretSource::env(name.clone())),
-        Source::File(path) => Some(SecretSource {
-            env: None,
-            file: Some(PathBuf::from(path)),
-        }),
+        Source::File(path) => Some(SecretSource::file(path.clone())),
+        Source::Credential(id) => Some(SecretSource::credential(id.clone())),
     }
 }
 
@@ -100,13 +184,18 @@ mod tests {
             Duration::from_secs(5),
         );
         let secret = resolver
-            .resolve("p", Some(&env_ref("KEY")))
+            .resolve("p", Some(&env_ref("KEY")), &HashMap::new())
             .expect("set")
             .expect("a key");
         assert_eq!(secret.expose(), "sk-1");
-        assert_eq!(resolver.resolve("p", None).expect("no key"), None);
+        assert_eq!(
+            resolver
+                .resolve("p", None, &HashMap::new())
+                .expect("no key"),
+            None
+        );
         let error = resolver
-            .resolve("p", Some(&env_ref("MISSING")))
+            .resolve("p", Some(&env_ref("MISSING")), &HashMap::new())
             .expect_err("not set");
         assert_eq!(error.class, ErrorClass::Authentication);
         assert!(error.message.contains("`p`") && error.message.contains("MISSING"));
@@ -125,7 +214,7 @@ mod tests {
         let resolver = SecretResolver::new(Environment::new(), Duration::from_millis(50));
         let read = |resolver: &SecretResolver| {
             resolver
-                .resolve("p", Some(&reference))
+                .resolve("p", Some(&reference), &HashMap::new())
                 .expect("readable")
                 .expect("a key")
                 .expose()

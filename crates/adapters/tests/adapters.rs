@@ -44,10 +44,23 @@ pub(crate) struct Target {
     pub(crate) propagate_trace: bool,
     /// The provider's egress proxy; empty for none.
     pub(crate) proxy_url: String,
+    /// Stored credentials in the snapshot.
+    pub(crate) credentials: Vec<switchyard_proto::v1::Credential>,
 }
 
 /// The `traceparent` every test attempt carries.
 pub(crate) const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
+/// The variable holding the test master keys, when a test sets it.
+pub(crate) const MASTER_KEYS_VARIABLE: &str = "TEST_MASTER_KEYS";
+
+/// The keyring the harness's adapters open stored credentials with.
+pub(crate) fn test_keyring(environment: &Environment) -> switchyard_common::envelope::Keyring {
+    switchyard_common::envelope::Keyring::new(
+        switchyard_common::SecretSource::env(MASTER_KEYS_VARIABLE),
+        environment.clone(),
+    )
+}
 
 /// A fake upstream and an adapter client whose environment holds its key.
 pub(crate) struct Harness {
@@ -85,8 +98,9 @@ impl Harness {
 
     fn configured(fake: FakeOpenAi, environment: Environment, config: &AdapterConfig) -> Self {
         let deployments = SnapshotHandle::fixed(DeploymentIndex::default());
-        let server =
-            build(config, deployments.clone(), environment).expect("the adapter server builds");
+        let keyring = test_keyring(&environment);
+        let server = build(config, deployments.clone(), environment, Some(keyring))
+            .expect("the adapter server builds");
         let client = AdapterServiceClient::new(GrpcChannel::in_process(server));
         Self {
             fake,
@@ -121,6 +135,7 @@ impl Harness {
                     upstream_model: target.upstream_model.clone(),
                     ..Deployment::default()
                 }],
+                credentials: target.credentials.clone(),
                 ..Snapshot::default()
             }));
         id

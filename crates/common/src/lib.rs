@@ -25,6 +25,7 @@ pub mod calendar;
 pub mod channel;
 pub mod client;
 pub mod config;
+pub mod envelope;
 pub mod error;
 pub mod grpc;
 pub mod memory;

@@ -19,17 +19,25 @@ pub struct SecretSource {
     /// Path of a file whose trimmed content is the secret.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub file: Option<PathBuf>,
+    /// Id of a credential stored (encrypted) by the control plane, for a
+    /// provider's secrets only; the adapters decrypt it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential: Option<String>,
 }
 
 /// Why a secret could not be resolved. Names the reference, never the value.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum SecretError {
-    /// The reference sets neither or both of `env` and `file`.
-    #[error("a secret reference needs exactly one of `env` or `file`")]
+    /// The reference sets none or several of `env`, `file` and `credential`.
+    #[error("a secret reference needs exactly one of `env`, `file` or `credential`")]
     Ambiguous,
     /// The environment variable is not set or empty.
     #[error("environment variable `{0}` is not set")]
     MissingEnv(String),
+    /// The reference names a stored credential, which only the adapters
+    /// decrypt from their snapshot.
+    #[error("`{0}` is a stored credential; only a provider's secrets may name one")]
+    Stored(String),
     /// The file cannot be read or is empty.
     #[error("secret file `{path}` cannot be read: {reason}")]
     File {
@@ -46,19 +54,44 @@ impl SecretSource {
         Self {
             env: Some(name.into()),
             file: None,
+            credential: None,
+        }
+    }
+
+    /// A reference to a file.
+    pub fn file(path: impl Into<PathBuf>) -> Self {
+        Self {
+            env: None,
+            file: Some(path.into()),
+            credential: None,
+        }
+    }
+
+    /// A reference to a stored credential.
+    pub fn credential(id: impl Into<String>) -> Self {
+        Self {
+            env: None,
+            file: None,
+            credential: Some(id.into()),
         }
     }
 
     /// Checks that exactly one source is set.
     pub fn validate(&self) -> Result<(), SecretError> {
-        match (&self.env, &self.file) {
-            (Some(_), None) | (None, Some(_)) => Ok(()),
+        match (&self.env, &self.file, &self.credential) {
+            (Some(_), None, None) | (None, Some(_), None) | (None, None, Some(_)) => Ok(()),
             _ => Err(SecretError::Ambiguous),
         }
     }
 
     /// Reads the secret from `environment` or the file system.
     pub fn resolve(&self, environment: &BTreeMap<String, String>) -> Result<Secret, SecretError> {
+        if let Some(id) = &self.credential {
+            return Err(match (&self.env, &self.file) {
+                (None, None) => SecretError::Stored(id.clone()),
+                _ => SecretError::Ambiguous,
+            });
+        }
         match (&self.env, &self.file) {
             (Some(name), None) => environment
                 .get(name)
@@ -139,6 +172,7 @@ mod tests {
         let source = SecretSource {
             env: Some("A".to_owned()),
             file: Some(PathBuf::from("/x")),
+            credential: None,
         };
         assert_eq!(source.validate(), Err(SecretError::Ambiguous));
     }

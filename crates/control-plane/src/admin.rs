@@ -7,6 +7,7 @@ pub mod secrets;
 
 use std::sync::Arc;
 
+use switchyard_common::envelope::{EnvelopeError, Keyring, Sealed};
 use switchyard_proto::v1::{self as pb, admin_service_server::AdminService};
 use tokio::sync::Notify;
 use tonic::{Request, Response, Status};
@@ -22,18 +23,34 @@ use auth::{AdminAuth, Caller};
 pub struct AdminGrpc {
     store: ConfigStore,
     auth: AdminAuth,
+    /// Seals credential values; `None` when no master keys are configured.
+    keyring: Option<Keyring>,
     /// Wakes the publisher after a committed change.
     changed: Arc<Notify>,
 }
 
 impl AdminGrpc {
     /// Creates the service; `changed` is notified after every committed change.
-    pub(crate) fn new(store: ConfigStore, auth: AdminAuth, changed: Arc<Notify>) -> Self {
+    pub(crate) fn new(
+        store: ConfigStore,
+        auth: AdminAuth,
+        keyring: Option<Keyring>,
+        changed: Arc<Notify>,
+    ) -> Self {
         Self {
             store,
             auth,
+            keyring,
             changed,
         }
+    }
+
+    fn keyring(&self) -> Result<&Keyring, Status> {
+        self.keyring.as_ref().ok_or_else(|| {
+            Status::failed_precondition(
+                "stored credentials need master keys: set `credentials.master_keys`",
+            )
+        })
     }
 
     /// The newest `limit` audit records for a caller presenting `token` (the
@@ -76,7 +93,7 @@ impl AdminGrpc {
         let (_, entries) = self.store.entries().await.map_err(status)?;
         entries
             .get(&(kind, id.to_owned()))
-            .map(|entry| entry.object_with_meta().into_proto())
+            .map(shown)
             .ok_or_else(|| {
                 status(Error::NotFound {
                     kind: kind.as_str(),
@@ -86,11 +103,19 @@ impl AdminGrpc {
     }
 }
 
+/// A stored object as the API shows it: with its meta, and a credential
+/// without its (encrypted) value.
+fn shown(entry: &crate::StoredEntry) -> pb::ConfigObject {
+    let mut object = entry.object_with_meta();
+    if let StoredObject::Credential(credential) = &mut object {
+        credential.sealed = None;
+    }
+    object.into_proto()
+}
+
 /// The stored object a change leaves, with its meta, as the API returns it.
 fn after_of(change: Option<&ObjectChange>) -> Option<pb::ConfigObject> {
-    change
-        .and_then(|change| change.after.as_ref())
-        .map(|entry| entry.object_with_meta().into_proto())
+    change.and_then(|change| change.after.as_ref()).map(shown)
 }
 
 fn kind_of(kind: i32) -> Result<ObjectKind, Status> {
@@ -104,6 +129,47 @@ fn object_of(object: Option<pb::ConfigObject>) -> Result<StoredObject, Status> {
     object
         .and_then(StoredObject::from_proto)
         .ok_or_else(|| Status::invalid_argument("`object` must hold an object"))
+}
+
+/// Credentials change through `SetCredential`, which encrypts the value.
+fn refuse_credential(object: &StoredObject) -> Result<(), Status> {
+    if object.kind() == ObjectKind::Credential {
+        return Err(Status::invalid_argument(
+            "credentials are set with SetCredential, which encrypts the value",
+        ));
+    }
+    Ok(())
+}
+
+/// A sealed value as stored in a credential.
+fn to_proto_sealed(sealed: Sealed) -> (pb::SealedSecret, String) {
+    (
+        pb::SealedSecret {
+            wrapped_key: sealed.wrapped_key,
+            key_nonce: sealed.key_nonce,
+            nonce: sealed.nonce,
+            ciphertext: sealed.ciphertext,
+        },
+        sealed.master_key_id,
+    )
+}
+
+/// A credential's stored value, for rewrapping.
+fn from_proto_sealed(credential: &pb::Credential) -> Option<Sealed> {
+    let sealed = credential.sealed.clone()?;
+    Some(Sealed {
+        master_key_id: credential.master_key_id.clone(),
+        wrapped_key: sealed.wrapped_key,
+        key_nonce: sealed.key_nonce,
+        nonce: sealed.nonce,
+        ciphertext: sealed.ciphertext,
+    })
+}
+
+/// Maps a sealing failure; it never names a key or a value.
+fn envelope_status(error: EnvelopeError) -> Status {
+    tracing::error!(%error, "credential encryption failed");
+    Status::failed_precondition(error.to_string())
 }
 
 fn require_id(id: &str, what: &str) -> Result<(), Status> {
@@ -191,7 +257,7 @@ impl AdminService for AdminGrpc {
         let objects = entries
             .values()
             .filter(|entry| entry.object.kind() == kind)
-            .map(|entry| entry.object_with_meta().into_proto())
+            .map(shown)
             .collect();
         Ok(Response::new(pb::ListObjectsResponse { objects, version }))
     }
@@ -215,6 +281,7 @@ impl AdminService for AdminGrpc {
         let object = object_of(request.into_inner().object)?;
         caller.require_write(object.kind())?;
         require_id(object.id(), "the object's id")?;
+        refuse_credential(&object)?;
         if let StoredObject::ApiKey(key) = &object
             && key.sha256.is_empty()
         {
@@ -235,6 +302,7 @@ impl AdminService for AdminGrpc {
         let caller = self.caller(&request).await?;
         let object = object_of(request.into_inner().object)?;
         caller.require_write(object.kind())?;
+        refuse_credential(&object)?;
         let (kind, id) = (object.kind(), object.id().to_owned());
         let outcome = self.transact(&caller, Change::Update { object }).await?;
         match after_of(outcome.changes.first()) {
@@ -309,12 +377,8 @@ impl AdminService for AdminGrpc {
                 };
                 pb::ObjectChange {
                     action: action as i32,
-                    before: change
-                        .before
-                        .map(|entry| entry.object_with_meta().into_proto()),
-                    after: change
-                        .after
-                        .map(|entry| entry.object_with_meta().into_proto()),
+                    before: change.before.as_ref().map(shown),
+                    after: change.after.as_ref().map(shown),
                 }
             })
             .collect();
@@ -330,10 +394,7 @@ impl AdminService for AdminGrpc {
     ) -> Result<Response<pb::ExportResponse>, Status> {
         self.caller(&request).await?;
         let (version, entries) = self.store.entries().await.map_err(status)?;
-        let objects = entries
-            .values()
-            .map(|entry| entry.object_with_meta().into_proto())
-            .collect();
+        let objects = entries.values().map(shown).collect();
         Ok(Response::new(pb::ExportResponse { objects, version }))
     }
 
@@ -492,6 +553,106 @@ impl AdminService for AdminGrpc {
             .map_err(status)?;
         Ok(Response::new(pb::ListAuditResponse {
             entries: records.into_iter().map(audit_to_proto).collect(),
+        }))
+    }
+
+    async fn set_credential(
+        &self,
+        request: Request<pb::SetCredentialRequest>,
+    ) -> Result<Response<pb::ConfigObject>, Status> {
+        let caller = self.caller(&request).await?;
+        caller.require(AdminRole::Admin, "setting a credential")?;
+        let request = request.into_inner();
+        require_id(&request.id, "the credential's id")?;
+        if request.value.is_empty() {
+            return Err(Status::invalid_argument("the credential's value is empty"));
+        }
+        let sealed = self
+            .keyring()?
+            .seal(&request.id, request.value.as_bytes())
+            .map_err(envelope_status)?;
+        let (sealed, master_key_id) = to_proto_sealed(sealed);
+        let mut credential = pb::Credential {
+            id: request.id.clone(),
+            provider: request.provider,
+            sealed: Some(sealed),
+            hint: secret_hint(&request.value),
+            meta: None,
+            master_key_id,
+        };
+        // Created, or its value replaced at the revision it has now.
+        let stored = {
+            let (_, entries) = self.store.entries().await.map_err(status)?;
+            entries
+                .get(&(ObjectKind::Credential, request.id.clone()))
+                .map(|entry| entry.revision)
+        };
+        let change = match stored {
+            Some(revision) => {
+                credential.meta = Some(pb::ObjectMeta { owner: 0, revision });
+                Change::Update {
+                    object: StoredObject::Credential(credential),
+                }
+            }
+            None => Change::Create {
+                object: StoredObject::Credential(credential),
+            },
+        };
+        let outcome = self.transact(&caller, change).await?;
+        match outcome
+            .changes
+            .first()
+            .and_then(|change| change.after.as_ref())
+        {
+            Some(entry) => Ok(Response::new(shown(entry))),
+            None => Ok(Response::new(
+                self.stored(ObjectKind::Credential, &request.id).await?,
+            )),
+        }
+    }
+
+    async fn rewrap_credentials(
+        &self,
+        request: Request<pb::RewrapCredentialsRequest>,
+    ) -> Result<Response<pb::RewrapCredentialsResponse>, Status> {
+        let caller = self.caller(&request).await?;
+        caller.require(AdminRole::Admin, "rewrapping credentials")?;
+        let keyring = self.keyring()?;
+        let current = keyring.current_key_id().map_err(envelope_status)?;
+        let stale: Vec<crate::StoredEntry> = {
+            let (_, entries) = self.store.entries().await.map_err(status)?;
+            entries
+                .values()
+                .filter(|entry| {
+                    matches!(&entry.object, StoredObject::Credential(credential) if credential.master_key_id != current)
+                })
+                .cloned()
+                .collect()
+        };
+        let mut rewrapped = 0;
+        for entry in stale {
+            let StoredObject::Credential(mut credential) = entry.object_with_meta() else {
+                continue;
+            };
+            let Some(sealed) = from_proto_sealed(&credential) else {
+                continue;
+            };
+            let (sealed, master_key_id) =
+                to_proto_sealed(keyring.rewrap(&sealed).map_err(envelope_status)?);
+            credential.sealed = Some(sealed);
+            credential.master_key_id = master_key_id;
+            self.transact(
+                &caller,
+                Change::Update {
+                    object: StoredObject::Credential(credential),
+                },
+            )
+            .await?;
+            rewrapped += 1;
+        }
+        Ok(Response::new(pb::RewrapCredentialsResponse {
+            rewrapped,
+            master_key_id: current,
         }))
     }
 

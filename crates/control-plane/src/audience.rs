@@ -6,7 +6,8 @@
 //!   providers, never URLs or secrets), keys without their hashes, teams,
 //!   users, budgets and rate limits.
 //! - Adapters talk to providers: providers (endpoints and credential
-//!   references) and deployments, nothing about clients.
+//!   references), deployments and the stored credentials (encrypted; only
+//!   adapters decrypt them), nothing about clients.
 
 use switchyard_proto::v1::{Route, Snapshot, SnapshotAudience};
 
@@ -54,6 +55,7 @@ pub fn view_for(full: &Snapshot, audience: SnapshotAudience) -> Snapshot {
         SnapshotAudience::Adapter => {
             view.providers.clone_from(&full.providers);
             view.deployments.clone_from(&full.deployments);
+            view.credentials.clone_from(&full.credentials);
         }
         SnapshotAudience::Unspecified => {}
     }

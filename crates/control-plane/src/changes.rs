@@ -17,6 +17,7 @@ use crate::{
     store::StoredEntries,
 };
 
+mod credentials;
 mod leaves;
 
 use leaves::{MAX_LEAF_CHANGES, is_leaf, validated_leaves};
@@ -253,6 +254,7 @@ fn validated(planned: Vec<ObjectChange>, stored: &StoredEntries) -> Result<Vec<O
     }
     let declarative = to_declarative(result.values().copied());
     let normalized = StoredConfig::from_declarative(&declarative, &Environment::new())?;
+    credentials::check(&result, &normalized)?;
     let mut checked = Vec::with_capacity(planned.len());
     for mut change in planned {
         if let Some(after) = &mut change.after {

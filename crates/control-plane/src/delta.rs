@@ -58,6 +58,11 @@ fn objects_of(snapshot: &Snapshot) -> BTreeMap<Key, StoredObject> {
         .cloned()
         .for_each(|o| add(StoredObject::Team(o)));
     snapshot
+        .credentials
+        .iter()
+        .cloned()
+        .for_each(|o| add(StoredObject::Credential(o)));
+    snapshot
         .users
         .iter()
         .cloned()
@@ -127,6 +132,13 @@ pub(crate) fn diff(old: &Snapshot, new: &Snapshot) -> SnapshotDelta {
         &new.rate_limits,
         |o| &o.id,
         StoredObject::RateLimit,
+        d,
+    );
+    diff_list(
+        &old.credentials,
+        &new.credentials,
+        |o| &o.id,
+        StoredObject::Credential,
         d,
     );
     delta
@@ -237,8 +249,8 @@ fn visible(kind: ObjectKind, audience: SnapshotAudience) -> bool {
     use ObjectKind::*;
     match audience {
         SnapshotAudience::Edge => matches!(kind, ApiKey | Route | Budget | RateLimit),
-        SnapshotAudience::Router => !matches!(kind, Provider),
-        SnapshotAudience::Adapter => matches!(kind, Provider | Deployment),
+        SnapshotAudience::Router => !matches!(kind, Provider | Credential),
+        SnapshotAudience::Adapter => matches!(kind, Provider | Deployment | Credential),
         SnapshotAudience::Unspecified => false,
     }
 }
@@ -257,6 +269,7 @@ pub(crate) fn delta_view(delta: &SnapshotDelta, audience: SnapshotAudience) -> S
             Some(Object::User(o)) => partial.users.push(o),
             Some(Object::Budget(o)) => partial.budgets.push(o),
             Some(Object::RateLimit(o)) => partial.rate_limits.push(o),
+            Some(Object::Credential(o)) => partial.credentials.push(o),
             None => {}
         }
     }
@@ -316,6 +329,15 @@ mod tests {
                 name: "openai".to_owned(),
                 ..Provider::default()
             }],
+            // A credential from version 2 on.
+            credentials: (version >= 2)
+                .then(|| switchyard_proto::v1::Credential {
+                    id: "openai-main".to_owned(),
+                    provider: "openai".to_owned(),
+                    ..Default::default()
+                })
+                .into_iter()
+                .collect(),
             ..Snapshot::default()
         }
     }
@@ -348,8 +370,8 @@ mod tests {
 
     #[test]
     fn an_unchanged_object_is_not_resent() {
-        let v1 = snapshot(1, vec![key("a", false), key("b", false)], &[]);
-        let v2 = snapshot(2, vec![key("a", false), key("b", true)], &[]);
+        let v1 = snapshot(2, vec![key("a", false), key("b", false)], &[]);
+        let v2 = snapshot(3, vec![key("a", false), key("b", true)], &[]);
         let delta = diff(&v1, &v2);
         assert_eq!(delta.upserted.len(), 1);
         assert!(delta.removed.is_empty());

@@ -46,6 +46,9 @@ pub fn to_declarative<'a>(objects: impl IntoIterator<Item = &'a StoredObject>) -
                 name: non_empty(&user.name),
             }),
             StoredObject::Budget(budget) => declarative.budgets.push(budget_config(budget)),
+            // Credentials have no form in the file: their values are never
+            // written out, and they are made through the API only.
+            StoredObject::Credential(_) => {}
             StoredObject::RateLimit(limit) => declarative.rate_limits.push(RateLimitConfig {
                 id: limit.id.clone(),
                 scope: scope_config(limit.scope.as_ref()),
@@ -69,13 +72,12 @@ fn millis(ms: u64) -> Option<Duration> {
 fn secret_source(reference: &pb::SecretRef) -> SecretSource {
     match &reference.source {
         Some(pb::secret_ref::Source::Env(name)) => SecretSource::env(name.clone()),
-        Some(pb::secret_ref::Source::File(path)) => SecretSource {
-            env: None,
-            file: Some(path.into()),
-        },
+        Some(pb::secret_ref::Source::File(path)) => SecretSource::file(path.clone()),
+        Some(pb::secret_ref::Source::Credential(id)) => SecretSource::credential(id.clone()),
         None => SecretSource {
             env: None,
             file: None,
+            credential: None,
         },
     }
 }

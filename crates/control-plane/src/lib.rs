@@ -39,12 +39,12 @@ mod validate;
 
 use std::sync::Arc;
 
-use switchyard_common::metrics::prometheus_client::metrics::counter::Counter;
 use switchyard_common::{
     channel::MAX_GRPC_MESSAGE_BYTES,
     config::Environment,
     metrics::{GaugeFn, MetricsRegistry},
 };
+use switchyard_common::{envelope::Keyring, metrics::prometheus_client::metrics::counter::Counter};
 use switchyard_proto::v1::{
     admin_service_server::AdminServiceServer,
     control_plane_service_server::ControlPlaneServiceServer,
@@ -124,11 +124,15 @@ impl ConfigReloader {
 /// `shutdown`). The published version is served as `config_version` in
 /// `metrics`, failed admin authentications as `admin_auth_failures_total`.
 ///
+/// `keyring` seals the values of stored credentials (`SetCredential`); without
+/// it they cannot be set.
+///
 /// Fails before serving anything if the declarative config is invalid, the
 /// bootstrap admin token cannot be read, or the database is unreachable.
 pub async fn build(
     config: &ControlPlaneConfig,
     declarative: &Declarative,
+    keyring: Option<Keyring>,
     environment: &Environment,
     metrics: &mut MetricsRegistry,
     tasks: &TaskTracker,
@@ -189,7 +193,7 @@ pub async fn build(
     );
     let admin_api = bootstrap_sha256.map(|sha256| {
         let auth = AdminAuth::new(sha256, store.clone(), failures);
-        AdminGrpc::new(store.clone(), auth, changed.clone())
+        AdminGrpc::new(store.clone(), auth, keyring, changed.clone())
     });
     let admin = admin_api.clone().map(|api| {
         AdminServiceServer::new(api)

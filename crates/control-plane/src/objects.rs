@@ -32,6 +32,8 @@ pub enum ObjectKind {
     Budget,
     /// `rate_limits[]`.
     RateLimit,
+    /// A stored provider credential (API only, encrypted).
+    Credential,
 }
 
 impl ObjectKind {
@@ -46,6 +48,7 @@ impl ObjectKind {
             Self::User => "user",
             Self::Budget => "budget",
             Self::RateLimit => "rate_limit",
+            Self::Credential => "credential",
         }
     }
 
@@ -110,6 +113,8 @@ pub enum StoredObject {
     Budget(pb::Budget),
     /// A rate limit.
     RateLimit(pb::RateLimit),
+    /// A stored provider credential, encrypted.
+    Credential(pb::Credential),
 }
 
 impl StoredObject {
@@ -124,6 +129,7 @@ impl StoredObject {
             Self::User(_) => ObjectKind::User,
             Self::Budget(_) => ObjectKind::Budget,
             Self::RateLimit(_) => ObjectKind::RateLimit,
+            Self::Credential(_) => ObjectKind::Credential,
         }
     }
 
@@ -138,6 +144,7 @@ impl StoredObject {
             Self::User(object) => &object.id,
             Self::Budget(object) => &object.id,
             Self::RateLimit(object) => &object.id,
+            Self::Credential(object) => &object.id,
         }
     }
 
@@ -152,6 +159,7 @@ impl StoredObject {
             Self::User(object) => object.meta.as_ref(),
             Self::Budget(object) => object.meta.as_ref(),
             Self::RateLimit(object) => object.meta.as_ref(),
+            Self::Credential(object) => object.meta.as_ref(),
         }
     }
 
@@ -184,6 +192,7 @@ impl StoredObject {
             Self::User(object) => object.meta = meta,
             Self::Budget(object) => object.meta = meta,
             Self::RateLimit(object) => object.meta = meta,
+            Self::Credential(object) => object.meta = meta,
         }
     }
 
@@ -200,6 +209,7 @@ impl StoredObject {
             Self::User(object) => object.encode_to_vec(),
             Self::Budget(object) => object.encode_to_vec(),
             Self::RateLimit(object) => object.encode_to_vec(),
+            Self::Credential(object) => object.encode_to_vec(),
         };
         STANDARD.encode(bytes)
     }
@@ -223,6 +233,7 @@ impl StoredObject {
             ObjectKind::User => pb::User::decode(bytes).map(Self::User),
             ObjectKind::Budget => pb::Budget::decode(bytes).map(Self::Budget),
             ObjectKind::RateLimit => pb::RateLimit::decode(bytes).map(Self::RateLimit),
+            ObjectKind::Credential => pb::Credential::decode(bytes).map(Self::Credential),
         };
         let object = decoded.map_err(|error| corrupt(error.to_string()))?;
         if object.id() != id {
@@ -245,6 +256,7 @@ impl ObjectKind {
             pb::ObjectKind::User => Self::User,
             pb::ObjectKind::Budget => Self::Budget,
             pb::ObjectKind::RateLimit => Self::RateLimit,
+            pb::ObjectKind::Credential => Self::Credential,
         })
     }
 
@@ -259,11 +271,12 @@ impl ObjectKind {
             Self::User => pb::ObjectKind::User,
             Self::Budget => pb::ObjectKind::Budget,
             Self::RateLimit => pb::ObjectKind::RateLimit,
+            Self::Credential => pb::ObjectKind::Credential,
         }
     }
 
     /// Every kind, in the store's order.
-    pub const ALL: [Self; 8] = [
+    pub const ALL: [Self; 9] = [
         Self::Provider,
         Self::Deployment,
         Self::Route,
@@ -272,6 +285,7 @@ impl ObjectKind {
         Self::User,
         Self::Budget,
         Self::RateLimit,
+        Self::Credential,
     ];
 }
 
@@ -288,6 +302,7 @@ impl StoredObject {
             Object::User(object) => Self::User(object),
             Object::Budget(object) => Self::Budget(object),
             Object::RateLimit(object) => Self::RateLimit(object),
+            Object::Credential(object) => Self::Credential(object),
         })
     }
 
@@ -303,6 +318,7 @@ impl StoredObject {
             Self::User(object) => Object::User(object),
             Self::Budget(object) => Object::Budget(object),
             Self::RateLimit(object) => Object::RateLimit(object),
+            Self::Credential(object) => Object::Credential(object),
         };
         pb::ConfigObject {
             object: Some(object),
@@ -383,6 +399,7 @@ pub fn to_snapshot<'a>(
             StoredObject::User(object) => snapshot.users.push(object),
             StoredObject::Budget(object) => snapshot.budgets.push(object),
             StoredObject::RateLimit(object) => snapshot.rate_limits.push(object),
+            StoredObject::Credential(object) => snapshot.credentials.push(object),
         }
     }
     snapshot

@@ -297,17 +297,19 @@ fn is_self_hosted_kind(kind: &str) -> bool {
 
 fn secret_ref(source: &SecretSource, path: &str) -> Result<pb::SecretRef> {
     use pb::secret_ref::Source;
-    let source = match (&source.env, &source.file) {
-        (Some(name), None) if !name.is_empty() => Source::Env(name.clone()),
-        (None, Some(file)) => file
+    let source = match (&source.env, &source.file, &source.credential) {
+        (Some(name), None, None) if !name.is_empty() => Source::Env(name.clone()),
+        (None, Some(file), None) => file
             .to_str()
             .filter(|file| !file.is_empty())
             .map(|file| Source::File(file.to_owned()))
             .ok_or_else(|| Error::invalid(path, "file path must be non-empty UTF-8"))?,
+        // Whether the credential exists is checked against the stored ones.
+        (None, None, Some(id)) if !id.is_empty() => Source::Credential(id.clone()),
         _ => {
             return Err(Error::invalid(
                 path,
-                "needs exactly one non-empty `env` or `file`",
+                "needs exactly one non-empty `env`, `file` or `credential`",
             ));
         }
     };

@@ -61,6 +61,7 @@ on_every_database!(
     created_keys_are_shown_once_stored_as_hashes_and_revoked_within_a_second,
     admin_tokens_have_roles_and_bad_tokens_are_refused,
     apply_shows_a_diff_prunes_and_export_round_trips,
+    stored_credentials_are_encrypted_never_shown_and_rewrapped_after_rotation,
 );
 
 /// `LISTEN/NOTIFY` is PostgreSQL's; SQLite control planes poll.

@@ -43,6 +43,9 @@ pub struct SwitchyardConfig {
     pub endpoints: Endpoints,
     /// The tokens services prove their role with, in distributed mode.
     pub service_auth: ServiceAuthConfig,
+    /// The master keys stored provider credentials are encrypted under; read
+    /// by the control plane (to encrypt) and the adapters (to decrypt).
+    pub credentials: switchyard_common::envelope::CredentialsConfig,
     /// Logging and metrics.
     pub telemetry: TelemetryConfig,
     /// Where each process's admin listener (`/metrics`) binds.
@@ -124,6 +127,15 @@ impl SwitchyardConfig {
             .validate(environment)
             .with_context(|| format!("{source_name}: invalid declarative config"))?;
         Ok(config)
+    }
+
+    /// The master keys of stored credentials, when configured.
+    pub fn keyring(
+        &self,
+        environment: &switchyard_common::config::Environment,
+    ) -> anyhow::Result<Option<switchyard_common::envelope::Keyring>> {
+        switchyard_common::envelope::Keyring::from_config(&self.credentials, environment)
+            .context("credentials.master_keys")
     }
 
     /// The declarative objects, as the control plane takes them.

@@ -169,6 +169,9 @@ enum CtlCommand {
     /// Admin tokens.
     #[command(subcommand)]
     Tokens(TokensCommand),
+    /// Stored provider credentials (encrypted; values are never shown).
+    #[command(subcommand)]
+    Credentials(CredentialsCommand),
     /// The token in use and its role.
     Whoami,
     /// Print a shell completion script for `switchyard`.
@@ -244,6 +247,26 @@ enum BudgetsCommand {
 }
 
 #[derive(Debug, Subcommand)]
+enum CredentialsCommand {
+    /// Store a credential's value, read from stdin (or `--from-env`),
+    /// encrypted; a provider uses it as `api_key: {credential: ID}`.
+    Set {
+        id: String,
+        /// The provider it belongs to.
+        #[arg(long)]
+        provider: String,
+        /// Read the value from this environment variable instead of stdin.
+        #[arg(long)]
+        from_env: Option<String>,
+    },
+    /// List credentials: provider, master key, hint; never a value.
+    List,
+    /// Wrap every credential's data key with the current master key (after
+    /// a rotation, before the old key is dropped).
+    Rewrap,
+}
+
+#[derive(Debug, Subcommand)]
 enum TokensCommand {
     /// Create an admin token; printed once.
     Create {
@@ -273,7 +296,7 @@ fn parse_kind(text: &str) -> Result<ObjectKind, String> {
     })
 }
 
-fn stored(objects: Vec<pb::ConfigObject>) -> Vec<StoredObject> {
+fn stored_objects(objects: Vec<pb::ConfigObject>) -> Vec<StoredObject> {
     objects
         .into_iter()
         .filter_map(StoredObject::from_proto)
@@ -344,7 +367,7 @@ async fn execute(args: CtlArgs) -> Result<u8, CtlError> {
                 })
                 .await?
                 .into_inner();
-            let objects = stored(vec![object]);
+            let objects = stored_objects(vec![object]);
             if format == Format::Table
                 && let Some(object) = objects.first()
             {
@@ -388,8 +411,10 @@ async fn execute(args: CtlArgs) -> Result<u8, CtlError> {
         }
         CtlCommand::Export => {
             let export = admin.export(pb::ExportRequest {}).await?.into_inner();
-            let objects: Vec<StoredObject> = stored(export.objects)
+            // Credentials are the API's alone: the file has no form for them.
+            let objects: Vec<StoredObject> = stored_objects(export.objects)
                 .into_iter()
+                .filter(|object| object.kind() != ObjectKind::Credential)
                 .map(StoredObject::without_meta)
                 .collect();
             match format {
@@ -402,6 +427,7 @@ async fn execute(args: CtlArgs) -> Result<u8, CtlError> {
         CtlCommand::Pricing => pricing(&mut admin, format).await?,
         CtlCommand::Audit { limit } => audit(&mut admin, limit, format).await?,
         CtlCommand::Tokens(command) => tokens(&mut admin, command, format).await?,
+        CtlCommand::Credentials(command) => credentials(&mut admin, command, format).await?,
         CtlCommand::Whoami => {
             let who = admin.who_am_i(pb::WhoAmIRequest {}).await?.into_inner();
             let role = pb::AdminRole::try_from(who.role)
@@ -427,7 +453,7 @@ async fn list(admin: &mut Admin, kind: ObjectKind) -> Result<Vec<StoredObject>, 
         .await?
         .into_inner()
         .objects;
-    Ok(stored(objects))
+    Ok(stored_objects(objects))
 }
 
 async fn get(
@@ -437,7 +463,7 @@ async fn get(
     format: Format,
 ) -> Result<(), CtlError> {
     let objects = match id {
-        Some(id) => stored(vec![
+        Some(id) => stored_objects(vec![
             admin
                 .get(pb::GetObjectRequest {
                     kind: kind.to_proto() as i32,
@@ -697,7 +723,7 @@ async fn budgets(
                 }
                 Err(status) => return Err(status.into()),
             };
-            show(&stored(vec![object.into_inner()]), format)
+            show(&stored_objects(vec![object.into_inner()]), format)
         }
     }
 }
@@ -792,6 +818,58 @@ async fn audit(admin: &mut Admin, limit: u32, format: Format) -> Result<(), CtlE
         ]);
     }
     out(&render::columns(&rows))
+}
+
+async fn credentials(
+    admin: &mut Admin,
+    command: CredentialsCommand,
+    format: Format,
+) -> Result<(), CtlError> {
+    match command {
+        CredentialsCommand::Set {
+            id,
+            provider,
+            from_env,
+        } => {
+            let value = match from_env {
+                Some(variable) => std::env::var(&variable).map_err(|_| {
+                    CtlError::usage(format!("environment variable `{variable}` is not set"))
+                })?,
+                None => {
+                    let mut value = String::new();
+                    std::io::stdin()
+                        .read_to_string(&mut value)
+                        .map_err(|error| CtlError::usage(format!("cannot read stdin: {error}")))?;
+                    value
+                }
+            };
+            let value = value.trim().to_owned();
+            if value.is_empty() {
+                return Err(CtlError::usage("the credential's value is empty"));
+            }
+            let stored = admin
+                .set_credential(pb::SetCredentialRequest {
+                    id,
+                    provider,
+                    value,
+                })
+                .await?
+                .into_inner();
+            show(&stored_objects(vec![stored]), format)
+        }
+        CredentialsCommand::List => show(&list(admin, ObjectKind::Credential).await?, format),
+        CredentialsCommand::Rewrap => {
+            let rewrapped = admin
+                .rewrap_credentials(pb::RewrapCredentialsRequest {})
+                .await?
+                .into_inner();
+            note(&format!(
+                "{} credential(s) rewrapped; all are wrapped with master key {}",
+                rewrapped.rewrapped, rewrapped.master_key_id
+            ));
+            Ok(())
+        }
+    }
 }
 
 async fn tokens(admin: &mut Admin, command: TokensCommand, format: Format) -> Result<(), CtlError> {

@@ -144,14 +144,20 @@ pub async fn run_role(
                 services_shutdown.clone(),
             );
             Routes::new(
-                switchyard_adapters::build(&config.adapter, deployments, environment.clone())
-                    .context("starting the adapters")?,
+                switchyard_adapters::build(
+                    &config.adapter,
+                    deployments,
+                    environment.clone(),
+                    config.keyring(&environment)?,
+                )
+                .context("starting the adapters")?,
             )
         }
         Role::ControlPlane => {
             let control_plane = switchyard_control_plane::build(
                 &config.control_plane,
                 &config.declarative(),
+                config.keyring(&environment)?,
                 &environment,
                 &mut metrics,
                 &tasks,

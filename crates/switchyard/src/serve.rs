@@ -40,9 +40,11 @@ pub async fn run_all_in_one(
     let services_shutdown = CancellationToken::new();
     let mut metrics = MetricsRegistry::new(config.telemetry.team_label_limit);
 
+    let keyring = config.keyring(&environment)?;
     let control_plane = switchyard_control_plane::build(
         &config.control_plane,
         &config.declarative(),
+        keyring.clone(),
         &environment,
         &mut metrics,
         &tasks,
@@ -75,9 +77,13 @@ pub async fn run_all_in_one(
         &tasks,
         services_shutdown.clone(),
     );
-    let adapter =
-        switchyard_adapters::build_service(&config.adapter, deployments, environment.clone())
-            .context("starting the adapters")?;
+    let adapter = switchyard_adapters::build_service(
+        &config.adapter,
+        deployments,
+        environment.clone(),
+        keyring,
+    )
+    .context("starting the adapters")?;
     let router = switchyard_router::build(
         &config.router,
         RouterDeps {

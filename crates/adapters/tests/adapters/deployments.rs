@@ -7,7 +7,9 @@ use switchyard_common::{ErrorClass, config::Environment};
 use switchyard_proto::v1::secret_ref::Source;
 use switchyard_test_support::FakeOpenAi;
 
-use crate::{API_KEY, Harness, SecretRef, Target, content, user_request};
+use crate::{
+    API_KEY, Harness, MASTER_KEYS_VARIABLE, SecretRef, Target, content, test_keyring, user_request,
+};
 
 fn file_key(path: &std::path::Path) -> SecretRef {
     SecretRef {
@@ -146,4 +148,74 @@ async fn a_provider_with_a_proxy_is_reached_through_it() {
         "no proxy for a provider without one"
     );
     assert_eq!(harness.fake.requests().len(), 2);
+}
+
+/// A provider whose key is a stored credential: the adapters decrypt it with
+/// the master keys and send it; a credential of another provider, or one
+/// that does not decrypt, fails the attempt as the provider's auth, naming
+/// no value.
+#[tokio::test]
+async fn a_stored_credential_is_decrypted_and_sent_as_the_key() {
+    use base64::Engine;
+    use switchyard_proto::v1::{Credential, ObjectMeta, SealedSecret};
+
+    let keys = format!(
+        "k1:{}",
+        base64::engine::general_purpose::STANDARD.encode([9_u8; 32])
+    );
+    let environment = Environment::from([(MASTER_KEYS_VARIABLE.to_owned(), keys)]);
+    let keyring = test_keyring(&environment);
+    let sealed = keyring
+        .seal("openai-main", b"sk-stored-credential-value")
+        .expect("sealed");
+    let harness = Harness::start_with(environment).await;
+    let credential = |provider: &str| Credential {
+        id: "openai-main".to_owned(),
+        provider: provider.to_owned(),
+        sealed: Some(SealedSecret {
+            wrapped_key: sealed.wrapped_key.clone(),
+            key_nonce: sealed.key_nonce.clone(),
+            nonce: sealed.nonce.clone(),
+            ciphertext: sealed.ciphertext.clone(),
+        }),
+        hint: String::new(),
+        meta: Some(ObjectMeta {
+            owner: 2,
+            revision: 1,
+        }),
+        master_key_id: sealed.master_key_id.clone(),
+    };
+    let stored_key = SecretRef {
+        source: Some(Source::Credential("openai-main".to_owned())),
+    };
+    let target = Target {
+        api_key: Some(stored_key.clone()),
+        credentials: vec![credential("fake-openai")],
+        ..harness.openai_target()
+    };
+    harness
+        .chat(target, user_request("stored", false))
+        .await
+        .expect_chunks();
+    let sent = harness.fake.requests();
+    assert_eq!(
+        sent[0].headers["authorization"],
+        "Bearer sk-stored-credential-value"
+    );
+
+    let foreign = Target {
+        api_key: Some(stored_key),
+        credentials: vec![credential("someone-else")],
+        ..harness.openai_target()
+    };
+    let answer = harness.chat(foreign, user_request("foreign", false)).await;
+    let error = answer.expect_error();
+    // The gateway's own credential is at fault, not the client's key.
+    assert_eq!(error.class, ErrorClass::ProviderAuth);
+    assert!(
+        error.message.contains("openai-main") && !error.message.contains("sk-stored"),
+        "{}",
+        error.message
+    );
+    assert_eq!(harness.fake.requests().len(), 1, "nothing was sent");
 }

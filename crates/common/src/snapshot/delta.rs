@@ -42,6 +42,7 @@ pub fn apply_delta(snapshot: &mut Snapshot, delta: SnapshotDelta) -> Result<(), 
             Object::User(object) => upsert(&mut snapshot.users, object, |o| &o.id),
             Object::Budget(object) => upsert(&mut snapshot.budgets, object, |o| &o.id),
             Object::RateLimit(object) => upsert(&mut snapshot.rate_limits, object, |o| &o.id),
+            Object::Credential(object) => upsert(&mut snapshot.credentials, object, |o| &o.id),
         }
     }
     snapshot.version = delta.to_version;
@@ -59,6 +60,7 @@ fn remove(snapshot: &mut Snapshot, removed: &ObjectRef) {
         Ok(ObjectKind::User) => drop_id(&mut snapshot.users, id, |o| &o.id),
         Ok(ObjectKind::Budget) => drop_id(&mut snapshot.budgets, id, |o| &o.id),
         Ok(ObjectKind::RateLimit) => drop_id(&mut snapshot.rate_limits, id, |o| &o.id),
+        Ok(ObjectKind::Credential) => drop_id(&mut snapshot.credentials, id, |o| &o.id),
         Ok(ObjectKind::Unspecified) | Err(_) => {}
     }
 }

@@ -191,8 +191,21 @@ fn masked_json(entry: Option<&StoredEntry>) -> String {
         return String::new();
     };
     let mut object = entry.object.clone();
-    if let StoredObject::ApiKey(key) = &mut object {
-        key.sha256.clear();
+    match &mut object {
+        StoredObject::ApiKey(key) => key.sha256.clear(),
+        // Which key wraps it, never the encrypted value.
+        StoredObject::Credential(credential) => {
+            return serde_json::json!({
+                "credentials": [{
+                    "id": credential.id,
+                    "provider": credential.provider,
+                    "hint": credential.hint,
+                    "master_key_id": credential.master_key_id,
+                }]
+            })
+            .to_string();
+        }
+        _ => {}
     }
     let declarative = to_declarative([&object]);
     serde_json::to_string(&declarative).unwrap_or_default()

@@ -382,32 +382,7 @@ pub async fn created_keys_are_shown_once_stored_as_hashes_and_revoked_within_a_s
     assert_eq!(key.hint, format!("sk-sy-…{}", &secret[secret.len() - 4..]));
     assert_eq!(key.sha256, switchyard_control_plane::sha256_hex(&secret));
 
-    let listed = control_plane
-        .admin
-        .list(as_admin(ListObjectsRequest {
-            kind: ObjectKind::Key as i32,
-        }))
-        .await
-        .expect("list")
-        .into_inner();
-    let exported = control_plane
-        .admin
-        .export(as_admin(ExportRequest {}))
-        .await
-        .expect("export")
-        .into_inner();
-    let audit = control_plane
-        .admin
-        .list_audit(as_admin(ListAuditRequest { limit: 0 }))
-        .await
-        .expect("audit")
-        .into_inner();
-    for shown in [
-        format!("{listed:?}"),
-        format!("{exported:?}"),
-        format!("{audit:?}"),
-        control_plane.store_dump().await,
-    ] {
+    for shown in control_plane.everything_shown(ObjectKind::Key).await {
         assert!(!shown.contains(&secret[6..]), "the secret leaked: {shown}");
     }
 
@@ -765,4 +740,132 @@ pub async fn a_change_through_one_replica_is_notified_to_the_other(url: String) 
     assert!(after.teams.iter().any(|team| team.id == "notified"));
     first.stop().await;
     second.stop().await;
+}
+
+/// A stored credential: encrypted at rest, sent only to adapters, never
+/// shown by the API or the audit log; a provider may use it; after a master
+/// key rotation `RewrapCredentials` moves it to the new key, and the old key
+/// can then go.
+pub async fn stored_credentials_are_encrypted_never_shown_and_rewrapped_after_rotation(
+    url: String,
+) {
+    use switchyard_proto::v1::{RewrapCredentialsRequest, SetCredentialRequest};
+
+    const VALUE: &str = "sk-live-a-stored-provider-credential-7Qe9";
+    let mut control_plane = RunningControlPlane::start(&url, &declarative()).await;
+    let set = control_plane
+        .admin
+        .set_credential(as_admin(SetCredentialRequest {
+            id: "openai-main".to_owned(),
+            provider: "openai".to_owned(),
+            value: VALUE.to_owned(),
+        }))
+        .await
+        .expect("stored")
+        .into_inner();
+    let Some(Object::Credential(shown)) = set.object else {
+        panic!("a credential");
+    };
+    assert!(shown.sealed.is_none(), "the API never returns the value");
+    assert_eq!(shown.master_key_id, "k1");
+    assert_eq!(shown.hint, "sk-liv…7Qe9");
+
+    // A provider of the file uses it; a missing one is refused by name.
+    let mut uses_it = declarative();
+    uses_it.providers[1].api_key = Some(switchyard_common::SecretSource::credential("openai-main"));
+    control_plane
+        .store
+        .sync(&uses_it, &crate::fixtures::environment())
+        .await
+        .expect("the file may name a stored credential");
+    let mut missing = declarative();
+    missing.providers[1].api_key = Some(switchyard_common::SecretSource::credential("nope"));
+    let error = control_plane
+        .store
+        .sync(&missing, &crate::fixtures::environment())
+        .await
+        .expect_err("no such credential");
+    assert!(
+        error.to_string().contains("providers[openai].api_key"),
+        "{error}"
+    );
+    let in_use = control_plane
+        .admin
+        .delete(as_admin(DeleteObjectRequest {
+            kind: ObjectKind::Credential as i32,
+            id: "openai-main".to_owned(),
+            revision: 0,
+        }))
+        .await
+        .expect_err("a provider uses it");
+    assert_eq!(in_use.code(), Code::InvalidArgument);
+
+    // Only adapters are sent it, encrypted.
+    let adapter = control_plane
+        .snapshot_at_least(control_plane.store.version().await.expect("version"))
+        .await;
+    assert!(adapter.credentials.is_empty(), "routers see no credentials");
+    let adapter = control_plane.snapshot_for(SnapshotAudience::Adapter).await;
+    let sent = adapter
+        .credentials
+        .first()
+        .expect("adapters get it")
+        .clone();
+    assert!(sent.sealed.is_some());
+    assert!(
+        control_plane
+            .snapshot_for(SnapshotAudience::Edge)
+            .await
+            .credentials
+            .is_empty()
+    );
+
+    // The value is nowhere: not in the API, the audit log, the rows, or a
+    // snapshot.
+    let mut shown = control_plane.everything_shown(ObjectKind::Credential).await;
+    shown.push(format!("{adapter:?}"));
+    for shown in shown {
+        assert!(
+            !shown.contains("a-stored-provider"),
+            "the value leaked: {shown}"
+        );
+    }
+
+    // Rotation: k2 wraps from now on, k1 still unwraps; rewrap, drop k1.
+    control_plane.rotate_master_keys(&["k2", "k1"]);
+    let rewrapped = control_plane
+        .admin
+        .rewrap_credentials(as_admin(RewrapCredentialsRequest {}))
+        .await
+        .expect("rewrapped")
+        .into_inner();
+    assert_eq!(
+        (rewrapped.rewrapped, rewrapped.master_key_id.as_str()),
+        (1, "k2")
+    );
+    control_plane.rotate_master_keys(&["k2"]);
+    let version = control_plane.store.version().await.expect("version");
+    control_plane.snapshot_at_least(version).await;
+    let after = control_plane.snapshot_for(SnapshotAudience::Adapter).await;
+    let credential = after.credentials.first().expect("still stored");
+    assert_eq!(credential.master_key_id, "k2");
+    let sealed = credential.sealed.clone().expect("sealed");
+    let keyring = switchyard_common::envelope::Keyring::new(
+        switchyard_common::SecretSource::file(control_plane.master_keys_file.clone()),
+        crate::fixtures::environment(),
+    );
+    let opened = keyring
+        .open(
+            "openai-main",
+            &switchyard_common::envelope::Sealed {
+                master_key_id: credential.master_key_id.clone(),
+                wrapped_key: sealed.wrapped_key,
+                key_nonce: sealed.key_nonce,
+                nonce: sealed.nonce,
+                ciphertext: sealed.ciphertext,
+            },
+        )
+        .expect("opens with the new key alone");
+    assert_eq!(opened, VALUE.as_bytes());
+    control_plane.stop().await;
 }

@@ -127,6 +127,22 @@ pub fn environment() -> Environment {
     ])
 }
 
+/// `ID:BASE64` master keys for `ids`, the first current; each key's bytes
+/// follow from its id, so a key listed again is the same key.
+pub fn master_keys(ids: &[&str]) -> String {
+    use base64::Engine;
+    ids.iter()
+        .map(|id| {
+            let byte = id.bytes().fold(7_u8, |sum, byte| sum.wrapping_add(byte));
+            format!(
+                "{id}:{}",
+                base64::engine::general_purpose::STANDARD.encode([byte; 32])
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 /// Wraps `message` in a request carrying `token` as its bearer token.
 pub fn with_token<T>(message: T, token: &str) -> tonic::Request<T> {
     let mut request = tonic::Request::new(message);
@@ -161,6 +177,9 @@ pub struct RunningControlPlane {
     pub admin: AdminServiceClient<GrpcChannel>,
     /// The store it writes, for reading what the API cannot show.
     pub store: ConfigStore,
+    /// The file the master keys are read from.
+    pub master_keys_file: std::path::PathBuf,
+    _keys: tempfile::TempDir,
     tasks: TaskTracker,
     shutdown: CancellationToken,
 }
@@ -186,9 +205,18 @@ impl RunningControlPlane {
         };
         let tasks = TaskTracker::new();
         let shutdown = CancellationToken::new();
+        // A mounted key file, rewritten by `rotate_master_keys`.
+        let keys = tempfile::tempdir().expect("a directory for the master keys");
+        let master_keys_file = keys.path().join("master-keys");
+        std::fs::write(&master_keys_file, master_keys(&["k1"])).expect("write the keys");
+        let keyring = switchyard_common::envelope::Keyring::new(
+            SecretSource::file(master_keys_file.clone()),
+            environment(),
+        );
         let built = build(
             &config,
             declarative,
+            Some(keyring),
             &environment(),
             &mut switchyard_common::metrics::MetricsRegistry::default(),
             &tasks,
@@ -202,9 +230,51 @@ impl RunningControlPlane {
                 .max_decoding_message_size(switchyard_common::channel::MAX_GRPC_MESSAGE_BYTES),
             admin: AdminServiceClient::new(GrpcChannel::in_process(admin)),
             store: built.store,
+            master_keys_file,
+            _keys: keys,
             tasks,
             shutdown,
         }
+    }
+
+    /// Replaces the master keys (the first wraps from then on), as a
+    /// rotated Kubernetes Secret would.
+    pub fn rotate_master_keys(&self, ids: &[&str]) {
+        std::fs::write(&self.master_keys_file, master_keys(ids)).expect("rewrite the keys");
+    }
+
+    /// Everything the admin API and the database hold that could show a
+    /// secret: the objects of `kind` as listed, the export, the audit log,
+    /// and every stored row, each as text.
+    pub async fn everything_shown(
+        &mut self,
+        kind: switchyard_proto::v1::ObjectKind,
+    ) -> Vec<String> {
+        use switchyard_proto::v1::{ExportRequest, ListAuditRequest, ListObjectsRequest};
+        let listed = self
+            .admin
+            .list(as_admin(ListObjectsRequest { kind: kind as i32 }))
+            .await
+            .expect("list")
+            .into_inner();
+        let exported = self
+            .admin
+            .export(as_admin(ExportRequest {}))
+            .await
+            .expect("export")
+            .into_inner();
+        let audit = self
+            .admin
+            .list_audit(as_admin(ListAuditRequest { limit: 0 }))
+            .await
+            .expect("audit")
+            .into_inner();
+        vec![
+            format!("{listed:?}"),
+            format!("{exported:?}"),
+            format!("{audit:?}"),
+            self.store_dump().await,
+        ]
     }
 
     /// Every stored row, admin tokens and audit log included, as text.

@@ -17,14 +17,52 @@ pub enum Format {
     Json,
 }
 
-/// Objects in the config file's YAML form (`export` writes this).
-pub fn yaml(objects: &[StoredObject]) -> String {
-    serde_yaml::to_string(&to_declarative(objects)).unwrap_or_default()
+/// Stored credentials among `objects` (the config file has no form for
+/// them), by id, provider, master key and hint; `None` when there are none.
+fn credentials(objects: &[StoredObject]) -> Option<serde_json::Value> {
+    let credentials: Vec<serde_json::Value> = objects
+        .iter()
+        .filter_map(|object| match object {
+            StoredObject::Credential(credential) => Some(serde_json::json!({
+                "id": credential.id,
+                "provider": credential.provider,
+                "master_key_id": credential.master_key_id,
+                "hint": credential.hint,
+            })),
+            _ => None,
+        })
+        .collect();
+    (!credentials.is_empty()).then(|| serde_json::json!({ "credentials": credentials }))
 }
 
-/// Objects in the config file's form, as pretty JSON.
+/// Objects in the config file's YAML form (`export` writes this), then any
+/// stored credentials.
+pub fn yaml(objects: &[StoredObject]) -> String {
+    let declarative = to_declarative(objects);
+    let mut text = if declarative == switchyard_control_plane::Declarative::default() {
+        String::new()
+    } else {
+        serde_yaml::to_string(&declarative).unwrap_or_default()
+    };
+    if let Some(credentials) = credentials(objects) {
+        text.push_str(&serde_yaml::to_string(&credentials).unwrap_or_default());
+    }
+    if text.is_empty() {
+        text.push_str("{}\n");
+    }
+    text
+}
+
+/// Objects in the config file's form, as pretty JSON (stored credentials
+/// under `credentials`).
 pub fn json(objects: &[StoredObject]) -> String {
-    serde_json::to_string_pretty(&to_declarative(objects)).unwrap_or_default() + "\n"
+    let mut document = serde_json::to_value(to_declarative(objects)).unwrap_or_default();
+    if let (Some(map), Some(serde_json::Value::Object(credentials))) =
+        (document.as_object_mut(), credentials(objects))
+    {
+        map.extend(credentials);
+    }
+    serde_json::to_string_pretty(&document).unwrap_or_default() + "\n"
 }
 
 /// Objects with their owner and revision as an aligned table.
@@ -164,6 +202,12 @@ fn detail(object: &StoredObject) -> String {
                 money(budget.limit.as_ref())
             )
         }
+        StoredObject::Credential(credential) => format!(
+            "provider={} master_key={} {}",
+            credential.provider, credential.master_key_id, credential.hint
+        )
+        .trim()
+        .to_owned(),
         StoredObject::RateLimit(limit) => format!(
             "{} rpm={} tpm={} concurrency={}",
             scope(limit.scope.as_ref()),
