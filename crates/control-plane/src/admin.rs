@@ -349,6 +349,8 @@ impl AdminService for AdminGrpc {
         let mut desired = StoredConfig::default();
         for object in request.objects {
             let object = object_of(Some(object))?.without_meta();
+            // A file has no credentials; their values come only through SetCredential.
+            refuse_credential(&object)?;
             let (kind, id) = (object.kind().as_str(), object.id().to_owned());
             if !desired.insert(object) {
                 return Err(Status::invalid_argument(format!(

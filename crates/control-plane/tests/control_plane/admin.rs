@@ -770,6 +770,29 @@ pub async fn stored_credentials_are_encrypted_never_shown_and_rewrapped_after_ro
     assert_eq!(shown.master_key_id, "k1");
     assert_eq!(shown.hint, "sk-liv…7Qe9");
 
+    // Only SetCredential stores one: not Create, not a file's Apply.
+    let smuggled = ConfigObject {
+        object: Some(Object::Credential(switchyard_proto::v1::Credential {
+            id: "smuggled".to_owned(),
+            provider: "openai".to_owned(),
+            ..Default::default()
+        })),
+    };
+    let refused = create(&mut control_plane, smuggled.clone())
+        .await
+        .expect_err("not through Create");
+    assert_eq!(refused.code(), Code::InvalidArgument);
+    let refused = control_plane
+        .admin
+        .apply(as_admin(ApplyRequest {
+            objects: vec![smuggled],
+            prune: false,
+            dry_run: false,
+        }))
+        .await
+        .expect_err("not through Apply");
+    assert_eq!(refused.code(), Code::InvalidArgument);
+
     // A provider of the file uses it; a missing one is refused by name.
     let mut uses_it = declarative();
     uses_it.providers[1].api_key = Some(switchyard_common::SecretSource::credential("openai-main"));
