@@ -12,6 +12,14 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use switchyard_proto::v1::SnapshotAudience;
 
+/// The token of an `Authorization: Bearer …` value (any case of `Bearer`);
+/// `None` for another scheme or an empty token.
+pub fn bearer(value: &str) -> Option<&str> {
+    let (scheme, token) = value.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
 /// A Switchyard service role.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]

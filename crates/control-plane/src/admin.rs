@@ -237,14 +237,6 @@ fn audit_to_proto(record: AuditRecord) -> pb::AuditEntry {
     }
 }
 
-fn unix_seconds() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |elapsed| {
-            i64::try_from(elapsed.as_secs()).unwrap_or(i64::MAX)
-        })
-}
-
 #[tonic::async_trait]
 impl AdminService for AdminGrpc {
     async fn list(
@@ -497,7 +489,7 @@ impl AdminService for AdminGrpc {
             id,
             role,
             hint: secret_hint(&secret),
-            created_at: unix_seconds(),
+            created_at: crate::timestamp::now_ms() / 1000,
             created_by: caller.token_id.clone(),
         };
         self.store

@@ -205,19 +205,8 @@ fn key_config(key: &pb::ApiKey) -> KeyConfig {
         sha256: Some(key.sha256.clone()),
         secret: None,
         hint: non_empty(&key.hint),
-        expires_at: (key.expires_at != 0).then(|| format_expiry(key.expires_at)),
-    }
-}
-
-/// Unix seconds as an RFC 3339 time; a negative time keeps its number, so
-/// validation names it.
-fn format_expiry(seconds: i64) -> String {
-    match u64::try_from(seconds) {
-        Ok(seconds) => humantime_serde::re::humantime::format_rfc3339_seconds(
-            std::time::UNIX_EPOCH + Duration::from_secs(seconds),
-        )
-        .to_string(),
-        Err(_) => seconds.to_string(),
+        expires_at: (key.expires_at != 0)
+            .then(|| crate::timestamp::format_rfc3339_seconds(key.expires_at)),
     }
 }
 

@@ -35,6 +35,7 @@ mod objects;
 mod price;
 mod snapshot;
 mod store;
+mod timestamp;
 mod validate;
 
 use std::sync::Arc;
@@ -53,7 +54,7 @@ use tokio::sync::{Notify, watch};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use admin::auth::AdminAuth;
-pub use admin::{AdminGrpc, auth::bearer, secrets::KEY_PREFIX};
+pub use admin::{AdminGrpc, secrets::KEY_PREFIX};
 pub use audience::view_for;
 pub use changes::{Change, ObjectChange, Outcome};
 pub use config::ControlPlaneConfig;
@@ -70,16 +71,15 @@ pub use grpc::ControlPlaneGrpc;
 pub use objects::{ObjectKind, ObjectOwner, StoredConfig, StoredEntry, StoredObject};
 pub use price::{format_price_nanos, parse_price_nanos};
 pub use store::{AdminRole, AuditRecord, CONFIG_FILE_ACTOR, ConfigStore, StoredToken};
+pub use timestamp::{format_rfc3339_seconds, parse_rfc3339_seconds};
 
 /// The control plane's servers: snapshots for the data path, and the admin
 /// API when a bootstrap admin token is configured.
 pub struct ControlPlane {
     /// `ControlPlaneService`, served to edges, routers and adapters.
     pub service: ControlPlaneServiceServer<ControlPlaneGrpc>,
-    /// `AdminService`, served on the admin listener only; `None` until
+    /// The admin API, served on the admin listener only; `None` until
     /// `control_plane.admin_token` is set.
-    pub admin: Option<AdminServiceServer<AdminGrpc>>,
-    /// The admin API itself, for the admin listener's HTTP routes.
     pub admin_api: Option<AdminGrpc>,
     /// The config store.
     pub store: ConfigStore,
@@ -87,6 +87,16 @@ pub struct ControlPlane {
 }
 
 impl ControlPlane {
+    /// `AdminService` over the admin API, when it is on.
+    pub fn admin_server(&self) -> Option<AdminServiceServer<AdminGrpc>> {
+        let api = self.admin_api.clone()?;
+        Some(
+            AdminServiceServer::new(api)
+                .max_decoding_message_size(MAX_GRPC_MESSAGE_BYTES)
+                .max_encoding_message_size(MAX_GRPC_MESSAGE_BYTES),
+        )
+    }
+
     /// A handle that applies a changed config file.
     pub fn reloader(&self) -> ConfigReloader {
         ConfigReloader {
@@ -195,17 +205,11 @@ pub async fn build(
         let auth = AdminAuth::new(sha256, store.clone(), failures);
         AdminGrpc::new(store.clone(), auth, keyring, changed.clone())
     });
-    let admin = admin_api.clone().map(|api| {
-        AdminServiceServer::new(api)
-            .max_decoding_message_size(MAX_GRPC_MESSAGE_BYTES)
-            .max_encoding_message_size(MAX_GRPC_MESSAGE_BYTES)
-    });
     let grpc = ControlPlaneGrpc::new(receiver, shutdown);
     Ok(ControlPlane {
         service: ControlPlaneServiceServer::new(grpc)
             .max_decoding_message_size(MAX_GRPC_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_GRPC_MESSAGE_BYTES),
-        admin,
         admin_api,
         store,
         changed,

@@ -673,7 +673,7 @@ fn key_object(
         ));
     }
     let expires_at = match &key.expires_at {
-        Some(text) => parse_expiry(text).ok_or_else(|| {
+        Some(text) => crate::timestamp::parse_rfc3339_seconds(text).ok_or_else(|| {
             Error::invalid(
                 format!("{path}.expires_at"),
                 "must be an RFC 3339 time like 2027-01-31T00:00:00Z",
@@ -693,13 +693,6 @@ fn key_object(
         hint,
         expires_at,
     })
-}
-
-/// Parses an RFC 3339 time into Unix seconds (after 1970).
-fn parse_expiry(text: &str) -> Option<i64> {
-    let time = humantime_serde::re::humantime::parse_rfc3339(text).ok()?;
-    let seconds = time.duration_since(std::time::UNIX_EPOCH).ok()?.as_secs();
-    i64::try_from(seconds).ok().filter(|seconds| *seconds > 0)
 }
 
 /// Checks that a scope names a declared subject.

@@ -93,7 +93,7 @@ impl EdgeIndex {
                 ErrorClass::Authentication,
                 "This API key has been disabled.",
             )),
-            Some(entry) if entry.is_expired(unix_now()) => Err(ApiError::new(
+            Some(entry) if entry.is_expired() => Err(ApiError::new(
                 ErrorClass::Authentication,
                 "This API key has expired.",
             )),
@@ -116,9 +116,11 @@ fn unix_now() -> i64 {
 }
 
 impl KeyEntry {
-    /// Whether the key's expiry has passed at `now` (Unix seconds).
-    fn is_expired(&self, now: i64) -> bool {
-        self.expires_at.is_some_and(|expires_at| now >= expires_at)
+    /// Whether the key's expiry has passed (the clock is read only for keys
+    /// that have one).
+    fn is_expired(&self) -> bool {
+        self.expires_at
+            .is_some_and(|expires_at| unix_now() >= expires_at)
     }
 
     /// Whether the key may use `model`.
@@ -130,10 +132,7 @@ impl KeyEntry {
 }
 
 fn bearer_token(headers: &HeaderMap) -> Option<&str> {
-    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = value.split_once(' ')?;
-    let token = token.trim();
-    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+    switchyard_common::auth::bearer(headers.get(header::AUTHORIZATION)?.to_str().ok()?)
 }
 
 #[cfg(test)]

@@ -112,7 +112,7 @@ impl AdminApi {
     /// The admin API of a built control plane; `None` while it is off.
     pub fn of(control_plane: &switchyard_control_plane::ControlPlane) -> Option<Self> {
         Some(Self {
-            grpc: control_plane.admin.clone()?,
+            grpc: control_plane.admin_server()?,
             api: control_plane.admin_api.clone()?,
         })
     }
@@ -152,7 +152,7 @@ async fn audit(
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
-        .and_then(switchyard_control_plane::bearer);
+        .and_then(switchyard_common::auth::bearer);
     match api.audit_for(token, query.limit).await {
         Ok(records) => {
             let entries: Vec<serde_json::Value> = records

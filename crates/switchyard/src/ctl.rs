@@ -614,7 +614,7 @@ async fn keys(admin: &mut Admin, command: KeysCommand, format: Format) -> Result
                     if key.expires_at == 0 {
                         "never".to_owned()
                     } else {
-                        format_unix(key.expires_at)
+                        switchyard_control_plane::format_rfc3339_seconds(key.expires_at)
                     },
                     if key.disabled { "revoked" } else { "active" }.to_owned(),
                 ]);
@@ -632,29 +632,11 @@ async fn keys(admin: &mut Admin, command: KeysCommand, format: Format) -> Result
 }
 
 fn parse_rfc3339(text: &str) -> Result<i64, CtlError> {
-    let invalid = || {
+    switchyard_control_plane::parse_rfc3339_seconds(text).ok_or_else(|| {
         CtlError::usage(format!(
             "`{text}` is not an RFC 3339 time like 2027-01-31T00:00:00Z"
         ))
-    };
-    let time = humantime_serde::re::humantime::parse_rfc3339(text).map_err(|_| invalid())?;
-    let seconds = time
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_err(|_| invalid())?
-        .as_secs();
-    i64::try_from(seconds).map_err(|_| invalid())
-}
-
-fn format_unix(seconds: i64) -> String {
-    u64::try_from(seconds).map_or_else(
-        |_| seconds.to_string(),
-        |seconds| {
-            humantime_serde::re::humantime::format_rfc3339_seconds(
-                std::time::UNIX_EPOCH + std::time::Duration::from_secs(seconds),
-            )
-            .to_string()
-        },
-    )
+    })
 }
 
 async fn budgets(
@@ -787,7 +769,7 @@ async fn audit(admin: &mut Admin, limit: u32, format: Format) -> Result<(), CtlE
             .map(|entry| {
                 serde_json::json!({
                     "sequence": entry.sequence,
-                    "at": format_unix(entry.at_ms / 1000),
+                    "at": switchyard_control_plane::format_rfc3339_seconds(entry.at_ms / 1000),
                     "actor": entry.actor,
                     "action": entry.action,
                     "kind": entry.kind,
@@ -810,7 +792,7 @@ async fn audit(admin: &mut Admin, limit: u32, format: Format) -> Result<(), CtlE
     for entry in &entries {
         rows.push([
             entry.sequence.to_string(),
-            format_unix(entry.at_ms / 1000),
+            switchyard_control_plane::format_rfc3339_seconds(entry.at_ms / 1000),
             entry.actor.clone(),
             entry.action.clone(),
             format!("{} {}", entry.kind, entry.id),
@@ -918,7 +900,7 @@ async fn tokens(admin: &mut Admin, command: TokensCommand, format: Format) -> Re
                     token.id,
                     role,
                     token.hint,
-                    format_unix(token.created_at),
+                    switchyard_control_plane::format_rfc3339_seconds(token.created_at),
                     token.created_by,
                 ]);
             }

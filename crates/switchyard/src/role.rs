@@ -166,15 +166,13 @@ pub async fn run_role(
             .await
             .context("starting the control plane")?;
             admin_api = admin::AdminApi::of(&control_plane);
-            if let Some(path) = config_file {
-                crate::watch::watch_config_file(
-                    path,
-                    environment.clone(),
-                    control_plane.reloader(),
-                    &tasks,
-                    services_shutdown.clone(),
-                )?;
-            }
+            crate::watch::watch_config_file(
+                config_file,
+                environment.clone(),
+                control_plane.reloader(),
+                &tasks,
+                services_shutdown.clone(),
+            )?;
             Routes::new(control_plane.service)
         }
         Role::Ledger => Routes::new(

@@ -59,15 +59,13 @@ pub async fn run_all_in_one(
         .await
         .context("starting the cache")?;
     let admin_api = admin::AdminApi::of(&control_plane);
-    if let Some(path) = config_file {
-        crate::watch::watch_config_file(
-            path,
-            environment.clone(),
-            control_plane.reloader(),
-            &tasks,
-            services_shutdown.clone(),
-        )?;
-    }
+    crate::watch::watch_config_file(
+        config_file,
+        environment.clone(),
+        control_plane.reloader(),
+        &tasks,
+        services_shutdown.clone(),
+    )?;
     let control_plane = ControlPlaneClient::new(GrpcChannel::in_process(control_plane.service));
     let deployments = watch_snapshots(
         control_plane.clone(),

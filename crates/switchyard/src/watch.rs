@@ -91,19 +91,22 @@ where
     Ok(())
 }
 
-/// Watches the config file at `path` and applies each saved change to the
+/// Watches the config file at `path` (none: nothing to watch) and applies each saved change to the
 /// control plane through `reloader`: its declarative objects (providers,
 /// deployments, routes, keys, teams, users, budgets, rate limits) take
 /// effect without a restart. An invalid file is rejected with the error
 /// logged, and the running config is kept. The services' own sections are
 /// read at startup only.
 pub fn watch_config_file(
-    path: PathBuf,
+    path: Option<PathBuf>,
     environment: Environment,
     reloader: ConfigReloader,
     tasks: &TaskTracker,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
+    let Some(path) = path else {
+        return Ok(());
+    };
     let initial = std::fs::read_to_string(&path)
         .with_context(|| format!("cannot read config file {}", path.display()))?;
     let name = path.display().to_string();

@@ -68,7 +68,7 @@ impl AdminAuth {
         let token = metadata
             .get("authorization")
             .and_then(|value| value.to_str().ok())
-            .and_then(bearer);
+            .and_then(switchyard_common::auth::bearer);
         self.authenticate_token(token).await
     }
 
@@ -106,11 +106,4 @@ impl AdminAuth {
             "the admin API needs `authorization: Bearer <admin token>` with a valid token",
         )
     }
-}
-
-/// The token of an `authorization: Bearer …` value.
-pub fn bearer(value: &str) -> Option<&str> {
-    let (scheme, token) = value.split_once(' ')?;
-    let token = token.trim();
-    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }

@@ -49,7 +49,7 @@ pub(super) async fn record(
     version: u64,
 ) -> Result<()> {
     let mut sequence = next_sequence(connection).await?;
-    let at_ms = now_ms();
+    let at_ms = crate::timestamp::now_ms();
     let mut records = Vec::with_capacity(changes.len());
     for change in changes {
         let Some(object) = change
@@ -91,7 +91,7 @@ pub(super) async fn record_token(
 ) -> Result<()> {
     let record = AuditRecord {
         sequence: next_sequence(connection).await?,
-        at_ms: now_ms(),
+        at_ms: crate::timestamp::now_ms(),
         actor: actor.to_owned(),
         action: action.to_owned(),
         kind: "admin_token".to_owned(),
@@ -209,12 +209,4 @@ fn masked_json(entry: Option<&StoredEntry>) -> String {
     }
     let declarative = to_declarative([&object]);
     serde_json::to_string(&declarative).unwrap_or_default()
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |elapsed| {
-            i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX)
-        })
 }

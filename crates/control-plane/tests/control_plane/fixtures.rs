@@ -224,7 +224,7 @@ impl RunningControlPlane {
         )
         .await
         .expect("control plane builds");
-        let admin = built.admin.clone().expect("the admin API is on");
+        let admin = built.admin_server().expect("the admin API is on");
         Self {
             client: ControlPlaneServiceClient::new(GrpcChannel::in_process(built.service))
                 .max_decoding_message_size(switchyard_common::channel::MAX_GRPC_MESSAGE_BYTES),
