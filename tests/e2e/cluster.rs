@@ -92,6 +92,9 @@ pub const EDGE_MAX_CONNECTIONS: usize = 24;
 pub const MAX_CACHED_ANSWER_BYTES: usize = 4096;
 
 pub const UPSTREAM_KEY: &str = "sk-upstream-secret-7f3a";
+/// The other key of the provider with two (`fake-openai-pool`, whose second
+/// is [`UPSTREAM_KEY`]).
+pub const POOL_KEY_ALPHA: &str = "sk-upstream-alpha-91c0";
 
 impl TestCluster {
     /// Starts a cluster, or returns `None` when the production backends are
@@ -154,6 +157,7 @@ providers:
   - {{name: mock, kind: mock}}
   - {{name: fake-anthropic, kind: anthropic, base_url: "{primary_url}", api_key: {{env: FAKE_OPENAI_KEY}}, timeout: 1s}}
   - {{name: nowhere, kind: openai, base_url: "http://127.0.0.1:9/v1", api_key: {{env: FAKE_OPENAI_KEY}}, timeout: 2s}}
+  - {{name: fake-openai-pool, kind: openai, base_url: "{upstream_url}", api_keys: {{alpha: {{env: POOL_KEY_ALPHA}}, bravo: {{env: FAKE_OPENAI_KEY}}}}, timeout: 10s}}
 deployments:
   - id: anthropic-primary
     provider: fake-anthropic
@@ -167,11 +171,17 @@ deployments:
     provider: nowhere
     model: gpt-4o-mini
     pricing: {{input_per_million: "100.00", output_per_million: "200.00"}}
+  - id: pool-mini
+    provider: fake-openai-pool
+    model: gpt-4o-mini
+    pricing: {{input_per_million: "2.50", output_per_million: "10.00"}}
 routes:
   - name: fallback
     strategy: {{fallback: [anthropic-primary, openai-backup]}}
   - name: refused-first
     strategy: {{fallback: [refused-primary, openai-backup]}}
+  - name: pooled
+    strategy: {{fallback: [pool-mini, openai-backup]}}
 models:
   - name: gpt-test
     targets: [{{provider: fake-openai, model: gpt-4o-mini}}]
@@ -187,7 +197,7 @@ keys:
   - id: test-key
     team: {team}
     secret: {{env: TEST_KEY}}
-    models: [gpt-test, demo, fallback, refused-first]
+    models: [gpt-test, demo, fallback, refused-first, pooled]
 "#,
             upstream_url = upstream.base_url(),
             primary_url = primary.base_url(),
@@ -196,6 +206,7 @@ keys:
         std::fs::write(&config_path, &config_text).expect("write config");
         let environment = BTreeMap::from([
             ("FAKE_OPENAI_KEY".to_owned(), UPSTREAM_KEY.to_owned()),
+            ("POOL_KEY_ALPHA".to_owned(), POOL_KEY_ALPHA.to_owned()),
             ("TEST_KEY".to_owned(), api_key.clone()),
             ("ADMIN_TOKEN".to_owned(), admin_token.clone()),
             // `ID:BASE64` of 32 bytes: the master key stored credentials are sealed with.

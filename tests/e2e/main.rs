@@ -78,6 +78,7 @@ both_modes!(
     client_leaving_early_is_recorded_as_cancelled,
     embeddings_round_trip,
     fallback_goes_to_the_next_deployment_on_retryable_failures,
+    a_refused_provider_key_rests_while_the_providers_other_key_serves,
     the_edge_deadline_bounds_a_slow_upstream,
     metrics_move_as_requests_flow,
     the_gateway_overhead_is_reported_without_the_providers_time,

@@ -467,6 +467,10 @@ pub async fn dashboards_and_alerts_name_only_exported_series(cluster: &TestClust
         response.text().await.expect("body");
     }
     ask_with_a_bad_key(cluster).await;
+    // A provider key refused upstream rests (the backup answers).
+    cluster.upstream.revoke_key(crate::cluster::POOL_KEY_ALPHA);
+    let response = cluster.chat(&ask("pooled", &prompt, false)).await;
+    assert_eq!(response.status(), 200);
     // The router records a request as it settles, just after the answer.
     scrape_until(cluster, "router", |scrape| {
         scrape.has("switchyard_time_to_first_token_seconds_count")

@@ -745,7 +745,7 @@ pub async fn models_are_listed_for_the_key(cluster: &TestCluster) {
         .collect();
     assert_eq!(
         ids,
-        ["demo", "fallback", "gpt-test", "refused-first"],
+        ["demo", "fallback", "gpt-test", "pooled", "refused-first"],
         "only the key's models, by name"
     );
     let unauthenticated = cluster
@@ -955,6 +955,78 @@ pub async fn fallback_goes_to_the_next_deployment_on_retryable_failures(cluster:
     assert_eq!(client_error.deployment_id, "");
     let attempts: serde_json::Value = serde_json::from_str(&client_error.attempts).expect("JSON");
     assert_eq!(attempts.as_array().map(Vec::len), Some(1));
+}
+
+pub async fn a_refused_provider_key_rests_while_the_providers_other_key_serves(
+    cluster: &TestCluster,
+) {
+    // The provider of `pooled`'s first deployment holds two keys; the
+    // upstream has revoked the first.
+    cluster.upstream.revoke_key(crate::cluster::POOL_KEY_ALPHA);
+    for round in 0..3 {
+        let response = cluster.chat(&hello("pooled")).await;
+        assert_eq!(response.status(), 200, "round {round}");
+        let expected = if round == 0 {
+            // The refused key is the gateway's problem: the backup answers.
+            ("openai-backup", "2")
+        } else {
+            // The refused key rests; the other serves the same deployment.
+            ("pool-mini", "1")
+        };
+        assert_eq!(
+            (
+                response.headers()["x-switchyard-deployment"]
+                    .to_str()
+                    .expect("ASCII"),
+                response.headers()["x-switchyard-attempts"]
+                    .to_str()
+                    .expect("ASCII"),
+            ),
+            expected,
+            "round {round}"
+        );
+    }
+    let keys: Vec<String> = cluster
+        .upstream
+        .requests()
+        .iter()
+        .map(|request| request.headers["authorization"].clone())
+        .collect();
+    let alpha = format!("Bearer {}", crate::cluster::POOL_KEY_ALPHA);
+    let bravo = format!("Bearer {UPSTREAM_KEY}");
+    // The refused attempt, the backup (its own key), then the second key twice.
+    assert_eq!(keys, [alpha, bravo.clone(), bravo.clone(), bravo]);
+
+    let rows = wait_for_usage_rows(cluster, 3).await;
+    let credentials: Vec<Vec<(String, String)>> = rows
+        .iter()
+        .map(|row| {
+            let attempts: Value = serde_json::from_str(&row.attempts).expect("JSON");
+            attempts
+                .as_array()
+                .expect("an array")
+                .iter()
+                .map(|attempt| {
+                    (
+                        attempt["outcome"].as_str().unwrap_or_default().to_owned(),
+                        attempt["credential"]
+                            .as_str()
+                            .unwrap_or_default()
+                            .to_owned(),
+                    )
+                })
+                .collect()
+        })
+        .collect();
+    let pair = |outcome: &str, credential: &str| (outcome.to_owned(), credential.to_owned());
+    assert_eq!(
+        credentials,
+        [
+            vec![pair("provider_auth", "alpha"), pair("", "")],
+            vec![pair("", "bravo")],
+            vec![pair("", "bravo")],
+        ]
+    );
 }
 
 pub async fn the_edge_deadline_bounds_a_slow_upstream(cluster: &TestCluster) {

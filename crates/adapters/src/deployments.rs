@@ -17,6 +17,9 @@ pub struct KnownDeployment {
     pub provider: Arc<Provider>,
     /// The model name sent upstream.
     pub upstream_model: String,
+    /// The ids of the provider's `api_keys`, sorted; empty when it has one
+    /// `api_key` or none.
+    pub key_ids: Arc<[String]>,
 }
 
 /// Deployments by id, at one snapshot version.
@@ -33,21 +36,29 @@ impl DeploymentIndex {
     /// Indexes an adapter snapshot. Deployments naming an unknown provider
     /// are left out (the control plane validates this; adapters stay defensive).
     pub fn from_snapshot(snapshot: Snapshot) -> Self {
-        let providers: HashMap<String, Arc<Provider>> = snapshot
+        let providers: HashMap<String, (Arc<Provider>, Arc<[String]>)> = snapshot
             .providers
             .into_iter()
-            .map(|provider| (provider.name.clone(), Arc::new(provider)))
+            .map(|provider| {
+                let mut key_ids: Vec<String> = provider.api_keys.keys().cloned().collect();
+                key_ids.sort_unstable();
+                (
+                    provider.name.clone(),
+                    (Arc::new(provider), Arc::from(key_ids)),
+                )
+            })
             .collect();
         let deployments = snapshot
             .deployments
             .into_iter()
             .filter_map(|deployment| {
-                let provider = providers.get(&deployment.provider)?.clone();
+                let (provider, key_ids) = providers.get(&deployment.provider)?.clone();
                 Some((
                     deployment.id,
                     KnownDeployment {
                         provider,
                         upstream_model: deployment.upstream_model,
+                        key_ids,
                     },
                 ))
             })

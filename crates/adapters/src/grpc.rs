@@ -20,6 +20,7 @@ use tokio::time::Instant;
 use tonic::{Request, Response, Status};
 
 use crate::{
+    api_keys::KeyRotation,
     classify,
     config::AdapterConfig,
     deployments::DeploymentIndex,
@@ -48,6 +49,15 @@ pub struct AdapterGrpc {
     answers_in_flight: ByteBudget,
     /// The clients of providers with their own proxy or CA bundle.
     network: Arc<NetworkClients>,
+    /// Which of a provider's several keys the next attempt uses.
+    keys: Arc<KeyRotation>,
+}
+
+/// The provider API key an attempt uses, when its provider has several.
+#[derive(Debug, Clone)]
+struct KeyInUse {
+    provider: String,
+    id: String,
 }
 
 impl std::fmt::Debug for AdapterGrpc {
@@ -62,6 +72,7 @@ impl AdapterGrpc {
         config: &AdapterConfig,
         deployments: SnapshotHandle<DeploymentIndex>,
         secrets: SecretResolver,
+        keys: KeyRotation,
     ) -> Result<Self> {
         Ok(Self {
             providers: Providers::new(HttpClient::new(config)?),
@@ -74,52 +85,72 @@ impl AdapterGrpc {
             },
             answers_in_flight: ByteBudget::new(config.max_buffered_answer_bytes),
             network: NetworkClients::new(config),
+            keys: Arc::new(keys),
         })
     }
 
-    /// Starts a chat attempt; returns its chunks and when its request was sent.
+    /// See [`failed`].
+    fn failed(&self, key: Option<&KeyInUse>, error: ServiceError) -> ServiceError {
+        failed(&self.keys, key, error)
+    }
+
+    /// Starts a chat attempt; returns its chunks, when its request was sent
+    /// and the key it used.
     async fn start_attempt(
         &self,
         request: AdapterChatRequest,
         span: &HopSpan,
-    ) -> Result<(crate::provider::ChunkStream, std::time::Instant), ServiceError> {
+    ) -> Result<
+        (
+            crate::provider::ChunkStream,
+            std::time::Instant,
+            Option<KeyInUse>,
+        ),
+        ServiceError,
+    > {
         let AdapterChatRequest {
             context,
             request,
             deployment_id,
         } = request;
-        let (kind, mut attempt) = self
+        let (kind, mut attempt, key) = self
             .attempt("chat", context, &deployment_id, request, span)
             .await?;
         attempt.request.model.clone_from(&attempt.upstream_model);
         let sent = std::time::Instant::now();
-        Ok((self.providers.chat(kind, attempt).await?, sent))
+        match self.providers.chat(kind, attempt).await {
+            Ok(chunks) => Ok((chunks, sent, key)),
+            Err(error) => Err(self.failed(key.as_ref(), error)),
+        }
     }
 
     /// Starts an embeddings attempt and waits for its answer; returns it
-    /// with how long the provider took.
+    /// with how long the provider took and the key it used.
     async fn embed_attempt(
         &self,
         request: AdapterEmbedRequest,
         span: &HopSpan,
-    ) -> Result<(EmbedResponse, UpstreamTiming), ServiceError> {
+    ) -> Result<(EmbedResponse, UpstreamTiming, Option<KeyInUse>), ServiceError> {
         let AdapterEmbedRequest {
             context,
             request,
             deployment_id,
         } = request;
-        let (kind, mut attempt) = self
+        let (kind, mut attempt, key) = self
             .attempt("embeddings", context, &deployment_id, request, span)
             .await?;
         attempt.request.model.clone_from(&attempt.upstream_model);
         let sent = std::time::Instant::now();
-        let response = self.providers.embed(kind, attempt).await?;
-        Ok((response, timing::whole(sent)))
+        match self.providers.embed(kind, attempt).await {
+            Ok(response) => Ok((response, timing::whole(sent), key)),
+            Err(error) => Err(self.failed(key.as_ref(), error)),
+        }
     }
 
-    /// Resolves a deployment's provider, secrets and timing into an
-    /// attempt, named on the call's `span`. Refuses a deployment its
-    /// snapshot does not declare.
+    /// Resolves a deployment's provider, key, secrets and timing into an
+    /// attempt, named on the call's `span`, with the key it uses when the
+    /// provider has several. Refuses a deployment its snapshot does not
+    /// declare. An error is final (classified, naming the key).
     async fn attempt<R>(
         &self,
         operation: &'static str,
@@ -127,7 +158,7 @@ impl AdapterGrpc {
         deployment_id: &str,
         request: Option<R>,
         span: &HopSpan,
-    ) -> Result<(ProviderKind, Attempt<R>), ServiceError> {
+    ) -> Result<(ProviderKind, Attempt<R>, Option<KeyInUse>), ServiceError> {
         let request =
             request.ok_or_else(|| ServiceError::invalid_request("the attempt has no request"))?;
         let index = self
@@ -155,11 +186,29 @@ impl AdapterGrpc {
             ))
             .with_provider(&provider.name)
         })?;
-        let api_key = self.secrets.resolve(
-            &provider.name,
-            provider.api_key.as_ref(),
-            &index.credentials,
-        )?;
+        let (api_key, key) = if deployment.key_ids.is_empty() {
+            let reference = provider.api_key.as_ref();
+            let api_key = self
+                .secrets
+                .resolve(&provider.name, reference, &index.credentials)
+                .map_err(|error| self.failed(None, error))?;
+            (api_key, None)
+        } else {
+            let id = self.keys.pick(&provider.name, &deployment.key_ids);
+            let key = KeyInUse {
+                provider: provider.name.clone(),
+                id: id.to_owned(),
+            };
+            let api_key = self
+                .secrets
+                .resolve(
+                    &provider.name,
+                    provider.api_keys.get(id),
+                    &index.credentials,
+                )
+                .map_err(|error| self.failed(Some(&key), error))?;
+            (api_key, Some(key))
+        };
         let secrets = provider
             .secrets
             .iter()
@@ -212,8 +261,20 @@ impl AdapterGrpc {
             request,
             http: self.network.for_provider(provider)?,
         };
-        Ok((kind, attempt))
+        Ok((kind, attempt, key))
     }
+}
+
+/// Returns the error a failed attempt leaves the adapters with (see
+/// [`classify::at_boundary`]), naming the key it used; rests that key when
+/// the provider refused it.
+fn failed(keys: &KeyRotation, key: Option<&KeyInUse>, error: ServiceError) -> ServiceError {
+    let error = classify::at_boundary(error);
+    let Some(key) = key else {
+        return error;
+    };
+    keys.failed(&key.provider, &key.id, &error);
+    error.with_credential(&key.id)
 }
 
 /// Derives an attempt's first-byte deadline from its timeout and the
@@ -259,14 +320,18 @@ impl AdapterService for AdapterGrpc {
         // failed attempt means and logs the request's outcome once.
         let request = request.into_inner();
         let span = spans::open("chat", request.context.as_ref());
-        let (chunks, sent) = self.start_attempt(request, &span).await.map_err(|error| {
+        let (chunks, sent, key) = self.start_attempt(request, &span).await.map_err(|error| {
             let error = classify::at_boundary(error);
             tracing::debug!(class = %error.class, provider = ?error.provider, "attempt refused");
             span.fail(error.class.as_str());
             error.to_status()
         })?;
-        let chunks = chunks.map(|item| item.map_err(classify::at_boundary));
-        let responses = Timed::new(chunks, sent, span).map(|item| {
+        let keys = Arc::clone(&self.keys);
+        let failed_key = key.clone();
+        let chunks =
+            chunks.map(move |item| item.map_err(|error| failed(&keys, failed_key.as_ref(), error)));
+        let credential = key.map(|key| key.id).unwrap_or_default();
+        let responses = Timed::new(chunks, sent, span, credential).map(|item| {
             item.map_err(|error| {
                 tracing::debug!(class = %error.class, provider = ?error.provider, "attempt failed mid-stream");
                 error.to_status()
@@ -281,7 +346,7 @@ impl AdapterService for AdapterGrpc {
     ) -> Result<Response<AdapterEmbedResponse>, Status> {
         let request = request.into_inner();
         let span = spans::open("embeddings", request.context.as_ref());
-        let (response, upstream) = self
+        let (response, upstream, key) = self
             .embed_attempt(request, &span)
             .await
             .map_err(|error| {
@@ -298,6 +363,7 @@ impl AdapterService for AdapterGrpc {
         Ok(Response::new(AdapterEmbedResponse {
             response: Some(response),
             upstream: Some(upstream),
+            credential: key.map(|key| key.id).unwrap_or_default(),
         }))
     }
 }

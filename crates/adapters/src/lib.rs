@@ -19,6 +19,8 @@
 //!   per wire format (OpenAI and its compatible family, Anthropic, Gemini and
 //!   Vertex, Bedrock, the mock).
 //! - `http`, `sse`, `classify`, `secrets`: shared by HTTP providers.
+//! - `api_keys`: which of a provider's several keys an attempt uses, and
+//!   resting one the provider refused.
 //!
 //! Depends on `switchyard-proto` and `switchyard-common` only; never on
 //! another service crate.
@@ -27,6 +29,7 @@ pub mod config;
 pub mod error;
 pub mod grpc;
 
+mod api_keys;
 mod classify;
 #[cfg(any(test, fuzzing))]
 mod cut;
@@ -47,7 +50,7 @@ use std::sync::Arc;
 
 use switchyard_common::{
     channel::MAX_GRPC_MESSAGE_BYTES, config::Environment, envelope::Keyring,
-    snapshot::SnapshotHandle,
+    metrics::MetricsRegistry, snapshot::SnapshotHandle,
 };
 use switchyard_proto::v1::adapter_service_server::AdapterServiceServer;
 
@@ -60,18 +63,21 @@ pub use crate::{
 
 /// Builds the adapters' gRPC server over their snapshot view. Provider
 /// secrets are resolved from `environment` and files, or are stored
-/// credentials opened with `keyring`; never from requests.
+/// credentials opened with `keyring`; never from requests. Its series are
+/// registered in `metrics`.
 pub fn build(
     config: &AdapterConfig,
     deployments: SnapshotHandle<DeploymentIndex>,
     environment: Environment,
     keyring: Option<Keyring>,
+    metrics: &mut MetricsRegistry,
 ) -> Result<AdapterServiceServer<AdapterGrpc>> {
     Ok(server(build_service(
         config,
         deployments,
         environment,
         keyring,
+        metrics,
     )?))
 }
 
@@ -82,10 +88,12 @@ pub fn build_service(
     deployments: SnapshotHandle<DeploymentIndex>,
     environment: Environment,
     keyring: Option<Keyring>,
+    metrics: &mut MetricsRegistry,
 ) -> Result<Arc<AdapterGrpc>> {
     let secrets =
         secrets::SecretResolver::new(environment, config.secret_refresh).with_keyring(keyring);
-    let grpc = AdapterGrpc::new(config, deployments, secrets)?;
+    let keys = api_keys::KeyRotation::register(metrics.registry());
+    let grpc = AdapterGrpc::new(config, deployments, secrets, keys)?;
     Ok(Arc::new(grpc))
 }
 

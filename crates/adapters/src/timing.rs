@@ -41,12 +41,15 @@ pub(crate) struct Timed<S> {
     done: bool,
     span: HopSpan,
     observed: Observed,
+    /// The id of the provider key the attempt used, for the last message.
+    credential: String,
 }
 
 impl<S> Timed<S> {
-    /// Times `chunks`, an answer whose request was sent at `started`, under
-    /// the call's `span`.
-    pub(crate) fn new(chunks: S, started: Instant, span: HopSpan) -> Self {
+    /// Times `chunks`, an answer whose request was sent at `started` with
+    /// the provider key `credential` (empty when it has one), under the
+    /// call's `span`.
+    pub(crate) fn new(chunks: S, started: Instant, span: HopSpan, credential: String) -> Self {
         Self {
             chunks,
             started,
@@ -54,6 +57,7 @@ impl<S> Timed<S> {
             done: false,
             span,
             observed: Observed::default(),
+            credential,
         }
     }
 
@@ -88,6 +92,7 @@ where
                 Ok(AdapterChatResponse {
                     chunk: Some(chunk),
                     upstream: None,
+                    credential: String::new(),
                 })
             }
             Some(Err(error)) => {
@@ -108,6 +113,7 @@ where
                         first_chunk_micros: micros(first),
                         total_micros: micros(total),
                     }),
+                    credential: std::mem::take(&mut self.credential),
                 })
             }
         };
@@ -124,7 +130,7 @@ mod tests {
     #[tokio::test]
     async fn the_timing_follows_the_last_chunk_and_never_an_error() {
         let chunks = stream::iter(vec![Ok(ChatChunk::default()), Ok(ChatChunk::default())]);
-        let messages: Vec<_> = Timed::new(chunks, Instant::now(), HopSpan::none())
+        let messages: Vec<_> = Timed::new(chunks, Instant::now(), HopSpan::none(), String::new())
             .collect()
             .await;
         assert_eq!(messages.len(), 3);
@@ -142,7 +148,7 @@ mod tests {
             Ok(ChatChunk::default()),
             Err(ServiceError::internal("cut")),
         ]);
-        let messages: Vec<_> = Timed::new(failing, Instant::now(), HopSpan::none())
+        let messages: Vec<_> = Timed::new(failing, Instant::now(), HopSpan::none(), String::new())
             .collect()
             .await;
         assert_eq!(messages.len(), 2);

@@ -3,6 +3,7 @@
 
 mod adapters {
     pub mod anthropic;
+    pub mod api_keys;
     pub mod bedrock;
     pub mod compat;
     pub mod deployments;
@@ -16,7 +17,10 @@ mod adapters {
 use std::{collections::BTreeMap, time::Duration};
 
 use switchyard_adapters::{AdapterConfig, DeploymentIndex, build};
-use switchyard_common::{GrpcChannel, ServiceError, config::Environment, snapshot::SnapshotHandle};
+use switchyard_common::{
+    GrpcChannel, ServiceError, config::Environment, metrics::MetricsRegistry,
+    snapshot::SnapshotHandle,
+};
 use switchyard_proto::v1::{
     AdapterChatRequest, ChatChunk, ChatRequest, ContentPart, Deployment, Message, Provider,
     RequestContext, Role, SecretRef, Snapshot, adapter_service_client::AdapterServiceClient,
@@ -38,6 +42,8 @@ pub(crate) struct Target {
     pub(crate) base_url: String,
     pub(crate) upstream_model: String,
     pub(crate) api_key: Option<SecretRef>,
+    /// Several keys by id, instead of `api_key`.
+    pub(crate) api_keys: BTreeMap<String, SecretRef>,
     pub(crate) timeout_ms: u64,
     pub(crate) options: BTreeMap<String, String>,
     pub(crate) secrets: BTreeMap<String, SecretRef>,
@@ -99,8 +105,15 @@ impl Harness {
     fn configured(fake: FakeOpenAi, environment: Environment, config: &AdapterConfig) -> Self {
         let deployments = SnapshotHandle::fixed(DeploymentIndex::default());
         let keyring = test_keyring(&environment);
-        let server = build(config, deployments.clone(), environment, Some(keyring))
-            .expect("the adapter server builds");
+        let mut metrics = MetricsRegistry::default();
+        let server = build(
+            config,
+            deployments.clone(),
+            environment,
+            Some(keyring),
+            &mut metrics,
+        )
+        .expect("the adapter server builds");
         let client = AdapterServiceClient::new(GrpcChannel::in_process(server));
         Self {
             fake,
@@ -121,6 +134,7 @@ impl Harness {
                     kind: target.kind.clone(),
                     base_url: target.base_url.clone(),
                     api_key: target.api_key.clone(),
+                    api_keys: target.api_keys.clone().into_iter().collect(),
                     timeout_ms: target.timeout_ms,
                     options: target.options.clone(),
                     secrets: target.secrets.clone(),
@@ -182,15 +196,18 @@ impl Harness {
                 return Outcome {
                     chunks: Vec::new(),
                     error: Some(ServiceError::from_status(&status)),
+                    credential: String::new(),
                 };
             }
         };
         let mut chunks = Vec::new();
         let mut timed = false;
+        let mut credential = String::new();
         loop {
             match stream.message().await {
                 Ok(Some(response)) => {
                     assert!(!timed, "the upstream timing comes last");
+                    credential = response.credential;
                     match (response.chunk, response.upstream) {
                         (Some(chunk), None) => chunks.push(chunk),
                         (None, Some(timing)) => {
@@ -205,12 +222,14 @@ impl Harness {
                     return Outcome {
                         chunks,
                         error: None,
+                        credential,
                     };
                 }
                 Err(status) => {
                     return Outcome {
                         chunks,
                         error: Some(ServiceError::from_status(&status)),
+                        credential,
                     };
                 }
             }
@@ -223,6 +242,8 @@ impl Harness {
 pub(crate) struct Outcome {
     pub(crate) chunks: Vec<ChatChunk>,
     pub(crate) error: Option<ServiceError>,
+    /// The provider key the answer reported it used; empty when none.
+    pub(crate) credential: String,
 }
 
 impl Outcome {

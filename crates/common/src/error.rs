@@ -228,15 +228,18 @@ pub struct ServiceError {
     /// Client-safe message; never holds credentials or internal detail.
     pub message: String,
     /// Provider that produced the error, if any.
-    pub provider: Option<String>,
+    pub provider: Option<Box<str>>,
     /// How long the client should wait before retrying.
     pub retry_after: Option<Duration>,
     /// The request parameter at fault (OpenAI `param`).
-    pub param: Option<String>,
+    pub param: Option<Box<str>>,
     /// Microseconds the request spent at providers before it failed, when
     /// any was called: the edge subtracts them from the client's wait to
     /// report the gateway's own overhead.
     pub upstream_micros: Option<u64>,
+    /// The id of the provider API key the failed attempt used, when the
+    /// provider has several (never the key itself).
+    pub credential: Option<Box<str>>,
 }
 
 impl ServiceError {
@@ -249,6 +252,7 @@ impl ServiceError {
             retry_after: None,
             param: None,
             upstream_micros: None,
+            credential: None,
         }
     }
 
@@ -263,14 +267,20 @@ impl ServiceError {
     }
 
     /// Names the provider that produced the error.
-    pub fn with_provider(mut self, provider: impl Into<String>) -> Self {
-        self.provider = Some(provider.into());
+    pub fn with_provider(mut self, provider: impl AsRef<str>) -> Self {
+        self.provider = Some(provider.as_ref().into());
         self
     }
 
     /// Records the time the request spent at providers before failing.
     pub fn with_upstream_micros(mut self, micros: u64) -> Self {
         self.upstream_micros = Some(micros);
+        self
+    }
+
+    /// Names the provider API key the failed attempt used.
+    pub fn with_credential(mut self, credential: &str) -> Self {
+        self.credential = Some(credential.into());
         self
     }
 
@@ -281,7 +291,7 @@ impl ServiceError {
     }
 
     /// Names the request parameter at fault.
-    pub fn with_param(mut self, param: impl Into<String>) -> Self {
+    pub fn with_param(mut self, param: impl Into<Box<str>>) -> Self {
         self.param = Some(param.into());
         self
     }
@@ -290,13 +300,16 @@ impl ServiceError {
     pub fn to_status(&self) -> Status {
         let mut metadata = std::collections::HashMap::new();
         if let Some(provider) = &self.provider {
-            metadata.insert("provider".to_owned(), provider.clone());
+            metadata.insert("provider".to_owned(), provider.to_string());
         }
         if let Some(param) = &self.param {
-            metadata.insert("param".to_owned(), param.clone());
+            metadata.insert("param".to_owned(), param.to_string());
         }
         if let Some(micros) = self.upstream_micros {
             metadata.insert("upstream_micros".to_owned(), micros.to_string());
+        }
+        if let Some(credential) = &self.credential {
+            metadata.insert("credential".to_owned(), credential.to_string());
         }
         let mut details =
             ErrorDetails::with_error_info(self.class.as_str(), ERROR_DOMAIN, metadata);
@@ -348,13 +361,23 @@ impl ServiceError {
         Self {
             class,
             message: status.message().to_owned(),
-            provider: info.metadata.get("provider").cloned(),
+            provider: info
+                .metadata
+                .get("provider")
+                .map(|provider| provider.as_str().into()),
             retry_after: details.retry_info().and_then(|retry| retry.retry_delay),
-            param: info.metadata.get("param").cloned(),
+            param: info
+                .metadata
+                .get("param")
+                .map(|param| param.as_str().into()),
             upstream_micros: info
                 .metadata
                 .get("upstream_micros")
                 .and_then(|micros| micros.parse().ok()),
+            credential: info
+                .metadata
+                .get("credential")
+                .map(|credential| credential.as_str().into()),
         }
     }
 }
@@ -392,7 +415,8 @@ mod tests {
                 .with_provider("openai")
                 .with_param("model")
                 .with_retry_after(Duration::from_millis(1500))
-                .with_upstream_micros(301_250);
+                .with_upstream_micros(301_250)
+                .with_credential("batch");
             let decoded = ServiceError::from_status(&error.to_status());
             assert_eq!(decoded, error, "class {class}");
         }

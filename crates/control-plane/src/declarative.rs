@@ -82,6 +82,12 @@ pub struct ProviderConfig {
     /// Resolved by the adapters in their own process, never here.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api_key: Option<SecretSource>,
+    /// Several API keys of the same account by id, instead of `api_key`
+    /// (`api_keys: {primary: {env: KEY_A}, batch: {credential: c1}}`). The
+    /// adapters pick one per attempt, report its id with the attempt, and
+    /// rest one the provider refuses (429, 401) while the others serve.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub api_keys: BTreeMap<String, SecretSource>,
     /// Per-attempt timeout (e.g. `60s`); the adapter's default when absent.
     #[serde(
         default,

@@ -89,6 +89,11 @@ fn provider_config(provider: &pb::Provider) -> ProviderConfig {
         kind: provider.kind.clone(),
         base_url: non_empty(&provider.base_url),
         api_key: provider.api_key.as_ref().map(secret_source),
+        api_keys: provider
+            .api_keys
+            .iter()
+            .map(|(id, reference)| (id.clone(), secret_source(reference)))
+            .collect(),
         timeout: millis(provider.timeout_ms),
         options: provider.options.clone(),
         secrets: provider

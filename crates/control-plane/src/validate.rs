@@ -247,6 +247,28 @@ fn provider_object(provider: &ProviderConfig, path: &str) -> Result<pb::Provider
         .as_ref()
         .map(|source| secret_ref(source, &format!("{path}.api_key")))
         .transpose()?;
+    if api_key.is_some() && !provider.api_keys.is_empty() {
+        return Err(Error::invalid(
+            format!("{path}.api_keys"),
+            "set either `api_key` or `api_keys`, not both",
+        ));
+    }
+    let api_keys = provider
+        .api_keys
+        .iter()
+        .map(|(id, source)| {
+            if !is_key_id(id) {
+                return Err(Error::invalid(
+                    format!("{path}.api_keys"),
+                    format!("`{id}` is not a key id: use letters, digits, `-` and `_`, up to 64"),
+                ));
+            }
+            Ok((
+                id.clone(),
+                secret_ref(source, &format!("{path}.api_keys.{id}"))?,
+            ))
+        })
+        .collect::<Result<_>>()?;
     let proxy_url = match &provider.proxy {
         Some(proxy) => {
             let parsed = url::Url::parse(proxy)
@@ -278,6 +300,7 @@ fn provider_object(provider: &ProviderConfig, path: &str) -> Result<pb::Provider
         kind: provider.kind.clone(),
         base_url,
         api_key,
+        api_keys,
         timeout_ms: positive_millis(provider.timeout, path, "timeout")?,
         options: provider.options.clone(),
         secrets,
@@ -288,6 +311,15 @@ fn provider_object(provider: &ProviderConfig, path: &str) -> Result<pb::Provider
         proxy_url,
         ca_bundle_file: provider.ca_bundle.clone().unwrap_or_default(),
     })
+}
+
+/// Whether `id` may name one of a provider's API keys: it is reported with
+/// attempts and written to the ledger, so it stays short and plain.
+fn is_key_id(id: &str) -> bool {
+    (1..=64).contains(&id.len())
+        && id
+            .bytes()
+            .all(|byte| byte.is_ascii_alphanumeric() || byte == b'-' || byte == b'_')
 }
 
 /// Whether a provider kind names a server the operator runs themselves.
@@ -1097,6 +1129,34 @@ rate_limits:
             error.contains("models[demo].pricing.input_per_million"),
             "{error}"
         );
+    }
+
+    #[test]
+    fn several_api_keys_are_kept_by_id_and_refused_beside_one() {
+        let mut declarative = example();
+        declarative.providers[1].api_key = None;
+        declarative.providers[1].api_keys = std::collections::BTreeMap::from([
+            ("primary".to_owned(), SecretSource::env("OPENAI_KEY_A")),
+            ("batch".to_owned(), SecretSource::credential("openai-batch")),
+        ]);
+        let config = StoredConfig::from_declarative(&declarative, &environment())
+            .expect("two keys are valid");
+        let Some(StoredObject::Provider(openai)) = config.get(ObjectKind::Provider, "openai")
+        else {
+            panic!("the provider is stored");
+        };
+        assert_eq!(openai.api_keys.len(), 2);
+        assert!(openai.api_key.is_none());
+
+        declarative.providers[1].api_key = Some(SecretSource::env("OPENAI_API_KEY"));
+        assert!(error_text(&declarative).contains("providers[openai].api_keys"));
+
+        let mut declarative = example();
+        declarative.providers[1].api_key = None;
+        declarative.providers[1].api_keys =
+            std::collections::BTreeMap::from([("has space".to_owned(), SecretSource::env("K"))]);
+        let error = error_text(&declarative);
+        assert!(error.contains("`has space` is not a key id"), "{error}");
     }
 
     #[test]

@@ -107,6 +107,10 @@ pub struct AttemptRow<'a> {
     pub completion_tokens: u32,
     /// Cost in nano-units at the deployment's own price.
     pub cost_nanos: i64,
+    /// The id of the provider API key it used; left out when the provider
+    /// has one key.
+    #[serde(skip_serializing_if = "str::is_empty")]
+    pub credential: &'a str,
 }
 
 impl<'a> UsageRow<'a> {
@@ -157,6 +161,7 @@ impl<'a> UsageRow<'a> {
                     prompt_tokens: usage.prompt_tokens,
                     completion_tokens: usage.completion_tokens,
                     cost_nanos: attempt.cost.as_ref().map_or(0, |cost| cost.nanos),
+                    credential: &attempt.credential,
                 })
             })
             .collect::<Result<Vec<_>>>()?;

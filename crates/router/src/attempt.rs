@@ -41,6 +41,9 @@ pub struct AttemptRecord {
     /// How long the provider took, as the adapters measured it; `None` for
     /// a failed attempt (the router's own timing counts for it).
     pub upstream: Option<UpstreamTiming>,
+    /// The id of the provider API key it used, as the adapters reported it;
+    /// empty when the provider has one key.
+    pub credential: String,
     /// The attempt's span while it is open.
     pub span: HopSpan,
 }
@@ -81,6 +84,18 @@ pub fn upstream_timing(records: &[AttemptRecord]) -> UpstreamTiming {
 #[derive(Clone)]
 pub struct Adapters {
     client: AdapterClient,
+}
+
+/// An embeddings attempt's answer.
+#[derive(Debug)]
+pub struct EmbedAnswer {
+    /// The provider's answer.
+    pub response: EmbedResponse,
+    /// How long the provider took, as the adapters measured it.
+    pub upstream: Option<UpstreamTiming>,
+    /// The id of the provider API key the attempt used; empty when the
+    /// provider has one key.
+    pub credential: String,
 }
 
 /// A chat attempt that has produced its first message.
@@ -124,14 +139,13 @@ impl Adapters {
         }
     }
 
-    /// Sends an embeddings request to `deployment` and returns its answer,
-    /// with how long the provider took.
+    /// Sends an embeddings request to `deployment` and returns its answer.
     pub async fn embed(
         &self,
         context: RequestContext,
         deployment: &Deployment,
         request: EmbedRequest,
-    ) -> Result<(EmbedResponse, Option<UpstreamTiming>), ServiceError> {
+    ) -> Result<EmbedAnswer, ServiceError> {
         let response = self
             .client
             .embed(AdapterEmbedRequest {
@@ -141,7 +155,6 @@ impl Adapters {
             })
             .await
             .map_err(|status| as_gateway_error(ServiceError::from_status(&status)))?;
-        let upstream = response.upstream;
         let answer = response.response.ok_or_else(|| {
             ServiceError::new(
                 ErrorClass::UpstreamUnavailable,
@@ -149,7 +162,11 @@ impl Adapters {
             )
             .with_provider(&deployment.provider)
         })?;
-        Ok((answer, upstream))
+        Ok(EmbedAnswer {
+            response: answer,
+            upstream: response.upstream,
+            credential: response.credential,
+        })
     }
 }
 
@@ -216,6 +233,7 @@ where
             outcome: None,
             usage: Usage::default(),
             upstream: None,
+            credential: String::new(),
             span,
         };
         match result {
@@ -226,6 +244,7 @@ where
             }
             Err(error) => {
                 record.fail(error.class);
+                record.credential = error.credential.as_deref().unwrap_or_default().to_owned();
                 records.push(record);
                 let out_of_time = outbound::remaining(context) == Some(Duration::ZERO);
                 if !(error.class.is_retryable() && position < last) || out_of_time {
@@ -252,6 +271,9 @@ pub(crate) mod tests {
     use tonic::{Request, Response, Status};
 
     use super::*;
+
+    /// The provider key id every answer of [`FakeAdapters`] reports.
+    pub(crate) const FAKE_KEY_ID: &str = "primary";
 
     /// A scripted adapter service: each deployment id answers with text or
     /// fails with a class; every call is recorded.
@@ -309,6 +331,7 @@ pub(crate) mod tests {
                         ..ChatChunk::default()
                     }),
                     upstream: None,
+                    credential: String::new(),
                 }),
                 Ok(AdapterChatResponse {
                     chunk: Some(ChatChunk {
@@ -322,6 +345,7 @@ pub(crate) mod tests {
                         ..ChatChunk::default()
                     }),
                     upstream: None,
+                    credential: String::new(),
                 }),
                 Ok(AdapterChatResponse {
                     chunk: None,
@@ -329,6 +353,7 @@ pub(crate) mod tests {
                         first_chunk_micros: 1_000,
                         total_micros: 2_000,
                     }),
+                    credential: FAKE_KEY_ID.to_owned(),
                 }),
             ];
             Ok(Response::new(futures::stream::iter(chunks).boxed()))
@@ -340,6 +365,7 @@ pub(crate) mod tests {
         ) -> Result<Response<AdapterEmbedResponse>, Status> {
             self.answer(&request.get_ref().deployment_id)?;
             Ok(Response::new(AdapterEmbedResponse {
+                credential: FAKE_KEY_ID.to_owned(),
                 upstream: Some(UpstreamTiming {
                     first_chunk_micros: 3_000,
                     total_micros: 3_000,
@@ -418,6 +444,7 @@ pub(crate) mod tests {
                 .then_some(ErrorClass::UpstreamUnavailable),
             usage: Usage::default(),
             upstream,
+            credential: String::new(),
             span: HopSpan::none(),
         };
         let answer = UpstreamTiming {

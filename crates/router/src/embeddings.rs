@@ -9,7 +9,7 @@ use switchyard_proto::v1::{
 };
 
 use crate::{
-    attempt::{Adapters, try_in_order, upstream_timing},
+    attempt::{Adapters, EmbedAnswer, try_in_order, upstream_timing},
     plan::Plan,
     settle::{Settlement, Settler, unix_millis},
 };
@@ -59,7 +59,11 @@ pub async fn embed(
         first_chunk_at: None,
         span,
     };
-    let (response, upstream) = match answered {
+    let EmbedAnswer {
+        response,
+        upstream,
+        credential,
+    } = match answered {
         Ok(answer) => answer,
         Err(error) => {
             settlement.error_class = Some(error.class);
@@ -75,6 +79,7 @@ pub async fn embed(
     let attempts = u32::try_from(settlement.attempts.len()).unwrap_or(u32::MAX);
     if let Some(answering) = settlement.attempts.last_mut() {
         answering.upstream = upstream;
+        answering.credential = credential;
     }
     let upstream = upstream_timing(&settlement.attempts);
     let route = settlement.attempts.last_mut().map(|answering| {

@@ -49,6 +49,10 @@ pub struct CacheLimits {
 }
 
 /// Where the stream is.
+#[expect(
+    clippy::large_enum_variant,
+    reason = "one phase per request, moved only between polls; boxing the first message would add an allocation per request"
+)]
 enum Phase {
     /// Nothing sent yet: look up the cache, then open an attempt.
     Start,
@@ -199,6 +203,9 @@ impl Journey {
                             let Some(chunk) = message.chunk else {
                                 if let Some(answering) = self.attempts.last_mut() {
                                     answering.upstream = message.upstream.or(answering.upstream);
+                                    if !message.credential.is_empty() {
+                                        answering.credential = message.credential;
+                                    }
                                 }
                                 phase = Phase::Forwarding { first, rest };
                                 continue;
@@ -213,6 +220,11 @@ impl Journey {
                         }
                         Some(Err(status)) => {
                             let error = ServiceError::from_status(&status);
+                            if let (Some(answering), Some(credential)) =
+                                (self.attempts.last_mut(), error.credential.as_deref())
+                            {
+                                credential.clone_into(&mut answering.credential);
+                            }
                             self.fail(error.class);
                             return Some((Err(error.to_status()), Phase::Done));
                         }

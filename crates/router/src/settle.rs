@@ -256,6 +256,7 @@ pub fn usage_event(settlement: Settlement) -> UsageEvent {
             }),
             usage: Some(attempt.usage),
             cost: attempt_cost.as_ref().map(ExactCost::round),
+            credential: attempt.credential.clone(),
         })
         .collect();
     UsageEvent {
@@ -339,6 +340,7 @@ mod tests {
             outcome,
             usage,
             upstream: None,
+            credential: String::new(),
             span: HopSpan::none(),
         }
     }

@@ -149,6 +149,7 @@ pub async fn run_role(
                     deployments,
                     environment.clone(),
                     config.keyring(&environment)?,
+                    &mut metrics,
                 )
                 .context("starting the adapters")?,
             )

@@ -80,6 +80,7 @@ pub async fn run_all_in_one(
         deployments,
         environment.clone(),
         keyring,
+        &mut metrics,
     )
     .context("starting the adapters")?;
     let router = switchyard_router::build(

@@ -25,10 +25,10 @@ pub use self::embeddings::fake_embedding;
 
 use crate::recording::{self, Delivery, Recorder};
 use std::{
-    collections::BTreeMap,
+    collections::{BTreeMap, HashSet},
     net::SocketAddr,
     sync::{
-        Arc,
+        Arc, Mutex, PoisonError,
         atomic::{AtomicU64, Ordering},
     },
     time::Duration,
@@ -102,6 +102,8 @@ struct Shared {
     flavor: FakeFlavor,
     recorder: Recorder<Fault>,
     answered: AtomicU64,
+    /// API keys chat completions answer with 401 `invalid_api_key`.
+    revoked_keys: Mutex<HashSet<String>>,
 }
 
 impl FakeOpenAi {
@@ -153,6 +155,16 @@ impl FakeOpenAi {
         self.shared.recorder.requests()
     }
 
+    /// Makes chat completions sent with `key` (as `Authorization: Bearer`)
+    /// answer 401 `invalid_api_key`, as OpenAI does for a revoked key.
+    pub fn revoke_key(&self, key: &str) {
+        self.shared
+            .revoked_keys
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(key.to_owned());
+    }
+
     /// Queues a fault for the next request not yet answered (first in, first out).
     pub fn push_fault(&self, fault: Fault) {
         self.shared.recorder.push_fault(fault);
@@ -180,6 +192,9 @@ async fn chat_completions(
     body: Bytes,
 ) -> Response {
     let body = shared.recorder.record(&method, &uri, &headers, &body);
+    if let Some(refusal) = revoked_key_refusal(&shared, &headers) {
+        return refusal;
+    }
     let fault = shared.recorder.next_fault();
     let mut drop_after = None;
     let mut trickle = None;
@@ -233,6 +248,29 @@ async fn chat_completions(
             Delivery::of(drop_after, trickle),
         )
     }
+}
+
+/// OpenAI's answer to a revoked key, when `headers` carry one: checked
+/// before anything else about the request, as OpenAI does.
+fn revoked_key_refusal(shared: &Shared, headers: &HeaderMap) -> Option<Response> {
+    let key = headers
+        .get(header::AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .strip_prefix("Bearer ")?;
+    let revoked = shared
+        .revoked_keys
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .contains(key);
+    revoked.then(|| {
+        let shown = format!("{}***{}", &key[..key.len().min(3)], &key[key.len().saturating_sub(4)..]);
+        let message = format!(
+            "Incorrect API key provided: {shown}. You can find your API key at https://platform.openai.com/account/api-keys."
+        );
+        let body = openai_error_body(&message, "invalid_request_error", "invalid_api_key");
+        status_response(401, body, &[])
+    })
 }
 
 async fn models(

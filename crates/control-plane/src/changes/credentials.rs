@@ -49,6 +49,12 @@ pub(super) fn check(
             .map(|reference| ("api_key".to_owned(), reference))
             .chain(
                 provider
+                    .api_keys
+                    .iter()
+                    .map(|(id, reference)| (format!("api_keys.{id}"), reference)),
+            )
+            .chain(
+                provider
                     .secrets
                     .iter()
                     .map(|(name, reference)| (format!("secrets.{name}"), reference)),

@@ -812,6 +812,30 @@ pub async fn stored_credentials_are_encrypted_never_shown_and_rewrapped_after_ro
         error.to_string().contains("providers[openai].api_key"),
         "{error}"
     );
+    // So is one of several keys.
+    let mut one_of_several = declarative();
+    one_of_several.providers[1].api_key = None;
+    one_of_several.providers[1].api_keys = std::collections::BTreeMap::from([
+        (
+            "main".to_owned(),
+            switchyard_common::SecretSource::credential("openai-main"),
+        ),
+        (
+            "spare".to_owned(),
+            switchyard_common::SecretSource::credential("nope"),
+        ),
+    ]);
+    let error = control_plane
+        .store
+        .sync(&one_of_several, &crate::fixtures::environment())
+        .await
+        .expect_err("no such credential");
+    assert!(
+        error
+            .to_string()
+            .contains("providers[openai].api_keys.spare"),
+        "{error}"
+    );
     let in_use = control_plane
         .admin
         .delete(as_admin(DeleteObjectRequest {
