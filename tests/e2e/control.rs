@@ -472,6 +472,37 @@ pub async fn a_provider_key_stored_with_ctl_is_used_upstream_and_never_shown(
         last.headers["authorization"],
         format!("Bearer {}", crate::cluster::UPSTREAM_KEY)
     );
+    // The adapters' decryption is in the control plane's audit log, by the
+    // adapter process that read it.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    let decrypted = loop {
+        let audit = ctl(cluster, &["audit", "-o", "json"]).await.stdout;
+        let entries: Value = serde_json::from_str(&audit).expect("JSON");
+        let read = entries.as_array().and_then(|entries| {
+            entries
+                .iter()
+                .find(|entry| entry["action"] == "decrypt" && entry["id"] == "openai-stored")
+                .cloned()
+        });
+        if let Some(read) = read {
+            break read;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{audit}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(decrypted["kind"], "credential");
+    assert!(
+        decrypted["actor"]
+            .as_str()
+            .is_some_and(|actor| actor.starts_with("adapter ") && actor.contains(" pid ")),
+        "{decrypted}"
+    );
+    assert!(
+        decrypted["after"]
+            .as_str()
+            .is_some_and(|after| after.contains("\"master_key_id\":\"k1\"")),
+        "{decrypted}"
+    );
     for shown in [
         ctl(cluster, &["credentials", "list", "-o", "json"])
             .await

@@ -18,7 +18,9 @@
 //! - `provider`: dispatch on the provider's kind; `providers/`: one module
 //!   per wire format (OpenAI and its compatible family, Anthropic, Gemini and
 //!   Vertex, Bedrock, the mock).
-//! - `http`, `sse`, `classify`, `secrets`: shared by HTTP providers.
+//! - `http`, `sse`, `classify`, `secrets`: shared by HTTP providers;
+//!   `credential_reads` reports each decryption of a stored credential to
+//!   the control plane's audit log.
 //! - `api_keys`: which of a provider's several keys an attempt uses, and
 //!   resting one the provider refused.
 //!
@@ -31,6 +33,7 @@ pub mod grpc;
 
 mod api_keys;
 mod classify;
+mod credential_reads;
 #[cfg(any(test, fuzzing))]
 mod cut;
 mod deployments;
@@ -49,10 +52,12 @@ mod timing;
 use std::sync::Arc;
 
 use switchyard_common::{
-    channel::MAX_GRPC_MESSAGE_BYTES, config::Environment, envelope::Keyring,
-    metrics::MetricsRegistry, snapshot::SnapshotHandle,
+    channel::MAX_GRPC_MESSAGE_BYTES, client::ControlPlaneClient, config::Environment,
+    envelope::Keyring, metrics::MetricsRegistry, snapshot::SnapshotHandle,
 };
 use switchyard_proto::v1::adapter_service_server::AdapterServiceServer;
+
+use crate::credential_reads::CredentialReads;
 
 pub use crate::{
     config::AdapterConfig,
@@ -61,37 +66,47 @@ pub use crate::{
     grpc::AdapterGrpc,
 };
 
-/// Builds the adapters' gRPC server over their snapshot view. Provider
-/// secrets are resolved from `environment` and files, or are stored
-/// credentials opened with `keyring`; never from requests. Its series are
-/// registered in `metrics`.
+/// What the adapters are built over.
+pub struct AdapterDeps {
+    /// Their snapshot view.
+    pub deployments: SnapshotHandle<DeploymentIndex>,
+    /// Where provider secrets that are references are resolved; never
+    /// from requests.
+    pub environment: Environment,
+    /// Opens stored credentials; `None` without master keys.
+    pub keyring: Option<Keyring>,
+    /// Where credential decryptions are reported for the audit log; `None`
+    /// runs the adapters alone (their own tests), logging them locally only.
+    pub control_plane: Option<ControlPlaneClient>,
+}
+
+/// Builds the adapters' gRPC server over `deps`; its series are registered
+/// in `metrics`.
 pub fn build(
     config: &AdapterConfig,
-    deployments: SnapshotHandle<DeploymentIndex>,
-    environment: Environment,
-    keyring: Option<Keyring>,
+    deps: AdapterDeps,
     metrics: &mut MetricsRegistry,
 ) -> Result<AdapterServiceServer<AdapterGrpc>> {
-    Ok(server(build_service(
-        config,
-        deployments,
-        environment,
-        keyring,
-        metrics,
-    )?))
+    Ok(server(build_service(config, deps, metrics)?))
 }
 
 /// Builds the adapter service itself, for direct in-process calls
 /// (`switchyard_common::client::AdapterClient::direct`).
 pub fn build_service(
     config: &AdapterConfig,
-    deployments: SnapshotHandle<DeploymentIndex>,
-    environment: Environment,
-    keyring: Option<Keyring>,
+    deps: AdapterDeps,
     metrics: &mut MetricsRegistry,
 ) -> Result<Arc<AdapterGrpc>> {
-    let secrets =
-        secrets::SecretResolver::new(environment, config.secret_refresh).with_keyring(keyring);
+    let AdapterDeps {
+        deployments,
+        environment,
+        keyring,
+        control_plane,
+    } = deps;
+    let reads = control_plane.map(|client| CredentialReads::spawn(client, &environment));
+    let secrets = secrets::SecretResolver::new(environment, config.secret_refresh)
+        .with_keyring(keyring)
+        .with_reads(reads);
     let keys = api_keys::KeyRotation::register(metrics.registry());
     let grpc = AdapterGrpc::new(config, deployments, secrets, keys)?;
     Ok(Arc::new(grpc))

@@ -13,7 +13,9 @@ use switchyard_common::{
     envelope::{Keyring, Sealed},
     secret::SecretError,
 };
-use switchyard_proto::v1::{Credential, SecretRef, secret_ref::Source};
+use switchyard_proto::v1::{Credential, CredentialRead, SecretRef, secret_ref::Source};
+
+use crate::credential_reads::CredentialReads;
 
 /// Resolves secret references, remembering what it resolved for `refresh`
 /// so a key file is read at most once per interval, not per request, and a
@@ -29,6 +31,9 @@ pub struct SecretResolver {
     /// Decrypted stored credentials by id and revision: each revision is
     /// decrypted (and audited) once.
     opened: Mutex<HashMap<(String, u64), Secret>>,
+    /// Where decryptions are reported for the control plane's audit log;
+    /// `None` without a control plane (tests of the adapters alone).
+    reads: Option<CredentialReads>,
 }
 
 impl SecretResolver {
@@ -41,7 +46,14 @@ impl SecretResolver {
             resolved: Mutex::new(HashMap::new()),
             keyring: None,
             opened: Mutex::new(HashMap::new()),
+            reads: None,
         }
+    }
+
+    /// Reports every decryption to `reads`.
+    pub fn with_reads(mut self, reads: Option<CredentialReads>) -> Self {
+        self.reads = reads;
+        self
     }
 
     /// Opens stored credentials with `keyring`.
@@ -123,16 +135,35 @@ impl SecretResolver {
             .open(id, &sealed)
             .map_err(|error| refuse(error.to_string()))?;
         let value = String::from_utf8(value).map_err(|_| refuse("it is not UTF-8".to_owned()))?;
+        let reader = self
+            .reads
+            .as_ref()
+            .map_or("adapter", CredentialReads::reader);
         tracing::info!(
             target: "switchyard::audit",
             credential = id,
             provider,
             revision,
             master_key_id = credential.master_key_id,
-            reader = "adapter",
+            reader,
             pid = std::process::id(),
             "stored credential decrypted"
         );
+        if let Some(reads) = &self.reads {
+            reads.record(CredentialRead {
+                credential_id: id.to_owned(),
+                revision,
+                master_key_id: credential.master_key_id.clone(),
+                reader: reader.to_owned(),
+                at_unix_ms: i64::try_from(
+                    std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .unwrap_or_default()
+                        .as_millis(),
+                )
+                .unwrap_or(i64::MAX),
+            });
+        }
         let secret = Secret::new(value);
         self.opened_lock().insert(key, secret.clone());
         Ok(secret)

@@ -16,7 +16,7 @@ mod adapters {
 
 use std::{collections::BTreeMap, time::Duration};
 
-use switchyard_adapters::{AdapterConfig, DeploymentIndex, build};
+use switchyard_adapters::{AdapterConfig, AdapterDeps, DeploymentIndex, build};
 use switchyard_common::{
     GrpcChannel, ServiceError, config::Environment, metrics::MetricsRegistry,
     snapshot::SnapshotHandle,
@@ -106,14 +106,13 @@ impl Harness {
         let deployments = SnapshotHandle::fixed(DeploymentIndex::default());
         let keyring = test_keyring(&environment);
         let mut metrics = MetricsRegistry::default();
-        let server = build(
-            config,
-            deployments.clone(),
+        let deps = AdapterDeps {
+            deployments: deployments.clone(),
             environment,
-            Some(keyring),
-            &mut metrics,
-        )
-        .expect("the adapter server builds");
+            keyring: Some(keyring),
+            control_plane: None,
+        };
+        let server = build(config, deps, &mut metrics).expect("the adapter server builds");
         let client = AdapterServiceClient::new(GrpcChannel::in_process(server));
         Self {
             fake,

@@ -5,7 +5,8 @@ use std::{pin::Pin, sync::Arc};
 
 use futures::Stream;
 use switchyard_proto::v1::{
-    GetSnapshotRequest, GetSnapshotResponse, SnapshotAudience, WatchRequest, WatchResponse,
+    GetSnapshotRequest, GetSnapshotResponse, RecordCredentialReadsRequest,
+    RecordCredentialReadsResponse, SnapshotAudience, WatchRequest, WatchResponse,
     control_plane_service_server::ControlPlaneService,
 };
 use tokio::sync::watch;
@@ -13,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
 use crate::{
+    ConfigStore,
     audience::view_for,
     delta::{delta_view, since},
     snapshot::Published,
@@ -30,22 +32,30 @@ fn audience_of<T>(request: &Request<T>, asked: i32) -> SnapshotAudience {
     SnapshotAudience::try_from(asked).unwrap_or(SnapshotAudience::Unspecified)
 }
 
-/// Serves the newest published snapshot to `GetSnapshot` and `Watch` callers.
+/// Most credential reads one `RecordCredentialReads` call may report.
+const MAX_CREDENTIAL_READS_PER_CALL: usize = 1000;
+
+/// Serves the newest published snapshot to `GetSnapshot` and `Watch`
+/// callers, and writes the credential reads adapters report to the audit log.
 #[derive(Debug, Clone)]
 pub struct ControlPlaneGrpc {
     snapshots: watch::Receiver<Arc<Published>>,
+    store: ConfigStore,
     shutdown: CancellationToken,
 }
 
 impl ControlPlaneGrpc {
-    /// Creates the service over the published snapshots; `Watch` streams end
-    /// when `shutdown` is cancelled.
+    /// Creates the service over the published snapshots and the `store`
+    /// whose audit log credential reads go to; `Watch` streams end when
+    /// `shutdown` is cancelled.
     pub(crate) fn new(
         snapshots: watch::Receiver<Arc<Published>>,
+        store: ConfigStore,
         shutdown: CancellationToken,
     ) -> Self {
         Self {
             snapshots,
+            store,
             shutdown,
         }
     }
@@ -65,6 +75,34 @@ impl ControlPlaneService for ControlPlaneGrpc {
         Ok(Response::new(GetSnapshotResponse {
             snapshot: Some(view_for(&published.snapshot, audience)),
         }))
+    }
+
+    async fn record_credential_reads(
+        &self,
+        request: Request<RecordCredentialReadsRequest>,
+    ) -> Result<Response<RecordCredentialReadsResponse>, Status> {
+        // Only adapters decrypt credentials: another proven role has none
+        // to report. In-process callers carry no role and are the adapters'.
+        let audience = audience_of(&request, SnapshotAudience::Adapter as i32);
+        if audience != SnapshotAudience::Adapter {
+            return Err(Status::permission_denied(
+                "only adapters report credential reads",
+            ));
+        }
+        let reads = request.into_inner().reads;
+        if reads.len() > MAX_CREDENTIAL_READS_PER_CALL {
+            return Err(Status::invalid_argument(format!(
+                "at most {MAX_CREDENTIAL_READS_PER_CALL} reads per call"
+            )));
+        }
+        self.store
+            .record_credential_reads(&reads)
+            .await
+            .map_err(|error| {
+                tracing::warn!(%error, reads = reads.len(), "credential reads not written to the audit log");
+                Status::unavailable("the audit log could not be written; report again")
+            })?;
+        Ok(Response::new(RecordCredentialReadsResponse {}))
     }
 
     type WatchStream = WatchResponseStream;

@@ -205,7 +205,7 @@ pub async fn build(
         let auth = AdminAuth::new(sha256, store.clone(), failures);
         AdminGrpc::new(store.clone(), auth, keyring, changed.clone())
     });
-    let grpc = ControlPlaneGrpc::new(receiver, shutdown);
+    let grpc = ControlPlaneGrpc::new(receiver, store.clone(), shutdown);
     Ok(ControlPlane {
         service: ControlPlaneServiceServer::new(grpc)
             .max_decoding_message_size(MAX_GRPC_MESSAGE_BYTES)

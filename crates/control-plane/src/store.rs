@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use sqlx::{AnyPool, migrate::Migrator};
 use switchyard_common::config::Environment;
-use switchyard_proto::v1::Snapshot;
+use switchyard_proto::v1::{CredentialRead, Snapshot};
 
 pub use audit::AuditRecord;
 pub(crate) use rows::StoredEntries;
@@ -348,6 +348,19 @@ impl ConfigStore {
         }
         transaction.commit().await?;
         Ok(existed)
+    }
+
+    /// Writes one audit row per decryption of a stored credential that an
+    /// adapter reported (action `decrypt`, the reader as actor).
+    pub async fn record_credential_reads(&self, reads: &[CredentialRead]) -> Result<()> {
+        if reads.is_empty() {
+            return Ok(());
+        }
+        let mut transaction = self.pool.begin().await?;
+        lock(&mut transaction).await?;
+        audit::record_reads(&mut transaction, reads).await?;
+        transaction.commit().await?;
+        Ok(())
     }
 
     /// Closes the connections; later calls fail.

@@ -62,6 +62,7 @@ on_every_database!(
     admin_tokens_have_roles_and_bad_tokens_are_refused,
     apply_shows_a_diff_prunes_and_export_round_trips,
     stored_credentials_are_encrypted_never_shown_and_rewrapped_after_rotation,
+    credential_reads_reported_by_adapters_are_audited,
 );
 
 /// `LISTEN/NOTIFY` is PostgreSQL's; SQLite control planes poll.

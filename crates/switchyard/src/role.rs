@@ -4,7 +4,7 @@
 //! one (`service_auth`).
 
 use anyhow::Context;
-use switchyard_adapters::DeploymentIndex;
+use switchyard_adapters::{AdapterDeps, DeploymentIndex};
 use switchyard_common::{
     GrpcChannel,
     client::{AdapterClient, CacheClient, ControlPlaneClient, LedgerClient, RouterClient},
@@ -146,9 +146,12 @@ pub async fn run_role(
             Routes::new(
                 switchyard_adapters::build(
                     &config.adapter,
-                    deployments,
-                    environment.clone(),
-                    config.keyring(&environment)?,
+                    AdapterDeps {
+                        deployments,
+                        environment: environment.clone(),
+                        keyring: config.keyring(&environment)?,
+                        control_plane: Some(remotes.control_plane()?),
+                    },
                     &mut metrics,
                 )
                 .context("starting the adapters")?,

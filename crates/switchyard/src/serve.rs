@@ -3,7 +3,7 @@
 //! edge's HTTP port is bound.
 
 use anyhow::Context;
-use switchyard_adapters::DeploymentIndex;
+use switchyard_adapters::{AdapterDeps, DeploymentIndex};
 use switchyard_common::{
     GrpcChannel,
     client::{AdapterClient, CacheClient, ControlPlaneClient, LedgerClient, RouterClient},
@@ -77,9 +77,12 @@ pub async fn run_all_in_one(
     );
     let adapter = switchyard_adapters::build_service(
         &config.adapter,
-        deployments,
-        environment.clone(),
-        keyring,
+        AdapterDeps {
+            deployments,
+            environment: environment.clone(),
+            keyring,
+            control_plane: Some(control_plane.clone()),
+        },
         &mut metrics,
     )
     .context("starting the adapters")?;

@@ -1,8 +1,8 @@
 //! The client of the control plane's snapshot service.
 
 use switchyard_proto::v1::{
-    GetSnapshotRequest, GetSnapshotResponse, WatchRequest, WatchResponse,
-    control_plane_service_client::ControlPlaneServiceClient,
+    GetSnapshotRequest, GetSnapshotResponse, RecordCredentialReadsRequest, WatchRequest,
+    WatchResponse, control_plane_service_client::ControlPlaneServiceClient,
 };
 use tonic::{Status, codec::Streaming};
 
@@ -35,5 +35,14 @@ impl ControlPlaneClient {
         message: GetSnapshotRequest,
     ) -> Result<GetSnapshotResponse, Status> {
         Ok(self.inner.clone().get_snapshot(message).await?.into_inner())
+    }
+
+    /// `ControlPlaneService.RecordCredentialReads`.
+    pub async fn record_credential_reads(
+        &self,
+        message: RecordCredentialReadsRequest,
+    ) -> Result<(), Status> {
+        self.inner.clone().record_credential_reads(message).await?;
+        Ok(())
     }
 }

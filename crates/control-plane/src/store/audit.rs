@@ -2,6 +2,7 @@
 //! transaction that makes the change.
 
 use sqlx::{AnyConnection, Row};
+use switchyard_proto::v1::CredentialRead;
 
 use crate::{
     Result,
@@ -103,6 +104,36 @@ pub(super) async fn record_token(
         after: String::new(),
     };
     insert(connection, std::slice::from_ref(&record)).await
+}
+
+/// Writes the rows of credential decryptions adapters reported: action
+/// `decrypt` by the reader, at the revision decrypted, naming the master key.
+pub(super) async fn record_reads(
+    connection: &mut AnyConnection,
+    reads: &[CredentialRead],
+) -> Result<()> {
+    let mut sequence = next_sequence(connection).await?;
+    let mut records = Vec::with_capacity(reads.len());
+    for read in reads {
+        records.push(AuditRecord {
+            sequence,
+            at_ms: read.at_unix_ms,
+            actor: read.reader.clone(),
+            action: "decrypt".to_owned(),
+            kind: "credential".to_owned(),
+            id: read.credential_id.clone(),
+            before_revision: read.revision,
+            after_revision: read.revision,
+            version: 0,
+            before: String::new(),
+            after: serde_json::json!({ "master_key_id": read.master_key_id }).to_string(),
+        });
+        sequence += 1;
+    }
+    for chunk in records.chunks(ROWS_PER_STATEMENT) {
+        insert(connection, chunk).await?;
+    }
+    Ok(())
 }
 
 /// Reads the newest `limit` rows (100 when 0), newest first.

@@ -916,3 +916,73 @@ pub async fn stored_credentials_are_encrypted_never_shown_and_rewrapped_after_ro
     assert_eq!(opened, VALUE.as_bytes());
     control_plane.stop().await;
 }
+
+/// Adapters report each credential decryption; it lands in the audit log
+/// with the reader as actor. Another proven role may not report.
+pub async fn credential_reads_reported_by_adapters_are_audited(url: String) {
+    use switchyard_common::auth::{CallerRole, ServiceRole};
+    use switchyard_proto::v1::{CredentialRead, RecordCredentialReadsRequest};
+
+    let mut control_plane = RunningControlPlane::start(&url, &declarative()).await;
+    let read = CredentialRead {
+        credential_id: "openai-main".to_owned(),
+        revision: 3,
+        master_key_id: "k1".to_owned(),
+        reader: "adapter pod-7 pid 42".to_owned(),
+        at_unix_ms: 1_796_000_000_000,
+    };
+    let request = |role: Option<ServiceRole>| {
+        let mut request = tonic::Request::new(RecordCredentialReadsRequest {
+            reads: vec![read.clone()],
+        });
+        if let Some(role) = role {
+            request.extensions_mut().insert(CallerRole(role));
+        }
+        request
+    };
+    let refused = control_plane
+        .client
+        .record_credential_reads(request(Some(ServiceRole::Router)))
+        .await
+        .expect_err("a router decrypts nothing");
+    assert_eq!(refused.code(), Code::PermissionDenied);
+    for role in [Some(ServiceRole::Adapter), None] {
+        control_plane
+            .client
+            .record_credential_reads(request(role))
+            .await
+            .expect("an adapter reports");
+    }
+    let entries = control_plane
+        .admin
+        .list_audit(as_admin(ListAuditRequest { limit: 10 }))
+        .await
+        .expect("audit")
+        .into_inner()
+        .entries;
+    let reads: Vec<_> = entries
+        .iter()
+        .filter(|entry| entry.action == "decrypt")
+        .collect();
+    assert_eq!(reads.len(), 2, "{entries:?}");
+    for entry in reads {
+        assert_eq!(
+            (
+                entry.actor.as_str(),
+                entry.kind.as_str(),
+                entry.id.as_str(),
+                entry.after_revision,
+                entry.at_ms
+            ),
+            (
+                "adapter pod-7 pid 42",
+                "credential",
+                "openai-main",
+                3,
+                1_796_000_000_000
+            )
+        );
+        assert!(entry.after.contains("k1"), "{}", entry.after);
+    }
+    control_plane.stop().await;
+}
