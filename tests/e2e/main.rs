@@ -3,6 +3,7 @@
 //! process per service over real gRPC on loopback ports) and with both
 //! backend sets (embedded SQLite/memory, and PostgreSQL/ClickHouse/Redis).
 
+mod admin_tls;
 mod backends;
 mod cluster;
 mod conformance;

@@ -3,8 +3,10 @@
 //! by default and never shares the port clients use. On the process that
 //! runs the control plane, once a bootstrap admin token is configured, it
 //! also serves the admin API: `switchyard.v1.AdminService` over gRPC (HTTP/2
-//! without TLS, beside HTTP/1.1 on the same port) with health and
-//! reflection, and `GET /admin/audit` for the console.
+//! beside HTTP/1.1 on the same port) with health and reflection, and
+//! `GET /admin/audit` for the console. With `admin.tls` the listener speaks
+//! TLS only, and with `admin.tls.client_ca` requires client certificates
+//! (`tls`).
 
 use std::{net::SocketAddr, sync::Arc};
 
@@ -25,8 +27,13 @@ use switchyard_common::{
 use switchyard_control_plane::AdminGrpc;
 use switchyard_proto::v1::admin_service_server::AdminServiceServer;
 use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tonic::service::Routes;
+
+pub use self::tls::AdminTls;
+
+mod tls;
 
 /// The `admin` section: where each process's admin listener binds.
 #[derive(Debug, Clone, Deserialize, JsonSchema, PartialEq)]
@@ -46,6 +53,9 @@ pub struct AdminConfig {
     pub ledger: SocketAddr,
     /// The cache's admin listener.
     pub cache: SocketAddr,
+    /// TLS on every admin listener of the process, with client certificates
+    /// when `client_ca` is set; plain HTTP when absent.
+    pub tls: Option<AdminTls>,
 }
 
 impl Default for AdminConfig {
@@ -59,11 +69,18 @@ impl Default for AdminConfig {
             control_plane: local(9404),
             ledger: local(9405),
             cache: local(9406),
+            tls: None,
         }
     }
 }
 
 impl AdminConfig {
+    /// The TLS acceptor of the admin listeners, read from `tls`'s files;
+    /// `None` for plain HTTP.
+    pub fn tls_acceptor(&self) -> anyhow::Result<Option<TlsAcceptor>> {
+        self.tls.as_ref().map(AdminTls::acceptor).transpose()
+    }
+
     /// The admin address of `role` in distributed mode.
     pub fn of_role(&self, role: ServiceRole) -> SocketAddr {
         match role {
@@ -198,16 +215,21 @@ async fn metrics(State(registry): State<Arc<Registry>>) -> impl IntoResponse {
     )
 }
 
-/// Serves the admin routes (and the admin API, when given) on `listener`
-/// until `shutdown` is cancelled.
+/// Serves the admin routes (and the admin API, when given) on `listener`,
+/// over TLS when `tls` is given, until `shutdown` is cancelled.
 pub async fn serve(
     listener: TcpListener,
     registry: Arc<Registry>,
     admin: Option<AdminApi>,
+    tls: Option<TlsAcceptor>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    axum::serve(listener, app(registry, admin))
-        .with_graceful_shutdown(shutdown.cancelled_owned())
-        .await
-        .context("serving the admin listener")
+    let app = app(registry, admin);
+    match tls {
+        Some(acceptor) => tls::serve(listener, app, acceptor, shutdown).await,
+        None => axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown.cancelled_owned())
+            .await
+            .context("serving the admin listener"),
+    }
 }

@@ -64,6 +64,20 @@ impl CtlError {
 impl From<tonic::Status> for CtlError {
     fn from(status: tonic::Status) -> Self {
         use tonic::Code;
+        if let Some(source) = std::error::Error::source(&status) {
+            // The call never completed: the connection failed, e.g. a TLS
+            // listener refused the client certificate after the handshake.
+            let mut reasons = Vec::new();
+            let mut cause: Option<&dyn std::error::Error> = Some(source);
+            while let Some(error) = cause {
+                reasons.push(error.to_string());
+                cause = error.source();
+            }
+            return Self::unreachable(format!(
+                "the connection to the admin API failed: {}; does the listener require a                  client certificate (--client-cert, --client-key)?",
+                reasons.join(": ")
+            ));
+        }
         let exit_code = match status.code() {
             Code::InvalidArgument
             | Code::NotFound
@@ -104,6 +118,19 @@ pub struct CtlArgs {
         hide_env_values = true
     )]
     token: Option<String>,
+    /// For an `https://` server: the PEM file of the CA its certificate
+    /// chains to; also `SWITCHYARD_CA_CERT` or `ca_cert:` in ctl.yaml.
+    #[arg(long, env = "SWITCHYARD_CA_CERT", global = true)]
+    ca_cert: Option<PathBuf>,
+    /// A client certificate (PEM) for an admin listener that requires one
+    /// (`admin.tls.client_ca`); also `SWITCHYARD_CLIENT_CERT` or
+    /// `client_cert:` in ctl.yaml.
+    #[arg(long, env = "SWITCHYARD_CLIENT_CERT", global = true)]
+    client_cert: Option<PathBuf>,
+    /// The client certificate's private key (PEM); also
+    /// `SWITCHYARD_CLIENT_KEY` or `client_key:` in ctl.yaml.
+    #[arg(long, env = "SWITCHYARD_CLIENT_KEY", global = true)]
+    client_key: Option<PathBuf>,
     /// Output format.
     #[arg(long, short, global = true, value_enum, default_value = "table")]
     output: Format,
@@ -354,7 +381,12 @@ pub fn run(args: CtlArgs, command: impl FnOnce() -> clap::Command) -> u8 {
 
 async fn execute(args: CtlArgs) -> Result<u8, CtlError> {
     let format = args.output;
-    let mut admin = connect::connect(args.server.as_deref(), args.token.as_deref()).await?;
+    let tls = connect::TlsFiles {
+        ca_cert: args.ca_cert.clone(),
+        client_cert: args.client_cert.clone(),
+        client_key: args.client_key.clone(),
+    };
+    let mut admin = connect::connect(args.server.as_deref(), args.token.as_deref(), tls).await?;
     match args.command {
         CtlCommand::Get { kind, id } => get(&mut admin, kind, id.as_deref(), format).await?,
         CtlCommand::Routes => get(&mut admin, ObjectKind::Route, None, format).await?,

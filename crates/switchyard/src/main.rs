@@ -39,7 +39,7 @@ enum Command {
     ConfigSchema,
     /// Manage a running gateway through its admin API: routes, keys,
     /// budgets, the audit log; apply and export config files.
-    Ctl(switchyard::ctl::CtlArgs),
+    Ctl(Box<switchyard::ctl::CtlArgs>),
 }
 
 fn main() -> anyhow::Result<std::process::ExitCode> {
@@ -53,7 +53,7 @@ fn main() -> anyhow::Result<std::process::ExitCode> {
         }
         Command::Ctl(args) => {
             return Ok(std::process::ExitCode::from(switchyard::ctl::run(
-                args,
+                *args,
                 Cli::command,
             )));
         }

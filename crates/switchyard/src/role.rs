@@ -78,6 +78,7 @@ pub async fn run_role(
         service: listener,
         admin: admin_listener,
     } = listeners;
+    let admin_tls = config.admin.tls_acceptor().context("admin.tls")?;
     let tasks = TaskTracker::new();
     let services_shutdown = CancellationToken::new();
     let mut metrics = MetricsRegistry::new(config.telemetry.team_label_limit);
@@ -111,6 +112,7 @@ pub async fn run_role(
                 admin_listener,
                 metrics.finish(),
                 None,
+                admin_tls,
                 services_shutdown.clone(),
             ));
             let served = switchyard_edge::serve(listener, edge, &config.edge, shutdown).await;
@@ -195,6 +197,7 @@ pub async fn run_role(
         admin_listener,
         metrics.finish(),
         admin_api,
+        admin_tls,
         services_shutdown.clone(),
     ));
     tracing::info!(%role, address = %listener.local_addr()?, "switchyard serving");

@@ -36,6 +36,7 @@ pub async fn run_all_in_one(
         service: listener,
         admin: admin_listener,
     } = listeners;
+    let admin_tls = config.admin.tls_acceptor().context("admin.tls")?;
     let tasks = TaskTracker::new();
     let services_shutdown = CancellationToken::new();
     let mut metrics = MetricsRegistry::new(config.telemetry.team_label_limit);
@@ -115,6 +116,7 @@ pub async fn run_all_in_one(
         admin_listener,
         metrics.finish(),
         admin_api,
+        admin_tls,
         services_shutdown.clone(),
     ));
     tracing::info!(address = %listener.local_addr()?, "switchyard serving (all-in-one)");

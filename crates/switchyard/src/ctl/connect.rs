@@ -1,5 +1,7 @@
-//! Where `switchyard ctl` connects and with which token: a flag, else the
-//! environment, else `~/.config/switchyard/ctl.yaml`, else the local default.
+//! Where `switchyard ctl` connects, with which token and TLS files: a flag,
+//! else the environment, else `~/.config/switchyard/ctl.yaml`, else the local
+//! default. An `https://` server is reached over TLS, presenting a client
+//! certificate when one is given.
 
 use std::{path::PathBuf, time::Duration};
 
@@ -8,7 +10,7 @@ use switchyard_proto::v1::admin_service_client::AdminServiceClient;
 use tonic::{
     metadata::MetadataValue,
     service::interceptor::InterceptedService,
-    transport::{Channel, Endpoint},
+    transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity},
 };
 
 use super::CtlError;
@@ -27,6 +29,60 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(60);
 struct CtlFile {
     server: Option<String>,
     token: Option<String>,
+    ca_cert: Option<PathBuf>,
+    client_cert: Option<PathBuf>,
+    client_key: Option<PathBuf>,
+}
+
+/// The PEM files of an `https://` connection: the CA the server's
+/// certificate chains to, and the client certificate and key for an admin
+/// listener that requires one.
+#[derive(Debug, Default, Clone)]
+pub struct TlsFiles {
+    /// The CA certificate(s) of the server.
+    pub ca_cert: Option<PathBuf>,
+    /// The client certificate.
+    pub client_cert: Option<PathBuf>,
+    /// Its private key.
+    pub client_key: Option<PathBuf>,
+}
+
+impl TlsFiles {
+    /// Each file from the flag or environment, else from ctl.yaml.
+    fn or(self, file: &CtlFile) -> Self {
+        Self {
+            ca_cert: self.ca_cert.or_else(|| file.ca_cert.clone()),
+            client_cert: self.client_cert.or_else(|| file.client_cert.clone()),
+            client_key: self.client_key.or_else(|| file.client_key.clone()),
+        }
+    }
+
+    /// The client TLS settings these files make.
+    fn config(&self) -> Result<ClientTlsConfig, CtlError> {
+        let read = |path: &PathBuf, what: &str| {
+            std::fs::read(path)
+                .map_err(|error| CtlError::usage(format!("{what} `{}`: {error}", path.display())))
+        };
+        let mut config = ClientTlsConfig::new();
+        if let Some(path) = &self.ca_cert {
+            config = config.ca_certificate(Certificate::from_pem(read(path, "--ca-cert")?));
+        }
+        match (&self.client_cert, &self.client_key) {
+            (Some(cert), Some(key)) => {
+                config = config.identity(Identity::from_pem(
+                    read(cert, "--client-cert")?,
+                    read(key, "--client-key")?,
+                ));
+            }
+            (None, None) => {}
+            _ => {
+                return Err(CtlError::usage(
+                    "--client-cert and --client-key go together",
+                ));
+            }
+        }
+        Ok(config)
+    }
 }
 
 /// The admin API client `ctl` calls through: every call carries the token.
@@ -73,12 +129,17 @@ fn read_ctl_file() -> Result<CtlFile, CtlError> {
 
 /// Connects to the admin API at `server` (flag or environment) or the
 /// configured default, sending `token` (likewise) with every call.
-pub async fn connect(server: Option<&str>, token: Option<&str>) -> Result<Admin, CtlError> {
-    let file = if server.is_none() || token.is_none() {
+pub async fn connect(
+    server: Option<&str>,
+    token: Option<&str>,
+    tls: TlsFiles,
+) -> Result<Admin, CtlError> {
+    let file = if server.is_none() || token.is_none() || tls.ca_cert.is_none() {
         read_ctl_file()?
     } else {
         CtlFile::default()
     };
+    let tls = tls.or(&file);
     let server = server
         .map(str::to_owned)
         .or(file.server)
@@ -91,10 +152,15 @@ pub async fn connect(server: Option<&str>, token: Option<&str>) -> Result<Admin,
             })?),
             None => None,
         };
-    let endpoint = Endpoint::from_shared(server.clone())
+    let mut endpoint = Endpoint::from_shared(server.clone())
         .map_err(|_| CtlError::usage(format!("--server `{server}` is not a URL")))?
         .connect_timeout(CONNECT_TIMEOUT)
         .timeout(CALL_TIMEOUT);
+    if server.starts_with("https://") {
+        endpoint = endpoint
+            .tls_config(tls.config()?)
+            .map_err(|error| CtlError::usage(format!("TLS settings: {error}")))?;
+    }
     let channel = endpoint.connect().await.map_err(|error| {
         CtlError::unreachable(format!(
             "cannot reach the admin API at {server} ({error}); is `switchyard serve` running, \
