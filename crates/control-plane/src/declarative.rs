@@ -289,7 +289,9 @@ pub struct RouteConfig {
 }
 
 /// A route's strategy (`routes[].strategy`), a map with exactly one key
-/// naming the strategy.
+/// naming the strategy. Every one but `tiers` is one tier: the deployments
+/// it orders. `tiers` lists several: the first tier's deployments are
+/// tried first, in its strategy's order, then the next tier's.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct StrategyConfig {
@@ -297,6 +299,23 @@ pub struct StrategyConfig {
     /// is tried after a retryable failure before any output.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fallback: Option<Vec<String>>,
+    /// A split by weight, for canaries and A/B tests:
+    /// `{weighted: {deployments: {a: 90, b: 10}, sticky: user}}`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub weighted: Option<WeightedConfig>,
+    /// Lowest expected time to first token first: `{latency: [a, b]}`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub latency: Option<Vec<String>>,
+    /// Lowest expected cost of the request first: `{cost: [a, b]}`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cost: Option<Vec<String>>,
+    /// Lowest weighted sum of normalized cost and latency first.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub score: Option<ScoreConfig>,
+    /// Several tiers, each one of the strategies above:
+    /// `{tiers: [{latency: [a, b]}, {fallback: [c]}]}`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tiers: Option<Vec<StrategyConfig>>,
 }
 
 impl StrategyConfig {
@@ -304,8 +323,52 @@ impl StrategyConfig {
     pub fn fallback(deployments: Vec<String>) -> Self {
         Self {
             fallback: Some(deployments),
+            ..Self::default()
         }
     }
+}
+
+/// `strategy.weighted`: deployments by weight.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WeightedConfig {
+    /// Each deployment's share (any positive integers: `{a: 90, b: 10}`).
+    pub deployments: BTreeMap<String, u32>,
+    /// Keeps a caller on one deployment: `user` (the request's `user`, else
+    /// the key's user), `key`, or `header` (the `x-switchyard-affinity`
+    /// request header). Absent: each request is drawn afresh.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sticky: Option<StickyConfig>,
+}
+
+/// What a weighted strategy keeps a caller on one deployment by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum StickyConfig {
+    /// The end user, else the key's configured user.
+    User,
+    /// The API key.
+    Key,
+    /// The `x-switchyard-affinity` header.
+    Header,
+}
+
+/// `strategy.score`: cost and latency, weighed.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ScoreConfig {
+    /// The deployments scored.
+    pub deployments: Vec<String>,
+    /// Weight of the expected cost, normalized across the tier (default 0.5).
+    #[serde(default = "half")]
+    pub cost_weight: f64,
+    /// Weight of the expected time to first token, likewise (default 0.5).
+    #[serde(default = "half")]
+    pub latency_weight: f64,
+}
+
+fn half() -> f64 {
+    0.5
 }
 
 /// `routes[].retry`.

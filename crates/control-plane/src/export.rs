@@ -15,8 +15,7 @@ use crate::{
     BudgetConfig, BudgetPeriodConfig, CapabilitiesConfig, CapacityConfig, Declarative,
     DeploymentConfig, HedgeConfig, KeyConfig, LifecycleConfig, LongContextConfig, PricingConfig,
     ProviderConfig, RateLimitConfig, RetryConfig, RouteCacheConfig, RouteConfig, ScopeConfig,
-    StrategyConfig, TeamConfig, TimeoutConfig, UserConfig, objects::StoredObject,
-    price::format_price_nanos,
+    TeamConfig, TimeoutConfig, UserConfig, objects::StoredObject, price::format_price_nanos,
 };
 
 /// The owner `GET /v1/models` shows when a route names none.
@@ -172,12 +171,7 @@ fn deployment_config(deployment: &pb::Deployment) -> DeploymentConfig {
 }
 
 fn route_config(route: &pb::Route) -> RouteConfig {
-    let strategy = match &route.strategy {
-        Some(pb::route::Strategy::Fallback(fallback)) => {
-            StrategyConfig::fallback(fallback.deployments.clone())
-        }
-        None => StrategyConfig::default(),
-    };
+    let strategy = crate::strategy::to_config(route.strategy.as_ref());
     RouteConfig {
         name: route.name.clone(),
         strategy,

@@ -35,6 +35,7 @@ mod objects;
 mod price;
 mod snapshot;
 mod store;
+mod strategy;
 mod timestamp;
 mod validate;
 
@@ -63,7 +64,8 @@ pub use declarative::{
     BudgetConfig, BudgetPeriodConfig, CapabilitiesConfig, CapacityConfig, Declarative,
     DeploymentConfig, HedgeConfig, KeyConfig, LifecycleConfig, LongContextConfig, ModelConfig,
     PricingConfig, ProviderConfig, RateLimitConfig, RetryConfig, RouteCacheConfig, RouteConfig,
-    ScopeConfig, StrategyConfig, TargetConfig, TeamConfig, TimeoutConfig, UserConfig,
+    ScopeConfig, ScoreConfig, StickyConfig, StrategyConfig, TargetConfig, TeamConfig,
+    TimeoutConfig, UserConfig, WeightedConfig,
 };
 pub use error::{Error, Result};
 pub use export::to_declarative;

@@ -9,7 +9,7 @@ use switchyard_proto::v1 as pb;
 
 use crate::{
     Declarative, DeploymentConfig, Error, KeyConfig, ModelConfig, PricingConfig, ProviderConfig,
-    Result, RouteConfig, ScopeConfig, StrategyConfig,
+    Result, RouteConfig, ScopeConfig,
     crypto::{normalize_sha256_hex, secret_hint, sha256_hex},
     declarative::{BudgetConfig, BudgetPeriodConfig, RateLimitConfig, TeamConfig, UserConfig},
     objects::{ObjectKind, StoredConfig, StoredObject},
@@ -505,40 +505,8 @@ fn cache_policy(ttl: Option<Duration>, path: &str, field: &str) -> Result<Option
 
 fn route_object(route: &RouteConfig, path: &str, config: &StoredConfig) -> Result<pb::Route> {
     require_non_empty(&route.name, path, "name")?;
-    let strategy = match &route.strategy {
-        StrategyConfig {
-            fallback: Some(deployments),
-        } => {
-            let field = format!("{path}.strategy.fallback");
-            if deployments.is_empty() {
-                return Err(Error::invalid(field, "needs at least one deployment"));
-            }
-            let mut seen = BTreeSet::new();
-            for (index, id) in deployments.iter().enumerate() {
-                if !config.contains(ObjectKind::Deployment, id) {
-                    return Err(Error::invalid(
-                        format!("{field}[{index}]"),
-                        format!("names unknown deployment `{id}`"),
-                    ));
-                }
-                if !seen.insert(id.as_str()) {
-                    return Err(Error::invalid(
-                        format!("{field}[{index}]"),
-                        format!("lists `{id}` twice"),
-                    ));
-                }
-            }
-            pb::route::Strategy::Fallback(pb::FallbackStrategy {
-                deployments: deployments.clone(),
-            })
-        }
-        StrategyConfig { fallback: None } => {
-            return Err(Error::invalid(
-                format!("{path}.strategy"),
-                "needs one strategy, e.g. `{fallback: [deployment-a, deployment-b]}`",
-            ));
-        }
-    };
+    let strategy =
+        crate::strategy::to_object(&route.strategy, &format!("{path}.strategy"), config)?;
     let timeout = match &route.timeout {
         Some(timeout) => Some(pb::TimeoutPolicy {
             request_ms: positive_millis(timeout.request, path, "timeout.request")?,
@@ -830,6 +798,7 @@ mod tests {
     use switchyard_common::config::load_yaml;
 
     use super::*;
+    use crate::StrategyConfig;
 
     const EXAMPLE: &str = r#"
 providers:

@@ -31,6 +31,13 @@ pub fn request_context(
         .and_then(|value| value.to_str().ok())
         .unwrap_or_default()
         .to_owned();
+    // A sticky weighted route keeps callers with one value on one
+    // deployment; the value is hashed, never logged. Bounded like a key id.
+    let affinity = headers
+        .get(AFFINITY_HEADER)
+        .and_then(|value| value.to_str().ok())
+        .map(|value| value.chars().take(MAX_AFFINITY_CHARS).collect())
+        .unwrap_or_default();
     let deadline = SystemTime::now() + timeout;
     let deadline_unix_ms = deadline.duration_since(UNIX_EPOCH).map_or(0, |since| {
         u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
@@ -44,9 +51,15 @@ pub fn request_context(
         tracestate,
         deadline_unix_ms,
         end_user,
+        affinity,
         ..RequestContext::default()
     }
 }
+
+/// The header a client names its affinity in, for routes sticky by header.
+pub const AFFINITY_HEADER: &str = "x-switchyard-affinity";
+/// The longest affinity value kept.
+const MAX_AFFINITY_CHARS: usize = 256;
 
 /// A `traceparent` for a new trace: version 00, the request id as trace id,
 /// its low eight bytes as span id, sampled.

@@ -86,6 +86,48 @@ pub struct UsageRow<'a> {
     pub user_id: &'a str,
     /// `chat` or `embeddings`.
     pub operation: &'a str,
+    /// The router's decision record as JSON; empty when there is none.
+    pub decision: String,
+}
+
+/// [`UsageRow::decision`], as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DecisionRow<'a> {
+    /// Each tier's strategy.
+    pub strategies: &'a [String],
+    /// Deployments in planned order.
+    pub order: &'a [String],
+    /// Deployments left out, with the step and reason.
+    pub skipped: Vec<SkippedRow<'a>>,
+}
+
+/// One entry of [`DecisionRow::skipped`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SkippedRow<'a> {
+    /// The deployment.
+    pub deployment_id: &'a str,
+    /// The planning step that removed it.
+    pub step: &'a str,
+    /// Why.
+    pub reason: &'a str,
+}
+
+impl<'a> DecisionRow<'a> {
+    fn of(decision: &'a switchyard_proto::v1::Decision) -> Self {
+        Self {
+            strategies: &decision.strategies,
+            order: &decision.order,
+            skipped: decision
+                .skipped
+                .iter()
+                .map(|skipped| SkippedRow {
+                    deployment_id: &skipped.deployment_id,
+                    step: &skipped.step,
+                    reason: &skipped.reason,
+                })
+                .collect(),
+        }
+    }
 }
 
 /// One attempt inside [`UsageRow::attempts`].
@@ -198,6 +240,11 @@ impl<'a> UsageRow<'a> {
             attempts: json_text(&attempts),
             user_id: &event.user_id,
             operation: &event.operation,
+            decision: event
+                .decision
+                .as_ref()
+                .map(|decision| json_text(&DecisionRow::of(decision)))
+                .unwrap_or_default(),
         })
     }
 }

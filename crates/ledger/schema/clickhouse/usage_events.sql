@@ -36,7 +36,8 @@ CREATE TABLE IF NOT EXISTS `{database}`.usage_events (
     tags String,
     attempts String,
     user_id String,
-    operation String
+    operation String,
+    decision String
 ) ENGINE = ReplacingMergeTree()
 PARTITION BY toYYYYMM(created_at)
 ORDER BY (created_at, event_id)

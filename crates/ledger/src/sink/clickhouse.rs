@@ -32,6 +32,7 @@ const ADDED_COLUMNS: &[(&str, &str)] = &[
     ("attempts", "String"),
     ("user_id", "String"),
     ("operation", "String"),
+    ("decision", "String"),
 ];
 
 /// Longest one ClickHouse request may take.
@@ -263,10 +264,11 @@ mod tests {
             attempts: String::new(),
             user_id: "",
             operation: "",
+            decision: String::new(),
         })
         .expect("a row serializes");
         let columns = row.as_object().expect("a row is an object");
-        assert_eq!(columns.len(), 30);
+        assert_eq!(columns.len(), 31);
         for column in columns.keys() {
             assert!(
                 USAGE_EVENTS_DDL.contains(&format!("    {column} ")),

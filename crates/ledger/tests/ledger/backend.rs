@@ -56,7 +56,7 @@ impl Backend {
                      'created_at', created_at, 'created_at_ms', created_at_ms, \
                      'route_id', route_id, 'deployment_id', deployment_id, \
                      'snapshot_version', snapshot_version, 'tags', tags, 'attempts', attempts, \
-                     'user_id', user_id, 'operation', operation) \
+                     'user_id', user_id, 'operation', operation, 'decision', decision) \
                      FROM usage_events ORDER BY created_at_ms",
                 )
                 .fetch_all(pool)
@@ -76,7 +76,8 @@ impl Backend {
                          cached_prompt_tokens, reasoning_tokens, cache_write_tokens, cost_nanos, \
                          currency, cache_hit, stream, error_class, latency_ms, ttft_ms, \
                          toUInt32(created_at) AS created_at_unix, created_at_ms, route_id, \
-                         deployment_id, snapshot_version, tags, attempts, user_id, operation \
+                         deployment_id, snapshot_version, tags, attempts, user_id, operation, \
+                         decision \
                          FROM `{database}`.usage_events FINAL ORDER BY created_at_ms \
                          FORMAT JSONEachRow"
                     ),
@@ -159,6 +160,7 @@ fn unquote_numbers(mut row: Value) -> Value {
                     | "attempts"
                     | "user_id"
                     | "operation"
+                    | "decision"
             );
             if let (true, Some(text)) = (numeric, value.as_str()) {
                 let number: i64 = text.parse().expect("numeric column holds a number");
@@ -215,6 +217,15 @@ pub fn usage_event(n: u32) -> UsageEvent {
         }],
         user_id: "alice".to_owned(),
         operation: "chat".to_owned(),
+        decision: Some(switchyard_proto::v1::Decision {
+            strategies: vec!["latency".to_owned()],
+            order: vec!["openai-mini".to_owned()],
+            skipped: vec![switchyard_proto::v1::SkippedDeployment {
+                deployment_id: "anthropic-haiku".to_owned(),
+                step: "health".to_owned(),
+                reason: "breaker_open".to_owned(),
+            }],
+        }),
     }
 }
 
@@ -253,5 +264,6 @@ pub fn expected_row(event: &UsageEvent) -> Value {
         "attempts": r#"[{"deployment_id":"openai-mini","provider":"openai","outcome":"","latency_ms":250,"ttft_ms":0,"prompt_tokens":0,"completion_tokens":0,"cost_nanos":0}]"#,
         "user_id": event.user_id,
         "operation": event.operation,
+        "decision": r#"{"strategies":["latency"],"order":["openai-mini"],"skipped":[{"deployment_id":"anthropic-haiku","step":"health","reason":"breaker_open"}]}"#,
     })
 }

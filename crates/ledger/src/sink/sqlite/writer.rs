@@ -26,7 +26,7 @@ use crate::{
 };
 
 /// Text columns of a row, bound first.
-pub(super) const TEXT_COLUMNS: usize = 16;
+pub(super) const TEXT_COLUMNS: usize = 17;
 
 /// Integer columns of a row, bound after the text columns.
 pub(super) const INTEGER_COLUMNS: usize = 14;
@@ -50,6 +50,7 @@ pub(super) const COLUMNS: [&str; TEXT_COLUMNS + INTEGER_COLUMNS] = [
     "attempts",
     "user_id",
     "operation",
+    "decision",
     "prompt_tokens",
     "completion_tokens",
     "total_tokens",
@@ -166,6 +167,7 @@ fn texts<'r>(row: &'r UsageRow<'_>) -> [&'r str; TEXT_COLUMNS] {
         row.attempts.as_str(),
         row.user_id,
         row.operation,
+        row.decision.as_str(),
     ]
 }
 
@@ -408,6 +410,7 @@ mod tests {
                 ("attempts", "[]"),
                 ("user_id", "user"),
                 ("operation", "chat"),
+                ("decision", ""),
             ]
         );
         assert_eq!(

@@ -1,0 +1,222 @@
+//! [`Health`]: what this router has seen of each deployment: its breaker,
+//! and its expected time to first token, which planning and the latency
+//! and score strategies read.
+//!
+//! State is per router process and kept by deployment id; a deployment's
+//! entry is made on its first attempt. Each is behind its own short lock,
+//! never held across an await.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex, PoisonError, RwLock},
+    time::{Duration, Instant},
+};
+
+use prometheus_client::{
+    encoding::EncodeLabelSet,
+    metrics::{counter::Counter, family::Family, gauge::Gauge},
+    registry::Registry,
+};
+use switchyard_common::ErrorClass;
+use switchyard_proto::v1::Deployment;
+
+use crate::breaker::{Admission, Breaker, BreakerConfig, BreakerState};
+
+/// Weight of the newest time to first token in the moving average.
+const LATENCY_SMOOTHING: f64 = 0.2;
+
+/// What the router has seen of one deployment.
+#[derive(Debug)]
+struct DeploymentHealth {
+    breaker: Mutex<Breaker>,
+    /// Exponentially weighted time to first token, in microseconds; 0
+    /// before the first answer.
+    ttft_micros: Mutex<f64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct BreakerLabels {
+    deployment: String,
+    provider: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct TransitionLabels {
+    deployment: String,
+    provider: String,
+    to: &'static str,
+}
+
+/// The health of every deployment this router has tried.
+#[derive(Debug)]
+pub struct Health {
+    config: BreakerConfig,
+    deployments: RwLock<HashMap<String, Arc<DeploymentHealth>>>,
+    states: Family<BreakerLabels, Gauge>,
+    transitions: Family<TransitionLabels, Counter>,
+}
+
+/// An attempt's admission by its deployment's breaker, to report its
+/// outcome against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ticket(Admission);
+
+impl Ticket {
+    /// Whether the attempt is a half-open breaker's probe.
+    pub fn is_probe(self) -> bool {
+        self.0 == Admission::Probe
+    }
+}
+
+impl Health {
+    /// Creates the health table, registering its series in `registry`.
+    pub fn register(config: BreakerConfig, registry: &mut Registry) -> Self {
+        let health = Self::new(config);
+        registry.register(
+            "breaker_state",
+            "Each deployment's circuit breaker: 0 closed, 1 half-open, 2 open",
+            health.states.clone(),
+        );
+        registry.register(
+            "breaker_transitions",
+            "Circuit breaker state changes, by the state entered",
+            health.transitions.clone(),
+        );
+        health
+    }
+
+    /// A health table with no series registered (tests).
+    pub fn new(config: BreakerConfig) -> Self {
+        Self {
+            config,
+            deployments: RwLock::new(HashMap::new()),
+            states: Family::default(),
+            transitions: Family::default(),
+        }
+    }
+
+    fn entry(&self, id: &str) -> Option<Arc<DeploymentHealth>> {
+        self.deployments
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(id)
+            .cloned()
+    }
+
+    fn entry_or_new(&self, id: &str) -> Arc<DeploymentHealth> {
+        if let Some(entry) = self.entry(id) {
+            return entry;
+        }
+        let mut deployments = self
+            .deployments
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        Arc::clone(deployments.entry(id.to_owned()).or_insert_with(|| {
+            Arc::new(DeploymentHealth {
+                breaker: Mutex::new(Breaker::new(self.config, Instant::now())),
+                ttft_micros: Mutex::new(0.0),
+            })
+        }))
+    }
+
+    /// Whether planning may keep `deployment`: its breaker is not open
+    /// (a half-open one with a free probe slot is kept).
+    pub fn is_available(&self, deployment: &Deployment) -> bool {
+        if !self.config.enabled {
+            return true;
+        }
+        self.entry(&deployment.id).is_none_or(|entry| {
+            lock(&entry.breaker).is_available(Instant::now())
+        })
+    }
+
+    /// Asks `deployment`'s breaker to admit an attempt now; `None` when it
+    /// refuses.
+    pub fn admit(&self, deployment: &Deployment) -> Option<Ticket> {
+        if !self.config.enabled {
+            return Some(Ticket(Admission::Pass));
+        }
+        let entry = self.entry_or_new(&deployment.id);
+        let (admission, changed) = lock(&entry.breaker).admit(Instant::now());
+        if let Some(state) = changed {
+            self.changed(deployment, state);
+        }
+        (admission != Admission::Refuse).then_some(Ticket(admission))
+    }
+
+    /// Records how an admitted attempt at `deployment` ended: its time to
+    /// first message when it answered, else its error class.
+    pub fn record(
+        &self,
+        deployment: &Deployment,
+        ticket: Ticket,
+        outcome: Result<Duration, ErrorClass>,
+    ) {
+        let entry = self.entry_or_new(&deployment.id);
+        if let Ok(first_message) = outcome {
+            let micros = first_message.as_secs_f64() * 1e6;
+            let mut average = lock(&entry.ttft_micros);
+            *average = if *average == 0.0 {
+                micros
+            } else {
+                *average + LATENCY_SMOOTHING * (micros - *average)
+            };
+        }
+        if !self.config.enabled {
+            return;
+        }
+        let changed = lock(&entry.breaker).record(ticket.0, outcome.err(), Instant::now());
+        if let Some(state) = changed {
+            self.changed(deployment, state);
+        }
+    }
+
+    /// The expected time to first token of `deployment`; `None` before
+    /// it has answered here.
+    pub fn expected_ttft(&self, deployment: &Deployment) -> Option<Duration> {
+        let micros = *lock(&self.entry(&deployment.id)?.ttft_micros);
+        (micros > 0.0).then(|| Duration::from_secs_f64(micros / 1e6))
+    }
+
+    /// The breaker state of `deployment` now.
+    pub fn breaker_state(&self, deployment: &Deployment) -> BreakerState {
+        self.entry(&deployment.id).map_or(BreakerState::Closed, |entry| {
+            lock(&entry.breaker).state(Instant::now())
+        })
+    }
+
+    /// Logs and exports a breaker's change of state.
+    fn changed(&self, deployment: &Deployment, state: BreakerState) {
+        match state {
+            BreakerState::Open => tracing::warn!(
+                deployment = %deployment.id,
+                provider = %deployment.provider,
+                "circuit breaker opened: the deployment gets no requests until it is probed"
+            ),
+            _ => tracing::info!(
+                deployment = %deployment.id,
+                provider = %deployment.provider,
+                to = state.as_str(),
+                "circuit breaker changed state"
+            ),
+        }
+        let labels = BreakerLabels {
+            deployment: deployment.id.clone(),
+            provider: deployment.provider.clone(),
+        };
+        self.states.get_or_create(&labels).set(state.gauge());
+        self.transitions
+            .get_or_create(&TransitionLabels {
+                deployment: labels.deployment,
+                provider: labels.provider,
+                to: state.as_str(),
+            })
+            .inc();
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // Each holds counters only; a panic cannot leave them half-written in a
+    // way that matters more than losing the request that panicked.
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
