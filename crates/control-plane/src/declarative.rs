@@ -226,7 +226,11 @@ pub struct CapacityConfig {
     pub max_concurrency: u32,
 }
 
-/// What a deployment's model can do (`deployments[].capabilities`).
+/// What a deployment's model can do (`deployments[].capabilities`). A
+/// deployment that declares none is assumed able to do everything (the
+/// provider refuses what it cannot); one that declares any is held to
+/// them: a request using tools, images or a JSON schema it does not
+/// declare is never sent there.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct CapabilitiesConfig {

@@ -399,11 +399,13 @@ fn deployment_object(
         max_output_tokens: deployment.max_output_tokens.unwrap_or(0),
         pricing,
         capacity,
-        capabilities: Some(pb::Capabilities {
-            tools: capabilities.tools,
-            vision: capabilities.vision,
-            json_schema: capabilities.json_schema,
-        }),
+        // None declared: unknown, so routing assumes the model can.
+        capabilities: (capabilities.tools || capabilities.vision || capabilities.json_schema)
+            .then_some(pb::Capabilities {
+                tools: capabilities.tools,
+                vision: capabilities.vision,
+                json_schema: capabilities.json_schema,
+            }),
         region: deployment.region.clone().unwrap_or_default(),
         self_hosted: deployment.self_hosted,
         lifecycle,
@@ -572,7 +574,6 @@ fn expand_model(
             provider: target.provider.clone(),
             upstream_model: target.model.clone(),
             pricing: pricing.clone(),
-            capabilities: Some(pb::Capabilities::default()),
             ..pb::Deployment::default()
         });
     }

@@ -11,7 +11,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use crate::spans;
+use crate::{health::Health, plan::skip, spans};
 use futures::StreamExt;
 use switchyard_common::{
     ErrorClass, ServiceError,
@@ -19,8 +19,8 @@ use switchyard_common::{
     trace::HopSpan,
 };
 use switchyard_proto::v1::{
-    AdapterChatRequest, AdapterChatResponse, AdapterEmbedRequest, ChatRequest, Deployment,
-    EmbedRequest, EmbedResponse, RequestContext, UpstreamTiming, Usage,
+    AdapterChatRequest, AdapterChatResponse, AdapterEmbedRequest, ChatRequest, Decision,
+    Deployment, EmbedRequest, EmbedResponse, RequestContext, UpstreamTiming, Usage,
 };
 
 /// What one attempt did.
@@ -203,13 +203,18 @@ fn as_gateway_error(error: ServiceError) -> ServiceError {
 /// whether it is the last, and the context to send it, naming the
 /// attempt's span under `parent`) until one answers; moves on only after a
 /// retryable failure, and never once the request's deadline (in `context`)
-/// has passed: the next deployment could only fail the same way. Appends
-/// one record per attempt to `records` (the answering one left open for the
-/// caller to close). Returns the answer, or the last error.
+/// has passed: the next deployment could only fail the same way. Each
+/// deployment's breaker must admit the attempt (a refusal is recorded in
+/// `decision`), and hears how it ended. Appends one record per attempt to
+/// `records` (the answering one left open for the caller to close).
+/// Returns the answer, or the error that explains the most: a fallback's
+/// refusal of what it cannot express does not hide the outage before it.
 pub async fn try_in_order<T, F, Fut>(
     context: &RequestContext,
     parent: &HopSpan,
     candidates: &[Arc<Deployment>],
+    health: &Health,
+    decision: &mut Decision,
     records: &mut Vec<AttemptRecord>,
     mut attempt: F,
 ) -> Result<T, ServiceError>
@@ -218,8 +223,14 @@ where
     Fut: Future<Output = Result<T, ServiceError>>,
 {
     let last = candidates.len().saturating_sub(1);
+    let mut first_outage: Option<ServiceError> = None;
     let mut last_error = None;
     for (position, deployment) in candidates.iter().enumerate() {
+        let Some(ticket) = health.admit(deployment) else {
+            // Its breaker opened since the plan was made.
+            skip(decision, &deployment.id, "attempt", "breaker_open");
+            continue;
+        };
         let span = spans::attempt(parent, deployment, position);
         let mut sent = context.clone();
         span.hand_on(&mut sent);
@@ -238,24 +249,45 @@ where
         };
         match result {
             Ok(answer) => {
+                health.record(deployment, ticket, Ok(started.elapsed()));
                 record.first_chunk_at = Some(Instant::now());
                 records.push(record);
                 return Ok(answer);
             }
             Err(error) => {
+                health.record(deployment, ticket, Err(error.class));
                 record.fail(error.class);
                 record.credential = error.credential.as_deref().unwrap_or_default().to_owned();
                 records.push(record);
                 let out_of_time = outbound::remaining(context) == Some(Duration::ZERO);
                 if !(error.class.is_retryable() && position < last) || out_of_time {
-                    return Err(error);
+                    return Err(explaining(first_outage, error));
                 }
                 tracing::info!(deployment = %deployment.id, class = %error.class, "attempt failed; trying the next deployment");
-                last_error = Some(error);
+                if first_outage.is_none() {
+                    first_outage = Some(error);
+                } else {
+                    last_error = Some(error);
+                }
             }
         }
     }
-    Err(last_error.unwrap_or_else(|| ServiceError::internal("no deployment was attempted")))
+    Err(first_outage.or(last_error).unwrap_or_else(|| {
+        ServiceError::new(
+            ErrorClass::UpstreamUnavailable,
+            "Every deployment of this model is unavailable right now (circuit breakers open); try again shortly.",
+        )
+    }))
+}
+
+/// The error a request ends with: `last`, unless it is a fallback's
+/// refusal of the request (`invalid_request`) after an outage, which would
+/// read as the client's fault; then the outage.
+fn explaining(first_outage: Option<ServiceError>, last: ServiceError) -> ServiceError {
+    match first_outage {
+        Some(outage) if last.class == ErrorClass::InvalidRequest => outage,
+        _ => last,
+    }
 }
 
 #[cfg(test)]
@@ -427,7 +459,18 @@ pub(crate) mod tests {
                     .unwrap_or_default())
             }
         };
-        let result = try_in_order(context, &parent, &candidates, &mut records, attempt).await;
+        let health = Health::new(crate::breaker::BreakerConfig::default());
+        let mut decision = Decision::default();
+        let result = try_in_order(
+            context,
+            &parent,
+            &candidates,
+            &health,
+            &mut decision,
+            &mut records,
+            attempt,
+        )
+        .await;
         (result, records, fake.calls())
     }
 
@@ -497,6 +540,22 @@ pub(crate) mod tests {
         assert_eq!(result.expect_err("out of time").class, ErrorClass::Timeout);
         assert_eq!(calls, ["a"], "b could only fail the same way");
         assert_eq!(records.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_fallbacks_refusal_does_not_hide_the_primarys_outage() {
+        let (result, records, calls) = run(&[
+            ("a", Err(ErrorClass::UpstreamUnavailable)),
+            ("b", Err(ErrorClass::InvalidRequest)),
+            ("c", Ok("never")),
+        ])
+        .await;
+        assert_eq!(
+            result.expect_err("both failed").class,
+            ErrorClass::UpstreamUnavailable
+        );
+        assert_eq!(calls, ["a", "b"]);
+        assert_eq!(records[1].outcome, Some(ErrorClass::InvalidRequest));
     }
 
     #[tokio::test]

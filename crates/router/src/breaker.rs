@@ -173,7 +173,8 @@ impl Breaker {
             BreakerState::Closed => Admission::Pass,
             BreakerState::Open => Admission::Refuse,
             BreakerState::HalfOpen if self.probe_slot_free(now) => {
-                if self.probes == 0 || now.duration_since(self.probe_started) >= self.config.cooldown
+                if self.probes == 0
+                    || now.duration_since(self.probe_started) >= self.config.cooldown
                 {
                     self.probes = 0;
                     self.probe_started = now;

@@ -5,6 +5,8 @@ use std::{net::SocketAddr, time::Duration};
 use schemars::JsonSchema;
 use serde::Deserialize;
 
+pub use crate::breaker::BreakerConfig;
+
 /// Router settings.
 #[derive(Debug, Clone, Deserialize, JsonSchema, PartialEq)]
 #[serde(default, deny_unknown_fields)]
@@ -31,6 +33,8 @@ pub struct RouterConfig {
     /// chunks); a longer answer is passed on whole but not cached, so the
     /// router never holds more than this per request for the cache.
     pub max_cached_answer_bytes: usize,
+    /// Each deployment's circuit breaker.
+    pub breaker: BreakerConfig,
 }
 
 impl Default for RouterConfig {
@@ -43,6 +47,7 @@ impl Default for RouterConfig {
             usage_flush_interval: Duration::from_millis(200),
             cache_lookup_timeout: Duration::from_millis(50),
             max_cached_answer_bytes: 4 * 1024 * 1024,
+            breaker: BreakerConfig::default(),
         }
     }
 }

@@ -10,6 +10,7 @@ use switchyard_proto::v1::{
 
 use crate::{
     attempt::{Adapters, EmbedAnswer, try_in_order, upstream_timing},
+    health::Health,
     plan::Plan,
     settle::{Settlement, Settler, unix_millis},
 };
@@ -18,8 +19,9 @@ use crate::{
 pub async fn embed(
     adapters: &Adapters,
     settler: &Settler,
+    health: &Health,
     context: RequestContext,
-    plan: Plan,
+    mut plan: Plan,
     mut request: EmbedRequest,
     span: HopSpan,
 ) -> Result<RouterEmbedResponse, ServiceError> {
@@ -30,6 +32,8 @@ pub async fn embed(
         &context,
         &span,
         &plan.candidates,
+        health,
+        &mut plan.decision,
         &mut attempts,
         |deployment, is_last, context| {
             let request = if is_last {
@@ -57,6 +61,7 @@ pub async fn embed(
         started,
         created_at_unix_ms,
         first_chunk_at: None,
+        decision: Some(std::mem::take(&mut plan.decision)),
         span,
     };
     let EmbedAnswer {

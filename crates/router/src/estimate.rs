@@ -61,7 +61,11 @@ impl Estimate {
 
     /// Estimates an embeddings request (no output).
     pub fn embed(request: &EmbedRequest) -> Self {
-        let characters: usize = request.input.iter().map(|input| input.chars().count()).sum();
+        let characters: usize = request
+            .input
+            .iter()
+            .map(|input| input.chars().count())
+            .sum();
         Self {
             prompt_tokens: u32::try_from(characters.div_ceil(CHARS_PER_TOKEN)).unwrap_or(u32::MAX),
             output_tokens: 0,

@@ -5,7 +5,10 @@
 //! The stream is driven by whoever reads it (the edge's response body), so a
 //! request costs no task of its own and no channel hop per chunk.
 
-use std::time::{Duration, Instant};
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use futures::StreamExt;
 use switchyard_common::{ErrorClass, ServiceError, client::ResponseStream, trace::HopSpan};
@@ -17,6 +20,7 @@ use tonic::Status;
 
 use crate::{
     attempt::{Adapters, AttemptRecord, OpenAttempt, try_in_order, upstream_timing},
+    health::Health,
     plan::Plan,
     settle::{CacheEntry, Settlement, Settler, unix_millis},
 };
@@ -35,6 +39,8 @@ pub struct Exchange {
     pub settler: Settler,
     /// How the cache may be used.
     pub cache: CacheLimits,
+    /// What the router has seen of each deployment.
+    pub health: Arc<Health>,
     /// The request's span at the router.
     pub span: HopSpan,
 }
@@ -304,6 +310,7 @@ impl Journey {
             chat,
             plan,
             adapters,
+            health,
             span,
             ..
         } = exchange;
@@ -311,6 +318,8 @@ impl Journey {
             context,
             span,
             &plan.candidates,
+            health,
+            &mut plan.decision,
             attempts,
             |deployment, is_last, context| {
                 let request = if is_last {
@@ -412,6 +421,7 @@ impl Drop for Journey {
             started: self.started,
             created_at_unix_ms: self.created_at_unix_ms,
             first_chunk_at: self.first_chunk_at,
+            decision: (!self.cache_hit).then(|| std::mem::take(&mut self.exchange.plan.decision)),
             span: std::mem::replace(&mut self.exchange.span, HopSpan::none()),
         };
         self.exchange.settler.settle(settlement, entry);

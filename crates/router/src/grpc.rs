@@ -2,6 +2,8 @@
 //! (`plan`), attempted and forwarded (`forward`, `embeddings`), and settled
 //! (`settle`).
 
+use std::sync::Arc;
+
 use switchyard_common::{
     ServiceError,
     client::ResponseStream,
@@ -17,8 +19,10 @@ use tonic::{Request, Response, Status};
 use crate::{
     RouteTable,
     attempt::Adapters,
+    constraints::Needs,
     embeddings,
     forward::{CacheLimits, Exchange},
+    health::Health,
     plan::{Plan, plan},
     settle::Settler,
     spans,
@@ -30,6 +34,7 @@ pub struct RouterGrpc {
     adapters: Adapters,
     settler: Settler,
     cache: CacheLimits,
+    health: Arc<Health>,
 }
 
 impl RouterGrpc {
@@ -39,12 +44,14 @@ impl RouterGrpc {
         adapters: Adapters,
         settler: Settler,
         cache: CacheLimits,
+        health: Arc<Health>,
     ) -> Self {
         Self {
             routes,
             adapters,
             settler,
             cache,
+            health,
         }
     }
 }
@@ -79,8 +86,15 @@ impl RouterService for RouterGrpc {
         let chat = request.ok_or_else(|| ServiceError::invalid_request("missing chat request"))?;
         let span = spans::request("chat", &mut context, &chat.model);
         let table = self.routes.load_or_wait(STARTUP_PATIENCE).await;
-        let plan = plan(table.as_deref(), &context, &chat.model)
-            .map_err(|error| refused(&context.request_id, &span, error))?;
+        let needs = Needs::chat(&chat);
+        let plan = plan(
+            table.as_deref(),
+            &self.health,
+            &context,
+            &chat.model,
+            &needs,
+        )
+        .map_err(|error| refused(&context.request_id, &span, error))?;
         planned(&span, &plan);
         let exchange = Exchange {
             context,
@@ -89,6 +103,7 @@ impl RouterService for RouterGrpc {
             adapters: self.adapters.clone(),
             settler: self.settler.clone(),
             cache: self.cache,
+            health: Arc::clone(&self.health),
             span,
         };
         // Driven by the caller's reads; settles when it ends or is dropped.
@@ -106,14 +121,22 @@ impl RouterService for RouterGrpc {
             request.ok_or_else(|| ServiceError::invalid_request("missing embeddings request"))?;
         let span = spans::request("embeddings", &mut context, &embed.model);
         let table = self.routes.load_or_wait(STARTUP_PATIENCE).await;
-        let plan = plan(table.as_deref(), &context, &embed.model)
-            .map_err(|error| refused(&context.request_id, &span, error))?;
+        let needs = Needs::embed(&embed);
+        let plan = plan(
+            table.as_deref(),
+            &self.health,
+            &context,
+            &embed.model,
+            &needs,
+        )
+        .map_err(|error| refused(&context.request_id, &span, error))?;
         planned(&span, &plan);
         let request_id = context.request_id.clone();
         // Settling ends the span; a refusal is recorded on it first.
         let response = embeddings::embed(
             &self.adapters,
             &self.settler,
+            &self.health,
             context,
             plan,
             embed,

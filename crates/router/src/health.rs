@@ -61,13 +61,6 @@ pub struct Health {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Ticket(Admission);
 
-impl Ticket {
-    /// Whether the attempt is a half-open breaker's probe.
-    pub fn is_probe(self) -> bool {
-        self.0 == Admission::Probe
-    }
-}
-
 impl Health {
     /// Creates the health table, registering its series in `registry`.
     pub fn register(config: BreakerConfig, registry: &mut Registry) -> Self {
@@ -125,9 +118,8 @@ impl Health {
         if !self.config.enabled {
             return true;
         }
-        self.entry(&deployment.id).is_none_or(|entry| {
-            lock(&entry.breaker).is_available(Instant::now())
-        })
+        self.entry(&deployment.id)
+            .is_none_or(|entry| lock(&entry.breaker).is_available(Instant::now()))
     }
 
     /// Asks `deployment`'s breaker to admit an attempt now; `None` when it
@@ -176,13 +168,6 @@ impl Health {
     pub fn expected_ttft(&self, deployment: &Deployment) -> Option<Duration> {
         let micros = *lock(&self.entry(&deployment.id)?.ttft_micros);
         (micros > 0.0).then(|| Duration::from_secs_f64(micros / 1e6))
-    }
-
-    /// The breaker state of `deployment` now.
-    pub fn breaker_state(&self, deployment: &Deployment) -> BreakerState {
-        self.entry(&deployment.id).map_or(BreakerState::Closed, |entry| {
-            lock(&entry.breaker).state(Instant::now())
-        })
     }
 
     /// Logs and exports a breaker's change of state.

@@ -4,11 +4,14 @@
 //! module:
 //! - `plan`: resolve the route the client named from the in-memory
 //!   snapshot (kept fresh by the control plane's `Watch`, never fetched per
-//!   request), check the key may use it, and list the deployments to try
-//!   (a deployment left out is logged with why);
+//!   request), check the key may use it, drop deployments that cannot
+//!   serve the request (`constraints`) or whose breaker is open (`health`,
+//!   `breaker`), order the rest by each tier's `strategy`, and write it all
+//!   down as the decision record;
 //! - `attempt`: send to one deployment through the adapters and wait for
 //!   its first message; fallback is a loop over attempts that moves on only
-//!   after a retryable failure before any output;
+//!   after a retryable failure before any output, each admitted by and
+//!   reported to its deployment's breaker;
 //! - `forward`: consult the exact cache, then stream chunks back as they
 //!   arrive, driven by the caller's reads;
 //! - `settle`: when the response ends or the caller leaves, one usage event
@@ -21,16 +24,21 @@
 //! other services through the clients in `switchyard_common::client`.
 
 mod attempt;
+mod breaker;
 mod config;
+mod constraints;
 mod embeddings;
+mod estimate;
 mod forward;
 mod grpc;
+mod health;
 mod metrics;
 mod plan;
 mod pricing;
 mod route_table;
 mod settle;
 mod spans;
+mod strategy;
 mod usage;
 
 use std::sync::Arc;
@@ -106,6 +114,7 @@ pub fn build(
             lookup_timeout: config.cache_lookup_timeout,
             max_answer_bytes: config.max_cached_answer_bytes,
         },
+        Arc::new(health::Health::register(config.breaker, metrics.registry())),
     );
     let service = Arc::new(grpc);
     let server = RouterServiceServer::from_arc(service.clone())

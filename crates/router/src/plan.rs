@@ -1,19 +1,31 @@
 //! `plan`: which deployments a request may go to, in which order, and why
-//! a deployment the route names was left out.
+//! each deployment the route names was left out: the decision record.
 //!
-//! Today the only reason is a deployment the snapshot does not hold (a race
-//! between config writes: validation refuses such routes), logged where it
-//! is decided. Health, breakers, limits and capabilities add their reasons
-//! here, and with them a decision record that traces and the console read;
-//! until something reads it, none is kept, so planning allocates only the
-//! candidate list.
+//! The steps run in one order, and the record names the step that removed
+//! each deployment:
+//! 1. `policy`: the route must exist and the key may use it;
+//! 2. `snapshot`: a deployment the snapshot does not hold (a race between
+//!    config writes) is left out;
+//! 3. `constraints`: hard constraints ([`Needs`]): capabilities and the
+//!    context window;
+//! 4. `health`: a deployment whose circuit breaker is open;
+//! 5. the strategy of each tier orders what is left.
+//!
+//! Rules, tiers by key, the budget shift, residency and cost ceilings take
+//! their places in this order as they are built. No later step, retry or
+//! fallback relaxes a constraint: attempts only ever go down this list.
 
 use std::sync::Arc;
 
 use switchyard_common::{ErrorClass, ServiceError};
-use switchyard_proto::v1::{Deployment, RequestContext};
+use switchyard_proto::v1::{Decision, Deployment, RequestContext, SkippedDeployment};
 
-use crate::route_table::{Route, RouteTable};
+use crate::{
+    constraints::Needs,
+    health::Health,
+    route_table::{Route, RouteTable},
+    strategy::{self, Inputs},
+};
 
 /// Where one request may go.
 #[derive(Debug, Clone)]
@@ -24,16 +36,22 @@ pub struct Plan {
     pub candidates: Vec<Arc<Deployment>>,
     /// Version of the snapshot the plan was made from.
     pub snapshot_version: u64,
+    /// The decision record so far: strategies, order, deployments left out.
+    pub decision: Decision,
 }
 
 /// Plans a request for route `model` under `table`: the route must exist
 /// and the caller's key must be allowed to use it (both refused alike, as
 /// OpenAI does, so a restricted key cannot probe which models exist), and
-/// at least one of its deployments must be known.
+/// at least one of its deployments must pass every step. When none does,
+/// the error explains the most: an outage when breakers removed any, else
+/// what the request needs that no deployment has.
 pub fn plan(
     table: Option<&RouteTable>,
+    health: &Health,
     context: &RequestContext,
     model: &str,
+    needs: &Needs,
 ) -> Result<Plan, ServiceError> {
     let table = table.ok_or_else(|| {
         ServiceError::new(
@@ -52,59 +70,173 @@ pub fn plan(
             )
             .with_param("model")
         })?;
-    let mut candidates = Vec::with_capacity(route.deployments.len());
-    for id in &route.deployments {
-        match table.deployment(id) {
-            Some(deployment) => candidates.push(Arc::clone(deployment)),
-            None => tracing::warn!(
-                route = %route.name,
-                deployment = %id,
-                version = table.version,
-                "route names a deployment the snapshot does not hold; skipped"
-            ),
+    let mut decision = Decision {
+        strategies: route
+            .tiers
+            .iter()
+            .map(|tier| tier.order.as_str().to_owned())
+            .collect(),
+        ..Decision::default()
+    };
+    let mut candidates = Vec::new();
+    let inputs = Inputs {
+        context,
+        health,
+        estimate: &needs.estimate,
+    };
+    for tier in &route.tiers {
+        let mut kept = Vec::with_capacity(tier.deployments.len());
+        for id in &tier.deployments {
+            let Some(deployment) = table.deployment(id) else {
+                tracing::warn!(
+                    route = %route.name,
+                    deployment = %id,
+                    version = table.version,
+                    "route names a deployment the snapshot does not hold; skipped"
+                );
+                skip(&mut decision, id, "snapshot", "unknown_deployment");
+                continue;
+            };
+            if let Some(reason) = needs.unmet_by(deployment) {
+                skip(&mut decision, id, "constraints", reason);
+                continue;
+            }
+            if !health.is_available(deployment) {
+                skip(&mut decision, id, "health", "breaker_open");
+                continue;
+            }
+            kept.push(Arc::clone(deployment));
         }
+        strategy::order(tier, &mut kept, &inputs);
+        candidates.extend(kept);
     }
     if candidates.is_empty() {
-        return Err(ServiceError::new(
-            ErrorClass::UpstreamUnavailable,
-            format!("The model `{model}` has no available deployment."),
-        ));
+        return Err(nothing_left(model, &decision, needs));
     }
+    decision.order = candidates.iter().map(|d| d.id.clone()).collect();
     Ok(Plan {
         route,
         candidates,
         snapshot_version: table.version,
+        decision,
     })
+}
+
+/// Records that `deployment` was left out by `step` for `reason`.
+pub fn skip(decision: &mut Decision, deployment: &str, step: &str, reason: &str) {
+    decision.skipped.push(SkippedDeployment {
+        deployment_id: deployment.to_owned(),
+        step: step.to_owned(),
+        reason: reason.to_owned(),
+    });
+}
+
+/// The error of a route none of whose deployments is left.
+fn nothing_left(model: &str, decision: &Decision, needs: &Needs) -> ServiceError {
+    let removed_by = |step: &str| decision.skipped.iter().any(|skipped| skipped.step == step);
+    if removed_by("health") {
+        return ServiceError::new(
+            ErrorClass::UpstreamUnavailable,
+            format!(
+                "Every deployment of `{model}` is unavailable right now (circuit breakers open); try again shortly."
+            ),
+        );
+    }
+    let constrained: Vec<&SkippedDeployment> = decision
+        .skipped
+        .iter()
+        .filter(|skipped| skipped.step == "constraints")
+        .collect();
+    if !constrained.is_empty() && constrained.iter().all(|s| s.reason == "context_window") {
+        return ServiceError::new(
+            ErrorClass::ContextLengthExceeded,
+            format!(
+                "The request (about {} prompt tokens and {} reserved for output) does not fit \
+                 the context window of any deployment of `{model}`.",
+                needs.estimate.prompt_tokens, needs.reserved_output
+            ),
+        )
+        .with_param("messages");
+    }
+    if !constrained.is_empty() {
+        let reasons: Vec<String> = constrained
+            .iter()
+            .map(|skipped| format!("{}: {}", skipped.deployment_id, skipped.reason))
+            .collect();
+        return ServiceError::invalid_request(format!(
+            "No deployment of `{model}` can serve what this request uses ({}).",
+            reasons.join(", ")
+        ));
+    }
+    ServiceError::new(
+        ErrorClass::UpstreamUnavailable,
+        format!("The model `{model}` has no available deployment."),
+    )
 }
 
 #[cfg(test)]
 mod tests {
+    use switchyard_proto::v1::Capabilities;
+
     use super::*;
-    use crate::route_table::tests::snapshot;
+    use crate::{breaker::BreakerConfig, estimate::Estimate, route_table::tests::snapshot};
 
     fn context(key_id: &str) -> RequestContext {
         RequestContext {
             key_id: key_id.to_owned(),
+            request_id: "r".to_owned(),
             ..RequestContext::default()
         }
     }
 
+    fn health() -> Health {
+        Health::new(BreakerConfig {
+            min_requests: 1,
+            ..BreakerConfig::default()
+        })
+    }
+
+    fn ids(plan: &Plan) -> Vec<&str> {
+        plan.candidates.iter().map(|d| d.id.as_str()).collect()
+    }
+
     #[test]
-    fn keeps_known_deployments_in_route_order_and_skips_unknown_ones() {
+    fn keeps_known_deployments_in_route_order_and_records_the_unknown_one() {
         let table = RouteTable::from_snapshot(snapshot());
-        let plan = plan(Some(&table), &context("all"), "gpt").expect("a plan");
-        let ids: Vec<&str> = plan.candidates.iter().map(|d| d.id.as_str()).collect();
-        assert_eq!(ids, ["primary", "backup"], "`ghost` is skipped");
+        let plan = plan(
+            Some(&table),
+            &health(),
+            &context("all"),
+            "gpt",
+            &Needs::default(),
+        )
+        .expect("a plan");
+        assert_eq!(ids(&plan), ["primary", "backup"], "`ghost` is skipped");
         assert_eq!(plan.snapshot_version, 7);
+        assert_eq!(plan.decision.strategies, ["priority"]);
+        assert_eq!(plan.decision.order, ["primary", "backup"]);
+        assert_eq!(plan.decision.skipped.len(), 1);
+        assert_eq!(
+            (
+                plan.decision.skipped[0].deployment_id.as_str(),
+                plan.decision.skipped[0].step.as_str()
+            ),
+            ("ghost", "snapshot")
+        );
     }
 
     #[test]
     fn refuses_unknown_routes_forbidden_keys_and_a_missing_snapshot() {
         let table = RouteTable::from_snapshot(snapshot());
-        let error = plan(Some(&table), &context("all"), "nope").expect_err("unknown");
+        let needs = Needs::default();
+        let health = health();
+        let error =
+            plan(Some(&table), &health, &context("all"), "nope", &needs).expect_err("unknown");
         assert_eq!(error.class, ErrorClass::NotFound);
-        let forbidden = plan(Some(&table), &context("narrow"), "gpt").expect_err("forbidden");
-        let missing = plan(Some(&table), &context("narrow"), "nope").expect_err("unknown");
+        let forbidden =
+            plan(Some(&table), &health, &context("narrow"), "gpt", &needs).expect_err("forbidden");
+        let missing =
+            plan(Some(&table), &health, &context("narrow"), "nope", &needs).expect_err("unknown");
         // A restricted key cannot tell a model it may not use from one
         // that does not exist.
         assert_eq!(forbidden.class, ErrorClass::NotFound);
@@ -112,8 +244,79 @@ mod tests {
             forbidden.message.replace("`gpt`", "`nope`"),
             missing.message
         );
-        let error = plan(None, &context("all"), "gpt").expect_err("no snapshot");
+        let error = plan(None, &health, &context("all"), "gpt", &needs).expect_err("no snapshot");
         assert_eq!(error.class, ErrorClass::ServiceUnavailable);
+    }
+
+    #[test]
+    fn an_open_breaker_removes_a_deployment_and_all_open_is_an_outage() {
+        let table = RouteTable::from_snapshot(snapshot());
+        let health = health();
+        let primary = table.deployment("primary").expect("known").clone();
+        let ticket = health.admit(&primary).expect("admitted");
+        health.record(&primary, ticket, Err(ErrorClass::UpstreamUnavailable));
+        let plan_now = || {
+            plan(
+                Some(&table),
+                &health,
+                &context("all"),
+                "gpt",
+                &Needs::default(),
+            )
+        };
+        let planned = plan_now().expect("the backup is left");
+        assert_eq!(ids(&planned), ["backup"]);
+        assert!(
+            planned
+                .decision
+                .skipped
+                .iter()
+                .any(|s| s.deployment_id == "primary"
+                    && s.step == "health"
+                    && s.reason == "breaker_open")
+        );
+        let backup = table.deployment("backup").expect("known").clone();
+        let ticket = health.admit(&backup).expect("admitted");
+        health.record(&backup, ticket, Err(ErrorClass::Timeout));
+        let error = plan_now().expect_err("nothing left");
+        assert_eq!(error.class, ErrorClass::UpstreamUnavailable);
+        assert!(
+            error.message.contains("circuit breakers open"),
+            "{}",
+            error.message
+        );
+    }
+
+    #[test]
+    fn constraints_remove_deployments_and_explain_when_none_is_left() {
+        let mut snapshot = snapshot();
+        snapshot.deployments[0].context_window = 1000;
+        snapshot.deployments[1].capabilities = Some(Capabilities::default());
+        let table = RouteTable::from_snapshot(snapshot);
+        let health = health();
+        let big = Needs {
+            estimate: Estimate {
+                prompt_tokens: 5000,
+                output_tokens: 100,
+            },
+            ..Needs::default()
+        };
+        let planned =
+            plan(Some(&table), &health, &context("all"), "gpt", &big).expect("backup fits");
+        assert_eq!(ids(&planned), ["backup"]);
+        let tools = Needs { tools: true, ..big };
+        let error = plan(Some(&table), &health, &context("all"), "gpt", &tools).expect_err("none");
+        assert_eq!(error.class, ErrorClass::InvalidRequest);
+        assert!(
+            error.message.contains("primary: context_window"),
+            "{}",
+            error.message
+        );
+        assert!(
+            error.message.contains("backup: no_tools"),
+            "{}",
+            error.message
+        );
     }
 
     #[test]
@@ -121,7 +324,14 @@ mod tests {
         let mut snapshot = snapshot();
         snapshot.deployments.clear();
         let table = RouteTable::from_snapshot(snapshot);
-        let error = plan(Some(&table), &context("all"), "gpt").expect_err("nothing to try");
+        let error = plan(
+            Some(&table),
+            &health(),
+            &context("all"),
+            "gpt",
+            &Needs::default(),
+        )
+        .expect_err("nothing to try");
         assert_eq!(error.class, ErrorClass::UpstreamUnavailable);
     }
 }

@@ -6,15 +6,18 @@ use std::{
     time::Duration,
 };
 
-use switchyard_proto::v1::{Deployment, Snapshot, route::Strategy};
+use switchyard_proto::v1::{Deployment, Snapshot};
+
+use crate::strategy::{Tier, tiers_of};
 
 /// Everything the router needs to serve one route.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Route {
     /// The name clients put in `model`.
     pub name: String,
-    /// Deployment ids in order of preference (the fallback strategy).
-    pub deployments: Vec<String>,
+    /// Its deployments in tiers, each with its strategy: the first tier's
+    /// are tried first.
+    pub tiers: Vec<Tier>,
     /// How long responses may be served from the cache; `None` disables it.
     pub cache_ttl: Option<Duration>,
 }
@@ -43,17 +46,14 @@ impl RouteTable {
             .routes
             .into_iter()
             .map(|route| {
-                let deployments = match route.strategy {
-                    Some(Strategy::Fallback(fallback)) => fallback.deployments,
-                    None => Vec::new(),
-                };
+                let tiers = tiers_of(route.strategy);
                 let cache_ttl = route
                     .cache
                     .filter(|cache| cache.ttl_ms > 0)
                     .map(|cache| Duration::from_millis(cache.ttl_ms));
                 let entry = Route {
                     name: route.name.clone(),
-                    deployments,
+                    tiers,
                     cache_ttl,
                 };
                 (route.name, Arc::new(entry))
@@ -106,7 +106,9 @@ impl RouteTable {
 
 #[cfg(test)]
 pub(crate) mod tests {
-    use switchyard_proto::v1::{ApiKey, CachePolicy, FallbackStrategy, Route as RouteObject};
+    use switchyard_proto::v1::{
+        ApiKey, CachePolicy, FallbackStrategy, Route as RouteObject, route::Strategy,
+    };
 
     use super::*;
 
@@ -156,7 +158,8 @@ pub(crate) mod tests {
     fn routes_and_deployments_are_indexed() {
         let table = RouteTable::from_snapshot(snapshot());
         let route = table.route("gpt").expect("route exists");
-        assert_eq!(route.deployments, ["primary", "ghost", "backup"]);
+        assert_eq!(route.tiers.len(), 1);
+        assert_eq!(route.tiers[0].deployments, ["primary", "ghost", "backup"]);
         assert_eq!(route.cache_ttl, Some(Duration::from_secs(60)));
         assert_eq!(
             table.deployment("backup").map(|d| d.provider.as_str()),

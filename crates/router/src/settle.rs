@@ -16,8 +16,8 @@ use std::{
 
 use switchyard_common::{ErrorClass, client::CacheClient, trace::HopSpan};
 use switchyard_proto::v1::{
-    Attempt, CacheQuery, CachedResponse, ChatChunk, Money, RequestContext, StoreRequest, Usage,
-    UsageEvent,
+    Attempt, CacheQuery, CachedResponse, ChatChunk, Decision, Money, RequestContext, StoreRequest,
+    Usage, UsageEvent,
 };
 use tokio_util::task::TaskTracker;
 
@@ -56,6 +56,8 @@ pub struct Settlement {
     pub created_at_unix_ms: u64,
     /// When its first chunk reached the caller.
     pub first_chunk_at: Option<Instant>,
+    /// How the request was planned; `None` for a cache hit.
+    pub decision: Option<Decision>,
     /// The request's span at the router; it ends once settled.
     pub span: HopSpan,
 }
@@ -222,6 +224,7 @@ pub fn usage_event(settlement: Settlement) -> UsageEvent {
         started,
         created_at_unix_ms,
         first_chunk_at,
+        decision,
         span: _,
     } = settlement;
     let answered = attempts.last().filter(|attempt| attempt.outcome.is_none());
@@ -283,6 +286,7 @@ pub fn usage_event(settlement: Settlement) -> UsageEvent {
         tags,
         attempts,
         operation: operation.to_owned(),
+        decision,
     }
 }
 
@@ -364,6 +368,11 @@ mod tests {
             started: Instant::now(),
             created_at_unix_ms: 1_700_000_000_000,
             first_chunk_at: None,
+            decision: Some(Decision {
+                strategies: vec!["priority".to_owned()],
+                order: vec!["primary".to_owned(), "backup".to_owned()],
+                skipped: Vec::new(),
+            }),
             span: HopSpan::none(),
         }
     }

@@ -149,7 +149,12 @@ pub fn order(tier: &Tier, candidates: &mut [Arc<Deployment>], inputs: &Inputs<'_
             candidates[..=chosen].rotate_right(1);
         }
         Order::Latency => {
-            let latency = |d: &Deployment| inputs.health.expected_ttft(d).map_or(0.0, |t| t.as_secs_f64());
+            let latency = |d: &Deployment| {
+                inputs
+                    .health
+                    .expected_ttft(d)
+                    .map_or(0.0, |t| t.as_secs_f64())
+            };
             sort_by_score(candidates, latency);
         }
         Order::Cost => sort_by_score(candidates, |d| inputs.estimate.cost_nanos(d)),
@@ -157,13 +162,15 @@ pub fn order(tier: &Tier, candidates: &mut [Arc<Deployment>], inputs: &Inputs<'_
             cost_weight,
             latency_weight,
         } => {
-            let latency = |d: &Deployment| inputs.health.expected_ttft(d).map_or(0.0, |t| t.as_secs_f64());
+            let latency = |d: &Deployment| {
+                inputs
+                    .health
+                    .expected_ttft(d)
+                    .map_or(0.0, |t| t.as_secs_f64())
+            };
             let cost = |d: &Deployment| inputs.estimate.cost_nanos(d);
             let most = |value: &dyn Fn(&Deployment) -> f64| {
-                candidates
-                    .iter()
-                    .map(|d| value(d))
-                    .fold(0.0_f64, f64::max)
+                candidates.iter().map(|d| value(d)).fold(0.0_f64, f64::max)
             };
             let (most_cost, most_latency) = (most(&cost), most(&latency));
             let normalized = |value: f64, most: f64| if most > 0.0 { value / most } else { 0.0 };
@@ -264,7 +271,11 @@ mod tests {
         order(&tier(Order::Latency, &["a", "b"]), &mut candidates, &inputs);
         assert_eq!(ids(&candidates), ["b", "a"]);
         let mut candidates = vec![a, b, c];
-        order(&tier(Order::Latency, &["a", "b", "c"]), &mut candidates, &inputs);
+        order(
+            &tier(Order::Latency, &["a", "b", "c"]),
+            &mut candidates,
+            &inputs,
+        );
         assert_eq!(ids(&candidates), ["c", "b", "a"]);
     }
 

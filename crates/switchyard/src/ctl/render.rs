@@ -159,6 +159,22 @@ fn detail(object: &StoredObject) -> String {
             Some(pb::route::Strategy::Fallback(fallback)) => {
                 format!("fallback: {}", fallback.deployments.join(", "))
             }
+            Some(pb::route::Strategy::Tiered(tiered)) => tiered
+                .tiers
+                .iter()
+                .map(|tier| {
+                    let kind = pb::TierKind::try_from(tier.kind)
+                        .map_or("priority", |kind| match kind {
+                            pb::TierKind::Weighted => "weighted",
+                            pb::TierKind::Latency => "latency",
+                            pb::TierKind::Cost => "cost",
+                            pb::TierKind::Score => "score",
+                            _ => "fallback",
+                        });
+                    format!("{kind}: {}", tier.deployments.join(", "))
+                })
+                .collect::<Vec<_>>()
+                .join("; then "),
             None => String::new(),
         },
         StoredObject::ApiKey(key) => {

@@ -1,0 +1,120 @@
+//! Hard constraints: what a deployment must be able to do for a request to
+//! be sent there at all. A deployment that fails one is skipped without
+//! being called, and no later step, retry or fallback brings it back.
+//!
+//! A deployment that declares no `capabilities` is assumed able (the
+//! provider will say otherwise); one that declares them is held to them. A
+//! context window of 0 is unknown and never rules a deployment out.
+
+use switchyard_proto::v1::{ChatRequest, Deployment, ResponseFormatType, content_part::Part};
+
+use crate::estimate::Estimate;
+
+/// What a request needs of a deployment.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Needs {
+    /// Its expected size.
+    pub estimate: Estimate,
+    /// The output tokens the request asks room for (`max_tokens`, else 0).
+    pub reserved_output: u32,
+    /// Whether it offers tools.
+    pub tools: bool,
+    /// Whether it sends images.
+    pub images: bool,
+    /// Whether it asks for a JSON-schema response.
+    pub json_schema: bool,
+}
+
+impl Needs {
+    /// What a chat request needs.
+    pub fn chat(request: &ChatRequest) -> Self {
+        Self {
+            estimate: Estimate::chat(request),
+            reserved_output: request.max_tokens.unwrap_or(0),
+            tools: !request.tools.is_empty(),
+            images: request.messages.iter().any(|message| {
+                message
+                    .content
+                    .iter()
+                    .any(|part| matches!(part.part, Some(Part::ImageUrl(_))))
+            }),
+            json_schema: request
+                .response_format
+                .as_ref()
+                .is_some_and(|format| format.r#type == ResponseFormatType::JsonSchema as i32),
+        }
+    }
+
+    /// What an embeddings request needs: room for its input.
+    pub fn embed(request: &switchyard_proto::v1::EmbedRequest) -> Self {
+        Self {
+            estimate: Estimate::embed(request),
+            ..Self::default()
+        }
+    }
+
+    /// Why `deployment` cannot serve the request; `None` when it can.
+    pub fn unmet_by(&self, deployment: &Deployment) -> Option<&'static str> {
+        if let Some(capabilities) = &deployment.capabilities {
+            if self.tools && !capabilities.tools {
+                return Some("no_tools");
+            }
+            if self.images && !capabilities.vision {
+                return Some("no_vision");
+            }
+            if self.json_schema && !capabilities.json_schema {
+                return Some("no_json_schema");
+            }
+        }
+        let window = deployment.context_window;
+        if window > 0
+            && u64::from(self.estimate.prompt_tokens) + u64::from(self.reserved_output)
+                > u64::from(window)
+        {
+            return Some("context_window");
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use switchyard_proto::v1::{Capabilities, ContentPart, Message, Tool};
+
+    use super::*;
+
+    #[test]
+    fn declared_capabilities_and_the_context_window_are_held_to() {
+        let request = ChatRequest {
+            messages: vec![Message {
+                content: vec![ContentPart {
+                    part: Some(Part::Text("x".repeat(4000))),
+                }],
+                ..Message::default()
+            }],
+            tools: vec![Tool::default()],
+            max_tokens: Some(1000),
+            ..ChatRequest::default()
+        };
+        let needs = Needs::chat(&request);
+        assert!(needs.tools && !needs.images && !needs.json_schema);
+        let undeclared = Deployment::default();
+        assert_eq!(needs.unmet_by(&undeclared), None);
+        let no_tools = Deployment {
+            capabilities: Some(Capabilities::default()),
+            ..Deployment::default()
+        };
+        assert_eq!(needs.unmet_by(&no_tools), Some("no_tools"));
+        // 1004 prompt tokens and 1000 reserved do not fit 2000.
+        let small = Deployment {
+            context_window: 2000,
+            ..Deployment::default()
+        };
+        assert_eq!(needs.unmet_by(&small), Some("context_window"));
+        let large = Deployment {
+            context_window: 2004,
+            ..Deployment::default()
+        };
+        assert_eq!(needs.unmet_by(&large), None);
+    }
+}
