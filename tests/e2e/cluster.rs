@@ -182,6 +182,8 @@ routes:
     strategy: {{fallback: [refused-primary, openai-backup]}}
   - name: pooled
     strategy: {{fallback: [pool-mini, openai-backup]}}
+  - name: twice
+    strategy: {{fallback: [anthropic-primary, refused-primary, openai-backup]}}
 models:
   - name: gpt-test
     targets: [{{provider: fake-openai, model: gpt-4o-mini}}]
@@ -197,7 +199,8 @@ keys:
   - id: test-key
     team: {team}
     secret: {{env: TEST_KEY}}
-    models: [gpt-test, demo, fallback, refused-first, pooled]
+    models: [gpt-test, demo, fallback, refused-first, pooled, twice]
+    debug: true
 "#,
             upstream_url = upstream.base_url(),
             primary_url = primary.base_url(),

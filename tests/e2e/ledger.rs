@@ -29,11 +29,13 @@ pub struct UsageRow {
     /// JSON array, one object per attempt.
     pub attempts: String,
     pub snapshot_version: i64,
+    /// JSON: each tier's strategy, the planned order, what was left out.
+    pub decision: String,
 }
 
 const COLUMNS: &str = "request_id, key_id, team_id, model, provider, upstream_model, \
     prompt_tokens, completion_tokens, total_tokens, cost_nanos, currency, cache_hit, \
-    stream, error_class, route_id, deployment_id, attempts, snapshot_version";
+    stream, error_class, route_id, deployment_id, attempts, snapshot_version, decision";
 
 /// Returns every usage row of the cluster's team, oldest first.
 pub async fn usage_rows(cluster: &TestCluster) -> Vec<UsageRow> {

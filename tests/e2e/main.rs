@@ -13,6 +13,7 @@ mod hot_reload;
 mod ledger;
 mod observability;
 mod python_sdk;
+mod routing;
 mod scenarios;
 mod service_auth;
 mod tracing;
@@ -80,6 +81,8 @@ both_modes!(
     embeddings_round_trip,
     fallback_goes_to_the_next_deployment_on_retryable_failures,
     a_refused_provider_key_rests_while_the_providers_other_key_serves,
+    a_request_that_fell_back_twice_explains_itself,
+    an_open_breaker_keeps_requests_off_a_failing_deployment,
     the_edge_deadline_bounds_a_slow_upstream,
     metrics_move_as_requests_flow,
     the_gateway_overhead_is_reported_without_the_providers_time,

@@ -17,6 +17,7 @@ pub use crate::observability::{
     dashboards_and_alerts_name_only_exported_series, metrics_move_as_requests_flow,
     the_gateway_overhead_is_reported_without_the_providers_time,
 };
+pub use crate::routing::an_open_breaker_keeps_requests_off_a_failing_deployment;
 use crate::{
     cluster::{Backends, TestCluster, UPSTREAM_KEY},
     ledger::wait_for_usage_rows,
@@ -745,7 +746,14 @@ pub async fn models_are_listed_for_the_key(cluster: &TestCluster) {
         .collect();
     assert_eq!(
         ids,
-        ["demo", "fallback", "gpt-test", "pooled", "refused-first"],
+        [
+            "demo",
+            "fallback",
+            "gpt-test",
+            "pooled",
+            "refused-first",
+            "twice"
+        ],
         "only the key's models, by name"
     );
     let unauthenticated = cluster
@@ -1025,6 +1033,72 @@ pub async fn a_refused_provider_key_rests_while_the_providers_other_key_serves(
             vec![pair("provider_auth", "alpha"), pair("", "")],
             vec![pair("", "bravo")],
             vec![pair("", "bravo")],
+        ]
+    );
+}
+
+pub async fn a_request_that_fell_back_twice_explains_itself(cluster: &TestCluster) {
+    use switchyard_test_support::anthropic_error_body;
+    // The first deployment answers 503 and the second refuses connections;
+    // the third answers.
+    cluster.primary.push_fault(Fault::Status {
+        status: 503,
+        body: anthropic_error_body("api_error", "scripted"),
+        headers: Vec::new(),
+    });
+    let response = cluster.chat(&hello("twice")).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["x-switchyard-attempts"], "3");
+    assert_eq!(
+        response.headers()["x-switchyard-deployment"],
+        "openai-backup"
+    );
+    // The key may see how it was routed.
+    let header = response.headers()["x-switchyard-decision"]
+        .to_str()
+        .expect("ASCII")
+        .to_owned();
+    assert!(
+        header.starts_with(
+            "strategy=priority; order=anthropic-primary,refused-primary,openai-backup; \
+             attempts=anthropic-primary(upstream_unavailable,"
+        ),
+        "{header}"
+    );
+    assert!(
+        header.contains(",refused-primary(upstream_unavailable,")
+            && header.contains(",openai-backup(ok,"),
+        "{header}"
+    );
+    json_body(response).await;
+
+    let rows = wait_for_usage_rows(cluster, 1).await;
+    let row = &rows[0];
+    assert_eq!(row.route_id, "twice");
+    let decision: Value = serde_json::from_str(&row.decision).expect("JSON");
+    assert_eq!(decision["strategies"], json!(["priority"]));
+    assert_eq!(
+        decision["order"],
+        json!(["anthropic-primary", "refused-primary", "openai-backup"])
+    );
+    let attempts: Value = serde_json::from_str(&row.attempts).expect("JSON");
+    let outcomes: Vec<(&str, &str)> = attempts
+        .as_array()
+        .expect("an array")
+        .iter()
+        .map(|attempt| {
+            (
+                attempt["deployment_id"].as_str().unwrap_or_default(),
+                attempt["outcome"].as_str().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        outcomes,
+        [
+            ("anthropic-primary", "upstream_unavailable"),
+            ("refused-primary", "upstream_unavailable"),
+            ("openai-backup", ""),
         ]
     );
 }

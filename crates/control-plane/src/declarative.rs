@@ -489,6 +489,10 @@ pub struct KeyConfig {
     /// (`2027-01-31T00:00:00Z`); never when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<String>,
+    /// Whether answers to the key carry how they were routed, in the
+    /// `x-switchyard-decision` header (for operators' own keys).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub debug: bool,
 }
 
 /// A team (`teams[]`).

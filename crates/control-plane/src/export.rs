@@ -206,6 +206,7 @@ fn key_config(key: &pb::ApiKey) -> KeyConfig {
         hint: non_empty(&key.hint),
         expires_at: (key.expires_at != 0)
             .then(|| crate::timestamp::format_rfc3339_seconds(key.expires_at)),
+        debug: key.debug,
     }
 }
 

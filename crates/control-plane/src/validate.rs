@@ -693,6 +693,7 @@ fn key_object(
         meta: None,
         hint,
         expires_at,
+        debug: key.debug,
     })
 }
 

@@ -23,6 +23,8 @@ pub struct KeyEntry {
     disabled: bool,
     /// Unix seconds after which the key is refused; `None` means never.
     expires_at: Option<i64>,
+    /// Whether answers carry the routing decision record.
+    pub debug: bool,
 }
 
 /// A listed model.
@@ -60,6 +62,7 @@ impl EdgeIndex {
                     allowed_models,
                     disabled: key.disabled,
                     expires_at: (key.expires_at > 0).then_some(key.expires_at),
+                    debug: key.debug,
                 };
                 Some((hash, entry))
             })

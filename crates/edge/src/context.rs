@@ -44,6 +44,7 @@ pub fn request_context(
     });
     RequestContext {
         request_id: request_id.to_string(),
+        debug: caller.debug,
         key_id: caller.key_id,
         team_id: caller.team_id,
         user_id: caller.user_id,
@@ -85,6 +86,7 @@ mod tests {
             key_id: "k".to_owned(),
             team_id: "t".to_owned(),
             user_id: "u".to_owned(),
+            debug: false,
         }
     }
 

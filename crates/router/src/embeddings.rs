@@ -10,6 +10,7 @@ use switchyard_proto::v1::{
 
 use crate::{
     attempt::{Adapters, EmbedAnswer, try_in_order, upstream_timing},
+    decision::compact,
     health::Health,
     plan::Plan,
     settle::{Settlement, Settler, unix_millis},
@@ -87,6 +88,10 @@ pub async fn embed(
         answering.credential = credential;
     }
     let upstream = upstream_timing(&settlement.attempts);
+    let decision = match &settlement.decision {
+        Some(decision) if settlement.context.debug => compact(decision, &settlement.attempts),
+        _ => String::new(),
+    };
     let route = settlement.attempts.last_mut().map(|answering| {
         answering.usage = usage;
         let deployment = &answering.deployment;
@@ -97,6 +102,7 @@ pub async fn embed(
             cache_hit: false,
             deployment_id: deployment.id.clone(),
             attempts,
+            decision,
         }
     });
     settler.settle(settlement, None);

@@ -96,15 +96,25 @@ impl Health {
             .cloned()
     }
 
-    fn entry_or_new(&self, id: &str) -> Arc<DeploymentHealth> {
-        if let Some(entry) = self.entry(id) {
+    /// The entry of `deployment`, made on its first attempt (when its
+    /// breaker's series appears, closed).
+    fn entry_or_new(&self, deployment: &Deployment) -> Arc<DeploymentHealth> {
+        if let Some(entry) = self.entry(&deployment.id) {
             return entry;
         }
         let mut deployments = self
             .deployments
             .write()
             .unwrap_or_else(PoisonError::into_inner);
-        Arc::clone(deployments.entry(id.to_owned()).or_insert_with(|| {
+        Arc::clone(deployments.entry(deployment.id.clone()).or_insert_with(|| {
+            if self.config.enabled {
+                self.states
+                    .get_or_create(&BreakerLabels {
+                        deployment: deployment.id.clone(),
+                        provider: deployment.provider.clone(),
+                    })
+                    .set(BreakerState::Closed.gauge());
+            }
             Arc::new(DeploymentHealth {
                 breaker: Mutex::new(Breaker::new(self.config, Instant::now())),
                 ttft_micros: Mutex::new(0.0),
@@ -128,7 +138,7 @@ impl Health {
         if !self.config.enabled {
             return Some(Ticket(Admission::Pass));
         }
-        let entry = self.entry_or_new(&deployment.id);
+        let entry = self.entry_or_new(deployment);
         let (admission, changed) = lock(&entry.breaker).admit(Instant::now());
         if let Some(state) = changed {
             self.changed(deployment, state);
@@ -144,7 +154,7 @@ impl Health {
         ticket: Ticket,
         outcome: Result<Duration, ErrorClass>,
     ) {
-        let entry = self.entry_or_new(&deployment.id);
+        let entry = self.entry_or_new(deployment);
         if let Ok(first_message) = outcome {
             let micros = first_message.as_secs_f64() * 1e6;
             let mut average = lock(&entry.ttft_micros);

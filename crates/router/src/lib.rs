@@ -27,6 +27,7 @@ mod attempt;
 mod breaker;
 mod config;
 mod constraints;
+mod decision;
 mod embeddings;
 mod estimate;
 mod forward;

@@ -28,6 +28,8 @@ pub struct Caller {
     pub team_id: String,
     /// Configured user of the key; empty when none.
     pub user_id: String,
+    /// Whether the key may see how its requests were routed.
+    pub debug: bool,
 }
 
 /// Returns the caller the request's bearer key authenticates.
@@ -43,6 +45,7 @@ pub fn authenticate(state: &EdgeState, headers: &HeaderMap) -> Result<Caller, Ap
         key_id: key.id.clone(),
         team_id: key.team_id.clone(),
         user_id: key.user_id.clone(),
+        debug: key.debug,
     })
 }
 
@@ -197,14 +200,16 @@ pub fn router_error(request_id: Uuid, status: &tonic::Status) -> ApiError {
 /// is set for every answer by [`crate::request_id`]):
 /// `x-switchyard-cache` and `x-switchyard-provider`, and for an upstream
 /// answer `x-switchyard-deployment` and `x-switchyard-attempts` (how many
-/// deployments were tried, the answering one included).
+/// deployments were tried, the answering one included), and for a key
+/// allowed to see it `x-switchyard-decision`, the decision record.
 pub fn decorate(headers: &mut HeaderMap, route: &RouteDecision) {
     // Names parsed once, at compile time; room made once for all five.
     const CACHE: HeaderName = HeaderName::from_static("x-switchyard-cache");
     const PROVIDER: HeaderName = HeaderName::from_static("x-switchyard-provider");
     const DEPLOYMENT: HeaderName = HeaderName::from_static("x-switchyard-deployment");
     const ATTEMPTS: HeaderName = HeaderName::from_static("x-switchyard-attempts");
-    headers.reserve(5);
+    const DECISION: HeaderName = HeaderName::from_static("x-switchyard-decision");
+    headers.reserve(6);
     let cache = if route.cache_hit { "hit" } else { "miss" };
     headers.insert(CACHE, HeaderValue::from_static(cache));
     let provider = if route.cache_hit {
@@ -220,6 +225,11 @@ pub fn decorate(headers: &mut HeaderMap, route: &RouteDecision) {
             headers.insert(DEPLOYMENT, value);
         }
         headers.insert(ATTEMPTS, HeaderValue::from(route.attempts));
+    }
+    if !route.decision.is_empty()
+        && let Ok(value) = HeaderValue::from_str(&route.decision)
+    {
+        headers.insert(DECISION, value);
     }
 }
 

@@ -163,8 +163,8 @@ fn detail(object: &StoredObject) -> String {
                 .tiers
                 .iter()
                 .map(|tier| {
-                    let kind = pb::TierKind::try_from(tier.kind)
-                        .map_or("priority", |kind| match kind {
+                    let kind =
+                        pb::TierKind::try_from(tier.kind).map_or("priority", |kind| match kind {
                             pb::TierKind::Weighted => "weighted",
                             pb::TierKind::Latency => "latency",
                             pb::TierKind::Cost => "cost",

@@ -1,0 +1,108 @@
+//! The decision record in the compact form of the `x-switchyard-decision`
+//! header, for keys allowed to see it:
+//!
+//! `strategy=latency,priority; order=a,b,c; skipped=d(health:breaker_open);
+//! attempts=a(rate_limited,12ms),b(upstream_unavailable,30ms),c(ok,45ms)`
+//!
+//! An attempt's time is until it failed, or until its first message. The
+//! whole record is in the usage event.
+
+use std::{fmt::Write, time::Instant};
+
+use switchyard_proto::v1::Decision;
+
+use crate::attempt::AttemptRecord;
+
+/// The compact form of `decision` and the attempts made so far.
+pub fn compact(decision: &Decision, attempts: &[AttemptRecord]) -> String {
+    let mut text = format!(
+        "strategy={}; order={}",
+        decision.strategies.join(","),
+        decision.order.join(",")
+    );
+    if !decision.skipped.is_empty() {
+        text.push_str("; skipped=");
+        for (index, skipped) in decision.skipped.iter().enumerate() {
+            if index > 0 {
+                text.push(',');
+            }
+            let _ = write!(
+                text,
+                "{}({}:{})",
+                skipped.deployment_id, skipped.step, skipped.reason
+            );
+        }
+    }
+    if !attempts.is_empty() {
+        text.push_str("; attempts=");
+        for (index, attempt) in attempts.iter().enumerate() {
+            if index > 0 {
+                text.push(',');
+            }
+            let until = attempt
+                .ended
+                .or(attempt.first_chunk_at)
+                .unwrap_or_else(Instant::now);
+            let outcome = attempt.outcome.map_or("ok", |class| class.as_str());
+            let _ = write!(
+                text,
+                "{}({outcome},{}ms)",
+                attempt.deployment.id,
+                until.saturating_duration_since(attempt.started).as_millis()
+            );
+        }
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{sync::Arc, time::Duration};
+
+    use switchyard_common::{ErrorClass, trace::HopSpan};
+    use switchyard_proto::v1::{Deployment, SkippedDeployment, Usage};
+
+    use super::*;
+
+    fn attempt(id: &str, outcome: Option<ErrorClass>, millis: u64) -> AttemptRecord {
+        let started = Instant::now();
+        let at = started + Duration::from_millis(millis);
+        AttemptRecord {
+            deployment: Arc::new(Deployment {
+                id: id.to_owned(),
+                ..Deployment::default()
+            }),
+            started,
+            first_chunk_at: outcome.is_none().then_some(at),
+            ended: outcome.map(|_| at),
+            outcome,
+            usage: Usage::default(),
+            upstream: None,
+            credential: String::new(),
+            span: HopSpan::none(),
+        }
+    }
+
+    #[test]
+    fn names_the_strategies_order_skips_and_attempts() {
+        let decision = Decision {
+            strategies: vec!["latency".to_owned(), "priority".to_owned()],
+            order: vec!["a".to_owned(), "b".to_owned(), "c".to_owned()],
+            skipped: vec![SkippedDeployment {
+                deployment_id: "d".to_owned(),
+                step: "health".to_owned(),
+                reason: "breaker_open".to_owned(),
+            }],
+        };
+        let attempts = [
+            attempt("a", Some(ErrorClass::RateLimited), 12),
+            attempt("b", Some(ErrorClass::UpstreamUnavailable), 30),
+            attempt("c", None, 45),
+        ];
+        assert_eq!(
+            compact(&decision, &attempts),
+            "strategy=latency,priority; order=a,b,c; skipped=d(health:breaker_open); \
+             attempts=a(rate_limited,12ms),b(upstream_unavailable,30ms),c(ok,45ms)"
+        );
+    }
+}

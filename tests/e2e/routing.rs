@@ -1,0 +1,69 @@
+//! Routing scenarios: circuit breakers, and the decision record that shows
+//! them.
+
+use serde_json::json;
+use switchyard_test_support::{Fault, anthropic_error_body};
+
+use crate::{cluster::TestCluster, observability::Scrape};
+
+fn hello(model: &str) -> serde_json::Value {
+    json!({"model": model, "messages": [{"role": "user", "content": "hello there"}]})
+}
+
+/// Requests a breaker opens for (the router's default: 10 requests in the
+/// window, half of them failed).
+const OPENING_FAILURES: usize = 10;
+
+/// A deployment that keeps failing gets its breaker opened: from then on
+/// it is not called at all, the backup answers at once, and the decision
+/// record says why; the breaker's state is exported.
+pub async fn an_open_breaker_keeps_requests_off_a_failing_deployment(cluster: &TestCluster) {
+    for _ in 0..OPENING_FAILURES {
+        cluster.primary.push_fault(Fault::Status {
+            status: 503,
+            body: anthropic_error_body("api_error", "scripted"),
+            headers: Vec::new(),
+        });
+    }
+    for round in 0..OPENING_FAILURES {
+        let response = cluster.chat(&hello("fallback")).await;
+        assert_eq!(response.status(), 200, "round {round}");
+        assert_eq!(response.headers()["x-switchyard-attempts"], "2");
+    }
+    assert_eq!(cluster.primary.requests().len(), OPENING_FAILURES);
+    for round in 0..3 {
+        let response = cluster.chat(&hello("fallback")).await;
+        assert_eq!(response.status(), 200, "open round {round}");
+        assert_eq!(response.headers()["x-switchyard-attempts"], "1");
+        let decision = response.headers()["x-switchyard-decision"]
+            .to_str()
+            .expect("ASCII")
+            .to_owned();
+        assert!(
+            decision.contains("skipped=anthropic-primary(health:breaker_open)"),
+            "{decision}"
+        );
+        assert!(decision.contains("order=openai-backup;"), "{decision}");
+    }
+    assert_eq!(
+        cluster.primary.requests().len(),
+        OPENING_FAILURES,
+        "nothing is sent to an open breaker"
+    );
+    let scrape = Scrape::parse(&cluster.scrape("router").await);
+    let open = scrape.sum(
+        "switchyard_breaker_state",
+        &[("deployment", "anthropic-primary")],
+    );
+    assert_eq!(open, 2.0, "{}", scrape.text());
+    let closed = scrape.sum(
+        "switchyard_breaker_state",
+        &[("deployment", "openai-backup")],
+    );
+    assert_eq!(closed, 0.0);
+    let opened = scrape.sum(
+        "switchyard_breaker_transitions_total",
+        &[("deployment", "anthropic-primary"), ("to", "open")],
+    );
+    assert_eq!(opened, 1.0, "{}", scrape.text());
+}
