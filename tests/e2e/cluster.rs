@@ -184,6 +184,9 @@ routes:
     strategy: {{fallback: [pool-mini, openai-backup]}}
   - name: twice
     strategy: {{fallback: [anthropic-primary, refused-primary, openai-backup]}}
+  - name: patient
+    strategy: {{fallback: [openai-backup]}}
+    retry: {{per_deployment: 1}}
 models:
   - name: gpt-test
     targets: [{{provider: fake-openai, model: gpt-4o-mini}}]
@@ -199,7 +202,7 @@ keys:
   - id: test-key
     team: {team}
     secret: {{env: TEST_KEY}}
-    models: [gpt-test, demo, fallback, refused-first, pooled, twice]
+    models: [gpt-test, demo, fallback, refused-first, pooled, twice, patient]
     debug: true
 "#,
             upstream_url = upstream.base_url(),

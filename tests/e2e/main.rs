@@ -83,6 +83,7 @@ both_modes!(
     a_refused_provider_key_rests_while_the_providers_other_key_serves,
     a_request_that_fell_back_twice_explains_itself,
     an_open_breaker_keeps_requests_off_a_failing_deployment,
+    a_retry_in_place_waits_the_providers_retry_after,
     the_edge_deadline_bounds_a_slow_upstream,
     metrics_move_as_requests_flow,
     the_gateway_overhead_is_reported_without_the_providers_time,

@@ -2,12 +2,36 @@
 //! them.
 
 use serde_json::json;
-use switchyard_test_support::{Fault, anthropic_error_body};
+use switchyard_test_support::{Fault, anthropic_error_body, openai_error_body};
 
 use crate::{cluster::TestCluster, observability::Scrape};
 
 fn hello(model: &str) -> serde_json::Value {
     json!({"model": model, "messages": [{"role": "user", "content": "hello there"}]})
+}
+
+/// A route that retries in place waits as long as the provider's 429
+/// asked (`retry-after-ms`), then tries the same deployment again.
+pub async fn a_retry_in_place_waits_the_providers_retry_after(cluster: &TestCluster) {
+    cluster.upstream.push_fault(Fault::Status {
+        status: 429,
+        body: openai_error_body("Rate limit reached", "requests", "rate_limit_exceeded"),
+        headers: vec![("retry-after-ms".to_owned(), "400".to_owned())],
+    });
+    let started = std::time::Instant::now();
+    let response = cluster.chat(&hello("patient")).await;
+    let waited = started.elapsed();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["x-switchyard-attempts"], "2");
+    assert_eq!(
+        cluster.upstream.requests().len(),
+        2,
+        "the same deployment twice"
+    );
+    assert!(
+        waited >= std::time::Duration::from_millis(400),
+        "answered after {waited:?}, before the provider's 400 ms"
+    );
 }
 
 /// Requests a breaker opens for (the router's default: 10 requests in the

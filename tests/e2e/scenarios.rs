@@ -17,7 +17,10 @@ pub use crate::observability::{
     dashboards_and_alerts_name_only_exported_series, metrics_move_as_requests_flow,
     the_gateway_overhead_is_reported_without_the_providers_time,
 };
-pub use crate::routing::an_open_breaker_keeps_requests_off_a_failing_deployment;
+pub use crate::routing::{
+    a_retry_in_place_waits_the_providers_retry_after,
+    an_open_breaker_keeps_requests_off_a_failing_deployment,
+};
 use crate::{
     cluster::{Backends, TestCluster, UPSTREAM_KEY},
     ledger::wait_for_usage_rows,
@@ -750,6 +753,7 @@ pub async fn models_are_listed_for_the_key(cluster: &TestCluster) {
             "demo",
             "fallback",
             "gpt-test",
+            "patient",
             "pooled",
             "refused-first",
             "twice"
@@ -891,12 +895,16 @@ pub async fn fallback_goes_to_the_next_deployment_on_retryable_failures(cluster:
         headers: Vec::new(),
     };
     // 429, 503, 529 and a timeout (the primary's provider allows 1 s) each
-    // go to the backup deployment at another provider.
+    // go to the backup deployment at another provider; an overload (529)
+    // is first tried once more in place, after a short backoff.
     let faults = [
-        status(429, "rate_limit_error"),
-        status(503, "api_error"),
-        status(529, "overloaded_error"),
-        Fault::Delay(Duration::from_secs(3)),
+        vec![status(429, "rate_limit_error")],
+        vec![status(503, "api_error")],
+        vec![
+            status(529, "overloaded_error"),
+            status(529, "overloaded_error"),
+        ],
+        vec![Fault::Delay(Duration::from_secs(3))],
     ];
     let outcomes = [
         "rate_limited",
@@ -904,8 +912,13 @@ pub async fn fallback_goes_to_the_next_deployment_on_retryable_failures(cluster:
         "overloaded",
         "timeout",
     ];
-    for (round, fault) in faults.into_iter().enumerate() {
-        cluster.primary.push_fault(fault);
+    let mut primary_calls = 0;
+    for (round, round_faults) in faults.into_iter().enumerate() {
+        let tries = round_faults.len();
+        for fault in round_faults {
+            cluster.primary.push_fault(fault);
+        }
+        primary_calls += tries;
         let response = cluster.chat(&hello("fallback")).await;
         assert_eq!(response.status(), 200, "round {round}");
         assert_eq!(response.headers()["x-switchyard-provider"], "fake-openai");
@@ -913,10 +926,13 @@ pub async fn fallback_goes_to_the_next_deployment_on_retryable_failures(cluster:
             response.headers()["x-switchyard-deployment"],
             "openai-backup"
         );
-        assert_eq!(response.headers()["x-switchyard-attempts"], "2");
+        assert_eq!(
+            response.headers()["x-switchyard-attempts"],
+            (tries + 1).to_string().as_str()
+        );
         let body = json_body(response).await;
         assert!(body["choices"][0]["message"]["content"].is_string());
-        assert_eq!(cluster.primary.requests().len(), round + 1);
+        assert_eq!(cluster.primary.requests().len(), primary_calls);
         assert_eq!(cluster.upstream.requests().len(), round + 1);
     }
     // A connection refused goes to the backup too.
@@ -946,12 +962,16 @@ pub async fn fallback_goes_to_the_next_deployment_on_retryable_failures(cluster:
         assert_eq!((row.prompt_tokens, row.completion_tokens), (5, 3));
         assert_eq!(row.cost_nanos, 42_500);
         let attempts: serde_json::Value = serde_json::from_str(&row.attempts).expect("JSON");
-        assert_eq!(attempts[0]["deployment_id"], "anthropic-primary");
-        assert_eq!(attempts[0]["outcome"], outcome);
-        assert_eq!(attempts[0]["cost_nanos"], 0);
-        assert_eq!(attempts[1]["deployment_id"], "openai-backup");
-        assert_eq!(attempts[1]["outcome"], "");
-        assert_eq!(attempts[1]["cost_nanos"], 42_500);
+        let attempts = attempts.as_array().expect("an array");
+        let (answer, failed) = attempts.split_last().expect("attempts");
+        for attempt in failed {
+            assert_eq!(attempt["deployment_id"], "anthropic-primary");
+            assert_eq!(attempt["outcome"], outcome);
+            assert_eq!(attempt["cost_nanos"], 0);
+        }
+        assert_eq!(answer["deployment_id"], "openai-backup");
+        assert_eq!(answer["outcome"], "");
+        assert_eq!(answer["cost_nanos"], 42_500);
     }
     let refused = &rows[4];
     assert_eq!(refused.route_id, "refused-first");

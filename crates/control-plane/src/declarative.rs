@@ -379,9 +379,25 @@ fn half() -> f64 {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct RetryConfig {
-    /// Attempts in all, across deployments; one per deployment when 0.
+    /// Attempts in all, across deployments and retries; unlimited but by
+    /// the others when 0.
     #[serde(skip_serializing_if = "is_zero")]
     pub max_attempts: u32,
+    /// Further tries at the same deployment after a retryable failure
+    /// (429, 5xx, 529, timeout), with full-jitter exponential backoff or the
+    /// provider's `Retry-After`, within the request's deadline. Absent: one
+    /// more after an overload (529), none after the rest.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub per_deployment: Option<u32>,
+    /// Wait before falling back to the next deployment ("retry with Claude
+    /// after 500 ms"); none when absent.
+    #[serde(
+        default,
+        with = "humantime_serde",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schemars(with = "Option<String>")]
+    pub fallback_delay: Option<Duration>,
 }
 
 /// `routes[].timeout`.

@@ -177,6 +177,8 @@ fn route_config(route: &pb::Route) -> RouteConfig {
         strategy,
         retry: route.retry.map(|retry| RetryConfig {
             max_attempts: retry.max_attempts,
+            per_deployment: retry.per_deployment,
+            fallback_delay: millis(retry.fallback_delay_ms),
         }),
         timeout: route.timeout.map(|timeout| TimeoutConfig {
             request: millis(timeout.request_ms),

@@ -525,9 +525,21 @@ fn route_object(route: &RouteConfig, path: &str, config: &StoredConfig) -> Resul
     Ok(pb::Route {
         name: route.name.clone(),
         strategy: Some(strategy),
-        retry: route.retry.as_ref().map(|retry| pb::RetryPolicy {
-            max_attempts: retry.max_attempts,
-        }),
+        retry: route
+            .retry
+            .as_ref()
+            .map(|retry| {
+                Ok::<_, Error>(pb::RetryPolicy {
+                    max_attempts: retry.max_attempts,
+                    per_deployment: retry.per_deployment,
+                    fallback_delay_ms: positive_millis(
+                        retry.fallback_delay,
+                        path,
+                        "retry.fallback_delay",
+                    )?,
+                })
+            })
+            .transpose()?,
         timeout,
         hedge,
         cache: cache_policy(

@@ -11,7 +11,12 @@ use std::{
     time::{Duration, Instant},
 };
 
-use crate::{health::Health, plan::skip, spans};
+use crate::{
+    health::Health,
+    plan::{Plan, skip},
+    route_table::RetryRules,
+    spans,
+};
 use futures::StreamExt;
 use switchyard_common::{
     ErrorClass, ServiceError,
@@ -19,8 +24,8 @@ use switchyard_common::{
     trace::HopSpan,
 };
 use switchyard_proto::v1::{
-    AdapterChatRequest, AdapterChatResponse, AdapterEmbedRequest, ChatRequest, Decision,
-    Deployment, EmbedRequest, EmbedResponse, RequestContext, UpstreamTiming, Usage,
+    AdapterChatRequest, AdapterChatResponse, AdapterEmbedRequest, ChatRequest, Deployment,
+    EmbedRequest, EmbedResponse, RequestContext, UpstreamTiming, Usage,
 };
 
 /// What one attempt did.
@@ -199,22 +204,29 @@ fn as_gateway_error(error: ServiceError) -> ServiceError {
     }
 }
 
-/// Tries `candidates` in order with `attempt` (given each deployment,
-/// whether it is the last, and the context to send it, naming the
-/// attempt's span under `parent`) until one answers; moves on only after a
-/// retryable failure, and never once the request's deadline (in `context`)
-/// has passed: the next deployment could only fail the same way. Each
-/// deployment's breaker must admit the attempt (a refusal is recorded in
-/// `decision`), and hears how it ended. Appends one record per attempt to
-/// `records` (the answering one left open for the caller to close).
-/// Returns the answer, or the error that explains the most: a fallback's
-/// refusal of what it cannot express does not hide the outage before it.
+/// Tries the plan's candidates in order with `attempt` (given each
+/// deployment, whether it is the last, and the context to send it, naming
+/// the attempt's span under `parent`) until one answers. It moves on only
+/// after a retryable failure, and never once the request's deadline (in
+/// `context`) has passed: the next deployment could only fail the same way.
+///
+/// After a retryable failure the same deployment may be tried again (the
+/// route's `per_deployment`, else one more try after an overload), after
+/// the provider's `Retry-After` or a full-jitter exponential backoff, when
+/// that wait ends before the deadline; the route's `fallback_delay` is
+/// waited before moving on, and its `max_attempts` bounds them all.
+///
+/// Each deployment's breaker must admit the attempt (a refusal is recorded
+/// in the plan's decision), and hears how it ended. Appends one record per
+/// attempt to `records` (the answering one left open for the caller to
+/// close). Returns the answer, or the error that explains the most: a
+/// fallback's refusal of what it cannot express does not hide the outage
+/// before it.
 pub async fn try_in_order<T, F, Fut>(
     context: &RequestContext,
     parent: &HopSpan,
-    candidates: &[Arc<Deployment>],
+    plan: &mut Plan,
     health: &Health,
-    decision: &mut Decision,
     records: &mut Vec<AttemptRecord>,
     mut attempt: F,
 ) -> Result<T, ServiceError>
@@ -222,62 +234,148 @@ where
     F: FnMut(Arc<Deployment>, bool, RequestContext) -> Fut,
     Fut: Future<Output = Result<T, ServiceError>>,
 {
+    let rules = plan.route.retry;
+    let candidates = &plan.candidates;
     let last = candidates.len().saturating_sub(1);
     let mut first_outage: Option<ServiceError> = None;
     let mut last_error = None;
+    let mut made = 0_u32;
     for (position, deployment) in candidates.iter().enumerate() {
-        let Some(ticket) = health.admit(deployment) else {
-            // Its breaker opened since the plan was made.
-            skip(decision, &deployment.id, "attempt", "breaker_open");
-            continue;
-        };
-        let span = spans::attempt(parent, deployment, position);
-        let mut sent = context.clone();
-        span.hand_on(&mut sent);
-        let started = Instant::now();
-        let result = attempt(Arc::clone(deployment), position == last, sent).await;
-        let mut record = AttemptRecord {
-            deployment: Arc::clone(deployment),
-            started,
-            first_chunk_at: None,
-            ended: None,
-            outcome: None,
-            usage: Usage::default(),
-            upstream: None,
-            credential: String::new(),
-            span,
-        };
-        match result {
-            Ok(answer) => {
-                health.record(deployment, ticket, Ok(started.elapsed()));
-                record.first_chunk_at = Some(Instant::now());
-                records.push(record);
-                return Ok(answer);
+        let mut tries = 0_u32;
+        loop {
+            if rules.max_attempts.is_some_and(|most| made >= most) {
+                return Err(ended(first_outage, last_error));
             }
-            Err(error) => {
-                health.record(deployment, ticket, Err(error.class));
-                record.fail(error.class);
-                record.credential = error.credential.as_deref().unwrap_or_default().to_owned();
-                records.push(record);
-                let out_of_time = outbound::remaining(context) == Some(Duration::ZERO);
-                if !(error.class.is_retryable() && position < last) || out_of_time {
-                    return Err(explaining(first_outage, error));
+            let Some(ticket) = health.admit(deployment) else {
+                // Its breaker opened since the plan was made.
+                skip(
+                    &mut plan.decision,
+                    &deployment.id,
+                    "attempt",
+                    "breaker_open",
+                );
+                break;
+            };
+            made += 1;
+            tries += 1;
+            let span = spans::attempt(parent, deployment, records.len());
+            let mut sent = context.clone();
+            span.hand_on(&mut sent);
+            let started = Instant::now();
+            let is_last = position == last && !may_retry_here(&rules, tries, None);
+            let result = attempt(Arc::clone(deployment), is_last, sent).await;
+            let mut record = AttemptRecord {
+                deployment: Arc::clone(deployment),
+                started,
+                first_chunk_at: None,
+                ended: None,
+                outcome: None,
+                usage: Usage::default(),
+                upstream: None,
+                credential: String::new(),
+                span,
+            };
+            let error = match result {
+                Ok(answer) => {
+                    health.record(deployment, ticket, Ok(started.elapsed()));
+                    record.first_chunk_at = Some(Instant::now());
+                    records.push(record);
+                    return Ok(answer);
                 }
-                tracing::info!(deployment = %deployment.id, class = %error.class, "attempt failed; trying the next deployment");
-                if first_outage.is_none() {
-                    first_outage = Some(error);
-                } else {
-                    last_error = Some(error);
-                }
+                Err(error) => error,
+            };
+            health.record(deployment, ticket, Err(error.class));
+            record.fail(error.class);
+            record.credential = error.credential.as_deref().unwrap_or_default().to_owned();
+            records.push(record);
+            let remaining = outbound::remaining(context);
+            if !error.class.is_retryable() || remaining == Some(Duration::ZERO) {
+                return Err(explaining(first_outage, error));
             }
+            let retry_here = may_retry_here(&rules, tries, Some(error.class))
+                .then(|| wait_before_retry(&error, tries))
+                .filter(|wait| remaining.is_none_or(|left| *wait < left));
+            if let Some(wait) = retry_here
+                && another_fits(&rules, made)
+            {
+                tracing::info!(deployment = %deployment.id, class = %error.class, wait_ms = wait.as_millis(), "attempt failed; trying the same deployment again");
+                keep(&mut first_outage, &mut last_error, error);
+                tokio::time::sleep(wait).await;
+                continue;
+            }
+            if position == last {
+                return Err(explaining(first_outage, error));
+            }
+            tracing::info!(deployment = %deployment.id, class = %error.class, "attempt failed; trying the next deployment");
+            keep(&mut first_outage, &mut last_error, error);
+            if !rules.fallback_delay.is_zero()
+                && remaining.is_none_or(|left| rules.fallback_delay < left)
+            {
+                tokio::time::sleep(rules.fallback_delay).await;
+            }
+            break;
         }
     }
-    Err(first_outage.or(last_error).unwrap_or_else(|| {
+    Err(ended(first_outage, last_error))
+}
+
+/// Whether another attempt fits under the route's `max_attempts` after
+/// `made` of them.
+fn another_fits(rules: &RetryRules, made: u32) -> bool {
+    rules.max_attempts.is_none_or(|most| made < most)
+}
+
+/// Whether a deployment tried `tries` times may be tried again after a
+/// failure of `class` (`None`: whether it may at all).
+fn may_retry_here(rules: &RetryRules, tries: u32, class: Option<ErrorClass>) -> bool {
+    let allowed = match (rules.per_deployment, class) {
+        (Some(retries), _) => retries,
+        // By default only an overload is worth waiting out in place.
+        (None, Some(ErrorClass::Overloaded)) | (None, None) => 1,
+        (None, Some(_)) => 0,
+    };
+    tries <= allowed
+}
+
+/// How long to wait before trying a deployment again after its `tries`th
+/// failure: the provider's `Retry-After` when it gave one, else full
+/// jitter over an exponential backoff (250 ms doubling, at most 4 s).
+fn wait_before_retry(error: &ServiceError, tries: u32) -> Duration {
+    if let Some(wait) = error.retry_after {
+        return wait;
+    }
+    const BASE: Duration = Duration::from_millis(250);
+    const CAP: Duration = Duration::from_secs(4);
+    let ceiling = BASE
+        .saturating_mul(1_u32 << tries.saturating_sub(1).min(8))
+        .min(CAP);
+    // The random low bits of a version-7 UUID.
+    let random = uuid::Uuid::now_v7().as_u128() as u64;
+    let fraction = (random >> 11) as f64 / (1_u64 << 53) as f64;
+    ceiling.mul_f64(fraction)
+}
+
+/// Keeps the first outage, and the latest error after it.
+fn keep(
+    first_outage: &mut Option<ServiceError>,
+    last: &mut Option<ServiceError>,
+    error: ServiceError,
+) {
+    if first_outage.is_none() {
+        *first_outage = Some(error);
+    } else {
+        *last = Some(error);
+    }
+}
+
+/// The error of a request whose attempts ran out.
+fn ended(first_outage: Option<ServiceError>, last: Option<ServiceError>) -> ServiceError {
+    last.or(first_outage).unwrap_or_else(|| {
         ServiceError::new(
             ErrorClass::UpstreamUnavailable,
             "Every deployment of this model is unavailable right now (circuit breakers open); try again shortly.",
         )
-    }))
+    })
 }
 
 /// The error a request ends with: `last`, unless it is a fallback's
@@ -429,12 +527,26 @@ pub(crate) mod tests {
         Vec<AttemptRecord>,
         Vec<String>,
     ) {
-        run_within(&RequestContext::default(), script).await
+        run_with(&RequestContext::default(), RetryRules::default(), script).await
     }
 
     /// Runs the fallback loop for a request with `context`'s deadline.
     async fn run_within(
         context: &RequestContext,
+        script: &[(&str, Result<&'static str, ErrorClass>)],
+    ) -> (
+        Result<String, ServiceError>,
+        Vec<AttemptRecord>,
+        Vec<String>,
+    ) {
+        run_with(context, RetryRules::default(), script).await
+    }
+
+    /// Runs the fallback loop for a request with `context`'s deadline on a
+    /// route retrying by `retry`.
+    async fn run_with(
+        context: &RequestContext,
+        retry: RetryRules,
         script: &[(&str, Result<&'static str, ErrorClass>)],
     ) -> (
         Result<String, ServiceError>,
@@ -460,17 +572,19 @@ pub(crate) mod tests {
             }
         };
         let health = Health::new(crate::breaker::BreakerConfig::default());
-        let mut decision = Decision::default();
-        let result = try_in_order(
-            context,
-            &parent,
-            &candidates,
-            &health,
-            &mut decision,
-            &mut records,
-            attempt,
-        )
-        .await;
+        let mut plan = Plan {
+            route: Arc::new(crate::route_table::Route {
+                name: "r".to_owned(),
+                tiers: Vec::new(),
+                cache_ttl: None,
+                retry,
+            }),
+            candidates,
+            snapshot_version: 1,
+            decision: switchyard_proto::v1::Decision::default(),
+        };
+        let result =
+            try_in_order(context, &parent, &mut plan, &health, &mut records, attempt).await;
         (result, records, fake.calls())
     }
 
@@ -515,7 +629,16 @@ pub(crate) mod tests {
             ErrorClass::UpstreamUnavailable,
             ErrorClass::Timeout,
         ] {
-            let (result, records, calls) = run(&[("a", Err(class)), ("b", Ok("from b"))]).await;
+            let no_retries = RetryRules {
+                per_deployment: Some(0),
+                ..RetryRules::default()
+            };
+            let (result, records, calls) = run_with(
+                &RequestContext::default(),
+                no_retries,
+                &[("a", Err(class)), ("b", Ok("from b"))],
+            )
+            .await;
             assert_eq!(result.expect("b answers"), "from b", "{class}");
             assert_eq!(calls, ["a", "b"]);
             assert_eq!(records.len(), 2);
@@ -572,7 +695,7 @@ pub(crate) mod tests {
 
     #[tokio::test]
     async fn the_last_error_is_returned_when_every_deployment_fails() {
-        let (result, records, _) = run(&[
+        let (result, records, calls) = run(&[
             ("a", Err(ErrorClass::RateLimited)),
             ("b", Err(ErrorClass::Overloaded)),
         ])
@@ -581,11 +704,95 @@ pub(crate) mod tests {
             result.expect_err("all failed").class,
             ErrorClass::Overloaded
         );
+        // By default a 429 goes elsewhere at once, and an overload is
+        // waited out once in place.
+        assert_eq!(calls, ["a", "b", "b"]);
         let outcomes: Vec<_> = records.iter().map(|record| record.outcome).collect();
         assert_eq!(
             outcomes,
-            [Some(ErrorClass::RateLimited), Some(ErrorClass::Overloaded)]
+            [
+                Some(ErrorClass::RateLimited),
+                Some(ErrorClass::Overloaded),
+                Some(ErrorClass::Overloaded)
+            ]
         );
+    }
+
+    #[tokio::test]
+    async fn retries_in_place_are_bounded_by_the_route_and_the_deadline() {
+        let context = RequestContext::default();
+        let twice = RetryRules {
+            per_deployment: Some(2),
+            ..RetryRules::default()
+        };
+        let script = [
+            ("a", Err(ErrorClass::UpstreamUnavailable)),
+            ("b", Ok("from b")),
+        ];
+        let (result, _, calls) = run_with(&context, twice, &script).await;
+        assert_eq!(result.expect("b answers"), "from b");
+        assert_eq!(calls, ["a", "a", "a", "b"]);
+        // `max_attempts` counts every attempt.
+        let capped = RetryRules {
+            max_attempts: Some(2),
+            ..twice
+        };
+        let (result, _, calls) = run_with(&context, capped, &script).await;
+        assert_eq!(
+            result.expect_err("out of attempts").class,
+            ErrorClass::UpstreamUnavailable
+        );
+        assert_eq!(calls, ["a", "a"]);
+        // A wait that would end after the deadline is not waited.
+        let soon = RequestContext {
+            deadline_unix_ms: u64::try_from(
+                (std::time::SystemTime::now() + Duration::from_millis(150))
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .expect("after the epoch")
+                    .as_millis(),
+            )
+            .expect("fits"),
+            ..RequestContext::default()
+        };
+        let (result, _, calls) = run_with(&soon, twice, &script).await;
+        assert!(result.is_ok());
+        assert!(calls.len() <= 4 && calls.last().map(String::as_str) == Some("b"));
+    }
+
+    #[tokio::test]
+    async fn the_fallback_delay_is_waited_before_the_next_deployment() {
+        let delayed = RetryRules {
+            per_deployment: Some(0),
+            fallback_delay: Duration::from_millis(120),
+            ..RetryRules::default()
+        };
+        let started = Instant::now();
+        let (result, _, calls) = run_with(
+            &RequestContext::default(),
+            delayed,
+            &[("a", Err(ErrorClass::RateLimited)), ("b", Ok("from b"))],
+        )
+        .await;
+        assert_eq!(result.expect("b answers"), "from b");
+        assert_eq!(calls, ["a", "b"]);
+        assert!(started.elapsed() >= Duration::from_millis(120));
+    }
+
+    #[test]
+    fn a_retry_waits_the_providers_retry_after_else_a_jittered_backoff() {
+        let told = ServiceError::new(ErrorClass::RateLimited, "slow down")
+            .with_retry_after(Duration::from_millis(700));
+        assert_eq!(wait_before_retry(&told, 1), Duration::from_millis(700));
+        let untold = ServiceError::new(ErrorClass::Overloaded, "busy");
+        for tries in 1..6 {
+            let ceiling = Duration::from_millis(250 << (tries - 1)).min(Duration::from_secs(4));
+            let waits: Vec<Duration> = (0..50).map(|_| wait_before_retry(&untold, tries)).collect();
+            assert!(
+                waits.iter().all(|wait| *wait <= ceiling),
+                "{tries}: {waits:?}"
+            );
+            assert!(waits.iter().any(|wait| *wait != waits[0]), "jittered");
+        }
     }
 
     #[tokio::test]

@@ -32,9 +32,8 @@ pub async fn embed(
     let answered = try_in_order(
         &context,
         &span,
-        &plan.candidates,
+        &mut plan,
         health,
-        &mut plan.decision,
         &mut attempts,
         |deployment, is_last, context| {
             let request = if is_last {

@@ -318,9 +318,8 @@ impl Journey {
         let open = try_in_order(
             context,
             span,
-            &plan.candidates,
+            plan,
             health,
-            &mut plan.decision,
             attempts,
             |deployment, is_last, context| {
                 let request = if is_last {

@@ -20,6 +20,20 @@ pub struct Route {
     pub tiers: Vec<Tier>,
     /// How long responses may be served from the cache; `None` disables it.
     pub cache_ttl: Option<Duration>,
+    /// How its requests retry and fall back.
+    pub retry: RetryRules,
+}
+
+/// How a route's requests retry and fall back, before any output.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RetryRules {
+    /// Attempts in all; `None` for no limit but the others.
+    pub max_attempts: Option<u32>,
+    /// Further tries at the same deployment after a retryable failure;
+    /// `None` for the default by error class.
+    pub per_deployment: Option<u32>,
+    /// Wait before falling back to the next deployment.
+    pub fallback_delay: Duration,
 }
 
 /// The routes each key may use.
@@ -51,10 +65,18 @@ impl RouteTable {
                     .cache
                     .filter(|cache| cache.ttl_ms > 0)
                     .map(|cache| Duration::from_millis(cache.ttl_ms));
+                let retry = route
+                    .retry
+                    .map_or_else(RetryRules::default, |retry| RetryRules {
+                        max_attempts: (retry.max_attempts > 0).then_some(retry.max_attempts),
+                        per_deployment: retry.per_deployment,
+                        fallback_delay: Duration::from_millis(retry.fallback_delay_ms),
+                    });
                 let entry = Route {
                     name: route.name.clone(),
                     tiers,
                     cache_ttl,
+                    retry,
                 };
                 (route.name, Arc::new(entry))
             })
