@@ -187,6 +187,9 @@ routes:
   - name: patient
     strategy: {{fallback: [openai-backup]}}
     retry: {{per_deployment: 1}}
+  - name: hedged
+    strategy: {{fallback: [anthropic-primary, openai-backup]}}
+    hedge: {{after: 200ms}}
 models:
   - name: gpt-test
     targets: [{{provider: fake-openai, model: gpt-4o-mini}}]
@@ -202,7 +205,7 @@ keys:
   - id: test-key
     team: {team}
     secret: {{env: TEST_KEY}}
-    models: [gpt-test, demo, fallback, refused-first, pooled, twice, patient]
+    models: [gpt-test, demo, fallback, refused-first, pooled, twice, patient, hedged]
     debug: true
 "#,
             upstream_url = upstream.base_url(),

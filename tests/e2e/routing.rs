@@ -34,6 +34,49 @@ pub async fn a_retry_in_place_waits_the_providers_retry_after(cluster: &TestClus
     );
 }
 
+/// A route that hedges sends a backup when its first deployment has not
+/// answered after 200 ms, serves the backup's answer, and keeps both
+/// attempts in the usage record, the slow one as cancelled.
+pub async fn a_slow_first_token_is_hedged_to_the_next_deployment(cluster: &TestCluster) {
+    cluster
+        .primary
+        .push_fault(Fault::Delay(std::time::Duration::from_millis(900)));
+    let started = std::time::Instant::now();
+    let response = cluster.chat(&hello("hedged")).await;
+    let waited = started.elapsed();
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.headers()["x-switchyard-deployment"],
+        "openai-backup"
+    );
+    assert!(
+        waited >= std::time::Duration::from_millis(200)
+            && waited < std::time::Duration::from_millis(850),
+        "answered after {waited:?}"
+    );
+    assert_eq!(cluster.primary.requests().len(), 1);
+    assert_eq!(cluster.upstream.requests().len(), 1);
+    let rows = crate::ledger::wait_for_usage_rows(cluster, 1).await;
+    let attempts: serde_json::Value = serde_json::from_str(&rows[0].attempts).expect("JSON");
+    let outcomes: Vec<(&str, &str)> = attempts
+        .as_array()
+        .expect("an array")
+        .iter()
+        .map(|attempt| {
+            (
+                attempt["deployment_id"].as_str().unwrap_or_default(),
+                attempt["outcome"].as_str().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        outcomes,
+        [("anthropic-primary", "cancelled"), ("openai-backup", "")]
+    );
+    assert_eq!(attempts[0]["reason"], "first");
+    assert_eq!(attempts[1]["reason"], "hedge");
+}
+
 /// Requests a breaker opens for (the router's default: 10 requests in the
 /// window, half of them failed).
 const OPENING_FAILURES: usize = 10;

@@ -19,6 +19,7 @@ pub use crate::observability::{
 };
 pub use crate::routing::{
     a_retry_in_place_waits_the_providers_retry_after,
+    a_slow_first_token_is_hedged_to_the_next_deployment,
     an_open_breaker_keeps_requests_off_a_failing_deployment,
 };
 use crate::{
@@ -753,6 +754,7 @@ pub async fn models_are_listed_for_the_key(cluster: &TestCluster) {
             "demo",
             "fallback",
             "gpt-test",
+            "hedged",
             "patient",
             "pooled",
             "refused-first",

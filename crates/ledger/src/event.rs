@@ -153,6 +153,9 @@ pub struct AttemptRow<'a> {
     /// has one key.
     #[serde(skip_serializing_if = "str::is_empty")]
     pub credential: &'a str,
+    /// Why it was made: `first`, `retry`, `fallback` or `hedge`.
+    #[serde(skip_serializing_if = "str::is_empty")]
+    pub reason: &'a str,
 }
 
 impl<'a> UsageRow<'a> {
@@ -204,6 +207,7 @@ impl<'a> UsageRow<'a> {
                     completion_tokens: usage.completion_tokens,
                     cost_nanos: attempt.cost.as_ref().map_or(0, |cost| cost.nanos),
                     credential: &attempt.credential,
+                    reason: &attempt.reason,
                 })
             })
             .collect::<Result<Vec<_>>>()?;

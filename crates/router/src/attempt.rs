@@ -12,7 +12,8 @@ use std::{
 };
 
 use crate::{
-    health::Health,
+    health::{Health, Ticket},
+    hedge::{self, Raced},
     plan::{Plan, skip},
     route_table::RetryRules,
     spans,
@@ -49,6 +50,8 @@ pub struct AttemptRecord {
     /// The id of the provider API key it used, as the adapters reported it;
     /// empty when the provider has one key.
     pub credential: String,
+    /// Why it was made: `first`, `retry`, `fallback` or `hedge`.
+    pub reason: &'static str,
     /// The attempt's span while it is open.
     pub span: HopSpan,
 }
@@ -235,12 +238,17 @@ where
     Fut: Future<Output = Result<T, ServiceError>>,
 {
     let rules = plan.route.retry;
-    let candidates = &plan.candidates;
+    let hedge_after = plan.route.hedge_after;
+    let candidates = plan.candidates.clone();
     let last = candidates.len().saturating_sub(1);
     let mut first_outage: Option<ServiceError> = None;
     let mut last_error = None;
     let mut made = 0_u32;
+    let mut hedged_past = None;
     for (position, deployment) in candidates.iter().enumerate() {
+        if hedged_past.is_some_and(|past| position <= past) {
+            continue;
+        }
         let mut tries = 0_u32;
         loop {
             if rules.max_attempts.is_some_and(|most| made >= most) {
@@ -258,27 +266,63 @@ where
             };
             made += 1;
             tries += 1;
-            let span = spans::attempt(parent, deployment, records.len());
-            let mut sent = context.clone();
-            span.hand_on(&mut sent);
-            let started = Instant::now();
-            let is_last = position == last && !may_retry_here(&rules, tries, None);
-            let result = attempt(Arc::clone(deployment), is_last, sent).await;
-            let mut record = AttemptRecord {
-                deployment: Arc::clone(deployment),
-                started,
-                first_chunk_at: None,
-                ended: None,
-                outcome: None,
-                usage: Usage::default(),
-                upstream: None,
-                credential: String::new(),
-                span,
+            let reason = match (records.is_empty(), tries) {
+                (true, 1) => "first",
+                (_, 1) => "fallback",
+                _ => "retry",
+            };
+            let (mut record, sent) =
+                open_record(context, parent, deployment, records.len(), reason);
+            let started = record.started;
+            let backup = hedge_after
+                .filter(|_| tries == 1 && position < last && another_fits(&rules, made))
+                .map(|after| (after, Arc::clone(&candidates[position + 1])));
+            let result = match backup {
+                None => {
+                    let is_last = position == last && !may_retry_here(&rules, tries, None);
+                    attempt(Arc::clone(deployment), is_last, sent).await
+                }
+                Some((after, backup)) => {
+                    let first = (deployment, ticket, record, sent);
+                    // Boxed: two attempts in flight are large, and only
+                    // hedged routes pay for them.
+                    let hedging = Box::pin(hedged(
+                        context,
+                        parent,
+                        health,
+                        records,
+                        &mut attempt,
+                        first,
+                        backup,
+                        after,
+                    ));
+                    match hedging.await {
+                        Hedged::Alone(result, returned) => {
+                            record = returned;
+                            result
+                        }
+                        Hedged::Answered(answer) => return Ok(answer),
+                        Hedged::BothFailed(first_error, backup_error) => {
+                            made += 1;
+                            hedged_past = Some(position + 1);
+                            let remaining = outbound::remaining(context);
+                            let stop = !backup_error.class.is_retryable()
+                                || remaining == Some(Duration::ZERO)
+                                || position + 1 >= last;
+                            keep(&mut first_outage, &mut last_error, first_error);
+                            if stop {
+                                return Err(explaining(first_outage, backup_error));
+                            }
+                            keep(&mut first_outage, &mut last_error, backup_error);
+                            break;
+                        }
+                    }
+                }
             };
             let error = match result {
                 Ok(answer) => {
                     health.record(deployment, ticket, Ok(started.elapsed()));
-                    record.first_chunk_at = Some(Instant::now());
+                    record.first_chunk_at = Some(std::time::Instant::now());
                     records.push(record);
                     return Ok(answer);
                 }
@@ -317,6 +361,132 @@ where
         }
     }
     Err(ended(first_outage, last_error))
+}
+
+/// Opens the record (and span) of an attempt at `deployment`, the
+/// `position`th of the request, made for `reason`, and the context to send
+/// it with.
+fn open_record(
+    context: &RequestContext,
+    parent: &HopSpan,
+    deployment: &Arc<Deployment>,
+    position: usize,
+    reason: &'static str,
+) -> (AttemptRecord, RequestContext) {
+    let span = spans::attempt(parent, deployment, position);
+    let mut sent = context.clone();
+    span.hand_on(&mut sent);
+    let record = AttemptRecord {
+        deployment: Arc::clone(deployment),
+        started: Instant::now(),
+        first_chunk_at: None,
+        ended: None,
+        outcome: None,
+        usage: Usage::default(),
+        upstream: None,
+        credential: String::new(),
+        reason,
+        span,
+    };
+    (record, sent)
+}
+
+/// What a hedged first try came to.
+enum Hedged<T> {
+    /// No backup was sent: the first attempt's result and its record, to
+    /// be handled as any attempt's.
+    Alone(Result<T, ServiceError>, AttemptRecord),
+    /// One answered (both records kept, the answering one last).
+    Answered(T),
+    /// Both failed (both records kept): the first's error, the backup's.
+    BothFailed(ServiceError, ServiceError),
+}
+
+/// Sends `first` (its deployment, breaker ticket, record and context) and,
+/// when it has not answered after `after`, a backup to `backup`; serves
+/// whichever answers first and drops the other (which closes its upstream
+/// connection), keeping it in the records as `cancelled`.
+#[allow(clippy::too_many_arguments)]
+async fn hedged<T, F, Fut>(
+    context: &RequestContext,
+    parent: &HopSpan,
+    health: &Health,
+    records: &mut Vec<AttemptRecord>,
+    attempt: &mut F,
+    first: (&Arc<Deployment>, Ticket, AttemptRecord, RequestContext),
+    backup: Arc<Deployment>,
+    after: Duration,
+) -> Hedged<T>
+where
+    F: FnMut(Arc<Deployment>, bool, RequestContext) -> Fut,
+    Fut: Future<Output = Result<T, ServiceError>>,
+{
+    let (deployment, ticket, mut record, sent) = first;
+    let position = records.len() + 1;
+    let first_attempt = attempt(Arc::clone(deployment), false, sent);
+    let mut opened = None;
+    let raced = hedge::race(first_attempt, after, || {
+        let backup_ticket = health.admit(&backup)?;
+        let (backup_record, backup_sent) = open_record(context, parent, &backup, position, "hedge");
+        opened = Some((backup_record, backup_ticket));
+        Some(attempt(Arc::clone(&backup), false, backup_sent))
+    })
+    .await;
+    let Some((mut backup_record, backup_ticket)) = opened else {
+        let Raced::Alone(result) = raced else {
+            unreachable!("a race without a backup is the first attempt alone");
+        };
+        return Hedged::Alone(result, record);
+    };
+    match raced {
+        Raced::Alone(result) => Hedged::Alone(result, record),
+        Raced::Answered {
+            by_backup,
+            answer,
+            at,
+            other,
+        } => {
+            let (mut winner, mut loser) = (
+                (deployment, ticket, record),
+                (&backup, backup_ticket, backup_record),
+            );
+            if by_backup {
+                std::mem::swap(&mut winner, &mut loser);
+            }
+            let (winner_deployment, winner_ticket, mut winner_record) = winner;
+            let (loser_deployment, loser_ticket, mut loser_record) = loser;
+            let (class, ended) = other.map_or((ErrorClass::Cancelled, at), |(error, ended)| {
+                (error.class, ended)
+            });
+            // A cancelled attempt says nothing of its deployment's health.
+            health.record(loser_deployment, loser_ticket, Err(class));
+            loser_record.fail(class);
+            loser_record.ended = Some(ended);
+            health.record(
+                winner_deployment,
+                winner_ticket,
+                Ok(at.saturating_duration_since(winner_record.started)),
+            );
+            winner_record.first_chunk_at = Some(at);
+            records.push(loser_record);
+            records.push(winner_record);
+            Hedged::Answered(answer)
+        }
+        Raced::BothFailed {
+            first: (first_error, first_ended),
+            backup: (backup_error, backup_ended),
+        } => {
+            health.record(deployment, ticket, Err(first_error.class));
+            record.fail(first_error.class);
+            record.ended = Some(first_ended);
+            health.record(&backup, backup_ticket, Err(backup_error.class));
+            backup_record.fail(backup_error.class);
+            backup_record.ended = Some(backup_ended);
+            records.push(record);
+            records.push(backup_record);
+            Hedged::BothFailed(first_error, backup_error)
+        }
+    }
 }
 
 /// Whether another attempt fits under the route's `max_attempts` after
@@ -527,7 +697,25 @@ pub(crate) mod tests {
         Vec<AttemptRecord>,
         Vec<String>,
     ) {
-        run_with(&RequestContext::default(), RetryRules::default(), script).await
+        run_with(&RequestContext::default(), Setup::default(), script).await
+    }
+
+    /// How a test route retries and hedges, and how long each scripted
+    /// deployment takes to answer.
+    #[derive(Default)]
+    struct Setup {
+        retry: RetryRules,
+        hedge_after: Option<Duration>,
+        delays: HashMap<&'static str, Duration>,
+    }
+
+    impl From<RetryRules> for Setup {
+        fn from(retry: RetryRules) -> Self {
+            Self {
+                retry,
+                ..Self::default()
+            }
+        }
     }
 
     /// Runs the fallback loop for a request with `context`'s deadline.
@@ -539,14 +727,14 @@ pub(crate) mod tests {
         Vec<AttemptRecord>,
         Vec<String>,
     ) {
-        run_with(context, RetryRules::default(), script).await
+        run_with(context, Setup::default(), script).await
     }
 
     /// Runs the fallback loop for a request with `context`'s deadline on a
     /// route retrying by `retry`.
     async fn run_with(
         context: &RequestContext,
-        retry: RetryRules,
+        setup: impl Into<Setup>,
         script: &[(&str, Result<&'static str, ErrorClass>)],
     ) -> (
         Result<String, ServiceError>,
@@ -558,9 +746,18 @@ pub(crate) mod tests {
         let candidates: Vec<_> = script.iter().map(|(id, _)| deployment(id)).collect();
         let mut records = Vec::new();
         let parent = HopSpan::none();
+        let Setup {
+            retry,
+            hedge_after,
+            delays,
+        } = setup.into();
         let attempt = |deployment: Arc<Deployment>, _, context| {
             let adapters = adapters.clone();
+            let delay = delays.get(deployment.id.as_str()).copied();
             async move {
+                if let Some(delay) = delay {
+                    tokio::time::sleep(delay).await;
+                }
                 let open = adapters
                     .open_chat(context, &deployment, ChatRequest::default())
                     .await?;
@@ -578,6 +775,7 @@ pub(crate) mod tests {
                 tiers: Vec::new(),
                 cache_ttl: None,
                 retry,
+                hedge_after,
             }),
             candidates,
             snapshot_version: 1,
@@ -602,6 +800,7 @@ pub(crate) mod tests {
             usage: Usage::default(),
             upstream,
             credential: String::new(),
+            reason: "first",
             span: HopSpan::none(),
         };
         let answer = UpstreamTiming {
@@ -776,6 +975,81 @@ pub(crate) mod tests {
         assert_eq!(result.expect("b answers"), "from b");
         assert_eq!(calls, ["a", "b"]);
         assert!(started.elapsed() >= Duration::from_millis(120));
+    }
+
+    #[tokio::test]
+    async fn a_slow_first_attempt_is_hedged_and_the_faster_answer_served() {
+        let hedged = Setup {
+            hedge_after: Some(Duration::from_millis(50)),
+            delays: HashMap::from([("a", Duration::from_secs(5))]),
+            ..Setup::default()
+        };
+        let started = Instant::now();
+        let (result, records, calls) = run_with(
+            &RequestContext::default(),
+            hedged,
+            &[
+                ("a", Ok("slow a")),
+                ("b", Ok("quick b")),
+                ("c", Ok("never")),
+            ],
+        )
+        .await;
+        assert_eq!(result.expect("b answers"), "quick b");
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "a was not waited for"
+        );
+        assert_eq!(
+            calls,
+            ["b"],
+            "a was cancelled before it reached the adapters"
+        );
+        // Both are recorded, the answering one last.
+        let kept: Vec<_> = records
+            .iter()
+            .map(|record| (record.deployment.id.as_str(), record.outcome))
+            .collect();
+        assert_eq!(kept, [("a", Some(ErrorClass::Cancelled)), ("b", None)]);
+        // A first attempt that answers within the delay is never hedged.
+        let not_needed = Setup {
+            hedge_after: Some(Duration::from_millis(500)),
+            ..Setup::default()
+        };
+        let (result, records, calls) = run_with(
+            &RequestContext::default(),
+            not_needed,
+            &[("a", Ok("from a")), ("b", Ok("never"))],
+        )
+        .await;
+        assert_eq!(result.expect("a answers"), "from a");
+        assert_eq!((calls.len(), records.len()), (1, 1));
+    }
+
+    #[tokio::test]
+    async fn when_both_hedged_attempts_fail_the_next_deployment_is_tried() {
+        let hedged = Setup {
+            hedge_after: Some(Duration::from_millis(20)),
+            delays: HashMap::from([("a", Duration::from_millis(100))]),
+            retry: RetryRules {
+                per_deployment: Some(0),
+                ..RetryRules::default()
+            },
+        };
+        let (result, records, calls) = run_with(
+            &RequestContext::default(),
+            hedged,
+            &[
+                ("a", Err(ErrorClass::Timeout)),
+                ("b", Err(ErrorClass::UpstreamUnavailable)),
+                ("c", Ok("from c")),
+            ],
+        )
+        .await;
+        assert_eq!(result.expect("c answers"), "from c");
+        assert_eq!(calls, ["b", "a", "c"]);
+        assert_eq!(records.len(), 3);
+        assert_eq!(records[2].deployment.id, "c");
     }
 
     #[test]

@@ -79,6 +79,7 @@ mod tests {
             usage: Usage::default(),
             upstream: None,
             credential: String::new(),
+            reason: "first",
             span: HopSpan::none(),
         }
     }

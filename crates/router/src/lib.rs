@@ -33,6 +33,7 @@ mod estimate;
 mod forward;
 mod grpc;
 mod health;
+mod hedge;
 mod metrics;
 mod plan;
 mod pricing;

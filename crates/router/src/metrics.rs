@@ -375,7 +375,14 @@ impl RouterMetrics {
                 route: event.route_id.clone(),
                 deployment: attempt.deployment_id.clone(),
                 provider: attempt.provider.clone(),
-                reason: if index == 0 { "first" } else { "fallback" },
+                reason: match attempt.reason.as_str() {
+                    "retry" => "retry",
+                    "hedge" => "hedge",
+                    "fallback" => "fallback",
+                    "first" => "first",
+                    _ if index == 0 => "first",
+                    _ => "fallback",
+                },
                 status,
             };
             self.attempts.get_or_create(&labels).inc();

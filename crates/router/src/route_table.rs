@@ -22,6 +22,9 @@ pub struct Route {
     pub cache_ttl: Option<Duration>,
     /// How its requests retry and fall back.
     pub retry: RetryRules,
+    /// When a backup attempt goes to the next deployment while the first
+    /// has not answered; `None` never.
+    pub hedge_after: Option<Duration>,
 }
 
 /// How a route's requests retry and fall back, before any output.
@@ -72,11 +75,16 @@ impl RouteTable {
                         per_deployment: retry.per_deployment,
                         fallback_delay: Duration::from_millis(retry.fallback_delay_ms),
                     });
+                let hedge_after = route
+                    .hedge
+                    .filter(|hedge| hedge.after_ms > 0)
+                    .map(|hedge| Duration::from_millis(hedge.after_ms));
                 let entry = Route {
                     name: route.name.clone(),
                     tiers,
                     cache_ttl,
                     retry,
+                    hedge_after,
                 };
                 (route.name, Arc::new(entry))
             })

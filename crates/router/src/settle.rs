@@ -260,6 +260,7 @@ pub fn usage_event(settlement: Settlement) -> UsageEvent {
             usage: Some(attempt.usage),
             cost: attempt_cost.as_ref().map(ExactCost::round),
             credential: attempt.credential.clone(),
+            reason: attempt.reason.to_owned(),
         })
         .collect();
     UsageEvent {
@@ -345,6 +346,7 @@ mod tests {
             usage,
             upstream: None,
             credential: String::new(),
+            reason: "first",
             span: HopSpan::none(),
         }
     }
