@@ -171,6 +171,14 @@ deployments:
     provider: nowhere
     model: gpt-4o-mini
     pricing: {{input_per_million: "100.00", output_per_million: "200.00"}}
+  - id: old-mini
+    provider: fake-openai
+    model: gpt-4o-mini-old
+    lifecycle: {{deprecated: true, sunset_date: "2099-12-31", successor: openai-backup}}
+  - id: retired-mini
+    provider: fake-openai
+    model: gpt-3.5-retired
+    lifecycle: {{sunset_date: "2020-01-01", successor: openai-backup}}
   - id: pool-mini
     provider: fake-openai-pool
     model: gpt-4o-mini
@@ -190,6 +198,10 @@ routes:
   - name: hedged
     strategy: {{fallback: [anthropic-primary, openai-backup]}}
     hedge: {{after: 200ms}}
+  - name: aging
+    strategy: {{fallback: [old-mini]}}
+  - name: retired
+    strategy: {{fallback: [retired-mini]}}
 models:
   - name: gpt-test
     targets: [{{provider: fake-openai, model: gpt-4o-mini}}]
@@ -205,7 +217,7 @@ keys:
   - id: test-key
     team: {team}
     secret: {{env: TEST_KEY}}
-    models: [gpt-test, demo, fallback, refused-first, pooled, twice, patient, hedged]
+    models: [gpt-test, demo, fallback, refused-first, pooled, twice, patient, hedged, aging, retired]
     debug: true
 "#,
             upstream_url = upstream.base_url(),

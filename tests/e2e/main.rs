@@ -85,6 +85,7 @@ both_modes!(
     an_open_breaker_keeps_requests_off_a_failing_deployment,
     a_retry_in_place_waits_the_providers_retry_after,
     a_slow_first_token_is_hedged_to_the_next_deployment,
+    deprecation_is_announced_and_a_sunset_shifts_to_the_successor,
     the_edge_deadline_bounds_a_slow_upstream,
     metrics_move_as_requests_flow,
     the_gateway_overhead_is_reported_without_the_providers_time,

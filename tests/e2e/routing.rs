@@ -77,6 +77,56 @@ pub async fn a_slow_first_token_is_hedged_to_the_next_deployment(cluster: &TestC
     assert_eq!(attempts[1]["reason"], "hedge");
 }
 
+/// A deprecated deployment still answers before its sunset, with
+/// `Deprecation` and `Sunset` headers and a counter; past its sunset, its
+/// route's traffic goes to the successor, and the decision record says so.
+pub async fn deprecation_is_announced_and_a_sunset_shifts_to_the_successor(cluster: &TestCluster) {
+    let response = cluster.chat(&hello("aging")).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["x-switchyard-deployment"], "old-mini");
+    let deprecation = response.headers()["deprecation"].to_str().expect("ASCII");
+    assert!(
+        deprecation.starts_with('@') && deprecation[1..].parse::<u64>().is_ok(),
+        "{deprecation}"
+    );
+    assert_eq!(
+        response.headers()["sunset"],
+        "Thu, 31 Dec 2099 00:00:00 GMT"
+    );
+    let sent = cluster.upstream.requests();
+    assert_eq!(sent.last().expect("sent").body["model"], "gpt-4o-mini-old");
+
+    let response = cluster.chat(&hello("retired")).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.headers()["x-switchyard-deployment"],
+        "openai-backup"
+    );
+    assert!(response.headers().get("deprecation").is_none());
+    let decision = response.headers()["x-switchyard-decision"]
+        .to_str()
+        .expect("ASCII")
+        .to_owned();
+    assert!(
+        decision.contains("skipped=retired-mini(lifecycle:sunset:openai-backup)"),
+        "{decision}"
+    );
+    let sent = cluster.upstream.requests();
+    assert_eq!(sent.len(), 2, "the retired model was never called");
+    assert_eq!(sent[1].body["model"], "gpt-4o-mini");
+
+    let scrape = Scrape::parse(&cluster.scrape("router").await);
+    assert_eq!(
+        scrape.sum(
+            "switchyard_deprecated_answers_total",
+            &[("deployment", "old-mini")]
+        ),
+        1.0,
+        "{}",
+        scrape.text()
+    );
+}
+
 /// Requests a breaker opens for (the router's default: 10 requests in the
 /// window, half of them failed).
 const OPENING_FAILURES: usize = 10;

@@ -21,6 +21,7 @@ pub use crate::routing::{
     a_retry_in_place_waits_the_providers_retry_after,
     a_slow_first_token_is_hedged_to_the_next_deployment,
     an_open_breaker_keeps_requests_off_a_failing_deployment,
+    deprecation_is_announced_and_a_sunset_shifts_to_the_successor,
 };
 use crate::{
     cluster::{Backends, TestCluster, UPSTREAM_KEY},
@@ -751,6 +752,7 @@ pub async fn models_are_listed_for_the_key(cluster: &TestCluster) {
     assert_eq!(
         ids,
         [
+            "aging",
             "demo",
             "fallback",
             "gpt-test",
@@ -758,6 +760,7 @@ pub async fn models_are_listed_for_the_key(cluster: &TestCluster) {
             "patient",
             "pooled",
             "refused-first",
+            "retired",
             "twice"
         ],
         "only the key's models, by name"

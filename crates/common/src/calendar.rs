@@ -42,6 +42,37 @@ impl UtcTime {
     }
 }
 
+/// Unix seconds at the start (00:00 UTC) of the date `text`
+/// (`YYYY-MM-DD`); `None` when it is not such a date on or after 1970.
+pub fn start_of_date(text: &str) -> Option<u64> {
+    let mut parts = text.splitn(3, '-');
+    let mut field = |digits: usize| {
+        parts
+            .next()
+            .filter(|part| part.len() == digits && part.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|part| part.parse::<u64>().ok())
+    };
+    let (year, month, day) = (field(4)?, field(2)?, field(2)?);
+    if year < 1970 || !(1..=12).contains(&month) || !(1..=31).contains(&day) {
+        return None;
+    }
+    let days = days_from_civil(year, month, day);
+    // Refuses days past the month's end (2027-02-30).
+    (civil_date(days) == (year, month, day)).then_some(days * 86_400)
+}
+
+/// Days from 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's
+/// `days_from_civil`), for dates from 1970.
+fn days_from_civil(year: u64, month: u64, day: u64) -> u64 {
+    let year = if month <= 2 { year - 1 } else { year };
+    let era = year / 400;
+    let year_of_era = year - era * 400;
+    let month_index = if month > 2 { month - 3 } else { month + 9 };
+    let day_of_year = (153 * month_index + 2) / 5 + day - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    era * 146_097 + day_of_era - 719_468
+}
+
 /// The proleptic Gregorian date `days` after 1970-01-01 (Howard Hinnant's
 /// `civil_from_days`).
 fn civil_date(days: u64) -> (u64, u64, u64) {
@@ -75,6 +106,23 @@ mod tests {
         assert_eq!(civil_date(11_016), (2000, 2, 29));
         assert_eq!(civil_date(20_789), (2026, 12, 2));
         assert_eq!(civil_date(20_819), (2027, 1, 1));
+    }
+
+    #[test]
+    fn dates_parse_to_the_start_of_their_day() {
+        assert_eq!(start_of_date("1970-01-01"), Some(0));
+        assert_eq!(start_of_date("2026-12-02"), Some(20_789 * 86_400));
+        assert_eq!(start_of_date("2000-02-29"), Some(11_016 * 86_400));
+        for bad in [
+            "2027-02-30",
+            "2027-13-01",
+            "27-01-01",
+            "2027-1-01",
+            "soon",
+            "",
+        ] {
+            assert_eq!(start_of_date(bad), None, "{bad}");
+        }
     }
 
     #[test]

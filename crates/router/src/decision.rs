@@ -9,9 +9,42 @@
 
 use std::{fmt::Write, time::Instant};
 
-use switchyard_proto::v1::Decision;
+use switchyard_proto::v1::{Decision, RouteDecision};
 
-use crate::attempt::AttemptRecord;
+use crate::{attempt::AttemptRecord, lifecycle, metrics::RouterMetrics};
+
+/// What the client's answer says of how `route` was served: the answering
+/// (last) attempt's deployment, how many attempts were made, its lifecycle
+/// (a deprecated deployment's answers are counted and, once per process
+/// and deployment, logged), and the compact decision record when the
+/// caller may see it (`debug`).
+pub fn route_decision(
+    route: &str,
+    decision: Option<&Decision>,
+    attempts: &[AttemptRecord],
+    debug: bool,
+    metrics: &RouterMetrics,
+) -> Option<RouteDecision> {
+    let deployment = &attempts.last()?.deployment;
+    let deprecation = lifecycle::deprecation(deployment);
+    if deprecation.is_some() {
+        metrics.deprecated_answer(deployment);
+    }
+    Some(RouteDecision {
+        model: route.to_owned(),
+        provider: deployment.provider.clone(),
+        upstream_model: deployment.upstream_model.clone(),
+        cache_hit: false,
+        deployment_id: deployment.id.clone(),
+        attempts: u32::try_from(attempts.len()).unwrap_or(u32::MAX),
+        decision: match decision {
+            Some(decision) if debug => compact(decision, attempts),
+            _ => String::new(),
+        },
+        deprecated: deprecation.is_some(),
+        sunset_unix: deprecation.flatten().unwrap_or(0),
+    })
+}
 
 /// The compact form of `decision` and the attempts made so far.
 pub fn compact(decision: &Decision, attempts: &[AttemptRecord]) -> String {

@@ -5,12 +5,12 @@ use std::time::Instant;
 
 use switchyard_common::{ServiceError, trace::HopSpan};
 use switchyard_proto::v1::{
-    EmbedRequest, EmbedResponse, RequestContext, RouteDecision, RouterEmbedResponse, Usage,
+    EmbedRequest, EmbedResponse, RequestContext, RouterEmbedResponse, Usage,
 };
 
 use crate::{
     attempt::{Adapters, EmbedAnswer, try_in_order, upstream_timing},
-    decision::compact,
+    decision::route_decision,
     health::Health,
     plan::Plan,
     settle::{Settlement, Settler, unix_millis},
@@ -81,29 +81,21 @@ pub async fn embed(
     let usage = normalized_usage(&response);
     // The whole answer arrives at once: its first byte is its last.
     settlement.first_chunk_at = Some(Instant::now());
-    let attempts = u32::try_from(settlement.attempts.len()).unwrap_or(u32::MAX);
     if let Some(answering) = settlement.attempts.last_mut() {
         answering.upstream = upstream;
         answering.credential = credential;
     }
     let upstream = upstream_timing(&settlement.attempts);
-    let decision = match &settlement.decision {
-        Some(decision) if settlement.context.debug => compact(decision, &settlement.attempts),
-        _ => String::new(),
-    };
-    let route = settlement.attempts.last_mut().map(|answering| {
+    if let Some(answering) = settlement.attempts.last_mut() {
         answering.usage = usage;
-        let deployment = &answering.deployment;
-        RouteDecision {
-            model: plan.route.name.clone(),
-            provider: deployment.provider.clone(),
-            upstream_model: deployment.upstream_model.clone(),
-            cache_hit: false,
-            deployment_id: deployment.id.clone(),
-            attempts,
-            decision,
-        }
-    });
+    }
+    let route = route_decision(
+        &plan.route.name,
+        settlement.decision.as_ref(),
+        &settlement.attempts,
+        settlement.context.debug,
+        settler.metrics(),
+    );
     settler.settle(settlement, None);
     Ok(RouterEmbedResponse {
         route,

@@ -20,7 +20,7 @@ use tonic::Status;
 
 use crate::{
     attempt::{Adapters, AttemptRecord, OpenAttempt, try_in_order, upstream_timing},
-    decision::compact,
+    decision::route_decision,
     health::Health,
     plan::Plan,
     settle::{CacheEntry, Settlement, Settler, unix_millis},
@@ -332,23 +332,13 @@ impl Journey {
             },
         )
         .await?;
-        if let Some(answering) = self.attempts.last() {
-            let deployment = &answering.deployment;
-            let decision = if self.exchange.context.debug {
-                compact(&self.exchange.plan.decision, &self.attempts)
-            } else {
-                String::new()
-            };
-            self.route = Some(RouteDecision {
-                model: self.exchange.plan.route.name.clone(),
-                provider: deployment.provider.clone(),
-                upstream_model: deployment.upstream_model.clone(),
-                cache_hit: false,
-                deployment_id: deployment.id.clone(),
-                attempts: u32::try_from(self.attempts.len()).unwrap_or(u32::MAX),
-                decision,
-            });
-        }
+        self.route = route_decision(
+            &self.exchange.plan.route.name,
+            Some(&self.exchange.plan.decision),
+            &self.attempts,
+            self.exchange.context.debug,
+            self.exchange.settler.metrics(),
+        );
         Ok(open)
     }
 

@@ -34,6 +34,7 @@ mod forward;
 mod grpc;
 mod health;
 mod hedge;
+mod lifecycle;
 mod metrics;
 mod plan;
 mod pricing;

@@ -25,6 +25,12 @@ use switchyard_common::{
 use switchyard_proto::v1::UsageEvent;
 
 /// Where a request went and how it ended.
+/// Labels of `deprecated_answers`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct DeprecatedLabels {
+    deployment: String,
+}
+
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
     operation: String,
@@ -102,6 +108,9 @@ pub struct RouterMetrics {
     tokens: Family<TokenLabels, Counter>,
     cost: Family<CostLabels, Counter<f64, AtomicU64>>,
     cache_lookups: Family<CacheLabels, Counter>,
+    deprecated_answers: Family<DeprecatedLabels, Counter>,
+    /// Deprecated deployments already logged by this process.
+    deprecated_logged: std::sync::Mutex<std::collections::HashSet<String>>,
     teams: Arc<BoundedLabel>,
     /// The series of requests answered at their first attempt, resolved
     /// once per kind, by [`Answered::fingerprint`]: the common case costs
@@ -168,6 +177,8 @@ impl RouterMetrics {
             tokens: Family::default(),
             cost: Family::default(),
             cache_lookups: Family::default(),
+            deprecated_answers: Family::default(),
+            deprecated_logged: std::sync::Mutex::default(),
             teams,
             answered: RwLock::new(HashMap::new()),
         };
@@ -202,11 +213,40 @@ impl RouterMetrics {
             metrics.cost.clone(),
         );
         registry.register(
+            "deprecated_answers",
+            "Answers from deprecated deployments (sent with Deprecation and Sunset headers)",
+            metrics.deprecated_answers.clone(),
+        );
+        registry.register(
             "cache_lookups",
             "Response cache lookups, by kind and result",
             metrics.cache_lookups.clone(),
         );
         metrics
+    }
+
+    /// Counts an answer from a deprecated `deployment`; logs a warning the
+    /// first time this process sees one from it.
+    pub fn deprecated_answer(&self, deployment: &switchyard_proto::v1::Deployment) {
+        self.deprecated_answers
+            .get_or_create(&DeprecatedLabels {
+                deployment: deployment.id.clone(),
+            })
+            .inc();
+        let first = self
+            .deprecated_logged
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(deployment.id.clone());
+        if first {
+            let lifecycle = deployment.lifecycle.clone().unwrap_or_default();
+            tracing::warn!(
+                deployment = %deployment.id,
+                sunset = %lifecycle.sunset_date,
+                successor = %lifecycle.successor,
+                "a deprecated deployment is still answering; move its routes to the successor before the sunset"
+            );
+        }
     }
 
     /// Counts one exact-cache lookup of `route`.

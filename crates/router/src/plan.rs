@@ -23,9 +23,13 @@ use switchyard_proto::v1::{Decision, Deployment, RequestContext, SkippedDeployme
 use crate::{
     constraints::Needs,
     health::Health,
+    lifecycle,
     route_table::{Route, RouteTable},
     strategy::{self, Inputs},
 };
+
+/// Most successors followed from one deployment past its sunset.
+const MAX_SUCCESSOR_HOPS: usize = 8;
 
 /// Where one request may go.
 #[derive(Debug, Clone)]
@@ -84,10 +88,11 @@ pub fn plan(
         health,
         estimate: &needs.estimate,
     };
+    let now = std::time::SystemTime::now();
     for tier in &route.tiers {
-        let mut kept = Vec::with_capacity(tier.deployments.len());
+        let mut kept: Vec<Arc<Deployment>> = Vec::with_capacity(tier.deployments.len());
         for id in &tier.deployments {
-            let Some(deployment) = table.deployment(id) else {
+            let Some(mut deployment) = table.deployment(id) else {
                 tracing::warn!(
                     route = %route.name,
                     deployment = %id,
@@ -97,6 +102,31 @@ pub fn plan(
                 skip(&mut decision, id, "snapshot", "unknown_deployment");
                 continue;
             };
+            // Past its sunset, a deployment's traffic goes to its successor.
+            // (The control plane refuses successor cycles; the bound is for
+            // a snapshot that somehow holds one.)
+            for _ in 0..MAX_SUCCESSOR_HOPS {
+                let Some(successor) = lifecycle::successor_now(deployment, now)
+                    .and_then(|successor| table.deployment(successor))
+                else {
+                    break;
+                };
+                skip(
+                    &mut decision,
+                    &deployment.id,
+                    "lifecycle",
+                    &format!("sunset:{}", successor.id),
+                );
+                deployment = successor;
+            }
+            if kept
+                .iter()
+                .chain(&candidates)
+                .any(|kept| kept.id == deployment.id)
+            {
+                continue;
+            }
+            let id = &deployment.id;
             if let Some(reason) = needs.unmet_by(deployment) {
                 skip(&mut decision, id, "constraints", reason);
                 continue;

@@ -201,7 +201,9 @@ pub fn router_error(request_id: Uuid, status: &tonic::Status) -> ApiError {
 /// `x-switchyard-cache` and `x-switchyard-provider`, and for an upstream
 /// answer `x-switchyard-deployment` and `x-switchyard-attempts` (how many
 /// deployments were tried, the answering one included), and for a key
-/// allowed to see it `x-switchyard-decision`, the decision record.
+/// allowed to see it `x-switchyard-decision`, the decision record; an
+/// answer from a deprecated deployment carries `Deprecation` (RFC 9745) and,
+/// when it has one, its `Sunset` (RFC 8594).
 pub fn decorate(headers: &mut HeaderMap, route: &RouteDecision) {
     // Names parsed once, at compile time; room made once for all five.
     const CACHE: HeaderName = HeaderName::from_static("x-switchyard-cache");
@@ -209,6 +211,8 @@ pub fn decorate(headers: &mut HeaderMap, route: &RouteDecision) {
     const DEPLOYMENT: HeaderName = HeaderName::from_static("x-switchyard-deployment");
     const ATTEMPTS: HeaderName = HeaderName::from_static("x-switchyard-attempts");
     const DECISION: HeaderName = HeaderName::from_static("x-switchyard-decision");
+    const DEPRECATION: HeaderName = HeaderName::from_static("deprecation");
+    const SUNSET: HeaderName = HeaderName::from_static("sunset");
     headers.reserve(6);
     let cache = if route.cache_hit { "hit" } else { "miss" };
     headers.insert(CACHE, HeaderValue::from_static(cache));
@@ -230,6 +234,22 @@ pub fn decorate(headers: &mut HeaderMap, route: &RouteDecision) {
         && let Ok(value) = HeaderValue::from_str(&route.decision)
     {
         headers.insert(DECISION, value);
+    }
+    if route.deprecated {
+        // RFC 9745: deprecated as of (at the latest) now.
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |since| since.as_secs());
+        if let Ok(value) = HeaderValue::from_str(&format!("@{now}")) {
+            headers.insert(DEPRECATION, value);
+        }
+    }
+    if route.sunset_unix > 0 {
+        // RFC 8594: an HTTP-date.
+        let sunset = std::time::UNIX_EPOCH + Duration::from_secs(route.sunset_unix);
+        if let Ok(value) = HeaderValue::from_str(&httpdate::fmt_http_date(sunset)) {
+            headers.insert(SUNSET, value);
+        }
     }
 }
 
