@@ -202,6 +202,11 @@ routes:
     strategy: {{fallback: [old-mini]}}
   - name: retired
     strategy: {{fallback: [retired-mini]}}
+  - name: auto
+    strategy: {{fallback: [openai-backup]}}
+    rules:
+      - {{name: code, when: {{last_user_matches: "(?i)\\bfn\\b|def "}}, route: demo}}
+      - {{name: classify, when: {{metadata: {{task: classify}}}}, route: demo}}
 models:
   - name: gpt-test
     targets: [{{provider: fake-openai, model: gpt-4o-mini}}]
@@ -217,7 +222,7 @@ keys:
   - id: test-key
     team: {team}
     secret: {{env: TEST_KEY}}
-    models: [gpt-test, demo, fallback, refused-first, pooled, twice, patient, hedged, aging, retired]
+    models: [gpt-test, demo, fallback, refused-first, pooled, twice, patient, hedged, aging, retired, auto]
     debug: true
 "#,
             upstream_url = upstream.base_url(),

@@ -86,6 +86,7 @@ both_modes!(
     a_retry_in_place_waits_the_providers_retry_after,
     a_slow_first_token_is_hedged_to_the_next_deployment,
     deprecation_is_announced_and_a_sunset_shifts_to_the_successor,
+    rules_send_requests_to_the_route_their_features_ask_for,
     the_edge_deadline_bounds_a_slow_upstream,
     metrics_move_as_requests_flow,
     the_gateway_overhead_is_reported_without_the_providers_time,

@@ -127,7 +127,11 @@ async fn ask_with_a_bad_key(cluster: &TestCluster) {
 pub async fn metrics_move_as_requests_flow(cluster: &TestCluster) {
     let ok = [("route", "gpt-test"), ("status", "ok")];
     let unavailable = [("route", "gpt-test"), ("status", "upstream_unavailable")];
-    let before = Scrape::parse(&cluster.scrape("router").await);
+    // A process just started may not hold its first snapshot yet.
+    let before = scrape_until(cluster, "router", |scrape| {
+        scrape.sum("switchyard_snapshot_version", &[("role", "router")]) >= 1.0
+    })
+    .await;
     let edge_before = Scrape::parse(&cluster.scrape("edge").await);
     assert!(
         before.sum("switchyard_snapshot_version", &[("role", "router")]) >= 1.0,

@@ -127,6 +127,48 @@ pub async fn deprecation_is_announced_and_a_sunset_shifts_to_the_successor(clust
     );
 }
 
+/// A route's rules send code to one route and tagged classification to
+/// another; what no rule matches takes the route's own strategy. The
+/// decision record names the rule.
+pub async fn rules_send_requests_to_the_route_their_features_ask_for(cluster: &TestCluster) {
+    let ask = |text: &str, metadata: serde_json::Value| {
+        json!({"model": "auto", "metadata": metadata,
+               "messages": [{"role": "user", "content": text}]})
+    };
+    let code = cluster
+        .chat(&ask("why does fn main() not compile?", json!({})))
+        .await;
+    assert_eq!(code.status(), 200);
+    assert_eq!(code.headers()["x-switchyard-provider"], "mock");
+    let decision = code.headers()["x-switchyard-decision"]
+        .to_str()
+        .expect("ASCII")
+        .to_owned();
+    assert!(decision.starts_with("rule=code->demo; "), "{decision}");
+    let tagged = cluster
+        .chat(&ask("is this spam?", json!({"task": "classify"})))
+        .await;
+    assert_eq!(tagged.status(), 200);
+    assert_eq!(tagged.headers()["x-switchyard-provider"], "mock");
+    assert!(
+        tagged.headers()["x-switchyard-decision"]
+            .to_str()
+            .expect("ASCII")
+            .starts_with("rule=classify->demo; ")
+    );
+    let plain = cluster
+        .chat(&ask("what is the capital of France?", json!({})))
+        .await;
+    assert_eq!(plain.status(), 200);
+    assert_eq!(plain.headers()["x-switchyard-deployment"], "openai-backup");
+    assert!(
+        !plain.headers()["x-switchyard-decision"]
+            .to_str()
+            .expect("ASCII")
+            .contains("rule=")
+    );
+}
+
 /// Requests a breaker opens for (the router's default: 10 requests in the
 /// window, half of them failed).
 const OPENING_FAILURES: usize = 10;

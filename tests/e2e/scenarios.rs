@@ -22,6 +22,7 @@ pub use crate::routing::{
     a_slow_first_token_is_hedged_to_the_next_deployment,
     an_open_breaker_keeps_requests_off_a_failing_deployment,
     deprecation_is_announced_and_a_sunset_shifts_to_the_successor,
+    rules_send_requests_to_the_route_their_features_ask_for,
 };
 use crate::{
     cluster::{Backends, TestCluster, UPSTREAM_KEY},
@@ -753,6 +754,7 @@ pub async fn models_are_listed_for_the_key(cluster: &TestCluster) {
         ids,
         [
             "aging",
+            "auto",
             "demo",
             "fallback",
             "gpt-test",

@@ -290,6 +290,52 @@ pub struct RouteConfig {
     /// Owner shown in `GET /v1/models`; `switchyard` when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub owned_by: Option<String>,
+    /// Rules tried in order before the strategy: the first whose
+    /// conditions all hold sends the request to its route instead
+    /// (reasoning to one model, code to another, classification to a cheap
+    /// one). The strategy serves what no rule matches.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rules: Vec<RuleConfig>,
+}
+
+/// `routes[].rules[]`: request features that send a request to a route.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RuleConfig {
+    /// Named in the decision record.
+    pub name: String,
+    /// What the request must show; every condition given must hold.
+    pub when: RuleConditionConfig,
+    /// The route that serves matching requests (one without rules).
+    pub route: String,
+}
+
+/// `rules[].when`: conditions on the request.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct RuleConditionConfig {
+    /// Whether the request offers tools.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tools: Option<bool>,
+    /// `text`, `json_object` or `json_schema`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub response_format: Option<String>,
+    /// Fewest estimated prompt tokens.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub min_prompt_tokens: Option<u32>,
+    /// Most estimated prompt tokens.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_prompt_tokens: Option<u32>,
+    /// Request metadata entries (OpenAI `metadata`) that must be present.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub metadata: BTreeMap<String, String>,
+    /// A regular expression the system prompt must match
+    /// (`(?i)step by step`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub system_matches: Option<String>,
+    /// A regular expression the last user message must match.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_user_matches: Option<String>,
 }
 
 /// A route's strategy (`routes[].strategy`), a map with exactly one key

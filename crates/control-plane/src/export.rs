@@ -192,6 +192,7 @@ fn route_config(route: &pb::Route) -> RouteConfig {
         }),
         owned_by: (!route.owned_by.is_empty() && route.owned_by != DEFAULT_OWNED_BY)
             .then(|| route.owned_by.clone()),
+        rules: crate::rules::to_configs(&route.rules),
     }
 }
 

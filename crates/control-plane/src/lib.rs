@@ -33,6 +33,7 @@ mod export;
 mod grpc;
 mod objects;
 mod price;
+mod rules;
 mod snapshot;
 mod store;
 mod strategy;
@@ -64,8 +65,8 @@ pub use declarative::{
     BudgetConfig, BudgetPeriodConfig, CapabilitiesConfig, CapacityConfig, Declarative,
     DeploymentConfig, HedgeConfig, KeyConfig, LifecycleConfig, LongContextConfig, ModelConfig,
     PricingConfig, ProviderConfig, RateLimitConfig, RetryConfig, RouteCacheConfig, RouteConfig,
-    ScopeConfig, ScoreConfig, StickyConfig, StrategyConfig, TargetConfig, TeamConfig,
-    TimeoutConfig, UserConfig, WeightedConfig,
+    RuleConditionConfig, RuleConfig, ScopeConfig, ScoreConfig, StickyConfig, StrategyConfig,
+    TargetConfig, TeamConfig, TimeoutConfig, UserConfig, WeightedConfig,
 };
 pub use error::{Error, Result};
 pub use export::to_declarative;

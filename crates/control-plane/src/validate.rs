@@ -105,6 +105,7 @@ impl StoredConfig {
                 return Err(Error::invalid(path, "duplicate route name"));
             }
         }
+        crate::rules::check_targets(&config)?;
         for (index, team) in declarative.teams.iter().enumerate() {
             let path = object_path("teams", index, &team.id);
             if !config.insert(StoredObject::Team(team_object(team, &path)?)) {
@@ -549,6 +550,7 @@ fn route_object(route: &RouteConfig, path: &str, config: &StoredConfig) -> Resul
         )?,
         owned_by: owned_by(route.owned_by.as_ref(), path)?,
         meta: None,
+        rules: crate::rules::to_objects(&route.rules, path)?,
     })
 }
 

@@ -99,6 +99,9 @@ pub struct DecisionRow<'a> {
     pub order: &'a [String],
     /// Deployments left out, with the step and reason.
     pub skipped: Vec<SkippedRow<'a>>,
+    /// The rule that chose the route (`name->route`); left out when none.
+    #[serde(skip_serializing_if = "str::is_empty")]
+    pub rule: &'a str,
 }
 
 /// One entry of [`DecisionRow::skipped`].
@@ -126,6 +129,7 @@ impl<'a> DecisionRow<'a> {
                     reason: &skipped.reason,
                 })
                 .collect(),
+            rule: &decision.rule,
         }
     }
 }

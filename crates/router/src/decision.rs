@@ -48,7 +48,12 @@ pub fn route_decision(
 
 /// The compact form of `decision` and the attempts made so far.
 pub fn compact(decision: &Decision, attempts: &[AttemptRecord]) -> String {
-    let mut text = format!(
+    let mut text = String::new();
+    if !decision.rule.is_empty() {
+        let _ = write!(text, "rule={}; ", decision.rule);
+    }
+    let _ = write!(
+        text,
         "strategy={}; order={}",
         decision.strategies.join(","),
         decision.order.join(",")
@@ -127,6 +132,7 @@ mod tests {
                 step: "health".to_owned(),
                 reason: "breaker_open".to_owned(),
             }],
+            rule: String::new(),
         };
         let attempts = [
             attempt("a", Some(ErrorClass::RateLimited), 12),

@@ -93,6 +93,7 @@ impl RouterService for RouterGrpc {
             &context,
             &chat.model,
             &needs,
+            Some(&chat),
         )
         .map_err(|error| refused(&context.request_id, &span, error))?;
         planned(&span, &plan);
@@ -128,6 +129,7 @@ impl RouterService for RouterGrpc {
             &context,
             &embed.model,
             &needs,
+            None,
         )
         .map_err(|error| refused(&context.request_id, &span, error))?;
         planned(&span, &plan);

@@ -39,6 +39,7 @@ mod metrics;
 mod plan;
 mod pricing;
 mod route_table;
+mod rules;
 mod settle;
 mod spans;
 mod strategy;

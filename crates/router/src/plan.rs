@@ -3,7 +3,9 @@
 //!
 //! The steps run in one order, and the record names the step that removed
 //! each deployment:
-//! 1. `policy`: the route must exist and the key may use it;
+//! 1. `policy`: the route must exist and the key may use it; then its
+//!    `rules`, in order: the first that matches the request sends it to its
+//!    route instead;
 //! 2. `snapshot`: a deployment the snapshot does not hold (a race between
 //!    config writes) is left out;
 //! 3. `constraints`: hard constraints ([`Needs`]): capabilities and the
@@ -18,7 +20,7 @@
 use std::sync::Arc;
 
 use switchyard_common::{ErrorClass, ServiceError};
-use switchyard_proto::v1::{Decision, Deployment, RequestContext, SkippedDeployment};
+use switchyard_proto::v1::{ChatRequest, Decision, Deployment, RequestContext, SkippedDeployment};
 
 use crate::{
     constraints::Needs,
@@ -56,6 +58,7 @@ pub fn plan(
     context: &RequestContext,
     model: &str,
     needs: &Needs,
+    request: Option<&ChatRequest>,
 ) -> Result<Plan, ServiceError> {
     let table = table.ok_or_else(|| {
         ServiceError::new(
@@ -74,7 +77,23 @@ pub fn plan(
             )
             .with_param("model")
         })?;
+    // Rules: the first that matches sends the request to its route.
+    let (route, rule) = match request.filter(|_| !route.rules.is_empty()) {
+        Some(request) => {
+            let matched = route.rules.iter().find_map(|rule| {
+                let target = table.route(&rule.route)?;
+                rule.matches(request, &needs.estimate)
+                    .then(|| (Arc::clone(target), format!("{}->{}", rule.name, rule.route)))
+            });
+            match matched {
+                Some((target, rule)) => (target, rule),
+                None => (route, String::new()),
+            }
+        }
+        None => (route, String::new()),
+    };
     let mut decision = Decision {
+        rule,
         strategies: route
             .tiers
             .iter()
@@ -239,6 +258,7 @@ mod tests {
             &context("all"),
             "gpt",
             &Needs::default(),
+            None,
         )
         .expect("a plan");
         assert_eq!(ids(&plan), ["primary", "backup"], "`ghost` is skipped");
@@ -260,13 +280,27 @@ mod tests {
         let table = RouteTable::from_snapshot(snapshot());
         let needs = Needs::default();
         let health = health();
-        let error =
-            plan(Some(&table), &health, &context("all"), "nope", &needs).expect_err("unknown");
+        let error = plan(Some(&table), &health, &context("all"), "nope", &needs, None)
+            .expect_err("unknown");
         assert_eq!(error.class, ErrorClass::NotFound);
-        let forbidden =
-            plan(Some(&table), &health, &context("narrow"), "gpt", &needs).expect_err("forbidden");
-        let missing =
-            plan(Some(&table), &health, &context("narrow"), "nope", &needs).expect_err("unknown");
+        let forbidden = plan(
+            Some(&table),
+            &health,
+            &context("narrow"),
+            "gpt",
+            &needs,
+            None,
+        )
+        .expect_err("forbidden");
+        let missing = plan(
+            Some(&table),
+            &health,
+            &context("narrow"),
+            "nope",
+            &needs,
+            None,
+        )
+        .expect_err("unknown");
         // A restricted key cannot tell a model it may not use from one
         // that does not exist.
         assert_eq!(forbidden.class, ErrorClass::NotFound);
@@ -274,7 +308,8 @@ mod tests {
             forbidden.message.replace("`gpt`", "`nope`"),
             missing.message
         );
-        let error = plan(None, &health, &context("all"), "gpt", &needs).expect_err("no snapshot");
+        let error =
+            plan(None, &health, &context("all"), "gpt", &needs, None).expect_err("no snapshot");
         assert_eq!(error.class, ErrorClass::ServiceUnavailable);
     }
 
@@ -292,6 +327,7 @@ mod tests {
                 &context("all"),
                 "gpt",
                 &Needs::default(),
+                None,
             )
         };
         let planned = plan_now().expect("the backup is left");
@@ -332,10 +368,11 @@ mod tests {
             ..Needs::default()
         };
         let planned =
-            plan(Some(&table), &health, &context("all"), "gpt", &big).expect("backup fits");
+            plan(Some(&table), &health, &context("all"), "gpt", &big, None).expect("backup fits");
         assert_eq!(ids(&planned), ["backup"]);
         let tools = Needs { tools: true, ..big };
-        let error = plan(Some(&table), &health, &context("all"), "gpt", &tools).expect_err("none");
+        let error =
+            plan(Some(&table), &health, &context("all"), "gpt", &tools, None).expect_err("none");
         assert_eq!(error.class, ErrorClass::InvalidRequest);
         assert!(
             error.message.contains("primary: context_window"),
@@ -360,6 +397,7 @@ mod tests {
             &context("all"),
             "gpt",
             &Needs::default(),
+            None,
         )
         .expect_err("nothing to try");
         assert_eq!(error.class, ErrorClass::UpstreamUnavailable);

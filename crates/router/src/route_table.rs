@@ -8,7 +8,10 @@ use std::{
 
 use switchyard_proto::v1::{Deployment, Snapshot};
 
-use crate::strategy::{Tier, tiers_of};
+use crate::{
+    rules::Rule,
+    strategy::{Tier, tiers_of},
+};
 
 /// Everything the router needs to serve one route.
 #[derive(Debug, Clone, PartialEq)]
@@ -25,6 +28,8 @@ pub struct Route {
     /// When a backup attempt goes to the next deployment while the first
     /// has not answered; `None` never.
     pub hedge_after: Option<Duration>,
+    /// Rules tried before the strategy, in order.
+    pub rules: Vec<Rule>,
 }
 
 /// How a route's requests retry and fall back, before any output.
@@ -79,12 +84,14 @@ impl RouteTable {
                     .hedge
                     .filter(|hedge| hedge.after_ms > 0)
                     .map(|hedge| Duration::from_millis(hedge.after_ms));
+                let rules = route.rules.into_iter().filter_map(Rule::compile).collect();
                 let entry = Route {
                     name: route.name.clone(),
                     tiers,
                     cache_ttl,
                     retry,
                     hedge_after,
+                    rules,
                 };
                 (route.name, Arc::new(entry))
             })

@@ -374,6 +374,7 @@ mod tests {
                 strategies: vec!["priority".to_owned()],
                 order: vec!["primary".to_owned(), "backup".to_owned()],
                 skipped: Vec::new(),
+                rule: String::new(),
             }),
             span: HopSpan::none(),
         }

@@ -225,6 +225,7 @@ pub fn usage_event(n: u32) -> UsageEvent {
                 step: "health".to_owned(),
                 reason: "breaker_open".to_owned(),
             }],
+            rule: String::new(),
         }),
     }
 }
