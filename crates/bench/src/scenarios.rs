@@ -47,7 +47,9 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 5.0)]
     pub seconds: f64,
     /// Scenarios to run, comma-separated: c1, c64, c256, stream,
-    /// streams2000, governance, split, idle (the default set), and soak,
+    /// streams2000, governance, split, idle (the default set), routed and
+    /// routed-c1 (a three-deployment route under a latency strategy with
+    /// breakers and hedging configured), and soak,
     /// governance-c1 (c1 without usage events, to tell the ledger's share of
     /// the c=1 tail apart), split-c1 and slow-readers (split mode at c=1,
     /// without and with four clients that stopped reading large streams),
@@ -262,6 +264,15 @@ impl Bench {
                     .non_streaming("split mode, c=1", 1, Mode::Split, true)
                     .await?
             }
+            "routed" | "routed-c1" => {
+                let concurrency = if scenario == "routed" { 64 } else { 1 };
+                let label = format!(
+                    "three deployments, latency strategy, breakers and hedging on, c={concurrency}"
+                );
+                bench
+                    .non_streaming_on(ROUTED_ROUTE, &label, concurrency, Mode::AllInOne, true)
+                    .await?
+            }
             "slow-readers" => bench.slow_readers(SLOW_READERS).await?,
             "soak" => bench.soak(Duration::from_secs(args.soak_seconds)).await?,
             other => anyhow::bail!("unknown scenario `{other}`"),
@@ -327,9 +338,15 @@ impl Gateway {
     }
 }
 
-fn chat_body(stream: bool) -> Bytes {
+/// The route of the single-target scenarios.
+const SINGLE_ROUTE: &str = "bench";
+/// Three deployments of the same upstream under a latency strategy, with
+/// breakers on and hedging configured (after 10 s: never triggered here).
+const ROUTED_ROUTE: &str = "bench-routed";
+
+fn chat_body(model: &str, stream: bool) -> Bytes {
     let body = serde_json::json!({
-        "model": "bench",
+        "model": model,
         "messages": [
             {"role": "system", "content": "You are a helpful assistant."},
             {"role": "user", "content": "Say hello in one short sentence, please."}
@@ -361,6 +378,14 @@ models:
   - name: bench
     targets: [{{provider: upstream, model: bench-model}}]
     pricing: {{input_per_million: "2.50", output_per_million: "10.00"}}
+deployments:
+  - {{id: r1, provider: upstream, model: bench-model, pricing: {{input_per_million: "2.50", output_per_million: "10.00"}}}}
+  - {{id: r2, provider: upstream, model: bench-model, pricing: {{input_per_million: "2.50", output_per_million: "10.00"}}}}
+  - {{id: r3, provider: upstream, model: bench-model, pricing: {{input_per_million: "2.50", output_per_million: "10.00"}}}}
+routes:
+  - name: bench-routed
+    strategy: {{latency: [r1, r2, r3]}}
+    hedge: {{after: 10s}}
 teams: [{{id: bench}}]
 keys:
   - {{id: bench, team: bench, secret: {{env: SWITCHYARD_BENCH_KEY}}}}
@@ -400,7 +425,7 @@ impl Bench {
     async fn wait_until_serving(&self, address: std::net::SocketAddr) -> anyhow::Result<()> {
         let spec = LoadSpec {
             address,
-            body: chat_body(false),
+            body: chat_body(SINGLE_ROUTE, false),
             api_key: Some(BENCH_KEY.to_owned()),
             concurrency: 1,
             duration: Duration::from_millis(50),
@@ -426,7 +451,7 @@ impl Bench {
     ) -> LoadSpec {
         LoadSpec {
             address,
-            body: chat_body(stream),
+            body: chat_body(SINGLE_ROUTE, stream),
             api_key: api_key.then(|| BENCH_KEY.to_owned()),
             concurrency,
             duration: self.measure,
@@ -462,6 +487,20 @@ impl Gateways<'_> {
         mode: Mode,
         usage_events: bool,
     ) -> anyhow::Result<Row> {
+        self.non_streaming_on(SINGLE_ROUTE, label, concurrency, mode, usage_events)
+            .await
+    }
+
+    /// Non-streamed requests for `route`, straight to the mock and through
+    /// the gateway.
+    async fn non_streaming_on(
+        &self,
+        route: &str,
+        label: &str,
+        concurrency: usize,
+        mode: Mode,
+        usage_events: bool,
+    ) -> anyhow::Result<Row> {
         let upstream = upstream::start(UpstreamBehaviour {
             latency: Duration::ZERO,
             stream_chunks: 0,
@@ -472,12 +511,9 @@ impl Gateways<'_> {
             .measure(&self.spec(upstream, false, concurrency, false), None)
             .await;
         let gateway = self.start_gateway(upstream, mode, usage_events).await?;
-        let through = self
-            .measure(
-                &self.spec(gateway.address()?, false, concurrency, true),
-                Some(&gateway),
-            )
-            .await;
+        let mut spec = self.spec(gateway.address()?, false, concurrency, true);
+        spec.body = chat_body(route, false);
+        let through = self.measure(&spec, Some(&gateway)).await;
         Ok(Row::new(label, direct, through))
     }
 
@@ -599,7 +635,7 @@ impl Gateways<'_> {
 /// until the returned stream is dropped.
 async fn stalled_stream(address: std::net::SocketAddr) -> anyhow::Result<tokio::net::TcpStream> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let body = chat_body(true);
+    let body = chat_body(SINGLE_ROUTE, true);
     let mut stream = tokio::net::TcpStream::connect(address).await?;
     let head = format!(
         "POST /v1/chat/completions HTTP/1.1\r\nhost: bench\r\nauthorization: Bearer {BENCH_KEY}\r\n\
