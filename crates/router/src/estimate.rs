@@ -1,18 +1,20 @@
 //! [`Estimate`]: a request's expected size before it is sent, for the
 //! cost strategy and the context-window check.
 //!
-//! Prompt tokens are estimated as one per four characters of text plus
-//! four per message (role and framing), and an image as 85 (OpenAI's
-//! low-detail charge): close for English text on today's tokenizers, and
-//! deliberately simple, since the provider's count settles the real cost.
+//! Prompt tokens are estimated as one per four bytes of text plus four per
+//! message (role and framing), and an image as 85 (OpenAI's low-detail
+//! charge): close for English text on today's tokenizers (text in other
+//! scripts takes more bytes and more tokens per character alike), O(1) per
+//! message part, and deliberately simple, since the provider's count
+//! settles the real cost.
 //! Output is the request's `max_tokens`, else [`DEFAULT_OUTPUT_TOKENS`].
 
 use switchyard_proto::v1::{ChatRequest, Deployment, EmbedRequest, content_part::Part};
 
 /// Output tokens expected of a request that sets no `max_tokens`.
 pub const DEFAULT_OUTPUT_TOKENS: u32 = 256;
-/// Characters per estimated token.
-const CHARS_PER_TOKEN: usize = 4;
+/// Bytes of text per estimated token.
+const BYTES_PER_TOKEN: usize = 4;
 /// Tokens of framing per message.
 const TOKENS_PER_MESSAGE: u32 = 4;
 /// Tokens per image.
@@ -30,29 +32,29 @@ pub struct Estimate {
 impl Estimate {
     /// Estimates a chat request.
     pub fn chat(request: &ChatRequest) -> Self {
-        let mut characters = 0_usize;
+        let mut text_bytes = 0_usize;
         let mut tokens = 0_u32;
         for message in &request.messages {
             tokens = tokens.saturating_add(TOKENS_PER_MESSAGE);
             for part in &message.content {
                 match &part.part {
-                    Some(Part::Text(text)) => characters += text.chars().count(),
+                    Some(Part::Text(text)) => text_bytes += text.len(),
                     Some(Part::ImageUrl(_)) => tokens = tokens.saturating_add(TOKENS_PER_IMAGE),
                     None => {}
                 }
             }
             for call in &message.tool_calls {
-                characters += call.name.len() + call.arguments.len();
+                text_bytes += call.name.len() + call.arguments.len();
             }
         }
         for tool in &request.tools {
             if let Some(function) = &tool.function {
-                characters += function.name.len()
+                text_bytes += function.name.len()
                     + function.description.len()
                     + function.parameters_json.len();
             }
         }
-        let text_tokens = u32::try_from(characters.div_ceil(CHARS_PER_TOKEN)).unwrap_or(u32::MAX);
+        let text_tokens = u32::try_from(text_bytes.div_ceil(BYTES_PER_TOKEN)).unwrap_or(u32::MAX);
         Self {
             prompt_tokens: tokens.saturating_add(text_tokens),
             output_tokens: request.max_tokens.unwrap_or(DEFAULT_OUTPUT_TOKENS),
@@ -61,13 +63,9 @@ impl Estimate {
 
     /// Estimates an embeddings request (no output).
     pub fn embed(request: &EmbedRequest) -> Self {
-        let characters: usize = request
-            .input
-            .iter()
-            .map(|input| input.chars().count())
-            .sum();
+        let text_bytes: usize = request.input.iter().map(String::len).sum();
         Self {
-            prompt_tokens: u32::try_from(characters.div_ceil(CHARS_PER_TOKEN)).unwrap_or(u32::MAX),
+            prompt_tokens: u32::try_from(text_bytes.div_ceil(BYTES_PER_TOKEN)).unwrap_or(u32::MAX),
             output_tokens: 0,
         }
     }
