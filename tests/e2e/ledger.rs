@@ -98,3 +98,18 @@ pub async fn wait_for_usage_rows(cluster: &TestCluster, count: usize) -> Vec<Usa
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// Each attempt of a row's `attempts` JSON as (deployment, outcome).
+pub fn outcomes(attempts: &serde_json::Value) -> Vec<(&str, &str)> {
+    attempts
+        .as_array()
+        .expect("attempts are an array")
+        .iter()
+        .map(|attempt| {
+            (
+                attempt["deployment_id"].as_str().unwrap_or_default(),
+                attempt["outcome"].as_str().unwrap_or_default(),
+            )
+        })
+        .collect()
+}

@@ -58,17 +58,7 @@ pub async fn a_slow_first_token_is_hedged_to_the_next_deployment(cluster: &TestC
     assert_eq!(cluster.upstream.requests().len(), 1);
     let rows = crate::ledger::wait_for_usage_rows(cluster, 1).await;
     let attempts: serde_json::Value = serde_json::from_str(&rows[0].attempts).expect("JSON");
-    let outcomes: Vec<(&str, &str)> = attempts
-        .as_array()
-        .expect("an array")
-        .iter()
-        .map(|attempt| {
-            (
-                attempt["deployment_id"].as_str().unwrap_or_default(),
-                attempt["outcome"].as_str().unwrap_or_default(),
-            )
-        })
-        .collect();
+    let outcomes = crate::ledger::outcomes(&attempts);
     assert_eq!(
         outcomes,
         [("anthropic-primary", "cancelled"), ("openai-backup", "")]

@@ -1109,17 +1109,7 @@ pub async fn a_request_that_fell_back_twice_explains_itself(cluster: &TestCluste
         json!(["anthropic-primary", "refused-primary", "openai-backup"])
     );
     let attempts: Value = serde_json::from_str(&row.attempts).expect("JSON");
-    let outcomes: Vec<(&str, &str)> = attempts
-        .as_array()
-        .expect("an array")
-        .iter()
-        .map(|attempt| {
-            (
-                attempt["deployment_id"].as_str().unwrap_or_default(),
-                attempt["outcome"].as_str().unwrap_or_default(),
-            )
-        })
-        .collect();
+    let outcomes = crate::ledger::outcomes(&attempts);
     assert_eq!(
         outcomes,
         [

@@ -239,7 +239,8 @@ where
 {
     let rules = plan.route.retry;
     let hedge_after = plan.route.hedge_after;
-    let candidates = plan.candidates.clone();
+    // Disjoint borrows: the candidates are read while the decision grows.
+    let (candidates, decision) = (&plan.candidates, &mut plan.decision);
     let last = candidates.len().saturating_sub(1);
     let mut first_outage: Option<ServiceError> = None;
     let mut last_error = None;
@@ -256,12 +257,7 @@ where
             }
             let Some(ticket) = health.admit(deployment) else {
                 // Its breaker opened since the plan was made.
-                skip(
-                    &mut plan.decision,
-                    &deployment.id,
-                    "attempt",
-                    "breaker_open",
-                );
+                skip(decision, &deployment.id, "attempt", "breaker_open");
                 break;
             };
             made += 1;
