@@ -198,6 +198,9 @@ routes:
   - name: hedged
     strategy: {{fallback: [anthropic-primary, openai-backup]}}
     hedge: {{after: 200ms}}
+  - name: impatient
+    strategy: {{fallback: [openai-backup, anthropic-primary]}}
+    timeout: {{request: 1500ms, first_token: 500ms}}
   - name: aging
     strategy: {{fallback: [old-mini]}}
   - name: retired
@@ -222,7 +225,7 @@ keys:
   - id: test-key
     team: {team}
     secret: {{env: TEST_KEY}}
-    models: [gpt-test, demo, fallback, refused-first, pooled, twice, patient, hedged, aging, retired, auto]
+    models: [gpt-test, demo, fallback, refused-first, pooled, twice, patient, hedged, impatient, aging, retired, auto]
     debug: true
 "#,
             upstream_url = upstream.base_url(),

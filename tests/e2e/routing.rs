@@ -216,3 +216,140 @@ pub async fn an_open_breaker_keeps_requests_off_a_failing_deployment(cluster: &T
     );
     assert_eq!(opened, 1.0, "{}", scrape.text());
 }
+
+/// A streamed request to `model`.
+fn streamed(model: &str) -> serde_json::Value {
+    let mut request = hello(model);
+    request["stream"] = json!(true);
+    request
+}
+
+/// The text of a streamed answer, and whether it ended with `[DONE]`.
+fn streamed_text(body: &str) -> (String, bool) {
+    let events = crate::scenarios::sse_data(body);
+    let done = events.last().map(String::as_str) == Some("[DONE]");
+    let text = events
+        .iter()
+        .filter_map(|event| serde_json::from_str::<serde_json::Value>(event).ok())
+        .filter_map(|chunk| {
+            chunk["choices"][0]["delta"]["content"]
+                .as_str()
+                .map(str::to_owned)
+        })
+        .collect();
+    (text, done)
+}
+
+/// Route `impatient` waits 500 ms for a first token (the provider's own
+/// timeout is 10 s). A first token in 200 ms is served from the first
+/// deployment; one that would take 3 s is given up at 500 ms, and the next
+/// deployment answers.
+pub async fn a_first_token_later_than_the_routes_timeout_falls_back_and_one_in_time_is_served(
+    cluster: &TestCluster,
+) {
+    cluster
+        .upstream
+        .push_fault(Fault::Delay(std::time::Duration::from_millis(200)));
+    let response = cluster.chat(&streamed("impatient")).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.headers()["x-switchyard-deployment"],
+        "openai-backup"
+    );
+    let (text, done) = streamed_text(&response.text().await.expect("body"));
+    assert_eq!((text.as_str(), done), ("Echo: hello there", true));
+    assert!(cluster.primary.requests().is_empty(), "no fallback needed");
+
+    cluster
+        .upstream
+        .push_fault(Fault::Delay(std::time::Duration::from_secs(3)));
+    let started = std::time::Instant::now();
+    let response = cluster.chat(&streamed("impatient")).await;
+    let waited = started.elapsed();
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.headers()["x-switchyard-deployment"],
+        "anthropic-primary"
+    );
+    let (text, done) = streamed_text(&response.text().await.expect("body"));
+    assert!(done && !text.is_empty(), "{text}");
+    assert!(
+        waited >= std::time::Duration::from_millis(500)
+            && waited < std::time::Duration::from_millis(2_500),
+        "the fallback answered after {waited:?}"
+    );
+    assert_eq!(cluster.upstream.requests().len(), 2);
+    assert_eq!(cluster.primary.requests().len(), 1);
+    let rows = crate::ledger::wait_for_usage_rows(cluster, 2).await;
+    let attempts: serde_json::Value = serde_json::from_str(&rows[1].attempts).expect("JSON");
+    assert_eq!(
+        crate::ledger::outcomes(&attempts),
+        [("openai-backup", "timeout"), ("anthropic-primary", "")]
+    );
+}
+
+/// Once a token has reached the client, a provider that drops the
+/// connection ends the stream with an error event: the request is never
+/// sent to the next deployment, which could only repeat what was said.
+pub async fn a_stream_cut_after_its_first_token_is_never_sent_elsewhere(cluster: &TestCluster) {
+    cluster
+        .upstream
+        .push_fault(Fault::DropMidStream { after_chunks: 2 });
+    let response = cluster.chat(&streamed("impatient")).await;
+    assert_eq!(response.status(), 200);
+    let body = response.text().await.expect("body");
+    let (text, done) = streamed_text(&body);
+    assert!(!done, "the stream must not look complete: {body}");
+    assert!(!text.is_empty() && text != "Echo: hello there", "{body}");
+    let last = crate::scenarios::sse_data(&body)
+        .pop()
+        .expect("an error event");
+    let error: serde_json::Value = serde_json::from_str(&last).expect("JSON error event");
+    assert!(error["error"]["message"].is_string(), "{last}");
+    assert_eq!(cluster.upstream.requests().len(), 1);
+    assert!(
+        cluster.primary.requests().is_empty(),
+        "never sent elsewhere"
+    );
+    let rows = crate::ledger::wait_for_usage_rows(cluster, 1).await;
+    let attempts: serde_json::Value = serde_json::from_str(&rows[0].attempts).expect("JSON");
+    assert_eq!(
+        crate::ledger::outcomes(&attempts),
+        [("openai-backup", "upstream_unavailable")]
+    );
+}
+
+/// With both of its deployments hanging, route `impatient` gives each
+/// 500 ms for a first token within its 1.5 s for the whole request: the
+/// client gets an OpenAI-shaped 504 in about a second, never a hang.
+pub async fn with_every_deployment_hanging_the_client_gets_a_timeout_within_the_routes_bound(
+    cluster: &TestCluster,
+) {
+    let hang = std::time::Duration::from_secs(20);
+    cluster.upstream.push_fault(Fault::Delay(hang));
+    cluster.primary.push_fault(Fault::Delay(hang));
+    let started = std::time::Instant::now();
+    let response = cluster.chat(&streamed("impatient")).await;
+    let waited = started.elapsed();
+    assert_eq!(response.status(), 504);
+    assert!(
+        waited >= std::time::Duration::from_millis(900)
+            && waited < std::time::Duration::from_millis(2_500),
+        "answered after {waited:?}"
+    );
+    let body: serde_json::Value =
+        serde_json::from_str(&response.text().await.expect("body")).expect("JSON error");
+    assert_eq!(body["error"]["type"], "timeout_error", "{body}");
+    assert_eq!(cluster.upstream.requests().len(), 1);
+    assert_eq!(cluster.primary.requests().len(), 1);
+    let rows = crate::ledger::wait_for_usage_rows(cluster, 1).await;
+    assert_eq!(rows[0].error_class, "timeout");
+    let attempts: serde_json::Value = serde_json::from_str(&rows[0].attempts).expect("JSON");
+    assert_eq!(
+        crate::ledger::outcomes(&attempts),
+        [
+            ("openai-backup", "timeout"),
+            ("anthropic-primary", "timeout")
+        ]
+    );
+}

@@ -18,11 +18,14 @@ pub use crate::observability::{
     the_gateway_overhead_is_reported_without_the_providers_time,
 };
 pub use crate::routing::{
+    a_first_token_later_than_the_routes_timeout_falls_back_and_one_in_time_is_served,
     a_retry_in_place_waits_the_providers_retry_after,
     a_slow_first_token_is_hedged_to_the_next_deployment,
+    a_stream_cut_after_its_first_token_is_never_sent_elsewhere,
     an_open_breaker_keeps_requests_off_a_failing_deployment,
     deprecation_is_announced_and_a_sunset_shifts_to_the_successor,
     rules_send_requests_to_the_route_their_features_ask_for,
+    with_every_deployment_hanging_the_client_gets_a_timeout_within_the_routes_bound,
 };
 use crate::{
     cluster::{Backends, TestCluster, UPSTREAM_KEY},
@@ -42,7 +45,7 @@ async fn json_body(response: reqwest::Response) -> Value {
 }
 
 /// Splits an SSE body into its `data:` payloads.
-fn sse_data(body: &str) -> Vec<String> {
+pub(crate) fn sse_data(body: &str) -> Vec<String> {
     body.split("\n\n")
         .filter(|event| !event.trim().is_empty())
         .map(|event| {
@@ -759,6 +762,7 @@ pub async fn models_are_listed_for_the_key(cluster: &TestCluster) {
             "fallback",
             "gpt-test",
             "hedged",
+            "impatient",
             "patient",
             "pooled",
             "refused-first",

@@ -1,9 +1,6 @@
 //! [`AdapterGrpc`]: the `AdapterService` implementation.
 
-use std::{
-    sync::Arc,
-    time::{Duration, SystemTime, UNIX_EPOCH},
-};
+use std::{sync::Arc, time::Duration};
 
 use futures::{StreamExt, stream::BoxStream};
 use switchyard_common::{
@@ -14,15 +11,16 @@ use switchyard_common::{
 };
 use switchyard_proto::v1::{
     AdapterChatRequest, AdapterChatResponse, AdapterEmbedRequest, AdapterEmbedResponse,
-    EmbedResponse, RequestContext, UpstreamTiming, adapter_service_server::AdapterService,
+    AttemptTimeouts, EmbedResponse, RequestContext, UpstreamTiming,
+    adapter_service_server::AdapterService,
 };
-use tokio::time::Instant;
 use tonic::{Request, Response, Status};
 
 use crate::{
     api_keys::KeyRotation,
     classify,
     config::AdapterConfig,
+    deadlines,
     deployments::DeploymentIndex,
     error::Result,
     http::{AttemptLimits, BodySizes, HttpClient, TraceHeaders},
@@ -112,9 +110,18 @@ impl AdapterGrpc {
             context,
             request,
             deployment_id,
+            timeouts,
         } = request;
+        let streamed = request.as_ref().is_some_and(|request| request.stream);
         let (kind, mut attempt, key) = self
-            .attempt("chat", context, &deployment_id, request, span)
+            .attempt(
+                "chat",
+                context,
+                &deployment_id,
+                request,
+                (timeouts, streamed),
+                span,
+            )
             .await?;
         attempt.request.model.clone_from(&attempt.upstream_model);
         let sent = std::time::Instant::now();
@@ -135,9 +142,17 @@ impl AdapterGrpc {
             context,
             request,
             deployment_id,
+            timeouts,
         } = request;
         let (kind, mut attempt, key) = self
-            .attempt("embeddings", context, &deployment_id, request, span)
+            .attempt(
+                "embeddings",
+                context,
+                &deployment_id,
+                request,
+                (timeouts, false),
+                span,
+            )
             .await?;
         attempt.request.model.clone_from(&attempt.upstream_model);
         let sent = std::time::Instant::now();
@@ -147,16 +162,18 @@ impl AdapterGrpc {
         }
     }
 
-    /// Resolves a deployment's provider, key, secrets and timing into an
-    /// attempt, named on the call's `span`, with the key it uses when the
-    /// provider has several. Refuses a deployment its snapshot does not
-    /// declare. An error is final (classified, naming the key).
+    /// Resolves a deployment's provider, key, secrets and deadlines (from
+    /// `timing`: the router's timeouts, and whether the answer is streamed)
+    /// into an attempt, named on the call's `span`, with the key it uses
+    /// when the provider has several. Refuses a deployment its snapshot
+    /// does not declare. An error is final (classified, naming the key).
     async fn attempt<R>(
         &self,
         operation: &'static str,
         context: Option<RequestContext>,
         deployment_id: &str,
         request: Option<R>,
+        timing: (Option<AttemptTimeouts>, bool),
         span: &HopSpan,
     ) -> Result<(ProviderKind, Attempt<R>, Option<KeyInUse>), ServiceError> {
         let request =
@@ -233,7 +250,14 @@ impl AdapterGrpc {
             0 => self.default_timeout,
             milliseconds => Duration::from_millis(milliseconds),
         };
-        let first_byte_deadline = first_byte_deadline(timeout, context.as_ref(), &provider.name)?;
+        let (timeouts, streamed) = timing;
+        let deadlines = deadlines::of_attempt(
+            timeout,
+            timeouts.as_ref(),
+            context.as_ref(),
+            streamed,
+            &provider.name,
+        )?;
         let trace = context
             .filter(|_| provider.propagate_trace)
             .map(|mut context| {
@@ -244,8 +268,9 @@ impl AdapterGrpc {
                 }
             });
         let limits = AttemptLimits {
-            first_byte_deadline,
-            idle_timeout: timeout,
+            first_byte_deadline: deadlines.first_byte,
+            idle_timeout: deadlines.idle,
+            end: deadlines.end,
             sizes: self.sizes,
             answers_in_flight: self.answers_in_flight.clone(),
         };
@@ -259,7 +284,7 @@ impl AdapterGrpc {
             limits,
             trace,
             request,
-            http: self.network.for_provider(provider)?,
+            http: self.network.for_provider(provider, deadlines.connect)?,
         };
         Ok((kind, attempt, key))
     }
@@ -275,37 +300,6 @@ fn failed(keys: &KeyRotation, key: Option<&KeyInUse>, error: ServiceError) -> Se
     };
     keys.failed(&key.provider, &key.id, &error);
     error.with_credential(&key.id)
-}
-
-/// Derives an attempt's first-byte deadline from its timeout and the
-/// request deadline: the provider must start answering within both.
-fn first_byte_deadline(
-    timeout: Duration,
-    context: Option<&RequestContext>,
-    provider: &str,
-) -> Result<Instant, ServiceError> {
-    let now = Instant::now();
-    let mut first_byte_deadline = now + timeout;
-    if let Some(deadline_ms) = context
-        .map(|context| context.deadline_unix_ms)
-        .filter(|&ms| ms > 0)
-    {
-        let now_ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_millis();
-        let remaining = u128::from(deadline_ms).saturating_sub(now_ms);
-        if remaining == 0 {
-            return Err(ServiceError::new(
-                ErrorClass::Timeout,
-                "the request deadline passed before the provider was called",
-            )
-            .with_provider(provider));
-        }
-        let remaining = Duration::from_millis(u64::try_from(remaining).unwrap_or(u64::MAX));
-        first_byte_deadline = first_byte_deadline.min(now + remaining);
-    }
-    Ok(first_byte_deadline)
 }
 
 #[tonic::async_trait]

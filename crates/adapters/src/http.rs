@@ -127,6 +127,9 @@ pub struct AttemptLimits {
     /// Longest wait for each later read of a stream, and for each later
     /// event of an event stream.
     pub idle_timeout: Duration,
+    /// When the attempt must be over, however it is going (its own total
+    /// timeout, the request's deadline); `None` for no bound but the others.
+    pub end: Option<Instant>,
     /// Largest stream event and buffered answer.
     pub sizes: BodySizes,
     /// Bytes of buffered answers all attempts may hold at once.
@@ -134,6 +137,13 @@ pub struct AttemptLimits {
 }
 
 impl AttemptLimits {
+    /// The deadline of a later read from now: the idle timeout, within the
+    /// attempt's end.
+    fn next_idle_deadline(&self) -> Instant {
+        let idle = Instant::now() + self.idle_timeout;
+        self.end.map_or(idle, |end| idle.min(end))
+    }
+
     /// Limits with these deadlines, the default sizes and a budget of its
     /// own that nothing else shares, for tests and fuzzing (the service
     /// builds its limits with the process's budget).
@@ -142,6 +152,7 @@ impl AttemptLimits {
         Self {
             first_byte_deadline,
             idle_timeout,
+            end: None,
             sizes: BodySizes::default(),
             answers_in_flight: ByteBudget::new(usize::MAX),
         }
@@ -459,7 +470,7 @@ impl<D: StreamDecoder> EventReader<D> {
             .body
             .next_deadline
             .take()
-            .unwrap_or_else(|| Instant::now() + self.body.limits.idle_timeout);
+            .unwrap_or_else(|| self.body.limits.next_idle_deadline());
         loop {
             match self.decoder.next_item() {
                 Ok(Some(event)) => return Ok(Some(event)),

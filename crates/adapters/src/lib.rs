@@ -36,6 +36,7 @@ mod classify;
 mod credential_reads;
 #[cfg(any(test, fuzzing))]
 mod cut;
+mod deadlines;
 mod deployments;
 #[cfg(any(test, fuzzing))]
 #[doc(hidden)]

@@ -1,10 +1,12 @@
 //! Per-provider networking: an HTTP client for each provider that sets an
-//! egress proxy or a CA bundle, made once and kept while its settings stay.
-//! Providers without either share the adapters' one pooled client.
+//! egress proxy or a CA bundle, or whose attempts set their own connect
+//! timeout, made once and kept while its settings stay. Providers without
+//! any share the adapters' one pooled client.
 
 use std::{
     collections::HashMap,
     sync::{Arc, Mutex},
+    time::Duration,
 };
 
 use switchyard_common::{ErrorClass, ServiceError};
@@ -12,8 +14,9 @@ use switchyard_proto::v1::Provider;
 
 use crate::{config::AdapterConfig, http::HttpClient};
 
-/// What a provider's own client is built from.
-type NetworkSettings = (String, String);
+/// What a provider's own client is built from: proxy URL, CA bundle file,
+/// connect timeout.
+type NetworkSettings = (String, String, Option<Duration>);
 
 /// The clients of providers with their own network settings.
 #[derive(Debug)]
@@ -33,14 +36,26 @@ impl NetworkClients {
         })
     }
 
-    /// The client `provider` needs: `None` for the shared one, else its own,
-    /// built the first time (reading its CA bundle then). A bundle that cannot
-    /// be read or parsed fails the attempt, naming the provider and file.
-    pub fn for_provider(&self, provider: &Provider) -> Result<Option<HttpClient>, ServiceError> {
-        if provider.proxy_url.is_empty() && provider.ca_bundle_file.is_empty() {
+    /// The client an attempt at `provider` with `connect` timeout (`None`:
+    /// the adapters' own) needs: `None` for the shared one, else its own,
+    /// built the first time (reading its CA bundle then). A bundle that
+    /// cannot be read or parsed fails the attempt, naming the provider and
+    /// file.
+    pub fn for_provider(
+        &self,
+        provider: &Provider,
+        connect: Option<Duration>,
+    ) -> Result<Option<HttpClient>, ServiceError> {
+        let connect = connect.filter(|&connect| connect != self.config.connect_timeout);
+        if provider.proxy_url.is_empty() && provider.ca_bundle_file.is_empty() && connect.is_none()
+        {
             return Ok(None);
         }
-        let settings = (provider.proxy_url.clone(), provider.ca_bundle_file.clone());
+        let settings = (
+            provider.proxy_url.clone(),
+            provider.ca_bundle_file.clone(),
+            connect,
+        );
         if let Some(client) = self.lock().get(&settings) {
             return Ok(Some(client.clone()));
         }
@@ -61,7 +76,11 @@ impl NetworkClients {
                 ))
             })?
         };
-        let client = HttpClient::with_network(&self.config, &provider.proxy_url, &ca_pem)
+        let mut config = self.config.clone();
+        if let Some(connect) = connect {
+            config.connect_timeout = connect;
+        }
+        let client = HttpClient::with_network(&config, &provider.proxy_url, &ca_pem)
             .map_err(|error| refuse(format!("cannot set up its proxy or CA bundle: {error}")))?;
         self.lock().insert(settings, client.clone());
         Ok(Some(client))
@@ -93,28 +112,48 @@ mod tests {
         let clients = NetworkClients::new(&AdapterConfig::default());
         assert!(
             clients
-                .for_provider(&provider("", ""))
+                .for_provider(&provider("", ""), None)
                 .expect("ok")
                 .is_none()
         );
         assert!(
             clients
-                .for_provider(&provider("http://proxy.internal:3128", ""))
+                .for_provider(&provider("http://proxy.internal:3128", ""), None)
                 .expect("a proxied client")
                 .is_some()
         );
         assert_eq!(clients.lock().len(), 1);
         clients
-            .for_provider(&provider("http://proxy.internal:3128", ""))
+            .for_provider(&provider("http://proxy.internal:3128", ""), None)
             .expect("the same one");
         assert_eq!(clients.lock().len(), 1, "built once");
+        // An attempt with its own connect timeout gets a client with it,
+        // shared by attempts with the same; the adapters' own is no change.
+        let quick = Some(Duration::from_millis(250));
+        assert!(
+            clients
+                .for_provider(&provider("", ""), quick)
+                .expect("a client")
+                .is_some()
+        );
+        clients
+            .for_provider(&provider("", ""), quick)
+            .expect("the same one");
+        assert_eq!(clients.lock().len(), 2);
+        let usual = Some(AdapterConfig::default().connect_timeout);
+        assert!(
+            clients
+                .for_provider(&provider("", ""), usual)
+                .expect("ok")
+                .is_none()
+        );
     }
 
     #[test]
     fn an_unreadable_or_invalid_bundle_fails_naming_provider_and_file() {
         let clients = NetworkClients::new(&AdapterConfig::default());
         let error = clients
-            .for_provider(&provider("", "/nonexistent/ca.pem"))
+            .for_provider(&provider("", "/nonexistent/ca.pem"), None)
             .expect_err("no such file");
         assert!(
             error.message.contains("private") && error.message.contains("/nonexistent/ca.pem"),
@@ -129,7 +168,7 @@ mod tests {
         )
         .expect("write");
         let error = clients
-            .for_provider(&provider("", &bundle.display().to_string()))
+            .for_provider(&provider("", &bundle.display().to_string()), None)
             .expect_err("not a certificate");
         assert!(error.message.contains("CA bundle"), "{}", error.message);
     }

@@ -12,6 +12,7 @@ mod adapters {
     pub mod gemini;
     pub mod mock;
     pub mod openai;
+    pub mod timeouts;
 }
 
 use std::{collections::BTreeMap, time::Duration};
@@ -22,9 +23,9 @@ use switchyard_common::{
     snapshot::SnapshotHandle,
 };
 use switchyard_proto::v1::{
-    AdapterChatRequest, ChatChunk, ChatRequest, ContentPart, Deployment, Message, Provider,
-    RequestContext, Role, SecretRef, Snapshot, adapter_service_client::AdapterServiceClient,
-    content_part::Part, secret_ref::Source,
+    AdapterChatRequest, AttemptTimeouts, ChatChunk, ChatRequest, ContentPart, Deployment, Message,
+    Provider, RequestContext, Role, SecretRef, Snapshot,
+    adapter_service_client::AdapterServiceClient, content_part::Part, secret_ref::Source,
 };
 use switchyard_test_support::FakeOpenAi;
 
@@ -178,6 +179,16 @@ impl Harness {
         deployment_id: String,
         request: ChatRequest,
     ) -> Outcome {
+        self.chat_within(deployment_id, request, None).await
+    }
+
+    /// Sends one attempt at a deployment id under the router's `timeouts`.
+    pub(crate) async fn chat_within(
+        &self,
+        deployment_id: String,
+        request: ChatRequest,
+        timeouts: Option<AttemptTimeouts>,
+    ) -> Outcome {
         let mut client = self.client.clone();
         let attempt = AdapterChatRequest {
             context: Some(RequestContext {
@@ -188,6 +199,7 @@ impl Harness {
             }),
             request: Some(request),
             deployment_id,
+            timeouts,
         };
         let mut stream = match client.chat(attempt).await {
             Ok(response) => response.into_inner(),

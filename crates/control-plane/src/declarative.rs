@@ -156,6 +156,9 @@ pub struct DeploymentConfig {
     /// Deprecation and sunset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lifecycle: Option<LifecycleConfig>,
+    /// Timeouts of attempts at this deployment, over the route's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<TimeoutConfig>,
 }
 
 /// Prices of a deployment, per million tokens, as decimal strings with at
@@ -446,18 +449,30 @@ pub struct RetryConfig {
     pub fallback_delay: Option<Duration>,
 }
 
-/// `routes[].timeout`.
+/// `routes[].timeout` and `deployments[].timeout`: each bound on its own; an
+/// unset one falls to the level below (deployment, then route, then the
+/// provider's `timeout`).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct TimeoutConfig {
-    /// Longest a whole request may take (e.g. `120s`).
+    /// On a route, longest a whole request may take, fallbacks and retries
+    /// included (e.g. `120s`); on a deployment, each attempt there.
     #[serde(with = "humantime_serde", skip_serializing_if = "Option::is_none")]
     #[schemars(with = "Option<String>")]
     pub request: Option<Duration>,
-    /// Longest wait for the first token.
+    /// Longest wait for a streamed answer's first token; past it the
+    /// attempt fails as `timeout` and the next deployment is tried.
     #[serde(with = "humantime_serde", skip_serializing_if = "Option::is_none")]
     #[schemars(with = "Option<String>")]
     pub first_token: Option<Duration>,
+    /// Longest wait to connect to the provider.
+    #[serde(with = "humantime_serde", skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<String>")]
+    pub connect: Option<Duration>,
+    /// Longest silence between two streamed chunks.
+    #[serde(with = "humantime_serde", skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<String>")]
+    pub idle: Option<Duration>,
 }
 
 /// `routes[].hedge`.

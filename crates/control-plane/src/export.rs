@@ -64,6 +64,15 @@ fn non_empty(text: &str) -> Option<String> {
     (!text.is_empty()).then(|| text.to_owned())
 }
 
+fn timeout_config(timeout: pb::TimeoutPolicy) -> TimeoutConfig {
+    TimeoutConfig {
+        request: millis(timeout.request_ms),
+        first_token: millis(timeout.first_token_ms),
+        connect: millis(timeout.connect_ms),
+        idle: millis(timeout.idle_ms),
+    }
+}
+
 fn millis(ms: u64) -> Option<Duration> {
     (ms > 0).then(|| Duration::from_millis(ms))
 }
@@ -167,6 +176,7 @@ fn deployment_config(deployment: &pb::Deployment) -> DeploymentConfig {
                 sunset_date: non_empty(&lifecycle.sunset_date),
                 successor: non_empty(&lifecycle.successor),
             }),
+        timeout: deployment.timeout.map(timeout_config),
     }
 }
 
@@ -180,10 +190,7 @@ fn route_config(route: &pb::Route) -> RouteConfig {
             per_deployment: retry.per_deployment,
             fallback_delay: millis(retry.fallback_delay_ms),
         }),
-        timeout: route.timeout.map(|timeout| TimeoutConfig {
-            request: millis(timeout.request_ms),
-            first_token: millis(timeout.first_token_ms),
-        }),
+        timeout: route.timeout.map(timeout_config),
         hedge: route.hedge.map(|hedge| HedgeConfig {
             after: millis(hedge.after_ms),
         }),

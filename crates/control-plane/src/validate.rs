@@ -11,7 +11,9 @@ use crate::{
     Declarative, DeploymentConfig, Error, KeyConfig, ModelConfig, PricingConfig, ProviderConfig,
     Result, RouteConfig, ScopeConfig,
     crypto::{normalize_sha256_hex, secret_hint, sha256_hex},
-    declarative::{BudgetConfig, BudgetPeriodConfig, RateLimitConfig, TeamConfig, UserConfig},
+    declarative::{
+        BudgetConfig, BudgetPeriodConfig, RateLimitConfig, TeamConfig, TimeoutConfig, UserConfig,
+    },
     objects::{ObjectKind, StoredConfig, StoredObject},
     price::parse_price_nanos,
 };
@@ -392,6 +394,7 @@ fn deployment_object(
         None => None,
     };
     let capabilities = &deployment.capabilities;
+    let timeout = timeout_policy(deployment.timeout.as_ref(), path)?;
     Ok(pb::Deployment {
         id: deployment.id.clone(),
         provider: deployment.provider.clone(),
@@ -411,7 +414,24 @@ fn deployment_object(
         self_hosted: deployment.self_hosted,
         lifecycle,
         meta: None,
+        timeout,
     })
+}
+
+/// A route's or deployment's `timeout`: each bound at least 1 ms.
+fn timeout_policy(
+    timeout: Option<&TimeoutConfig>,
+    path: &str,
+) -> Result<Option<pb::TimeoutPolicy>> {
+    let Some(timeout) = timeout else {
+        return Ok(None);
+    };
+    Ok(Some(pb::TimeoutPolicy {
+        request_ms: positive_millis(timeout.request, path, "timeout.request")?,
+        first_token_ms: positive_millis(timeout.first_token, path, "timeout.first_token")?,
+        connect_ms: positive_millis(timeout.connect, path, "timeout.connect")?,
+        idle_ms: positive_millis(timeout.idle, path, "timeout.idle")?,
+    }))
 }
 
 /// Whether `text` is a `YYYY-MM-DD` date with a plausible month and day.
@@ -510,13 +530,7 @@ fn route_object(route: &RouteConfig, path: &str, config: &StoredConfig) -> Resul
     require_non_empty(&route.name, path, "name")?;
     let strategy =
         crate::strategy::to_object(&route.strategy, &format!("{path}.strategy"), config)?;
-    let timeout = match &route.timeout {
-        Some(timeout) => Some(pb::TimeoutPolicy {
-            request_ms: positive_millis(timeout.request, path, "timeout.request")?,
-            first_token_ms: positive_millis(timeout.first_token, path, "timeout.first_token")?,
-        }),
-        None => None,
-    };
+    let timeout = timeout_policy(route.timeout.as_ref(), path)?;
     let hedge = match &route.hedge {
         Some(hedge) => Some(pb::HedgePolicy {
             after_ms: positive_millis(hedge.after, path, "hedge.after")?,

@@ -25,8 +25,8 @@ use switchyard_common::{
     trace::HopSpan,
 };
 use switchyard_proto::v1::{
-    AdapterChatRequest, AdapterChatResponse, AdapterEmbedRequest, ChatRequest, Deployment,
-    EmbedRequest, EmbedResponse, RequestContext, UpstreamTiming, Usage,
+    AdapterChatRequest, AdapterChatResponse, AdapterEmbedRequest, AttemptTimeouts, ChatRequest,
+    Deployment, EmbedRequest, EmbedResponse, RequestContext, UpstreamTiming, Usage,
 };
 
 /// What one attempt did.
@@ -120,12 +120,14 @@ impl Adapters {
         Self { client }
     }
 
-    /// Sends the request to `deployment` and waits for its first message.
+    /// Sends the request to `deployment` under `timeouts` and waits for its
+    /// first message.
     pub async fn open_chat(
         &self,
         context: RequestContext,
         deployment: &Deployment,
         request: ChatRequest,
+        timeouts: Option<AttemptTimeouts>,
     ) -> Result<OpenAttempt, ServiceError> {
         let mut rest = self
             .client
@@ -133,6 +135,7 @@ impl Adapters {
                 context: Some(context),
                 request: Some(request),
                 deployment_id: deployment.id.clone(),
+                timeouts,
             })
             .await
             .map_err(|status| as_gateway_error(ServiceError::from_status(&status)))?;
@@ -147,12 +150,14 @@ impl Adapters {
         }
     }
 
-    /// Sends an embeddings request to `deployment` and returns its answer.
+    /// Sends an embeddings request to `deployment` under `timeouts` and
+    /// returns its answer.
     pub async fn embed(
         &self,
         context: RequestContext,
         deployment: &Deployment,
         request: EmbedRequest,
+        timeouts: Option<AttemptTimeouts>,
     ) -> Result<EmbedAnswer, ServiceError> {
         let response = self
             .client
@@ -160,6 +165,7 @@ impl Adapters {
                 context: Some(context),
                 request: Some(request),
                 deployment_id: deployment.id.clone(),
+                timeouts,
             })
             .await
             .map_err(|status| as_gateway_error(ServiceError::from_status(&status)))?;
@@ -755,7 +761,7 @@ pub(crate) mod tests {
                     tokio::time::sleep(delay).await;
                 }
                 let open = adapters
-                    .open_chat(context, &deployment, ChatRequest::default())
+                    .open_chat(context, &deployment, ChatRequest::default(), None)
                     .await?;
                 Ok(open
                     .first
@@ -773,6 +779,7 @@ pub(crate) mod tests {
                 retry,
                 hedge_after,
                 rules: Vec::new(),
+                timeouts: crate::timeouts::Timeouts::default(),
             }),
             candidates,
             snapshot_version: 1,

@@ -29,6 +29,7 @@ pub async fn embed(
     let started = Instant::now();
     let created_at_unix_ms = unix_millis();
     let mut attempts = Vec::with_capacity(1);
+    let timeouts = plan.route.timeouts;
     let answered = try_in_order(
         &context,
         &span,
@@ -41,7 +42,12 @@ pub async fn embed(
             } else {
                 request.clone()
             };
-            async move { adapters.embed(context, &deployment, request).await }
+            let timeouts = timeouts.for_attempt(&deployment);
+            async move {
+                adapters
+                    .embed(context, &deployment, request, timeouts)
+                    .await
+            }
         },
     )
     .await;

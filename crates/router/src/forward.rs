@@ -315,6 +315,7 @@ impl Journey {
             span,
             ..
         } = exchange;
+        let timeouts = plan.route.timeouts;
         let open = try_in_order(
             context,
             span,
@@ -328,7 +329,12 @@ impl Journey {
                     chat.clone()
                 };
                 let adapters = adapters.clone();
-                async move { adapters.open_chat(context, &deployment, request).await }
+                let timeouts = timeouts.for_attempt(&deployment);
+                async move {
+                    adapters
+                        .open_chat(context, &deployment, request, timeouts)
+                        .await
+                }
             },
         )
         .await?;

@@ -97,6 +97,7 @@ impl RouterService for RouterGrpc {
         )
         .map_err(|error| refused(&context.request_id, &span, error))?;
         planned(&span, &plan);
+        plan.route.timeouts.bound(&mut context);
         let exchange = Exchange {
             context,
             chat,
@@ -133,6 +134,7 @@ impl RouterService for RouterGrpc {
         )
         .map_err(|error| refused(&context.request_id, &span, error))?;
         planned(&span, &plan);
+        plan.route.timeouts.bound(&mut context);
         let request_id = context.request_id.clone();
         // Settling ends the span; a refusal is recorded on it first.
         let response = embeddings::embed(

@@ -43,6 +43,7 @@ mod rules;
 mod settle;
 mod spans;
 mod strategy;
+mod timeouts;
 mod usage;
 
 use std::sync::Arc;

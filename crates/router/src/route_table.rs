@@ -11,6 +11,7 @@ use switchyard_proto::v1::{Deployment, Snapshot};
 use crate::{
     rules::Rule,
     strategy::{Tier, tiers_of},
+    timeouts::Timeouts,
 };
 
 /// Everything the router needs to serve one route.
@@ -30,6 +31,8 @@ pub struct Route {
     pub hedge_after: Option<Duration>,
     /// Rules tried before the strategy, in order.
     pub rules: Vec<Rule>,
+    /// How long its requests and their attempts may take.
+    pub timeouts: Timeouts,
 }
 
 /// How a route's requests retry and fall back, before any output.
@@ -85,6 +88,7 @@ impl RouteTable {
                     .filter(|hedge| hedge.after_ms > 0)
                     .map(|hedge| Duration::from_millis(hedge.after_ms));
                 let rules = route.rules.into_iter().filter_map(Rule::compile).collect();
+                let timeouts = Timeouts::of_route(route.timeout);
                 let entry = Route {
                     name: route.name.clone(),
                     tiers,
@@ -92,6 +96,7 @@ impl RouteTable {
                     retry,
                     hedge_after,
                     rules,
+                    timeouts,
                 };
                 (route.name, Arc::new(entry))
             })

@@ -30,6 +30,7 @@ async fn embed(
             }),
             request: Some(request),
             deployment_id: harness.deploy(&target),
+            timeouts: None,
         })
         .await
         .map(|response| {

@@ -34,6 +34,7 @@ deployments:
     provider: openai
     model: gpt-4o-mini
     pricing: {input_per_million: "0.15", output_per_million: "0.60"}
+    timeout: {first_token: 20s, connect: 2s}
   - id: mock-2
     provider: mock
     model: mock-2
@@ -41,6 +42,7 @@ routes:
   - name: gpt
     strategy: {fallback: [openai-mini, mock-2]}
     owned_by: openai
+    timeout: {request: 90s, idle: 15s}
 models:
   - name: demo
     targets: [{provider: mock, model: mock-1}]

@@ -5,8 +5,8 @@ use std::time::Duration;
 use sqlx::Row;
 use switchyard_control_plane::{ConfigStore, ObjectKind, StoredObject, sha256_hex};
 use switchyard_proto::v1::{
-    FallbackStrategy, Money, Owner, Route, SecretRef, Snapshot, SnapshotAudience, WatchRequest,
-    route::Strategy, secret_ref::Source,
+    FallbackStrategy, Money, Owner, Route, SecretRef, Snapshot, SnapshotAudience, TimeoutPolicy,
+    WatchRequest, route::Strategy, secret_ref::Source,
 };
 
 use crate::fixtures::{
@@ -91,6 +91,14 @@ pub async fn sync_publishes_declared_objects(url: String) {
         }))
     );
     assert_eq!((gpt.owned_by.as_str(), cache_ttl_ms(gpt)), ("openai", 0));
+    assert_eq!(
+        gpt.timeout,
+        Some(TimeoutPolicy {
+            request_ms: 90_000,
+            idle_ms: 15_000,
+            ..TimeoutPolicy::default()
+        })
+    );
     let deployment = |id: &str| {
         snapshot
             .deployments
@@ -103,6 +111,14 @@ pub async fn sync_publishes_declared_objects(url: String) {
     assert_eq!(pricing.input_per_million, usd(150_000_000));
     assert_eq!(pricing.output_per_million, usd(600_000_000));
     assert_eq!(deployment("openai-mini").upstream_model, "gpt-4o-mini");
+    assert_eq!(
+        deployment("openai-mini").timeout,
+        Some(TimeoutPolicy {
+            first_token_ms: 20_000,
+            connect_ms: 2_000,
+            ..TimeoutPolicy::default()
+        })
+    );
     assert_eq!(deployment("mock-2").pricing, None);
 
     let keys: Vec<&str> = snapshot.api_keys.iter().map(|k| k.id.as_str()).collect();
