@@ -353,3 +353,44 @@ pub async fn with_every_deployment_hanging_the_client_gets_a_timeout_within_the_
         ]
     );
 }
+
+/// A provider answering that it does not know a deployment's model (it was
+/// retired early, say) sends the request to the deployment's successor at
+/// once; the client never sees a 404 for a model it named correctly, and
+/// the usage record shows the successor's attempt as such.
+pub async fn a_model_the_provider_no_longer_knows_goes_to_its_successor(cluster: &TestCluster) {
+    cluster.upstream.push_fault(Fault::Status {
+        status: 404,
+        body: openai_error_body(
+            "The model `gpt-4o-mini-old` does not exist or you do not have access to it.",
+            "invalid_request_error",
+            "model_not_found",
+        ),
+        headers: Vec::new(),
+    });
+    let response = cluster.chat(&hello("aging")).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.headers()["x-switchyard-deployment"],
+        "openai-backup"
+    );
+    let models: Vec<String> = cluster
+        .upstream
+        .requests()
+        .iter()
+        .map(|request| {
+            request.body["model"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(models, ["gpt-4o-mini-old", "gpt-4o-mini"]);
+    let rows = crate::ledger::wait_for_usage_rows(cluster, 1).await;
+    let attempts: serde_json::Value = serde_json::from_str(&rows[0].attempts).expect("JSON");
+    assert_eq!(
+        crate::ledger::outcomes(&attempts),
+        [("old-mini", "upstream_unavailable"), ("openai-backup", "")]
+    );
+    assert_eq!(attempts[1]["reason"], "successor");
+}

@@ -19,6 +19,7 @@ pub use crate::observability::{
 };
 pub use crate::routing::{
     a_first_token_later_than_the_routes_timeout_falls_back_and_one_in_time_is_served,
+    a_model_the_provider_no_longer_knows_goes_to_its_successor,
     a_retry_in_place_waits_the_providers_retry_after,
     a_slow_first_token_is_hedged_to_the_next_deployment,
     a_stream_cut_after_its_first_token_is_never_sent_elsewhere,

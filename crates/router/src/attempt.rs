@@ -185,32 +185,40 @@ impl Adapters {
 }
 
 /// A provider refusing the gateway's own credentials (`provider_auth`, as
-/// the adapters report it) or not knowing the configured upstream model is
-/// the gateway's problem, not the client's: it is logged here, and an
-/// unknown upstream model becomes `upstream_unavailable` (502, and another
-/// deployment may be tried) rather than a 404 the client would take for
-/// its own model.
+/// the adapters report it) is the gateway's problem, not the client's: it
+/// is logged here (and the attempt falls back like any other).
 fn as_gateway_error(error: ServiceError) -> ServiceError {
-    let Some(provider) = error.provider.clone() else {
-        return error;
-    };
-    match error.class {
-        ErrorClass::ProviderAuth => {
-            tracing::warn!(%provider, class = %error.class, "provider refused the gateway's credentials");
-            error
-        }
-        ErrorClass::NotFound => {
-            tracing::warn!(%provider, class = %error.class, "provider does not know the configured model");
-            ServiceError::new(
-                ErrorClass::UpstreamUnavailable,
-                format!(
-                    "The provider `{provider}` does not know the configured model; check its configuration."
-                ),
-            )
-            .with_provider(provider)
-        }
-        _ => error,
+    if error.class == ErrorClass::ProviderAuth
+        && let Some(provider) = error.provider.as_deref()
+    {
+        tracing::warn!(%provider, class = %error.class, "provider refused the gateway's credentials");
     }
+    error
+}
+
+/// A provider not knowing `deployment`'s upstream model is the gateway's
+/// problem too: the model is gone or misconfigured. It is logged so the
+/// operator learns of it, and becomes `upstream_unavailable` (502, and
+/// another deployment may be tried) rather than a 404 the client would
+/// take for its own model. Returns the error, and whether that was it.
+fn unknown_model(error: ServiceError, deployment: &Deployment) -> (ServiceError, bool) {
+    let (ErrorClass::NotFound, Some(provider)) = (error.class, error.provider.clone()) else {
+        return (error, false);
+    };
+    tracing::warn!(
+        %provider,
+        deployment = %deployment.id,
+        model = %deployment.upstream_model,
+        "the provider does not know this deployment's model: it may be retired; give the deployment a successor or fix its model"
+    );
+    let error = ServiceError::new(
+        ErrorClass::UpstreamUnavailable,
+        format!(
+            "The provider `{provider}` does not know the configured model; check its configuration."
+        ),
+    )
+    .with_provider(provider);
+    (error, true)
 }
 
 /// Tries the plan's candidates in order with `attempt` (given each
@@ -245,14 +253,25 @@ where
 {
     let rules = plan.route.retry;
     let hedge_after = plan.route.hedge_after;
-    // Disjoint borrows: the candidates are read while the decision grows.
-    let (candidates, decision) = (&plan.candidates, &mut plan.decision);
-    let last = candidates.len().saturating_sub(1);
+    // Disjoint borrows: the candidates are read (and a successor may join
+    // them) while the decision grows.
+    let Plan {
+        candidates,
+        decision,
+        successors,
+        ..
+    } = plan;
+    let mut last = candidates.len().saturating_sub(1);
     let mut first_outage: Option<ServiceError> = None;
     let mut last_error = None;
     let mut made = 0_u32;
     let mut hedged_past = None;
-    for (position, deployment) in candidates.iter().enumerate() {
+    let mut successor_at = None;
+    let mut position = 0;
+    while position < candidates.len() {
+        let deployment = &Arc::clone(&candidates[position]);
+        position += 1;
+        let position = position - 1;
         if hedged_past.is_some_and(|past| position <= past) {
             continue;
         }
@@ -270,6 +289,7 @@ where
             tries += 1;
             let reason = match (records.is_empty(), tries) {
                 (true, 1) => "first",
+                (_, 1) if successor_at == Some(position) => "successor",
                 (_, 1) => "fallback",
                 _ => "retry",
             };
@@ -330,6 +350,18 @@ where
                 }
                 Err(error) => error,
             };
+            let (error, gone) = unknown_model(error, deployment);
+            if gone
+                && let Some(successor) = successor_of(successors, deployment)
+                && !candidates.iter().any(|planned| planned.id == successor.id)
+            {
+                // Its successor is tried next, before the rest of the plan.
+                candidates.insert(position + 1, Arc::clone(successor));
+                let at = decision.order.len().min(position + 1);
+                decision.order.insert(at, successor.id.clone());
+                last = candidates.len() - 1;
+                successor_at = Some(position + 1);
+            }
             health.record(deployment, ticket, Err(error.class));
             record.fail(error.class);
             record.credential = error.credential.as_deref().unwrap_or_default().to_owned();
@@ -375,7 +407,7 @@ fn open_record(
     position: usize,
     reason: &'static str,
 ) -> (AttemptRecord, RequestContext) {
-    let span = spans::attempt(parent, deployment, position);
+    let span = spans::attempt(parent, deployment, position, reason);
     let mut sent = context.clone();
     span.hand_on(&mut sent);
     let record = AttemptRecord {
@@ -440,6 +472,8 @@ where
         };
         return Hedged::Alone(result, record);
     };
+    let gateway_view =
+        |error: ServiceError, deployment: &Deployment| unknown_model(error, deployment).0;
     match raced {
         Raced::Alone(result) => Hedged::Alone(result, record),
         Raced::Answered {
@@ -458,7 +492,7 @@ where
             let (winner_deployment, winner_ticket, mut winner_record) = winner;
             let (loser_deployment, loser_ticket, mut loser_record) = loser;
             let (class, ended) = other.map_or((ErrorClass::Cancelled, at), |(error, ended)| {
-                (error.class, ended)
+                (gateway_view(error, loser_deployment).class, ended)
             });
             // A cancelled attempt says nothing of its deployment's health.
             health.record(loser_deployment, loser_ticket, Err(class));
@@ -478,6 +512,8 @@ where
             first: (first_error, first_ended),
             backup: (backup_error, backup_ended),
         } => {
+            let first_error = gateway_view(first_error, deployment);
+            let backup_error = gateway_view(backup_error, &backup);
             health.record(deployment, ticket, Err(first_error.class));
             record.fail(first_error.class);
             record.ended = Some(first_ended);
@@ -489,6 +525,18 @@ where
             Hedged::BothFailed(first_error, backup_error)
         }
     }
+}
+
+/// The successor the plan holds for `deployment`, for when its provider no
+/// longer knows its model.
+fn successor_of<'a>(
+    successors: &'a [(Arc<Deployment>, Arc<Deployment>)],
+    deployment: &Deployment,
+) -> Option<&'a Arc<Deployment>> {
+    successors
+        .iter()
+        .find(|(of, _)| of.id == deployment.id)
+        .map(|(_, successor)| successor)
 }
 
 /// Whether another attempt fits under the route's `max_attempts` after
@@ -709,6 +757,9 @@ pub(crate) mod tests {
         retry: RetryRules,
         hedge_after: Option<Duration>,
         delays: HashMap<&'static str, Duration>,
+        /// (deployment, successor): each successor is scripted but left
+        /// out of the planned candidates.
+        successors: Vec<(&'static str, &'static str)>,
     }
 
     impl From<RetryRules> for Setup {
@@ -745,14 +796,23 @@ pub(crate) mod tests {
     ) {
         let fake = FakeAdapters::new(script);
         let adapters = Adapters::new(AdapterClient::direct(Arc::clone(&fake)));
-        let candidates: Vec<_> = script.iter().map(|(id, _)| deployment(id)).collect();
-        let mut records = Vec::new();
-        let parent = HopSpan::none();
         let Setup {
             retry,
             hedge_after,
             delays,
+            successors,
         } = setup.into();
+        let candidates: Vec<_> = script
+            .iter()
+            .filter(|(id, _)| !successors.iter().any(|(_, successor)| successor == id))
+            .map(|(id, _)| deployment(id))
+            .collect();
+        let successors = successors
+            .iter()
+            .map(|(of, successor)| (deployment(of), deployment(successor)))
+            .collect();
+        let mut records = Vec::new();
+        let parent = HopSpan::none();
         let attempt = |deployment: Arc<Deployment>, _, context| {
             let adapters = adapters.clone();
             let delay = delays.get(deployment.id.as_str()).copied();
@@ -784,6 +844,7 @@ pub(crate) mod tests {
             candidates,
             snapshot_version: 1,
             decision: switchyard_proto::v1::Decision::default(),
+            successors,
         };
         let result =
             try_in_order(context, &parent, &mut plan, &health, &mut records, attempt).await;
@@ -1047,6 +1108,7 @@ pub(crate) mod tests {
                 per_deployment: Some(0),
                 ..RetryRules::default()
             },
+            ..Setup::default()
         };
         let (result, records, calls) = run_with(
             &RequestContext::default(),
@@ -1097,5 +1159,45 @@ pub(crate) mod tests {
         assert_eq!(result.expect("b answers"), "from b");
         assert_eq!(calls, ["a", "b"]);
         assert_eq!(records[0].outcome, Some(ErrorClass::UpstreamUnavailable));
+    }
+
+    #[tokio::test]
+    async fn a_model_the_provider_no_longer_knows_goes_to_its_successor_first() {
+        let setup = Setup {
+            successors: vec![("old", "new")],
+            ..Setup::default()
+        };
+        let (result, records, calls) = run_with(
+            &RequestContext::default(),
+            setup,
+            &[
+                ("old", Err(ErrorClass::NotFound)),
+                ("other", Ok("from other")),
+                ("new", Ok("from new")),
+            ],
+        )
+        .await;
+        assert_eq!(result.expect("the successor answers"), "from new");
+        assert_eq!(calls, ["old", "new"]);
+        let reasons: Vec<_> = records.iter().map(|record| record.reason).collect();
+        assert_eq!(reasons, ["first", "successor"]);
+
+        // Any other failure falls back as planned.
+        let setup = Setup {
+            successors: vec![("old", "new")],
+            ..Setup::default()
+        };
+        let (result, _, calls) = run_with(
+            &RequestContext::default(),
+            setup,
+            &[
+                ("old", Err(ErrorClass::UpstreamUnavailable)),
+                ("other", Ok("from other")),
+                ("new", Ok("from new")),
+            ],
+        )
+        .await;
+        assert_eq!(result.expect("the plan's next answers"), "from other");
+        assert_eq!(calls, ["old", "other"]);
     }
 }

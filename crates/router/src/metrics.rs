@@ -56,7 +56,7 @@ struct AttemptLabels {
     route: String,
     deployment: String,
     provider: String,
-    /// `first`, `fallback` (later: `retry`, `hedge`, `shadow`).
+    /// `first`, `retry`, `fallback`, `hedge` or `successor`.
     reason: &'static str,
     status: &'static str,
 }
@@ -418,6 +418,7 @@ impl RouterMetrics {
                 reason: match attempt.reason.as_str() {
                     "retry" => "retry",
                     "hedge" => "hedge",
+                    "successor" => "successor",
                     "fallback" => "fallback",
                     "first" => "first",
                     _ if index == 0 => "first",

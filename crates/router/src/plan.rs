@@ -44,6 +44,10 @@ pub struct Plan {
     pub snapshot_version: u64,
     /// The decision record so far: strategies, order, deployments left out.
     pub decision: Decision,
+    /// For candidates whose lifecycle names a successor, that successor
+    /// (when it meets the request's constraints and its breaker admits):
+    /// tried next if the provider no longer knows the candidate's model.
+    pub successors: Vec<(Arc<Deployment>, Arc<Deployment>)>,
 }
 
 /// Plans a request for route `model` under `table`: the route must exist
@@ -163,12 +167,34 @@ pub fn plan(
         return Err(nothing_left(model, &decision, needs));
     }
     decision.order = candidates.iter().map(|d| d.id.clone()).collect();
+    let successors = successors_of(table, &candidates, needs, health);
     Ok(Plan {
         route,
         candidates,
         snapshot_version: table.version,
         decision,
+        successors,
     })
+}
+
+/// The successors of `candidates` that could stand in for them: named in
+/// their lifecycle, in the snapshot, able to serve the request (no later
+/// step relaxes a hard constraint) and admitted by their breakers.
+fn successors_of(
+    table: &RouteTable,
+    candidates: &[Arc<Deployment>],
+    needs: &Needs,
+    health: &Health,
+) -> Vec<(Arc<Deployment>, Arc<Deployment>)> {
+    candidates
+        .iter()
+        .filter_map(|candidate| {
+            let lifecycle = candidate.lifecycle.as_ref()?;
+            let successor = table.deployment(&lifecycle.successor)?;
+            (needs.unmet_by(successor).is_none() && health.is_available(successor))
+                .then(|| (Arc::clone(candidate), Arc::clone(successor)))
+        })
+        .collect()
 }
 
 /// Records that `deployment` was left out by `step` for `reason`.

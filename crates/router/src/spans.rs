@@ -51,18 +51,20 @@ pub fn planned(span: &HopSpan, route: &str, snapshot_version: u64, candidates: &
 }
 
 /// Opens the span of an attempt at `deployment` under the request's span
-/// `parent`; `position` counts from 0 (the first choice).
-pub fn attempt(parent: &HopSpan, deployment: &Arc<Deployment>, position: usize) -> HopSpan {
+/// `parent`, made for `reason`; `position` counts from 0 (the first).
+pub fn attempt(
+    parent: &HopSpan,
+    deployment: &Arc<Deployment>,
+    position: usize,
+    reason: &'static str,
+) -> HopSpan {
     let deployment = Arc::clone(deployment);
     parent.child(move || {
         Opening::new(format!("attempt {}", deployment.id), SpanKind::Internal)
             .with("switchyard.deployment", deployment.id.clone())
             .with("switchyard.provider", deployment.provider.clone())
             .with("gen_ai.request.model", deployment.upstream_model.clone())
-            .with(
-                "switchyard.attempt.reason",
-                if position == 0 { "first" } else { "fallback" },
-            )
+            .with("switchyard.attempt.reason", reason)
             .with(
                 "switchyard.attempt.position",
                 i64::try_from(position).unwrap_or(i64::MAX),
