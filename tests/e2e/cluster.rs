@@ -201,6 +201,9 @@ routes:
   - name: impatient
     strategy: {{fallback: [openai-backup, anthropic-primary]}}
     timeout: {{request: 1500ms, first_token: 500ms}}
+  - name: capped
+    strategy: {{fallback: [anthropic-primary, openai-backup]}}
+    cost_ceiling: "0.01"
   - name: aging
     strategy: {{fallback: [old-mini]}}
   - name: retired
@@ -225,7 +228,7 @@ keys:
   - id: test-key
     team: {team}
     secret: {{env: TEST_KEY}}
-    models: [gpt-test, demo, fallback, refused-first, pooled, twice, patient, hedged, impatient, aging, retired, auto]
+    models: [gpt-test, demo, fallback, refused-first, pooled, twice, patient, hedged, impatient, capped, aging, retired, auto]
     debug: true
 "#,
             upstream_url = upstream.base_url(),

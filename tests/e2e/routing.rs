@@ -394,3 +394,45 @@ pub async fn a_model_the_provider_no_longer_knows_goes_to_its_successor(cluster:
     );
     assert_eq!(attempts[1]["reason"], "successor");
 }
+
+/// Route `capped` allows $0.01 per request at each deployment. With room
+/// for 100 output tokens, the primary ($200 per million out) would cost
+/// about 2 cents and is skipped without being called; the backup answers,
+/// and the decision says why. With room for 5,000, no deployment fits: a
+/// clear 400 naming `max_tokens`, and no provider is called.
+pub async fn a_deployment_over_the_routes_cost_ceiling_is_never_called(cluster: &TestCluster) {
+    let mut request = hello("capped");
+    request["max_tokens"] = json!(100);
+    let response = cluster.chat(&request).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.headers()["x-switchyard-deployment"],
+        "openai-backup"
+    );
+    let header = response.headers()["x-switchyard-decision"]
+        .to_str()
+        .expect("ASCII")
+        .to_owned();
+    assert!(
+        header.contains("skipped=anthropic-primary(constraints:cost_ceiling)"),
+        "{header}"
+    );
+    assert!(cluster.primary.requests().is_empty());
+    assert_eq!(cluster.upstream.requests().len(), 1);
+
+    request["max_tokens"] = json!(5_000);
+    let response = cluster.chat(&request).await;
+    assert_eq!(response.status(), 400);
+    let body: serde_json::Value =
+        serde_json::from_str(&response.text().await.expect("body")).expect("JSON error");
+    assert_eq!(body["error"]["type"], "invalid_request_error", "{body}");
+    assert_eq!(body["error"]["param"], "max_tokens", "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|message| message.contains("ceiling")),
+        "{body}"
+    );
+    assert!(cluster.primary.requests().is_empty());
+    assert_eq!(cluster.upstream.requests().len(), 1, "no provider called");
+}

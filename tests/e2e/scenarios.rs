@@ -18,6 +18,7 @@ pub use crate::observability::{
     the_gateway_overhead_is_reported_without_the_providers_time,
 };
 pub use crate::routing::{
+    a_deployment_over_the_routes_cost_ceiling_is_never_called,
     a_first_token_later_than_the_routes_timeout_falls_back_and_one_in_time_is_served,
     a_model_the_provider_no_longer_knows_goes_to_its_successor,
     a_retry_in_place_waits_the_providers_retry_after,
@@ -759,6 +760,7 @@ pub async fn models_are_listed_for_the_key(cluster: &TestCluster) {
         [
             "aging",
             "auto",
+            "capped",
             "demo",
             "fallback",
             "gpt-test",

@@ -299,6 +299,13 @@ pub struct RouteConfig {
     /// one). The strategy serves what no rule matches.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub rules: Vec<RuleConfig>,
+    /// Most a request may be expected to cost at one deployment, as a
+    /// decimal string in the deployments' pricing currency (`"0.05"`): its
+    /// estimated prompt plus `max_tokens` (256 when unset) at that
+    /// deployment's prices. A deployment over it is skipped without being
+    /// called; unpriced ones are never over it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost_ceiling: Option<String>,
 }
 
 /// `routes[].rules[]`: request features that send a request to a route.

@@ -200,6 +200,8 @@ fn route_config(route: &pb::Route) -> RouteConfig {
         owned_by: (!route.owned_by.is_empty() && route.owned_by != DEFAULT_OWNED_BY)
             .then(|| route.owned_by.clone()),
         rules: crate::rules::to_configs(&route.rules),
+        cost_ceiling: (route.cost_ceiling_nanos > 0)
+            .then(|| format_price_nanos(route.cost_ceiling_nanos)),
     }
 }
 

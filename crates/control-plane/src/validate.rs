@@ -531,6 +531,20 @@ fn route_object(route: &RouteConfig, path: &str, config: &StoredConfig) -> Resul
     let strategy =
         crate::strategy::to_object(&route.strategy, &format!("{path}.strategy"), config)?;
     let timeout = timeout_policy(route.timeout.as_ref(), path)?;
+    let cost_ceiling_nanos = match &route.cost_ceiling {
+        Some(text) => {
+            let nanos = parse_price_nanos(text)
+                .map_err(|reason| Error::invalid(format!("{path}.cost_ceiling"), reason))?;
+            if nanos == 0 {
+                return Err(Error::invalid(
+                    format!("{path}.cost_ceiling"),
+                    "must be more than 0 (leave it out for no ceiling)",
+                ));
+            }
+            nanos
+        }
+        None => 0,
+    };
     let hedge = match &route.hedge {
         Some(hedge) => Some(pb::HedgePolicy {
             after_ms: positive_millis(hedge.after, path, "hedge.after")?,
@@ -556,6 +570,7 @@ fn route_object(route: &RouteConfig, path: &str, config: &StoredConfig) -> Resul
             })
             .transpose()?,
         timeout,
+        cost_ceiling_nanos,
         hedge,
         cache: cache_policy(
             route.cache.as_ref().map(|cache| cache.ttl),
@@ -997,6 +1012,29 @@ rate_limits:
     fn unresolvable_provider_secret_is_fine() {
         // OPENAI_API_KEY is not in the environment: the adapters resolve it.
         assert!(example().validate(&environment()).is_ok());
+    }
+
+    #[test]
+    fn a_cost_ceiling_and_timeouts_must_be_positive_and_exact() {
+        for (ceiling, expected) in [("0", "more than 0"), ("0.1234567891", "decimal")] {
+            let mut declarative = example();
+            declarative.routes[0].cost_ceiling = Some(ceiling.to_owned());
+            let text = error_text(&declarative);
+            assert!(
+                text.contains("routes[smart].cost_ceiling") && text.contains(expected),
+                "{ceiling}: {text}"
+            );
+        }
+        let mut declarative = example();
+        declarative.deployments[0].timeout = Some(TimeoutConfig {
+            idle: Some(Duration::ZERO),
+            ..TimeoutConfig::default()
+        });
+        let text = error_text(&declarative);
+        assert!(
+            text.contains("timeout.idle") && text.contains("at least 1ms"),
+            "{text}"
+        );
     }
 
     #[test]

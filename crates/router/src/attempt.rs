@@ -840,6 +840,7 @@ pub(crate) mod tests {
                 hedge_after,
                 rules: Vec::new(),
                 timeouts: crate::timeouts::Timeouts::default(),
+                cost_ceiling: None,
             }),
             candidates,
             snapshot_version: 1,

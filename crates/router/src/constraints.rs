@@ -8,7 +8,12 @@
 
 use switchyard_proto::v1::{ChatRequest, Deployment, ResponseFormatType, content_part::Part};
 
-use crate::estimate::Estimate;
+use switchyard_proto::v1::Usage;
+
+use crate::{
+    estimate::Estimate,
+    pricing::{scaled_cost, scaled_nanos},
+};
 
 /// What a request needs of a deployment.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -77,6 +82,26 @@ impl Needs {
     }
 }
 
+/// Whether a request of `estimate` is expected to cost more at
+/// `deployment` than the route's ceiling (nano-units; `None` for none): its
+/// estimated prompt and output at the deployment's prices, long-context
+/// tier included. An unpriced deployment is never over it.
+pub fn over_cost_ceiling(
+    ceiling: Option<i64>,
+    estimate: &Estimate,
+    deployment: &Deployment,
+) -> bool {
+    let (Some(ceiling), Some(pricing)) = (ceiling, deployment.pricing.as_ref()) else {
+        return false;
+    };
+    let usage = Usage {
+        prompt_tokens: estimate.prompt_tokens,
+        completion_tokens: estimate.output_tokens,
+        ..Usage::default()
+    };
+    scaled_cost(&usage, pricing).is_some_and(|(expected, _)| expected > scaled_nanos(ceiling))
+}
+
 #[cfg(test)]
 mod tests {
     use switchyard_proto::v1::{Capabilities, ContentPart, Message, Tool};
@@ -116,5 +141,45 @@ mod tests {
             ..Deployment::default()
         };
         assert_eq!(needs.unmet_by(&large), None);
+    }
+
+    #[test]
+    fn the_cost_ceiling_holds_the_expected_cost_at_each_deployments_own_prices() {
+        let money = |nanos| {
+            Some(switchyard_proto::v1::Money {
+                nanos,
+                currency: "USD".to_owned(),
+            })
+        };
+        // $1 in and $2 out per million; $10 and $20 above 1,000 prompt tokens.
+        let priced = Deployment {
+            pricing: Some(switchyard_proto::v1::Pricing {
+                input_per_million: money(1_000_000_000),
+                output_per_million: money(2_000_000_000),
+                long_context: Some(switchyard_proto::v1::LongContextPricing {
+                    above_prompt_tokens: 1_000,
+                    input_per_million: money(10_000_000_000),
+                    output_per_million: money(20_000_000_000),
+                }),
+                ..switchyard_proto::v1::Pricing::default()
+            }),
+            ..Deployment::default()
+        };
+        let small = Estimate {
+            prompt_tokens: 1_000,
+            output_tokens: 500,
+        };
+        // 1,000 × 1,000 + 500 × 2,000 = 2,000,000 nano-dollars exactly.
+        assert!(!over_cost_ceiling(Some(2_000_000), &small, &priced));
+        assert!(over_cost_ceiling(Some(1_999_999), &small, &priced));
+        // One more prompt token crosses into the long-context tier.
+        let long = Estimate {
+            prompt_tokens: 1_001,
+            ..small
+        };
+        assert!(over_cost_ceiling(Some(2_000_000), &long, &priced));
+        assert!(!over_cost_ceiling(Some(20_010_000), &long, &priced));
+        assert!(!over_cost_ceiling(None, &long, &priced));
+        assert!(!over_cost_ceiling(Some(1), &long, &Deployment::default()));
     }
 }

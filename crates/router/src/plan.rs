@@ -8,13 +8,15 @@
 //!    route instead;
 //! 2. `snapshot`: a deployment the snapshot does not hold (a race between
 //!    config writes) is left out;
-//! 3. `constraints`: hard constraints ([`Needs`]): capabilities and the
-//!    context window;
-//! 4. `health`: a deployment whose circuit breaker is open;
-//! 5. the strategy of each tier orders what is left.
+//! 3. `lifecycle`: past its sunset, a deployment is replaced by its
+//!    successor;
+//! 4. `constraints`: hard constraints ([`Needs`]): capabilities, the
+//!    context window and the route's cost ceiling;
+//! 5. `health`: a deployment whose circuit breaker is open;
+//! 6. the strategy of each tier orders what is left.
 //!
-//! Rules, tiers by key, the budget shift, residency and cost ceilings take
-//! their places in this order as they are built. No later step, retry or
+//! Tiers by key, the budget shift and residency take their places in this
+//! order as they are built. No later step, retry or
 //! fallback relaxes a constraint: attempts only ever go down this list.
 
 use std::sync::Arc;
@@ -23,7 +25,7 @@ use switchyard_common::{ErrorClass, ServiceError};
 use switchyard_proto::v1::{ChatRequest, Decision, Deployment, RequestContext, SkippedDeployment};
 
 use crate::{
-    constraints::Needs,
+    constraints::{Needs, over_cost_ceiling},
     health::Health,
     lifecycle,
     route_table::{Route, RouteTable},
@@ -154,6 +156,10 @@ pub fn plan(
                 skip(&mut decision, id, "constraints", reason);
                 continue;
             }
+            if over_cost_ceiling(route.cost_ceiling, &needs.estimate, deployment) {
+                skip(&mut decision, id, "constraints", "cost_ceiling");
+                continue;
+            }
             if !health.is_available(deployment) {
                 skip(&mut decision, id, "health", "breaker_open");
                 continue;
@@ -167,7 +173,7 @@ pub fn plan(
         return Err(nothing_left(model, &decision, needs));
     }
     decision.order = candidates.iter().map(|d| d.id.clone()).collect();
-    let successors = successors_of(table, &candidates, needs, health);
+    let successors = successors_of(table, &route, &candidates, needs, health);
     Ok(Plan {
         route,
         candidates,
@@ -182,6 +188,7 @@ pub fn plan(
 /// step relaxes a hard constraint) and admitted by their breakers.
 fn successors_of(
     table: &RouteTable,
+    route: &Route,
     candidates: &[Arc<Deployment>],
     needs: &Needs,
     health: &Health,
@@ -191,7 +198,9 @@ fn successors_of(
         .filter_map(|candidate| {
             let lifecycle = candidate.lifecycle.as_ref()?;
             let successor = table.deployment(&lifecycle.successor)?;
-            (needs.unmet_by(successor).is_none() && health.is_available(successor))
+            let able = needs.unmet_by(successor).is_none()
+                && !over_cost_ceiling(route.cost_ceiling, &needs.estimate, successor);
+            (able && health.is_available(successor))
                 .then(|| (Arc::clone(candidate), Arc::clone(successor)))
         })
         .collect()
@@ -222,6 +231,14 @@ fn nothing_left(model: &str, decision: &Decision, needs: &Needs) -> ServiceError
         .iter()
         .filter(|skipped| skipped.step == "constraints")
         .collect();
+    if !constrained.is_empty() && constrained.iter().all(|s| s.reason == "cost_ceiling") {
+        return ServiceError::invalid_request(format!(
+            "The request (about {} prompt tokens and {} of output) would cost more than the \
+             ceiling of `{model}` at every deployment; shorten it or lower `max_tokens`.",
+            needs.estimate.prompt_tokens, needs.estimate.output_tokens
+        ))
+        .with_param("max_tokens");
+    }
     if !constrained.is_empty() && constrained.iter().all(|s| s.reason == "context_window") {
         return ServiceError::new(
             ErrorClass::ContextLengthExceeded,
@@ -427,5 +444,108 @@ mod tests {
         )
         .expect_err("nothing to try");
         assert_eq!(error.class, ErrorClass::UpstreamUnavailable);
+    }
+
+    /// One generated deployment: context window (0 unknown), prices per
+    /// million in nano-dollars (`None` unpriced), whether its breaker is
+    /// open, and the index of a successor among the others.
+    type Generated = (u32, Option<(i64, i64)>, bool, Option<usize>);
+
+    fn generated() -> impl proptest::strategy::Strategy<Value = Generated> {
+        use proptest::prelude::*;
+        (
+            prop_oneof![Just(0_u32), 100_u32..20_000],
+            proptest::option::of((0_i64..20_000_000_000, 0_i64..60_000_000_000)),
+            proptest::bool::weighted(0.3),
+            proptest::option::of(0_usize..6),
+        )
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+        /// Whatever the deployments, breakers, ceiling and request, a plan
+        /// (and the successors it may bring in) never holds a deployment
+        /// whose breaker is open, whose context window is too small, or
+        /// whose expected cost is over the route's ceiling.
+        #[test]
+        fn no_plan_holds_an_open_breaker_a_window_too_small_or_a_cost_over_the_ceiling(
+            deployments in proptest::collection::vec(generated(), 1..6),
+            ceiling in proptest::option::of(1_i64..50_000_000),
+            prompt_tokens in 1_u32..30_000,
+            max_tokens in proptest::option::of(1_u32..8_000),
+        ) {
+            use switchyard_proto::v1::{
+                ApiKey, FallbackStrategy, Lifecycle, Money, Pricing, Route as RouteObject,
+                Snapshot, route::Strategy,
+            };
+            let money = |nanos| Some(Money { nanos, currency: "USD".to_owned() });
+            let ids: Vec<String> = (0..deployments.len()).map(|i| format!("d{i}")).collect();
+            let objects: Vec<Deployment> = deployments
+                .iter()
+                .enumerate()
+                .map(|(i, (window, prices, _, successor))| Deployment {
+                    id: ids[i].clone(),
+                    context_window: *window,
+                    pricing: prices.map(|(input, output)| Pricing {
+                        input_per_million: money(input),
+                        output_per_million: money(output),
+                        ..Pricing::default()
+                    }),
+                    lifecycle: successor
+                        .filter(|s| *s < ids.len() && *s != i)
+                        .map(|s| Lifecycle { successor: ids[s].clone(), ..Lifecycle::default() }),
+                    ..Deployment::default()
+                })
+                .collect();
+            let health = health();
+            for (object, (_, _, open, _)) in objects.iter().zip(&deployments) {
+                if *open {
+                    let ticket = health.admit(object).expect("closed at first");
+                    health.record(object, ticket, Err(ErrorClass::UpstreamUnavailable));
+                }
+            }
+            let table = RouteTable::from_snapshot(Snapshot {
+                deployments: objects,
+                routes: vec![RouteObject {
+                    name: "r".to_owned(),
+                    strategy: Some(Strategy::Fallback(FallbackStrategy { deployments: ids.clone() })),
+                    cost_ceiling_nanos: ceiling.unwrap_or(0),
+                    ..RouteObject::default()
+                }],
+                api_keys: vec![ApiKey { id: "all".to_owned(), ..ApiKey::default() }],
+                ..Snapshot::default()
+            });
+            let needs = Needs {
+                estimate: Estimate {
+                    prompt_tokens,
+                    output_tokens: max_tokens.unwrap_or(crate::estimate::DEFAULT_OUTPUT_TOKENS),
+                },
+                reserved_output: max_tokens.unwrap_or(0),
+                ..Needs::default()
+            };
+            let Ok(plan) = plan(Some(&table), &health, &context("all"), "r", &needs, None) else {
+                return Ok(());
+            };
+            let route = table.route("r").expect("the route");
+            let brought_in = plan.successors.iter().map(|(_, successor)| successor);
+            for deployment in plan.candidates.iter().chain(brought_in) {
+                proptest::prop_assert!(health.is_available(deployment), "{} has an open breaker", deployment.id);
+                let window = u64::from(deployment.context_window);
+                proptest::prop_assert!(
+                    window == 0 || u64::from(prompt_tokens) + u64::from(max_tokens.unwrap_or(0)) <= window,
+                    "{} cannot hold the request", deployment.id
+                );
+                if let (Some(ceiling), Some(pricing)) = (route.cost_ceiling, &deployment.pricing) {
+                    let nanos = |money: &Option<Money>| i128::from(money.as_ref().map_or(0, |m| m.nanos));
+                    let expected = i128::from(needs.estimate.prompt_tokens) * nanos(&pricing.input_per_million)
+                        + i128::from(needs.estimate.output_tokens) * nanos(&pricing.output_per_million);
+                    proptest::prop_assert!(
+                        expected <= i128::from(ceiling) * 1_000_000,
+                        "{} is over the ceiling", deployment.id
+                    );
+                }
+            }
+        }
     }
 }

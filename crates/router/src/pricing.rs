@@ -36,7 +36,16 @@ impl ExactCost {
 /// long-context threshold, the tier's input and output prices apply to the
 /// whole request.
 pub fn exact_cost(usage: &Usage, pricing: Option<&Pricing>) -> Option<ExactCost> {
-    let pricing = pricing?;
+    let (scaled, currency) = scaled_cost(usage, pricing?)?;
+    Some(ExactCost {
+        scaled,
+        currency: currency.to_owned(),
+    })
+}
+
+/// The cost of `usage` at `pricing` as [`ExactCost::scaled`], and its
+/// currency, without allocating: for checks on the data path.
+pub fn scaled_cost<'a>(usage: &Usage, pricing: &'a Pricing) -> Option<(i128, &'a str)> {
     let mut input = pricing.input_per_million.as_ref()?;
     let mut output = pricing.output_per_million.as_ref()?;
     if let Some(tier) = &pricing.long_context
@@ -62,10 +71,12 @@ pub fn exact_cost(usage: &Usage, pricing: Option<&Pricing>) -> Option<ExactCost>
         .iter()
         .map(|(tokens, rate)| i128::from(*tokens) * i128::from(rate.nanos))
         .sum();
-    Some(ExactCost {
-        scaled,
-        currency: input.currency.clone(),
-    })
+    Some((scaled, input.currency.as_str()))
+}
+
+/// [`ExactCost::scaled`] of `nanos` whole nano-units.
+pub fn scaled_nanos(nanos: i64) -> i128 {
+    i128::from(nanos) * TOKENS_PER_PRICE_UNIT
 }
 
 /// Sums exact costs of one currency; `None` when there are none. Costs in

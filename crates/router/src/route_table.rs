@@ -33,6 +33,9 @@ pub struct Route {
     pub rules: Vec<Rule>,
     /// How long its requests and their attempts may take.
     pub timeouts: Timeouts,
+    /// Most a request may be expected to cost at one deployment, in
+    /// nano-units; `None` for no ceiling.
+    pub cost_ceiling: Option<i64>,
 }
 
 /// How a route's requests retry and fall back, before any output.
@@ -97,6 +100,8 @@ impl RouteTable {
                     hedge_after,
                     rules,
                     timeouts,
+                    cost_ceiling: (route.cost_ceiling_nanos > 0)
+                        .then_some(route.cost_ceiling_nanos),
                 };
                 (route.name, Arc::new(entry))
             })

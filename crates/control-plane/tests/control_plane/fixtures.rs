@@ -43,6 +43,7 @@ routes:
     strategy: {fallback: [openai-mini, mock-2]}
     owned_by: openai
     timeout: {request: 90s, idle: 15s}
+    cost_ceiling: "0.25"
 models:
   - name: demo
     targets: [{provider: mock, model: mock-1}]

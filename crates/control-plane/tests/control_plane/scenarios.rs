@@ -91,6 +91,7 @@ pub async fn sync_publishes_declared_objects(url: String) {
         }))
     );
     assert_eq!((gpt.owned_by.as_str(), cache_ttl_ms(gpt)), ("openai", 0));
+    assert_eq!(gpt.cost_ceiling_nanos, 250_000_000);
     assert_eq!(
         gpt.timeout,
         Some(TimeoutPolicy {
