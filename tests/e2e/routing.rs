@@ -6,6 +6,14 @@ use switchyard_test_support::{Fault, anthropic_error_body, openai_error_body};
 
 use crate::{cluster::TestCluster, observability::Scrape};
 
+/// The compact decision record a debug key gets with an answer.
+pub fn decision_header(response: &reqwest::Response) -> String {
+    response.headers()["x-switchyard-decision"]
+        .to_str()
+        .expect("ASCII")
+        .to_owned()
+}
+
 fn hello(model: &str) -> serde_json::Value {
     json!({"model": model, "messages": [{"role": "user", "content": "hello there"}]})
 }
@@ -93,10 +101,7 @@ pub async fn deprecation_is_announced_and_a_sunset_shifts_to_the_successor(clust
         "openai-backup"
     );
     assert!(response.headers().get("deprecation").is_none());
-    let decision = response.headers()["x-switchyard-decision"]
-        .to_str()
-        .expect("ASCII")
-        .to_owned();
+    let decision = decision_header(&response);
     assert!(
         decision.contains("skipped=retired-mini(lifecycle:sunset:openai-backup)"),
         "{decision}"
@@ -130,33 +135,20 @@ pub async fn rules_send_requests_to_the_route_their_features_ask_for(cluster: &T
         .await;
     assert_eq!(code.status(), 200);
     assert_eq!(code.headers()["x-switchyard-provider"], "mock");
-    let decision = code.headers()["x-switchyard-decision"]
-        .to_str()
-        .expect("ASCII")
-        .to_owned();
+    let decision = decision_header(&code);
     assert!(decision.starts_with("rule=code->demo; "), "{decision}");
     let tagged = cluster
         .chat(&ask("is this spam?", json!({"task": "classify"})))
         .await;
     assert_eq!(tagged.status(), 200);
     assert_eq!(tagged.headers()["x-switchyard-provider"], "mock");
-    assert!(
-        tagged.headers()["x-switchyard-decision"]
-            .to_str()
-            .expect("ASCII")
-            .starts_with("rule=classify->demo; ")
-    );
+    assert!(decision_header(&tagged).starts_with("rule=classify->demo; "));
     let plain = cluster
         .chat(&ask("what is the capital of France?", json!({})))
         .await;
     assert_eq!(plain.status(), 200);
     assert_eq!(plain.headers()["x-switchyard-deployment"], "openai-backup");
-    assert!(
-        !plain.headers()["x-switchyard-decision"]
-            .to_str()
-            .expect("ASCII")
-            .contains("rule=")
-    );
+    assert!(!decision_header(&plain).contains("rule="));
 }
 
 /// Requests a breaker opens for (the router's default: 10 requests in the
@@ -184,10 +176,7 @@ pub async fn an_open_breaker_keeps_requests_off_a_failing_deployment(cluster: &T
         let response = cluster.chat(&hello("fallback")).await;
         assert_eq!(response.status(), 200, "open round {round}");
         assert_eq!(response.headers()["x-switchyard-attempts"], "1");
-        let decision = response.headers()["x-switchyard-decision"]
-            .to_str()
-            .expect("ASCII")
-            .to_owned();
+        let decision = decision_header(&response);
         assert!(
             decision.contains("skipped=anthropic-primary(health:breaker_open)"),
             "{decision}"
@@ -409,10 +398,7 @@ pub async fn a_deployment_over_the_routes_cost_ceiling_is_never_called(cluster: 
         response.headers()["x-switchyard-deployment"],
         "openai-backup"
     );
-    let header = response.headers()["x-switchyard-decision"]
-        .to_str()
-        .expect("ASCII")
-        .to_owned();
+    let header = decision_header(&response);
     assert!(
         header.contains("skipped=anthropic-primary(constraints:cost_ceiling)"),
         "{header}"

@@ -1088,10 +1088,7 @@ pub async fn a_request_that_fell_back_twice_explains_itself(cluster: &TestCluste
         "openai-backup"
     );
     // The key may see how it was routed.
-    let header = response.headers()["x-switchyard-decision"]
-        .to_str()
-        .expect("ASCII")
-        .to_owned();
+    let header = crate::routing::decision_header(&response);
     assert!(
         header.starts_with(
             "strategy=priority; order=anthropic-primary,refused-primary,openai-backup; \
