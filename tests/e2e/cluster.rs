@@ -50,6 +50,9 @@ pub struct TestCluster {
     pub primary: FakeAnthropic,
     /// The client key's secret.
     pub api_key: String,
+    /// The secret of a key in a team of tier `free` that may use only
+    /// `premium` and `gpt-test` (a debug key too).
+    pub free_key: String,
     /// The team of the client key (and so the cache namespace).
     pub team: String,
     /// The bootstrap admin token of the admin API.
@@ -109,6 +112,7 @@ impl TestCluster {
         let unique = uuid::Uuid::now_v7().simple().to_string();
         let team = format!("team-{unique}");
         let api_key = format!("sk-test-{unique}");
+        let free_key = format!("sk-free-{unique}");
         let admin_token = format!("sy-admin-test-{unique}");
 
         let (control_plane_url, postgres_database) = match backends {
@@ -201,6 +205,11 @@ routes:
   - name: impatient
     strategy: {{fallback: [openai-backup, anthropic-primary]}}
     timeout: {{request: 1500ms, first_token: 500ms}}
+  - name: premium
+    strategy: {{fallback: [anthropic-primary, openai-backup]}}
+    by_tier: {{free: thrifty}}
+  - name: thrifty
+    strategy: {{fallback: [openai-backup]}}
   - name: capped
     strategy: {{fallback: [anthropic-primary, openai-backup]}}
     cost_ceiling: "0.01"
@@ -224,11 +233,16 @@ models:
     targets: [{{provider: mock, model: mock-1}}]
 teams:
   - id: {team}
+  - {{id: {team}-free, tier: free, models: [premium, gpt-test]}}
 keys:
   - id: test-key
     team: {team}
     secret: {{env: TEST_KEY}}
-    models: [gpt-test, demo, fallback, refused-first, pooled, twice, patient, hedged, impatient, capped, aging, retired, auto]
+    models: [gpt-test, demo, fallback, refused-first, pooled, twice, patient, hedged, impatient, capped, premium, aging, retired, auto]
+    debug: true
+  - id: free-key
+    team: {team}-free
+    secret: {{env: FREE_KEY}}
     debug: true
 "#,
             upstream_url = upstream.base_url(),
@@ -240,6 +254,7 @@ keys:
             ("FAKE_OPENAI_KEY".to_owned(), UPSTREAM_KEY.to_owned()),
             ("POOL_KEY_ALPHA".to_owned(), POOL_KEY_ALPHA.to_owned()),
             ("TEST_KEY".to_owned(), api_key.clone()),
+            ("FREE_KEY".to_owned(), free_key.clone()),
             ("ADMIN_TOKEN".to_owned(), admin_token.clone()),
             // `ID:BASE64` of 32 bytes: the master key stored credentials are sealed with.
             (
@@ -298,6 +313,7 @@ keys:
             upstream,
             primary,
             api_key,
+            free_key,
             team,
             admin_token,
             config_path,
@@ -375,9 +391,14 @@ keys:
 
     /// `POST /v1/chat/completions` with the cluster's key.
     pub async fn chat(&self, body: &serde_json::Value) -> reqwest::Response {
+        self.chat_as(&self.api_key, body).await
+    }
+
+    /// `POST /v1/chat/completions` with the key whose secret is `key`.
+    pub async fn chat_as(&self, key: &str, body: &serde_json::Value) -> reqwest::Response {
         self.http
             .post(format!("{}/v1/chat/completions", self.base_url))
-            .bearer_auth(&self.api_key)
+            .bearer_auth(key)
             .json(body)
             .send()
             .await

@@ -422,3 +422,52 @@ pub async fn a_deployment_over_the_routes_cost_ceiling_is_never_called(cluster: 
     assert!(cluster.primary.requests().is_empty());
     assert_eq!(cluster.upstream.requests().len(), 1, "no provider called");
 }
+
+/// Keys of a `free` team asking for `premium` are served by its tier's
+/// route (`thrifty`, the backup only), and the decision says so; a key of
+/// no tier gets the premium deployment. The team's route set bounds what
+/// its keys may name and list.
+pub async fn a_keys_tier_picks_its_route_and_its_team_bounds_its_models(cluster: &TestCluster) {
+    let premium = cluster.chat(&hello("premium")).await;
+    assert_eq!(premium.status(), 200);
+    assert_eq!(
+        premium.headers()["x-switchyard-deployment"],
+        "anthropic-primary"
+    );
+    assert!(!decision_header(&premium).contains("policy="));
+
+    let free = cluster.chat_as(&cluster.free_key, &hello("premium")).await;
+    assert_eq!(free.status(), 200);
+    assert_eq!(free.headers()["x-switchyard-deployment"], "openai-backup");
+    assert_eq!(free.headers()["x-switchyard-route"], "thrifty");
+    let decision = decision_header(&free);
+    assert!(
+        decision.starts_with("policy=tier:free->thrifty; "),
+        "{decision}"
+    );
+    assert_eq!(cluster.primary.requests().len(), 1, "premium traffic only");
+
+    let outside = cluster.chat_as(&cluster.free_key, &hello("demo")).await;
+    assert_eq!(
+        outside.status(),
+        404,
+        "the team's routes do not hold `demo`"
+    );
+    let listed: serde_json::Value = cluster
+        .http
+        .get(format!("{}/v1/models", cluster.base_url))
+        .bearer_auth(&cluster.free_key)
+        .send()
+        .await
+        .expect("edge answers")
+        .json()
+        .await
+        .expect("JSON");
+    let ids: Vec<&str> = listed["data"]
+        .as_array()
+        .expect("data")
+        .iter()
+        .filter_map(|model| model["id"].as_str())
+        .collect();
+    assert_eq!(ids, ["gpt-test", "premium"]);
+}

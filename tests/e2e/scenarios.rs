@@ -20,6 +20,7 @@ pub use crate::observability::{
 pub use crate::routing::{
     a_deployment_over_the_routes_cost_ceiling_is_never_called,
     a_first_token_later_than_the_routes_timeout_falls_back_and_one_in_time_is_served,
+    a_keys_tier_picks_its_route_and_its_team_bounds_its_models,
     a_model_the_provider_no_longer_knows_goes_to_its_successor,
     a_retry_in_place_waits_the_providers_retry_after,
     a_slow_first_token_is_hedged_to_the_next_deployment,
@@ -768,6 +769,7 @@ pub async fn models_are_listed_for_the_key(cluster: &TestCluster) {
             "impatient",
             "patient",
             "pooled",
+            "premium",
             "refused-first",
             "retired",
             "twice"

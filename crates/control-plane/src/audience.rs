@@ -1,7 +1,8 @@
 //! Per-role views of a snapshot: each role is sent only what it needs.
 //!
-//! - Edges authenticate keys and list routes: key hashes, route names and
-//!   owners (no strategy), rate limits and budgets.
+//! - Edges authenticate keys and list routes: key hashes, teams (whose
+//!   route sets narrow their keys'), route names and owners (no strategy),
+//!   rate limits and budgets.
 //! - Routers decide: routes, deployments (no endpoint: deployments name
 //!   providers, never URLs or secrets), keys without their hashes, teams,
 //!   users, budgets and rate limits.
@@ -22,6 +23,7 @@ pub fn view_for(full: &Snapshot, audience: SnapshotAudience) -> Snapshot {
     match audience {
         SnapshotAudience::Edge => {
             view.api_keys.clone_from(&full.api_keys);
+            view.teams.clone_from(&full.teams);
             view.routes = full
                 .routes
                 .iter()

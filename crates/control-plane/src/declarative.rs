@@ -306,6 +306,11 @@ pub struct RouteConfig {
     /// called; unpriced ones are never over it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cost_ceiling: Option<String>,
+    /// Routes that serve keys of a tier instead, applied after the rules:
+    /// `{free: cheap-chat, batch: cheapest-chat}`. A target has no rules
+    /// and no `by_tier` of its own.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub by_tier: BTreeMap<String, String>,
 }
 
 /// `routes[].rules[]`: request features that send a request to a route.
@@ -346,6 +351,9 @@ pub struct RuleConditionConfig {
     /// A regular expression the last user message must match.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_user_matches: Option<String>,
+    /// The key's tier (its own, else its team's).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tier: Option<String>,
 }
 
 /// A route's strategy (`routes[].strategy`), a map with exactly one key
@@ -577,6 +585,10 @@ pub struct KeyConfig {
     /// `x-switchyard-decision` header (for operators' own keys).
     #[serde(default, skip_serializing_if = "is_false")]
     pub debug: bool,
+    /// The key's tier (`premium`, `free`, `batch`, ...), which routes'
+    /// `by_tier` and rules' `tier` read; its team's when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tier: Option<String>,
 }
 
 /// A team (`teams[]`).
@@ -588,6 +600,13 @@ pub struct TeamConfig {
     /// Human-readable name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    /// The tier of the team's keys that set none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tier: Option<String>,
+    /// Routes the team's keys may use (a key's own `models` narrows it
+    /// further); all when empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub models: Vec<String>,
 }
 
 /// A user (`users[]`).

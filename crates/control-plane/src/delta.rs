@@ -248,7 +248,7 @@ pub(crate) fn since(
 fn visible(kind: ObjectKind, audience: SnapshotAudience) -> bool {
     use ObjectKind::*;
     match audience {
-        SnapshotAudience::Edge => matches!(kind, ApiKey | Route | Budget | RateLimit),
+        SnapshotAudience::Edge => matches!(kind, ApiKey | Team | Route | Budget | RateLimit),
         SnapshotAudience::Router => !matches!(kind, Provider | Credential),
         SnapshotAudience::Adapter => matches!(kind, Provider | Deployment | Credential),
         SnapshotAudience::Unspecified => false,

@@ -38,6 +38,8 @@ pub fn to_declarative<'a>(objects: impl IntoIterator<Item = &'a StoredObject>) -
             StoredObject::Team(team) => declarative.teams.push(TeamConfig {
                 id: team.id.clone(),
                 name: non_empty(&team.name),
+                tier: non_empty(&team.tier),
+                models: team.allowed_models.clone(),
             }),
             StoredObject::User(user) => declarative.users.push(UserConfig {
                 id: user.id.clone(),
@@ -202,6 +204,7 @@ fn route_config(route: &pb::Route) -> RouteConfig {
         rules: crate::rules::to_configs(&route.rules),
         cost_ceiling: (route.cost_ceiling_nanos > 0)
             .then(|| format_price_nanos(route.cost_ceiling_nanos)),
+        by_tier: route.tier_routes.clone().into_iter().collect(),
     }
 }
 
@@ -219,6 +222,7 @@ fn key_config(key: &pb::ApiKey) -> KeyConfig {
         expires_at: (key.expires_at != 0)
             .then(|| crate::timestamp::format_rfc3339_seconds(key.expires_at)),
         debug: key.debug,
+        tier: non_empty(&key.tier),
     }
 }
 

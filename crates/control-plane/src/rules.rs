@@ -68,13 +68,16 @@ pub(crate) fn to_objects(rules: &[RuleConfig], path: &str) -> Result<Vec<pb::Rou
                     metadata: when.metadata.clone().into_iter().collect(),
                     system_matches: when.system_matches.clone().unwrap_or_default(),
                     last_user_matches: when.last_user_matches.clone().unwrap_or_default(),
+                    tier: when.tier.clone().unwrap_or_default(),
                 }),
             })
         })
         .collect()
 }
 
-/// Checks every rule's target in the whole config.
+/// Checks every rule's and tier route's target in the whole config: it
+/// exists, is another route, and sends nothing on itself (rules never
+/// chain; a tier's route has neither rules nor tier routes).
 pub(crate) fn check_targets(config: &StoredConfig) -> Result<()> {
     for object in config.objects.values() {
         let StoredObject::Route(route) = object else {
@@ -82,27 +85,43 @@ pub(crate) fn check_targets(config: &StoredConfig) -> Result<()> {
         };
         for (index, rule) in route.rules.iter().enumerate() {
             let path = format!("routes[{}].rules[{index}].route", route.name);
-            match config.get(ObjectKind::Route, &rule.route) {
-                None => {
-                    return Err(Error::invalid(
-                        path,
-                        format!("names unknown route `{}`", rule.route),
-                    ));
-                }
-                Some(_) if rule.route == route.name => {
-                    return Err(Error::invalid(path, "names its own route"));
-                }
-                Some(StoredObject::Route(target)) if !target.rules.is_empty() => {
-                    return Err(Error::invalid(
-                        path,
-                        format!("names `{}`, which has rules of its own", rule.route),
-                    ));
-                }
-                Some(_) => {}
-            }
+            check_target(config, &route.name, &rule.route, path, false)?;
+        }
+        for (tier, target) in &route.tier_routes {
+            let path = format!("routes[{}].by_tier.{tier}", route.name);
+            check_target(config, &route.name, target, path, true)?;
         }
     }
     Ok(())
+}
+
+/// Checks one target (`target`, at `path`) of route `from`; `by_tier`
+/// targets may not have tier routes either.
+fn check_target(
+    config: &StoredConfig,
+    from: &str,
+    target: &str,
+    path: String,
+    by_tier: bool,
+) -> Result<()> {
+    match config.get(ObjectKind::Route, target) {
+        None => Err(Error::invalid(
+            path,
+            format!("names unknown route `{target}`"),
+        )),
+        Some(_) if target == from => Err(Error::invalid(path, "names its own route")),
+        Some(StoredObject::Route(route)) if !route.rules.is_empty() => Err(Error::invalid(
+            path,
+            format!("names `{target}`, which has rules of its own"),
+        )),
+        Some(StoredObject::Route(route)) if by_tier && !route.tier_routes.is_empty() => {
+            Err(Error::invalid(
+                path,
+                format!("names `{target}`, which has tier routes of its own"),
+            ))
+        }
+        Some(_) => Ok(()),
+    }
 }
 
 /// The file form of published rules.
@@ -125,6 +144,7 @@ pub(crate) fn to_configs(rules: &[pb::RouteRule]) -> Vec<RuleConfig> {
                     metadata: when.metadata.into_iter().collect::<BTreeMap<_, _>>(),
                     system_matches: non_empty(when.system_matches),
                     last_user_matches: non_empty(when.last_user_matches),
+                    tier: non_empty(when.tier),
                 },
             }
         })
@@ -225,6 +245,60 @@ mod tests {
                 .expect_err("chain")
                 .to_string()
                 .contains("rules of its own")
+        );
+    }
+
+    #[test]
+    fn tier_routes_must_exist_and_send_nothing_on() {
+        let tiered = |name: &str, tiers: &[(&str, &str)]| {
+            StoredObject::Route(pb::Route {
+                name: name.to_owned(),
+                tier_routes: tiers
+                    .iter()
+                    .map(|(tier, to)| ((*tier).to_owned(), (*to).to_owned()))
+                    .collect(),
+                ..pb::Route::default()
+            })
+        };
+        let config_of = |objects: Vec<StoredObject>| {
+            let mut config = StoredConfig::default();
+            for object in objects {
+                config.insert(object);
+            }
+            config
+        };
+        let ok = config_of(vec![
+            tiered("chat", &[("free", "cheap")]),
+            tiered("cheap", &[]),
+        ]);
+        assert!(check_targets(&ok).is_ok());
+        let refused = |objects| {
+            check_targets(&config_of(objects))
+                .expect_err("refused")
+                .to_string()
+        };
+        assert!(refused(vec![tiered("chat", &[("free", "ghost")])]).contains("by_tier.free"));
+        assert!(
+            refused(vec![
+                tiered("chat", &[("free", "cheap")]),
+                tiered("cheap", &[("batch", "cheapest")]),
+                tiered("cheapest", &[]),
+            ])
+            .contains("tier routes of its own")
+        );
+        assert!(
+            refused(vec![
+                tiered("chat", &[("free", "auto")]),
+                route(
+                    "auto",
+                    vec![pb::RouteRule {
+                        name: "r".to_owned(),
+                        route: "chat".to_owned(),
+                        when: None,
+                    }]
+                ),
+            ])
+            .contains("rules of its own")
         );
     }
 }

@@ -571,6 +571,7 @@ fn route_object(route: &RouteConfig, path: &str, config: &StoredConfig) -> Resul
             .transpose()?,
         timeout,
         cost_ceiling_nanos,
+        tier_routes: route.by_tier.clone().into_iter().collect(),
         hedge,
         cache: cache_policy(
             route.cache.as_ref().map(|cache| cache.ttl),
@@ -638,6 +639,8 @@ fn team_object(team: &TeamConfig, path: &str) -> Result<pb::Team> {
         id: team.id.clone(),
         name: team.name.clone().unwrap_or_default(),
         meta: None,
+        tier: team.tier.clone().unwrap_or_default(),
+        allowed_models: team.models.clone(),
     })
 }
 
@@ -737,6 +740,7 @@ fn key_object(
         hint,
         expires_at,
         debug: key.debug,
+        tier: key.tier.clone().unwrap_or_default(),
     })
 }
 

@@ -47,14 +47,31 @@ pub struct EdgeIndex {
 impl EdgeIndex {
     /// Indexes a snapshot. Keys with malformed hashes are skipped.
     pub fn from_snapshot(snapshot: Snapshot) -> Self {
+        // Teams that limit their keys' routes.
+        let team_routes: HashMap<String, HashSet<String>> = snapshot
+            .teams
+            .into_iter()
+            .filter(|team| !team.allowed_models.is_empty())
+            .map(|team| (team.id, team.allowed_models.into_iter().collect()))
+            .collect();
         let keys = snapshot
             .api_keys
             .into_iter()
             .filter_map(|key| {
                 let mut hash = [0_u8; 32];
                 hex::decode_to_slice(&key.sha256, &mut hash).ok()?;
-                let allowed_models = (!key.allowed_models.is_empty())
+                let own: Option<HashSet<String>> = (!key.allowed_models.is_empty())
                     .then(|| key.allowed_models.into_iter().collect());
+                // A key may use what both it and its team allow.
+                let allowed_models = match (own, team_routes.get(&key.team_id)) {
+                    (own, None) => own,
+                    (None, Some(team)) => Some(team.clone()),
+                    (Some(own), Some(team)) => Some(
+                        own.into_iter()
+                            .filter(|route| team.contains(route))
+                            .collect(),
+                    ),
+                };
                 let entry = KeyEntry {
                     id: key.id,
                     team_id: key.team_id,
@@ -204,5 +221,33 @@ mod tests {
             .authenticate(&HeaderMap::new())
             .expect_err("no header");
         assert_eq!(error.error.class, ErrorClass::Authentication);
+    }
+
+    #[test]
+    fn a_teams_routes_narrow_its_keys() {
+        let key = |id: &str, models: &[&str]| ApiKey {
+            id: id.to_owned(),
+            sha256: hex::encode(Sha256::digest(format!("sk-{id}").as_bytes())),
+            team_id: "frugal".to_owned(),
+            allowed_models: models.iter().map(|&model| model.to_owned()).collect(),
+            ..ApiKey::default()
+        };
+        let index = EdgeIndex::from_snapshot(Snapshot {
+            api_keys: vec![key("open", &[]), key("narrow", &["a", "c"])],
+            teams: vec![switchyard_proto::v1::Team {
+                id: "frugal".to_owned(),
+                allowed_models: vec!["a".to_owned(), "b".to_owned()],
+                ..switchyard_proto::v1::Team::default()
+            }],
+            ..Snapshot::default()
+        });
+        let may = |secret: &str, model: &str| {
+            index
+                .authenticate(&headers(&format!("Bearer {secret}")))
+                .expect("known key")
+                .may_use(model)
+        };
+        assert!(may("sk-open", "a") && may("sk-open", "b") && !may("sk-open", "c"));
+        assert!(may("sk-narrow", "a") && !may("sk-narrow", "b") && !may("sk-narrow", "c"));
     }
 }

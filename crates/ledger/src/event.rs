@@ -102,6 +102,10 @@ pub struct DecisionRow<'a> {
     /// The rule that chose the route (`name->route`); left out when none.
     #[serde(skip_serializing_if = "str::is_empty")]
     pub rule: &'a str,
+    /// The key policy that chose the route (`tier:free->route`); left out
+    /// when none.
+    #[serde(skip_serializing_if = "str::is_empty")]
+    pub policy: &'a str,
 }
 
 /// One entry of [`DecisionRow::skipped`].
@@ -130,6 +134,7 @@ impl<'a> DecisionRow<'a> {
                 })
                 .collect(),
             rule: &decision.rule,
+            policy: &decision.policy,
         }
     }
 }

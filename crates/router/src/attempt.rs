@@ -841,6 +841,7 @@ pub(crate) mod tests {
                 rules: Vec::new(),
                 timeouts: crate::timeouts::Timeouts::default(),
                 cost_ceiling: None,
+                tier_routes: std::collections::HashMap::new(),
             }),
             candidates,
             snapshot_version: 1,

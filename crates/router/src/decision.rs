@@ -52,6 +52,9 @@ pub fn compact(decision: &Decision, attempts: &[AttemptRecord]) -> String {
     if !decision.rule.is_empty() {
         let _ = write!(text, "rule={}; ", decision.rule);
     }
+    if !decision.policy.is_empty() {
+        let _ = write!(text, "policy={}; ", decision.policy);
+    }
     let _ = write!(
         text,
         "strategy={}; order={}",
@@ -133,6 +136,7 @@ mod tests {
                 reason: "breaker_open".to_owned(),
             }],
             rule: String::new(),
+            policy: "tier:free->cheap".to_owned(),
         };
         let attempts = [
             attempt("a", Some(ErrorClass::RateLimited), 12),
@@ -141,7 +145,8 @@ mod tests {
         ];
         assert_eq!(
             compact(&decision, &attempts),
-            "strategy=latency,priority; order=a,b,c; skipped=d(health:breaker_open); \
+            "policy=tier:free->cheap; strategy=latency,priority; order=a,b,c; \
+             skipped=d(health:breaker_open); \
              attempts=a(rate_limited,12ms),b(upstream_unavailable,30ms),c(ok,45ms)"
         );
     }

@@ -83,12 +83,13 @@ pub fn plan(
             )
             .with_param("model")
         })?;
+    let tier = table.key_tier(&context.key_id);
     // Rules: the first that matches sends the request to its route.
     let (route, rule) = match request.filter(|_| !route.rules.is_empty()) {
         Some(request) => {
             let matched = route.rules.iter().find_map(|rule| {
                 let target = table.route(&rule.route)?;
-                rule.matches(request, &needs.estimate)
+                rule.matches(request, &needs.estimate, tier)
                     .then(|| (Arc::clone(target), format!("{}->{}", rule.name, rule.route)))
             });
             match matched {
@@ -98,8 +99,18 @@ pub fn plan(
         }
         None => (route, String::new()),
     };
+    // Key policy: the key's tier may have a route of its own.
+    let (route, policy) = match route
+        .tier_routes
+        .get(tier)
+        .and_then(|target| table.route(target))
+    {
+        Some(target) => (Arc::clone(target), format!("tier:{tier}->{}", target.name)),
+        None => (route, String::new()),
+    };
     let mut decision = Decision {
         rule,
+        policy,
         strategies: route
             .tiers
             .iter()
@@ -427,6 +438,62 @@ mod tests {
             "{}",
             error.message
         );
+    }
+
+    #[test]
+    fn a_keys_tier_picks_its_route_and_its_team_narrows_what_it_may_use() {
+        use switchyard_proto::v1::{
+            ApiKey, FallbackStrategy, Route as RouteObject, Team, route::Strategy,
+        };
+        let mut snapshot = snapshot();
+        snapshot.routes[0]
+            .tier_routes
+            .insert("free".to_owned(), "cheap".to_owned());
+        snapshot.routes.push(RouteObject {
+            name: "cheap".to_owned(),
+            strategy: Some(Strategy::Fallback(FallbackStrategy {
+                deployments: vec!["backup".to_owned()],
+            })),
+            ..RouteObject::default()
+        });
+        snapshot.teams.push(Team {
+            id: "frugal".to_owned(),
+            tier: "free".to_owned(),
+            allowed_models: vec!["gpt".to_owned()],
+            ..Team::default()
+        });
+        for (id, tier) in [("intern", ""), ("lead", "premium")] {
+            snapshot.api_keys.push(ApiKey {
+                id: id.to_owned(),
+                team_id: "frugal".to_owned(),
+                tier: tier.to_owned(),
+                ..ApiKey::default()
+            });
+        }
+        let table = RouteTable::from_snapshot(snapshot);
+        let planned = |key: &str| {
+            plan(
+                Some(&table),
+                &health(),
+                &context(key),
+                "gpt",
+                &Needs::default(),
+                None,
+            )
+            .expect("planned")
+        };
+        // The team's tier is the key's when it sets none.
+        let intern = planned("intern");
+        assert_eq!(intern.route.name, "cheap");
+        assert_eq!(ids(&intern), ["backup"]);
+        assert_eq!(intern.decision.policy, "tier:free->cheap");
+        let lead = planned("lead");
+        assert_eq!(lead.route.name, "gpt");
+        assert!(lead.decision.policy.is_empty());
+        // The team allows `gpt` only; its keys cannot name `cheap` itself.
+        assert!(table.key_may_use("intern", "gpt"));
+        assert!(!table.key_may_use("intern", "cheap"));
+        assert!(table.key_may_use("all", "cheap"));
     }
 
     #[test]

@@ -31,6 +31,8 @@ pub struct Route {
     pub hedge_after: Option<Duration>,
     /// Rules tried before the strategy, in order.
     pub rules: Vec<Rule>,
+    /// Key tier → the route that serves that tier instead (after rules).
+    pub tier_routes: HashMap<String, String>,
     /// How long its requests and their attempts may take.
     pub timeouts: Timeouts,
     /// Most a request may be expected to cost at one deployment, in
@@ -50,11 +52,42 @@ pub struct RetryRules {
     pub fallback_delay: Duration,
 }
 
-/// The routes each key may use.
+/// The routes a key may use: its own list narrowed by its team's.
 #[derive(Debug, Clone, PartialEq)]
-enum KeyPolicy {
+enum RouteSet {
     All,
     Only(HashSet<String>),
+}
+
+impl RouteSet {
+    fn of(routes: Vec<String>) -> Self {
+        if routes.is_empty() {
+            Self::All
+        } else {
+            Self::Only(routes.into_iter().collect())
+        }
+    }
+
+    /// The routes both `self` and `other` allow.
+    fn narrowed_by(self, other: &Self) -> Self {
+        match (self, other) {
+            (set, Self::All) => set,
+            (Self::All, Self::Only(other)) => Self::Only(other.clone()),
+            (Self::Only(own), Self::Only(other)) => Self::Only(
+                own.into_iter()
+                    .filter(|route| other.contains(route))
+                    .collect(),
+            ),
+        }
+    }
+}
+
+/// What a key may do: which routes, and its tier (its own, else its
+/// team's; empty for none).
+#[derive(Debug, Clone, PartialEq)]
+struct KeyPolicy {
+    routes: RouteSet,
+    tier: String,
 }
 
 /// A snapshot indexed for lookups on the data path.
@@ -102,6 +135,7 @@ impl RouteTable {
                     timeouts,
                     cost_ceiling: (route.cost_ceiling_nanos > 0)
                         .then_some(route.cost_ceiling_nanos),
+                    tier_routes: route.tier_routes.into_iter().collect(),
                 };
                 (route.name, Arc::new(entry))
             })
@@ -111,16 +145,24 @@ impl RouteTable {
             .into_iter()
             .map(|deployment| (deployment.id.clone(), Arc::new(deployment)))
             .collect();
+        let teams: HashMap<String, (RouteSet, String)> = snapshot
+            .teams
+            .into_iter()
+            .map(|team| (team.id, (RouteSet::of(team.allowed_models), team.tier)))
+            .collect();
         let key_policies = snapshot
             .api_keys
             .into_iter()
             .map(|key| {
-                let policy = if key.allowed_models.is_empty() {
-                    KeyPolicy::All
-                } else {
-                    KeyPolicy::Only(key.allowed_models.into_iter().collect())
-                };
-                (key.id, policy)
+                let mut routes = RouteSet::of(key.allowed_models);
+                let mut tier = key.tier;
+                if let Some((team_routes, team_tier)) = teams.get(&key.team_id) {
+                    routes = routes.narrowed_by(team_routes);
+                    if tier.is_empty() {
+                        tier.clone_from(team_tier);
+                    }
+                }
+                (key.id, KeyPolicy { routes, tier })
             })
             .collect();
         Self {
@@ -141,11 +183,19 @@ impl RouteTable {
         self.deployments.get(id)
     }
 
-    /// Whether the key may use the route. Unknown keys may use nothing.
+    /// The key's tier (its own, else its team's); empty for none.
+    pub fn key_tier(&self, key_id: &str) -> &str {
+        self.key_policies
+            .get(key_id)
+            .map_or("", |policy| policy.tier.as_str())
+    }
+
+    /// Whether the key may use the route: its own routes and its team's
+    /// allow it. Unknown keys may use nothing.
     pub fn key_may_use(&self, key_id: &str, route: &str) -> bool {
-        match self.key_policies.get(key_id) {
-            Some(KeyPolicy::All) => true,
-            Some(KeyPolicy::Only(routes)) => routes.contains(route),
+        match self.key_policies.get(key_id).map(|policy| &policy.routes) {
+            Some(RouteSet::All) => true,
+            Some(RouteSet::Only(routes)) => routes.contains(route),
             None => false,
         }
     }

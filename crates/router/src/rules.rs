@@ -24,6 +24,7 @@ pub struct Rule {
     metadata: BTreeMap<String, String>,
     system_matches: Option<Regex>,
     last_user_matches: Option<Regex>,
+    tier: Option<String>,
 }
 
 impl PartialEq for Rule {
@@ -66,12 +67,16 @@ impl Rule {
             metadata: when.metadata,
             system_matches,
             last_user_matches,
+            tier: (!when.tier.is_empty()).then_some(when.tier),
         })
     }
 
-    /// Whether `request` (estimated as `estimate`) shows everything the
-    /// rule asks for.
-    pub fn matches(&self, request: &ChatRequest, estimate: &Estimate) -> bool {
+    /// Whether `request` (estimated as `estimate`, from a key of `tier`)
+    /// shows everything the rule asks for.
+    pub fn matches(&self, request: &ChatRequest, estimate: &Estimate, tier: &str) -> bool {
+        if self.tier.as_deref().is_some_and(|wanted| wanted != tier) {
+            return false;
+        }
         if self
             .tools
             .is_some_and(|tools| tools == request.tools.is_empty())
@@ -183,27 +188,38 @@ mod tests {
             ..ChatRequest::default()
         };
         let estimate = Estimate::default();
-        assert!(code.matches(&request("", "fix this: fn main() {}"), &estimate));
+        assert!(code.matches(&request("", "fix this: fn main() {}"), &estimate, ""));
         assert!(
-            !code.matches(&request("", "what is the capital of France?"), &estimate),
+            !code.matches(
+                &request("", "what is the capital of France?"),
+                &estimate,
+                ""
+            ),
             "only the last user message counts"
         );
-        assert!(reasoning.matches(&request("Think Step By Step.", "hi"), &estimate));
+        assert!(reasoning.matches(&request("Think Step By Step.", "hi"), &estimate, ""));
         let with_tools = ChatRequest {
             tools: vec![Tool::default()],
             ..request("think step by step", "hi")
         };
-        assert!(!reasoning.matches(&with_tools, &estimate));
+        assert!(!reasoning.matches(&with_tools, &estimate, ""));
         let classify = ChatRequest {
             metadata: [("task".to_owned(), "classify".to_owned())].into(),
             ..request("", "spam or not?")
         };
-        assert!(tagged.matches(&classify, &estimate));
+        assert!(tagged.matches(&classify, &estimate, ""));
         let long = Estimate {
             prompt_tokens: 101,
             output_tokens: 0,
         };
-        assert!(!tagged.matches(&classify, &long));
-        assert!(!tagged.matches(&request("", "spam?"), &estimate));
+        assert!(!tagged.matches(&classify, &long, ""));
+        assert!(!tagged.matches(&request("", "spam?"), &estimate, ""));
+        let free = rule(RuleCondition {
+            tier: "free".to_owned(),
+            ..RuleCondition::default()
+        });
+        assert!(free.matches(&request("", "hi"), &estimate, "free"));
+        assert!(!free.matches(&request("", "hi"), &estimate, "premium"));
+        assert!(!free.matches(&request("", "hi"), &estimate, ""));
     }
 }

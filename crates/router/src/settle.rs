@@ -375,6 +375,7 @@ mod tests {
                 order: vec!["primary".to_owned(), "backup".to_owned()],
                 skipped: Vec::new(),
                 rule: String::new(),
+                policy: String::new(),
             }),
             span: HopSpan::none(),
         }

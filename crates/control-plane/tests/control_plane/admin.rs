@@ -24,7 +24,7 @@ fn team(id: &str) -> ConfigObject {
         object: Some(Object::Team(Team {
             id: id.to_owned(),
             name: format!("Team {id}"),
-            meta: None,
+            ..Team::default()
         })),
     }
 }

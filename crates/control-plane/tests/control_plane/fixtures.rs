@@ -44,6 +44,7 @@ routes:
     owned_by: openai
     timeout: {request: 90s, idle: 15s}
     cost_ceiling: "0.25"
+    by_tier: {free: demo}
 models:
   - name: demo
     targets: [{provider: mock, model: mock-1}]
@@ -52,6 +53,8 @@ models:
 teams:
   - id: default
     name: Default team
+    tier: premium
+    models: [gpt, demo]
 users:
   - id: alice
     team: default

@@ -92,6 +92,7 @@ pub async fn sync_publishes_declared_objects(url: String) {
     );
     assert_eq!((gpt.owned_by.as_str(), cache_ttl_ms(gpt)), ("openai", 0));
     assert_eq!(gpt.cost_ceiling_nanos, 250_000_000);
+    assert_eq!(gpt.tier_routes["free"], "demo");
     assert_eq!(
         gpt.timeout,
         Some(TimeoutPolicy {
@@ -134,6 +135,8 @@ pub async fn sync_publishes_declared_objects(url: String) {
     assert_eq!(env_key.allowed_models, ["demo"]);
     assert!(env_key.disabled);
     assert_eq!(snapshot.teams[0].name, "Default team");
+    assert_eq!(snapshot.teams[0].tier, "premium");
+    assert_eq!(snapshot.teams[0].allowed_models, ["gpt", "demo"]);
     assert_eq!(snapshot.users[0].team_id, "default");
     assert_eq!(snapshot.budgets[0].limit, usd(250_000_000_000));
     assert_eq!(snapshot.rate_limits[0].requests_per_minute, 60);

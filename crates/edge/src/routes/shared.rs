@@ -198,8 +198,9 @@ pub fn router_error(request_id: Uuid, status: &tonic::Status) -> ApiError {
 
 /// Sets the response headers every routed answer carries (the request id
 /// is set for every answer by [`crate::request_id`]):
-/// `x-switchyard-cache` and `x-switchyard-provider`, and for an upstream
-/// answer `x-switchyard-deployment` and `x-switchyard-attempts` (how many
+/// `x-switchyard-cache`, `x-switchyard-provider` and `x-switchyard-route`
+/// (the route that served it, after rules and the key's tier), and for an
+/// upstream answer `x-switchyard-deployment` and `x-switchyard-attempts` (how many
 /// deployments were tried, the answering one included), and for a key
 /// allowed to see it `x-switchyard-decision`, the decision record; an
 /// answer from a deprecated deployment carries `Deprecation` (RFC 9745) and,
@@ -209,11 +210,12 @@ pub fn decorate(headers: &mut HeaderMap, route: &RouteDecision) {
     const CACHE: HeaderName = HeaderName::from_static("x-switchyard-cache");
     const PROVIDER: HeaderName = HeaderName::from_static("x-switchyard-provider");
     const DEPLOYMENT: HeaderName = HeaderName::from_static("x-switchyard-deployment");
+    const ROUTE: HeaderName = HeaderName::from_static("x-switchyard-route");
     const ATTEMPTS: HeaderName = HeaderName::from_static("x-switchyard-attempts");
     const DECISION: HeaderName = HeaderName::from_static("x-switchyard-decision");
     const DEPRECATION: HeaderName = HeaderName::from_static("deprecation");
     const SUNSET: HeaderName = HeaderName::from_static("sunset");
-    headers.reserve(6);
+    headers.reserve(7);
     let cache = if route.cache_hit { "hit" } else { "miss" };
     headers.insert(CACHE, HeaderValue::from_static(cache));
     let provider = if route.cache_hit {
@@ -223,6 +225,11 @@ pub fn decorate(headers: &mut HeaderMap, route: &RouteDecision) {
     };
     if let Ok(value) = HeaderValue::from_str(provider) {
         headers.insert(PROVIDER, value);
+    }
+    if !route.model.is_empty()
+        && let Ok(value) = HeaderValue::from_str(&route.model)
+    {
+        headers.insert(ROUTE, value);
     }
     if !route.cache_hit {
         if let Ok(value) = HeaderValue::from_str(&route.deployment_id) {

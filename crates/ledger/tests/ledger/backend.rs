@@ -226,6 +226,7 @@ pub fn usage_event(n: u32) -> UsageEvent {
                 reason: "breaker_open".to_owned(),
             }],
             rule: String::new(),
+            policy: "tier:free->cheap".to_owned(),
         }),
     }
 }
@@ -265,6 +266,6 @@ pub fn expected_row(event: &UsageEvent) -> Value {
         "attempts": r#"[{"deployment_id":"openai-mini","provider":"openai","outcome":"","latency_ms":250,"ttft_ms":0,"prompt_tokens":0,"completion_tokens":0,"cost_nanos":0}]"#,
         "user_id": event.user_id,
         "operation": event.operation,
-        "decision": r#"{"strategies":["latency"],"order":["openai-mini"],"skipped":[{"deployment_id":"anthropic-haiku","step":"health","reason":"breaker_open"}]}"#,
+        "decision": r#"{"strategies":["latency"],"order":["openai-mini"],"skipped":[{"deployment_id":"anthropic-haiku","step":"health","reason":"breaker_open"}],"policy":"tier:free->cheap"}"#,
     })
 }
