@@ -159,6 +159,14 @@ mod tests {
         serde_yaml::from_str(yaml).expect("YAML")
     }
 
+    fn config_of(objects: Vec<StoredObject>) -> StoredConfig {
+        let mut config = StoredConfig::default();
+        for object in objects {
+            config.insert(object);
+        }
+        config
+    }
+
     fn route(name: &str, rules: Vec<pb::RouteRule>) -> StoredObject {
         StoredObject::Route(pb::Route {
             name: name.to_owned(),
@@ -209,13 +217,6 @@ mod tests {
             route: target.to_owned(),
             when: None,
         };
-        let config_of = |objects: Vec<StoredObject>| {
-            let mut config = StoredConfig::default();
-            for object in objects {
-                config.insert(object);
-            }
-            config
-        };
         let ok = config_of(vec![
             route("auto", vec![to("coder")]),
             route("coder", Vec::new()),
@@ -259,13 +260,6 @@ mod tests {
                     .collect(),
                 ..pb::Route::default()
             })
-        };
-        let config_of = |objects: Vec<StoredObject>| {
-            let mut config = StoredConfig::default();
-            for object in objects {
-                config.insert(object);
-            }
-            config
         };
         let ok = config_of(vec![
             tiered("chat", &[("free", "cheap")]),
