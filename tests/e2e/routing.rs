@@ -64,6 +64,17 @@ pub async fn a_slow_first_token_is_hedged_to_the_next_deployment(cluster: &TestC
     );
     assert_eq!(cluster.primary.requests().len(), 1);
     assert_eq!(cluster.upstream.requests().len(), 1);
+    // The loser's upstream connection was closed at once: the slow
+    // provider was hung up on while it still held its answer back.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_millis(600);
+    while cluster.primary.hung_up() == 0 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        cluster.primary.hung_up(),
+        1,
+        "the cancelled hedge's connection is closed"
+    );
     let rows = crate::ledger::wait_for_usage_rows(cluster, 1).await;
     let attempts: serde_json::Value = serde_json::from_str(&rows[0].attempts).expect("JSON");
     let outcomes = crate::ledger::outcomes(&attempts);
@@ -279,7 +290,8 @@ pub async fn a_first_token_later_than_the_routes_timeout_falls_back_and_one_in_t
 
 /// Once a token has reached the client, a provider that drops the
 /// connection ends the stream with an error event: the request is never
-/// sent to the next deployment, which could only repeat what was said.
+/// sent to the next deployment, which could only repeat what was said. A
+/// drop before the first token is an ordinary failure, and falls back.
 pub async fn a_stream_cut_after_its_first_token_is_never_sent_elsewhere(cluster: &TestCluster) {
     cluster
         .upstream
@@ -306,6 +318,22 @@ pub async fn a_stream_cut_after_its_first_token_is_never_sent_elsewhere(cluster:
         crate::ledger::outcomes(&attempts),
         [("openai-backup", "upstream_unavailable")]
     );
+
+    // Cut before its first event, nothing reached the client: the next
+    // deployment answers in its place.
+    cluster
+        .upstream
+        .push_fault(Fault::DropMidStream { after_chunks: 0 });
+    let response = cluster.chat(&streamed("impatient")).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.headers()["x-switchyard-deployment"],
+        "anthropic-primary"
+    );
+    let (text, done) = streamed_text(&response.text().await.expect("body"));
+    assert!(done && !text.is_empty(), "{text}");
+    assert_eq!(cluster.upstream.requests().len(), 2);
+    assert_eq!(cluster.primary.requests().len(), 1);
 }
 
 /// With both of its deployments hanging, route `impatient` gives each

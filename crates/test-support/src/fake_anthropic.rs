@@ -95,6 +95,12 @@ impl FakeAnthropic {
         self.shared.recorder.requests()
     }
 
+    /// Requests whose caller closed the connection while a scripted
+    /// [`Fault::Delay`] held the answer back (a cancelled hedge, say).
+    pub fn hung_up(&self) -> usize {
+        self.shared.recorder.hung_up()
+    }
+
     /// Queues a fault for the next request not yet answered (first in, first out).
     pub fn push_fault(&self, fault: Fault) {
         self.shared.recorder.push_fault(fault);
@@ -130,7 +136,7 @@ async fn messages(
             body,
             headers,
         }) => return status_response(status, body, &headers),
-        Some(Fault::Delay(delay)) => tokio::time::sleep(delay).await,
+        Some(Fault::Delay(delay)) => shared.recorder.wait(delay).await,
         Some(Fault::DropMidStream { after_chunks }) => drop_after = Some(after_chunks),
         Some(Fault::Trickle(pause)) => trickle = Some(pause),
         None => {}

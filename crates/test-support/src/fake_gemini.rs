@@ -214,7 +214,7 @@ async fn handle(
             body,
             headers,
         }) => return status_response(status, body, &headers),
-        Some(Fault::Delay(delay)) => tokio::time::sleep(delay).await,
+        Some(Fault::Delay(delay)) => shared.recorder.wait(delay).await,
         Some(Fault::DropMidStream { after_chunks }) => drop_after = Some(after_chunks),
         Some(Fault::Trickle(pause)) => trickle = Some(pause),
         None => {}

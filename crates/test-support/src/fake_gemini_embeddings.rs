@@ -97,7 +97,7 @@ async fn batch_embed_contents(
             body,
             headers,
         }) => return respond(status, body, &headers),
-        Some(Fault::Delay(delay)) => tokio::time::sleep(delay).await,
+        Some(Fault::Delay(delay)) => shared.recorder.wait(delay).await,
         Some(Fault::DropMidStream { after_chunks }) => drop_after = Some(after_chunks),
         Some(Fault::Trickle(pause)) => trickle = Some(pause),
         None => {}

@@ -155,6 +155,12 @@ impl FakeOpenAi {
         self.shared.recorder.requests()
     }
 
+    /// Requests whose caller closed the connection while a scripted
+    /// [`Fault::Delay`] held the answer back (a cancelled hedge, say).
+    pub fn hung_up(&self) -> usize {
+        self.shared.recorder.hung_up()
+    }
+
     /// Makes chat completions sent with `key` (as `Authorization: Bearer`)
     /// answer 401 `invalid_api_key`, as OpenAI does for a revoked key.
     pub fn revoke_key(&self, key: &str) {
@@ -204,7 +210,7 @@ async fn chat_completions(
             body,
             headers,
         }) => return status_response(status, body, &headers),
-        Some(Fault::Delay(delay)) => tokio::time::sleep(delay).await,
+        Some(Fault::Delay(delay)) => shared.recorder.wait(delay).await,
         Some(Fault::DropMidStream { after_chunks }) => drop_after = Some(after_chunks),
         Some(Fault::Trickle(pause)) => trickle = Some(pause),
         None => {}

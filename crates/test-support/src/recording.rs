@@ -3,7 +3,10 @@
 
 use std::{
     collections::VecDeque,
-    sync::{Mutex, PoisonError},
+    sync::{
+        Mutex, PoisonError,
+        atomic::{AtomicUsize, Ordering},
+    },
     time::Duration,
 };
 
@@ -37,6 +40,8 @@ pub(crate) fn serve(listener: tokio::net::TcpListener, app: axum::Router, provid
 pub(crate) struct Recorder<F> {
     requests: Mutex<Vec<RecordedRequest>>,
     faults: Mutex<VecDeque<F>>,
+    /// Scripted waits cut short because the caller hung up.
+    hung_up: AtomicUsize,
 }
 
 impl<F> Default for Recorder<F> {
@@ -44,6 +49,21 @@ impl<F> Default for Recorder<F> {
         Self {
             requests: Mutex::default(),
             faults: Mutex::default(),
+            hung_up: AtomicUsize::new(0),
+        }
+    }
+}
+
+/// Counts a wait as hung up on unless it was let finish.
+struct WaitWatch<'a> {
+    hung_up: &'a AtomicUsize,
+    finished: bool,
+}
+
+impl Drop for WaitWatch<'_> {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.hung_up.fetch_add(1, Ordering::SeqCst);
         }
     }
 }
@@ -101,6 +121,24 @@ impl<F> Recorder<F> {
     /// Takes the fault for the request being answered, if one is queued.
     pub(crate) fn next_fault(&self) -> Option<F> {
         lock(&self.faults).pop_front()
+    }
+
+    /// Waits `delay` before answering (a scripted delay). When the caller
+    /// closes the connection meanwhile, the server drops the handler, and
+    /// the wait counts in [`Self::hung_up`].
+    pub(crate) async fn wait(&self, delay: Duration) {
+        let mut watch = WaitWatch {
+            hung_up: &self.hung_up,
+            finished: false,
+        };
+        tokio::time::sleep(delay).await;
+        watch.finished = true;
+    }
+
+    /// Scripted waits the caller hung up on: each an upstream connection
+    /// the gateway closed while the fake was still waiting to answer.
+    pub(crate) fn hung_up(&self) -> usize {
+        self.hung_up.load(Ordering::SeqCst)
     }
 }
 
