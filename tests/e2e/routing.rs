@@ -120,6 +120,26 @@ pub async fn deprecation_is_announced_and_a_sunset_shifts_to_the_successor(clust
     let sent = cluster.upstream.requests();
     assert_eq!(sent.len(), 2, "the retired model was never called");
     assert_eq!(sent[1].body["model"], "gpt-4o-mini");
+    // The control plane made the shift, once, and says so in its audit log.
+    let audit = crate::control::ctl(cluster, &["audit", "-o", "json"]).await;
+    let entries: serde_json::Value = serde_json::from_str(&audit.stdout).expect("JSON");
+    let shifts: Vec<&serde_json::Value> = entries
+        .as_array()
+        .expect("entries")
+        .iter()
+        .filter(|entry| entry["action"] == "sunset-shift")
+        .collect();
+    assert_eq!(shifts.len(), 1, "{entries:#}");
+    assert_eq!(
+        (&shifts[0]["actor"], &shifts[0]["id"]),
+        (&json!("control-plane"), &json!("retired-mini"))
+    );
+    let after: serde_json::Value =
+        serde_json::from_str(shifts[0]["after"].as_str().expect("text")).expect("JSON");
+    assert_eq!(
+        (&after["to"], &after["routes"]),
+        (&json!("openai-backup"), &json!(["retired"]))
+    );
 
     let scrape = Scrape::parse(&cluster.scrape("router").await);
     assert_eq!(

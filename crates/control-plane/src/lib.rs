@@ -31,6 +31,7 @@ mod delta;
 mod error;
 mod export;
 mod grpc;
+mod lifecycle;
 mod objects;
 mod price;
 mod rules;
@@ -71,6 +72,7 @@ pub use declarative::{
 pub use error::{Error, Result};
 pub use export::to_declarative;
 pub use grpc::ControlPlaneGrpc;
+pub use lifecycle::Shift;
 pub use objects::{ObjectKind, ObjectOwner, StoredConfig, StoredEntry, StoredObject};
 pub use price::{format_price_nanos, parse_price_nanos};
 pub use store::{AdminRole, AuditRecord, CONFIG_FILE_ACTOR, ConfigStore, StoredToken};
@@ -164,6 +166,8 @@ pub async fn build(
         .transpose()?;
     let store = ConfigStore::connect(&config.database_url).await?;
     store.sync(declarative, environment).await?;
+    // Sunsets already past are shifted before anything is served.
+    snapshot::shift_due(&store).await;
     let first = store.load_snapshot().await?;
     tracing::info!(
         version = first.version,

@@ -76,12 +76,35 @@ pub(crate) fn spawn_poll_task(
                 () = changed.notified() => {}
                 _ = ticker.tick() => {}
             }
+            shift_due(&store).await;
             if let Err(error) = publish_if_changed(&store, &sender).await {
                 tracing::warn!(%error, "cannot refresh the control-plane snapshot");
             }
         }
         store.close().await;
     });
+}
+
+/// The actor of the sunset shifts the control plane makes.
+pub(crate) const CONTROL_PLANE_ACTOR: &str = "control-plane";
+
+/// Makes the sunset shifts due now (published by the next
+/// [`publish_if_changed`]), logging each; a failure is logged and retried
+/// at the next poll.
+pub(crate) async fn shift_due(store: &ConfigStore) {
+    match store.shift_due(CONTROL_PLANE_ACTOR).await {
+        Ok(shifts) => {
+            for shift in shifts {
+                tracing::warn!(
+                    deployment = %shift.deployment,
+                    successor = %shift.successor,
+                    routes = ?shift.routes,
+                    "deployment past its sunset; its traffic now goes to its successor"
+                );
+            }
+        }
+        Err(error) => tracing::warn!(%error, "cannot make the sunset shifts due"),
+    }
 }
 
 /// Starts the task that listens on PostgreSQL for commits of any control

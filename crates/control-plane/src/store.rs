@@ -14,6 +14,7 @@
 mod audit;
 mod database;
 mod rows;
+mod shifts;
 mod tokens;
 
 use std::sync::{Arc, Mutex, PoisonError};
@@ -24,11 +25,13 @@ use switchyard_proto::v1::{CredentialRead, Snapshot};
 
 pub use audit::AuditRecord;
 pub(crate) use rows::StoredEntries;
+pub(crate) use shifts::Shifts;
 pub use tokens::{AdminRole, StoredToken};
 
 use crate::{
     Declarative, Error, Result,
     changes::{self, Change, Outcome},
+    lifecycle::Shift,
     objects::{ObjectKind, StoredConfig, StoredObject, to_snapshot},
 };
 
@@ -304,10 +307,70 @@ impl ConfigStore {
     }
 
     /// Reads the stored objects, in order of kind and id, into the full
-    /// (unfiltered) snapshot at the stored version.
+    /// (unfiltered) snapshot at the stored version, with the sunset shifts
+    /// made (see [`crate::lifecycle`]).
     pub async fn load_snapshot(&self) -> Result<Snapshot> {
-        let (version, entries) = self.entries().await?;
-        Ok(to_snapshot(entries.values(), version))
+        for _ in 0..MAX_READ_ATTEMPTS {
+            let (version, entries) = self.entries().await?;
+            let mut connection = self.pool.acquire().await?;
+            let made = shifts::read(&mut connection).await?;
+            // A shift commits with a higher version: an unchanged one means
+            // the shifts read belong to these objects.
+            if rows::read_version(&mut connection).await? == version {
+                let mut snapshot = to_snapshot(entries.values(), version);
+                crate::lifecycle::publish(&mut snapshot, &made);
+                return Ok(snapshot);
+            }
+        }
+        Err(Error::ConcurrentChanges)
+    }
+
+    /// Makes the sunset shifts due now (see [`crate::lifecycle`]): each is
+    /// recorded with one `sunset-shift` audit row by `actor`, under a new
+    /// version, so the next snapshot publishes it. Returns the shifts made;
+    /// none when another control plane made them first.
+    pub async fn shift_due(&self, actor: &str) -> Result<Vec<Shift>> {
+        // Most polls have nothing past its sunset: decided from the cache.
+        let (_, entries) = self.entries().await?;
+        let now_ms = crate::timestamp::now_ms();
+        let mut connection = self.pool.acquire().await?;
+        if crate::lifecycle::due(&entries, &shifts::read(&mut connection).await?, now_ms).is_empty()
+        {
+            return Ok(Vec::new());
+        }
+        drop(connection);
+        let _writing = self.writing.write().await;
+        let mut transaction = self.pool.begin().await?;
+        lock(&mut transaction).await?;
+        let version = rows::read_version(&mut transaction).await?;
+        let stored = match self.take_cached(version) {
+            Some(stored) => stored,
+            None => Arc::new(rows::read_entries(&mut transaction).await?),
+        };
+        let made = shifts::read(&mut transaction).await?;
+        let due = crate::lifecycle::due(&stored, &made, now_ms);
+        if due.is_empty() {
+            self.remember(version, stored);
+            transaction.rollback().await?;
+            return Ok(due);
+        }
+        let next = version + 1;
+        for shift in &due {
+            shifts::write(&mut transaction, shift).await?;
+        }
+        rows::write_version(&mut transaction, next).await?;
+        audit::record_shifts(&mut transaction, actor, &due, next).await?;
+        if self.notifies() {
+            sqlx::query("SELECT 1 FROM (SELECT pg_notify($1, $2)) AS notified")
+                .bind(CHANGE_CHANNEL)
+                .bind(next.to_string())
+                .execute(&mut *transaction)
+                .await?;
+        }
+        transaction.commit().await?;
+        // The objects did not change, only the version they stand at.
+        self.remember(next, stored);
+        Ok(due)
     }
 
     /// Returns the newest `limit` audit records, newest first.

@@ -389,6 +389,8 @@ fn deployment_object(
                 deprecated: lifecycle.deprecated,
                 sunset_date,
                 successor: lifecycle.successor.clone().unwrap_or_default(),
+                // Only the control plane shifts, beside the config.
+                shifted_at_ms: 0,
             })
         }
         None => None,

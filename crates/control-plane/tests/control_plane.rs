@@ -63,6 +63,7 @@ on_every_database!(
     apply_shows_a_diff_prunes_and_export_round_trips,
     stored_credentials_are_encrypted_never_shown_and_rewrapped_after_rotation,
     credential_reads_reported_by_adapters_are_audited,
+    a_sunset_is_shifted_once_by_the_control_plane_with_one_audit_record,
 );
 
 /// `LISTEN/NOTIFY` is PostgreSQL's; SQLite control planes poll.

@@ -124,7 +124,6 @@ pub fn plan(
         health,
         estimate: &needs.estimate,
     };
-    let now = std::time::SystemTime::now();
     for tier in &route.tiers {
         let mut kept: Vec<Arc<Deployment>> = Vec::with_capacity(tier.deployments.len());
         for id in &tier.deployments {
@@ -142,7 +141,7 @@ pub fn plan(
             // (The control plane refuses successor cycles; the bound is for
             // a snapshot that somehow holds one.)
             for _ in 0..MAX_SUCCESSOR_HOPS {
-                let Some(successor) = lifecycle::successor_now(deployment, now)
+                let Some(successor) = lifecycle::shifted_to(deployment)
                     .and_then(|successor| table.deployment(successor))
                 else {
                     break;

@@ -136,6 +136,45 @@ pub(super) async fn record_reads(
     Ok(())
 }
 
+/// Writes the row of each sunset shift the control plane made (action
+/// `sunset-shift` on the deployment), at the version that publishes them:
+/// which deployment, its successor, the routes naming it, and when.
+pub(super) async fn record_shifts(
+    connection: &mut AnyConnection,
+    actor: &str,
+    shifts: &[crate::lifecycle::Shift],
+    version: u64,
+) -> Result<()> {
+    let mut sequence = next_sequence(connection).await?;
+    let mut records = Vec::with_capacity(shifts.len());
+    for shift in shifts {
+        records.push(AuditRecord {
+            sequence,
+            at_ms: shift.at_ms,
+            actor: actor.to_owned(),
+            action: "sunset-shift".to_owned(),
+            kind: "deployment".to_owned(),
+            id: shift.deployment.clone(),
+            before_revision: 0,
+            after_revision: 0,
+            version,
+            before: String::new(),
+            after: serde_json::json!({
+                "from": shift.deployment,
+                "to": shift.successor,
+                "routes": shift.routes,
+                "at_ms": shift.at_ms,
+            })
+            .to_string(),
+        });
+        sequence += 1;
+    }
+    for chunk in records.chunks(ROWS_PER_STATEMENT) {
+        insert(connection, chunk).await?;
+    }
+    Ok(())
+}
+
 /// Reads the newest `limit` rows (100 when 0), newest first.
 pub(super) async fn read(connection: &mut AnyConnection, limit: u32) -> Result<Vec<AuditRecord>> {
     let limit = if limit == 0 { DEFAULT_LIMIT } else { limit };

@@ -404,3 +404,85 @@ pub async fn concurrent_syncs_serialize(url: String) {
     first.close().await;
     second.close().await;
 }
+
+/// A deployment past its sunset, with a successor, is shifted by the
+/// control plane once: one `sunset-shift` audit row (which deployment, to
+/// which successor, for which routes, when) under the version that
+/// publishes it as the deployment's `shifted_at_ms`. Another control plane
+/// on the same database, and later polls, shift nothing more; one before
+/// its sunset is not shifted.
+pub async fn a_sunset_is_shifted_once_by_the_control_plane_with_one_audit_record(url: String) {
+    let text = format!(
+        "{}\n{}",
+        crate::fixtures::CONFIG.replace(
+            "deployments:\n",
+            "deployments:\n  - {id: retiring, provider: openai, model: gpt-4-legacy, \
+             lifecycle: {sunset_date: \"2020-01-01\", successor: openai-mini}}\n  \
+             - {id: aging, provider: openai, model: gpt-4o-2025, \
+             lifecycle: {deprecated: true, sunset_date: \"2099-01-01\", successor: openai-mini}}\n",
+        ),
+        "",
+    )
+    .replace(
+        "routes:\n",
+        "routes:\n  - {name: legacy, strategy: {fallback: [retiring, aging]}}\n",
+    );
+    let declarative = switchyard_common::config::load_yaml("sunset.yaml", &text, &environment())
+        .expect("valid config");
+    let mut control_plane = RunningControlPlane::start(&url, &declarative).await;
+    let snapshot = control_plane.snapshot().await;
+    let shifted_at = |snapshot: &Snapshot, id: &str| {
+        snapshot
+            .deployments
+            .iter()
+            .find(|deployment| deployment.id == id)
+            .and_then(|deployment| deployment.lifecycle.as_ref())
+            .map_or(0, |lifecycle| lifecycle.shifted_at_ms)
+    };
+    assert!(
+        shifted_at(&snapshot, "retiring") > 0,
+        "published from the first snapshot"
+    );
+    assert_eq!(shifted_at(&snapshot, "aging"), 0, "before its sunset");
+    let shifts = |records: Vec<switchyard_control_plane::AuditRecord>| {
+        records
+            .into_iter()
+            .filter(|record| record.action == "sunset-shift")
+            .collect::<Vec<_>>()
+    };
+    let recorded = shifts(control_plane.store.audit(100).await.expect("audit"));
+    assert_eq!(recorded.len(), 1, "{recorded:?}");
+    let record = &recorded[0];
+    assert_eq!(
+        (
+            record.actor.as_str(),
+            record.kind.as_str(),
+            record.id.as_str()
+        ),
+        ("control-plane", "deployment", "retiring")
+    );
+    assert_eq!(record.version, snapshot.version);
+    let after: serde_json::Value = serde_json::from_str(&record.after).expect("JSON");
+    assert_eq!(after["from"], "retiring");
+    assert_eq!(after["to"], "openai-mini");
+    assert_eq!(after["routes"], serde_json::json!(["legacy"]));
+
+    // Routers see it in their view; later polls and a second control plane
+    // on the same database shift nothing more.
+    let router = control_plane.snapshot_for(SnapshotAudience::Router).await;
+    assert!(shifted_at(&router, "retiring") > 0);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let replica = RunningControlPlane::start(&url, &declarative).await;
+    assert!(
+        replica
+            .store
+            .shift_due("test")
+            .await
+            .expect("checked")
+            .is_empty()
+    );
+    let recorded = shifts(control_plane.store.audit(100).await.expect("audit"));
+    assert_eq!(recorded.len(), 1, "shifted once: {recorded:?}");
+    replica.stop().await;
+    control_plane.stop().await;
+}
