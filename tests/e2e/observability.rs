@@ -475,6 +475,11 @@ pub async fn dashboards_and_alerts_name_only_exported_series(cluster: &TestClust
     cluster.upstream.revoke_key(crate::cluster::POOL_KEY_ALPHA);
     let response = cluster.chat(&ask("pooled", &prompt, false)).await;
     assert_eq!(response.status(), 200);
+    // A deployment whose provider says its limit is used up rests.
+    cluster.upstream.limit_requests(0, "1s");
+    let response = cluster.chat(&ask("impatient", &prompt, false)).await;
+    assert_eq!(response.status(), 200);
+    response.text().await.expect("body");
     // The router records a request as it settles, just after the answer.
     scrape_until(cluster, "router", |scrape| {
         scrape.has("switchyard_time_to_first_token_seconds_count")

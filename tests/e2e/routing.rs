@@ -519,3 +519,39 @@ pub async fn a_keys_tier_picks_its_route_and_its_team_bounds_its_models(cluster:
         .collect();
     assert_eq!(ids, ["gpt-test", "premium"]);
 }
+
+/// An answer whose `x-ratelimit-remaining-requests` is 0 is served, and
+/// its deployment rests until the reported reset: the next request goes
+/// straight to the next deployment instead of collecting a 429, and the
+/// decision says why.
+pub async fn a_deployment_whose_provider_limit_is_used_up_rests_until_the_reset(
+    cluster: &TestCluster,
+) {
+    cluster.upstream.limit_requests(0, "30s");
+    let spent = cluster.chat(&hello("impatient")).await;
+    assert_eq!(spent.status(), 200);
+    assert_eq!(spent.headers()["x-switchyard-deployment"], "openai-backup");
+    let next = cluster.chat(&hello("impatient")).await;
+    assert_eq!(next.status(), 200);
+    assert_eq!(
+        next.headers()["x-switchyard-deployment"],
+        "anthropic-primary"
+    );
+    let decision = decision_header(&next);
+    assert!(
+        decision.contains("skipped=openai-backup(health:provider_limit)"),
+        "{decision}"
+    );
+    assert_eq!(cluster.upstream.requests().len(), 1, "not asked again");
+    assert_eq!(cluster.primary.requests().len(), 1);
+    let scrape = Scrape::parse(&cluster.scrape("router").await);
+    assert_eq!(
+        scrape.sum(
+            "switchyard_deployment_rests_total",
+            &[("deployment", "openai-backup")]
+        ),
+        1.0,
+        "{}",
+        scrape.text()
+    );
+}

@@ -26,6 +26,7 @@ use crate::{
     http::{AttemptLimits, BodySizes, HttpClient, TraceHeaders},
     network::NetworkClients,
     provider::{Attempt, ProviderKind, Providers},
+    rate_limits::LimitReport,
     secrets::SecretResolver,
     spans,
     timing::{self, Timed},
@@ -103,6 +104,7 @@ impl AdapterGrpc {
             crate::provider::ChunkStream,
             std::time::Instant,
             Option<KeyInUse>,
+            LimitReport,
         ),
         ServiceError,
     > {
@@ -124,9 +126,10 @@ impl AdapterGrpc {
             )
             .await?;
         attempt.request.model.clone_from(&attempt.upstream_model);
+        let limits = attempt.limits.limit_report.clone();
         let sent = std::time::Instant::now();
         match self.providers.chat(kind, attempt).await {
-            Ok(chunks) => Ok((chunks, sent, key)),
+            Ok(chunks) => Ok((chunks, sent, key, limits)),
             Err(error) => Err(self.failed(key.as_ref(), error)),
         }
     }
@@ -137,7 +140,7 @@ impl AdapterGrpc {
         &self,
         request: AdapterEmbedRequest,
         span: &HopSpan,
-    ) -> Result<(EmbedResponse, UpstreamTiming, Option<KeyInUse>), ServiceError> {
+    ) -> Result<(EmbedResponse, UpstreamTiming, Option<KeyInUse>, LimitReport), ServiceError> {
         let AdapterEmbedRequest {
             context,
             request,
@@ -155,9 +158,10 @@ impl AdapterGrpc {
             )
             .await?;
         attempt.request.model.clone_from(&attempt.upstream_model);
+        let limits = attempt.limits.limit_report.clone();
         let sent = std::time::Instant::now();
         match self.providers.embed(kind, attempt).await {
-            Ok(response) => Ok((response, timing::whole(sent), key)),
+            Ok(response) => Ok((response, timing::whole(sent), key, limits)),
             Err(error) => Err(self.failed(key.as_ref(), error)),
         }
     }
@@ -271,6 +275,7 @@ impl AdapterGrpc {
             first_byte_deadline: deadlines.first_byte,
             idle_timeout: deadlines.idle,
             end: deadlines.end,
+            limit_report: LimitReport::default(),
             sizes: self.sizes,
             answers_in_flight: self.answers_in_flight.clone(),
         };
@@ -314,7 +319,7 @@ impl AdapterService for AdapterGrpc {
         // failed attempt means and logs the request's outcome once.
         let request = request.into_inner();
         let span = spans::open("chat", request.context.as_ref());
-        let (chunks, sent, key) = self.start_attempt(request, &span).await.map_err(|error| {
+        let (chunks, sent, key, limits) = self.start_attempt(request, &span).await.map_err(|error| {
             let error = classify::at_boundary(error);
             tracing::debug!(class = %error.class, provider = ?error.provider, "attempt refused");
             span.fail(error.class.as_str());
@@ -325,7 +330,7 @@ impl AdapterService for AdapterGrpc {
         let chunks =
             chunks.map(move |item| item.map_err(|error| failed(&keys, failed_key.as_ref(), error)));
         let credential = key.map(|key| key.id).unwrap_or_default();
-        let responses = Timed::new(chunks, sent, span, credential).map(|item| {
+        let responses = Timed::new(chunks, sent, span, credential, limits).map(|item| {
             item.map_err(|error| {
                 tracing::debug!(class = %error.class, provider = ?error.provider, "attempt failed mid-stream");
                 error.to_status()
@@ -340,7 +345,7 @@ impl AdapterService for AdapterGrpc {
     ) -> Result<Response<AdapterEmbedResponse>, Status> {
         let request = request.into_inner();
         let span = spans::open("embeddings", request.context.as_ref());
-        let (response, upstream, key) = self
+        let (response, upstream, key, limits) = self
             .embed_attempt(request, &span)
             .await
             .map_err(|error| {
@@ -358,6 +363,7 @@ impl AdapterService for AdapterGrpc {
             response: Some(response),
             upstream: Some(upstream),
             credential: key.map(|key| key.id).unwrap_or_default(),
+            provider_exhausted_ms: limits.exhausted_ms(),
         }))
     }
 }

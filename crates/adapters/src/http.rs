@@ -22,6 +22,7 @@ use crate::{
     classify,
     config::AdapterConfig,
     error::{Error, Result},
+    rate_limits::LimitReport,
     sse::{SseEvent, SseParser},
 };
 
@@ -130,6 +131,8 @@ pub struct AttemptLimits {
     /// When the attempt must be over, however it is going (its own total
     /// timeout, the request's deadline); `None` for no bound but the others.
     pub end: Option<Instant>,
+    /// Where an accepted answer's rate-limit headers are reported.
+    pub limit_report: LimitReport,
     /// Largest stream event and buffered answer.
     pub sizes: BodySizes,
     /// Bytes of buffered answers all attempts may hold at once.
@@ -153,6 +156,7 @@ impl AttemptLimits {
             first_byte_deadline,
             idle_timeout,
             end: None,
+            limit_report: LimitReport::default(),
             sizes: BodySizes::default(),
             answers_in_flight: ByteBudget::new(usize::MAX),
         }
@@ -257,10 +261,16 @@ pub async fn exchange(
     let status = response.status();
     // Moved out rather than cloned: reading the body does not need them.
     let headers = std::mem::take(response.headers_mut());
-    let body = BodyReader::new(provider, response, limits);
     if status.is_success() {
+        if let Some(wait) =
+            crate::rate_limits::exhausted_for(&headers, std::time::SystemTime::now())
+        {
+            limits.limit_report.used_up_for(wait);
+        }
+        let body = BodyReader::new(provider, response, limits);
         return Ok(Accepted { headers, body });
     }
+    let body = BodyReader::new(provider, response, limits);
     let mut reservation = body.limits.answers_in_flight.reservation();
     let bytes = body
         .read_whole(MAX_ERROR_BODY_BYTES, &mut reservation)

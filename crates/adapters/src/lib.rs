@@ -45,6 +45,7 @@ mod http;
 mod network;
 mod provider;
 mod providers;
+mod rate_limits;
 mod secrets;
 mod spans;
 mod sse;

@@ -13,7 +13,7 @@ use futures::{Stream, StreamExt};
 use switchyard_common::{ServiceError, trace::HopSpan};
 use switchyard_proto::v1::{AdapterChatResponse, ChatChunk, UpstreamTiming};
 
-use crate::spans::Observed;
+use crate::{rate_limits::LimitReport, spans::Observed};
 
 /// Whole microseconds of `duration`, saturating.
 pub(crate) fn micros(duration: Duration) -> u64 {
@@ -43,13 +43,21 @@ pub(crate) struct Timed<S> {
     observed: Observed,
     /// The id of the provider key the attempt used, for the last message.
     credential: String,
+    /// What the provider's rate-limit headers said, for the last message.
+    limits: LimitReport,
 }
 
 impl<S> Timed<S> {
     /// Times `chunks`, an answer whose request was sent at `started` with
     /// the provider key `credential` (empty when it has one), under the
-    /// call's `span`.
-    pub(crate) fn new(chunks: S, started: Instant, span: HopSpan, credential: String) -> Self {
+    /// call's `span`; the last message reports the provider's `limits`.
+    pub(crate) fn new(
+        chunks: S,
+        started: Instant,
+        span: HopSpan,
+        credential: String,
+        limits: LimitReport,
+    ) -> Self {
         Self {
             chunks,
             started,
@@ -58,6 +66,7 @@ impl<S> Timed<S> {
             span,
             observed: Observed::default(),
             credential,
+            limits,
         }
     }
 
@@ -93,6 +102,7 @@ where
                     chunk: Some(chunk),
                     upstream: None,
                     credential: String::new(),
+                    provider_exhausted_ms: 0,
                 })
             }
             Some(Err(error)) => {
@@ -114,6 +124,7 @@ where
                         total_micros: micros(total),
                     }),
                     credential: std::mem::take(&mut self.credential),
+                    provider_exhausted_ms: self.limits.exhausted_ms(),
                 })
             }
         };
@@ -130,9 +141,17 @@ mod tests {
     #[tokio::test]
     async fn the_timing_follows_the_last_chunk_and_never_an_error() {
         let chunks = stream::iter(vec![Ok(ChatChunk::default()), Ok(ChatChunk::default())]);
-        let messages: Vec<_> = Timed::new(chunks, Instant::now(), HopSpan::none(), String::new())
-            .collect()
-            .await;
+        let limits = LimitReport::default();
+        limits.used_up_for(Duration::from_millis(1_500));
+        let messages: Vec<_> = Timed::new(
+            chunks,
+            Instant::now(),
+            HopSpan::none(),
+            String::new(),
+            limits,
+        )
+        .collect()
+        .await;
         assert_eq!(messages.len(), 3);
         assert!(messages[..2].iter().all(|message| {
             message
@@ -143,14 +162,24 @@ mod tests {
         let timing = last.upstream.expect("timing");
         assert!(last.chunk.is_none());
         assert!(timing.first_chunk_micros <= timing.total_micros);
+        assert_eq!(
+            last.provider_exhausted_ms, 1_500,
+            "the provider's limits come last"
+        );
 
         let failing = stream::iter(vec![
             Ok(ChatChunk::default()),
             Err(ServiceError::internal("cut")),
         ]);
-        let messages: Vec<_> = Timed::new(failing, Instant::now(), HopSpan::none(), String::new())
-            .collect()
-            .await;
+        let messages: Vec<_> = Timed::new(
+            failing,
+            Instant::now(),
+            HopSpan::none(),
+            String::new(),
+            LimitReport::default(),
+        )
+        .collect()
+        .await;
         assert_eq!(messages.len(), 2);
         assert!(messages[1].is_err());
     }

@@ -97,6 +97,9 @@ pub struct Adapters {
 /// An embeddings attempt's answer.
 #[derive(Debug)]
 pub struct EmbedAnswer {
+    /// Milliseconds until the provider's used-up rate limit resets, as its
+    /// headers said; 0 when none is used up.
+    pub provider_exhausted_ms: u64,
     /// The provider's answer.
     pub response: EmbedResponse,
     /// How long the provider took, as the adapters measured it.
@@ -177,6 +180,7 @@ impl Adapters {
             .with_provider(&deployment.provider)
         })?;
         Ok(EmbedAnswer {
+            provider_exhausted_ms: response.provider_exhausted_ms,
             response: answer,
             upstream: response.upstream,
             credential: response.credential,
@@ -363,6 +367,13 @@ where
                 successor_at = Some(position + 1);
             }
             health.record(deployment, ticket, Err(error.class));
+            if let (ErrorClass::RateLimited, Some(wait), None) =
+                (error.class, error.retry_after, error.credential.as_deref())
+            {
+                // The provider said when its limit frees up; one of several
+                // keys' limits is the adapters' to rest.
+                health.rest(deployment, wait);
+            }
             record.fail(error.class);
             record.credential = error.credential.as_deref().unwrap_or_default().to_owned();
             records.push(record);
@@ -682,6 +693,7 @@ pub(crate) mod tests {
                     }),
                     upstream: None,
                     credential: String::new(),
+                    provider_exhausted_ms: 0,
                 }),
                 Ok(AdapterChatResponse {
                     chunk: Some(ChatChunk {
@@ -696,6 +708,7 @@ pub(crate) mod tests {
                     }),
                     upstream: None,
                     credential: String::new(),
+                    provider_exhausted_ms: 0,
                 }),
                 Ok(AdapterChatResponse {
                     chunk: None,
@@ -704,6 +717,7 @@ pub(crate) mod tests {
                         total_micros: 2_000,
                     }),
                     credential: FAKE_KEY_ID.to_owned(),
+                    provider_exhausted_ms: 0,
                 }),
             ];
             Ok(Response::new(futures::stream::iter(chunks).boxed()))
@@ -716,6 +730,7 @@ pub(crate) mod tests {
             self.answer(&request.get_ref().deployment_id)?;
             Ok(Response::new(AdapterEmbedResponse {
                 credential: FAKE_KEY_ID.to_owned(),
+                provider_exhausted_ms: 0,
                 upstream: Some(UpstreamTiming {
                     first_chunk_micros: 3_000,
                     total_micros: 3_000,

@@ -74,6 +74,7 @@ pub async fn embed(
         response,
         upstream,
         credential,
+        provider_exhausted_ms,
     } = match answered {
         Ok(answer) => answer,
         Err(error) => {
@@ -88,6 +89,12 @@ pub async fn embed(
     // The whole answer arrives at once: its first byte is its last.
     settlement.first_chunk_at = Some(Instant::now());
     if let Some(answering) = settlement.attempts.last_mut() {
+        if provider_exhausted_ms > 0 && credential.is_empty() {
+            health.rest(
+                &answering.deployment,
+                std::time::Duration::from_millis(provider_exhausted_ms),
+            );
+        }
         answering.upstream = upstream;
         answering.credential = credential;
     }

@@ -32,12 +32,19 @@ struct DeploymentHealth {
     /// Exponentially weighted time to first token, in microseconds; 0
     /// before the first answer.
     ttft_micros: Mutex<f64>,
+    /// Until when the provider said this deployment's limit is used up.
+    rested_until: Mutex<Option<Instant>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct BreakerLabels {
     deployment: String,
     provider: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct RestLabels {
+    deployment: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
@@ -54,6 +61,7 @@ pub struct Health {
     deployments: RwLock<HashMap<String, Arc<DeploymentHealth>>>,
     states: Family<BreakerLabels, Gauge>,
     transitions: Family<TransitionLabels, Counter>,
+    rests: Family<RestLabels, Counter>,
 }
 
 /// An attempt's admission by its deployment's breaker, to report its
@@ -75,6 +83,11 @@ impl Health {
             "Circuit breaker state changes, by the state entered",
             health.transitions.clone(),
         );
+        registry.register(
+            "deployment_rests",
+            "Times a deployment was left out of plans because its provider said a rate limit is used up",
+            health.rests.clone(),
+        );
         health
     }
 
@@ -85,6 +98,7 @@ impl Health {
             deployments: RwLock::new(HashMap::new()),
             states: Family::default(),
             transitions: Family::default(),
+            rests: Family::default(),
         }
     }
 
@@ -118,18 +132,51 @@ impl Health {
             Arc::new(DeploymentHealth {
                 breaker: Mutex::new(Breaker::new(self.config, Instant::now())),
                 ttft_micros: Mutex::new(0.0),
+                rested_until: Mutex::new(None),
             })
         }))
     }
 
-    /// Whether planning may keep `deployment`: its breaker is not open
-    /// (a half-open one with a free probe slot is kept).
+    /// Whether planning may keep `deployment` (see [`Self::unavailable`]).
     pub fn is_available(&self, deployment: &Deployment) -> bool {
-        if !self.config.enabled {
-            return true;
+        self.unavailable(deployment).is_none()
+    }
+
+    /// Why planning must leave `deployment` out now: `provider_limit` while
+    /// its provider said its rate limit is used up, `breaker_open` while
+    /// its breaker is open (a half-open one with a free probe slot is
+    /// kept); `None` when it may be planned.
+    pub fn unavailable(&self, deployment: &Deployment) -> Option<&'static str> {
+        let entry = self.entry(&deployment.id)?;
+        let now = Instant::now();
+        if lock(&entry.rested_until).is_some_and(|until| now < until) {
+            return Some("provider_limit");
         }
-        self.entry(&deployment.id)
-            .is_none_or(|entry| lock(&entry.breaker).is_available(Instant::now()))
+        (self.config.enabled && !lock(&entry.breaker).is_available(now)).then_some("breaker_open")
+    }
+
+    /// Leaves `deployment` out of plans for `wait`: its provider said a
+    /// rate limit is used up until then (its headers, or a 429's
+    /// `Retry-After`). Attempts already planned still go.
+    pub fn rest(&self, deployment: &Deployment, wait: Duration) {
+        let until = Instant::now() + wait;
+        let entry = self.entry_or_new(deployment);
+        let mut rested = lock(&entry.rested_until);
+        if rested.is_none_or(|earlier| earlier < until) {
+            if rested.is_none_or(|earlier| earlier <= Instant::now()) {
+                self.rests
+                    .get_or_create(&RestLabels {
+                        deployment: deployment.id.clone(),
+                    })
+                    .inc();
+            }
+            tracing::info!(
+                deployment = %deployment.id,
+                wait_ms = wait.as_millis(),
+                "the provider's rate limit is used up; the deployment rests until it resets"
+            );
+            *rested = Some(until);
+        }
     }
 
     /// Asks `deployment`'s breaker to admit an attempt now; `None` when it

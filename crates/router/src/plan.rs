@@ -170,8 +170,8 @@ pub fn plan(
                 skip(&mut decision, id, "constraints", "cost_ceiling");
                 continue;
             }
-            if !health.is_available(deployment) {
-                skip(&mut decision, id, "health", "breaker_open");
+            if let Some(reason) = health.unavailable(deployment) {
+                skip(&mut decision, id, "health", reason);
                 continue;
             }
             kept.push(Arc::clone(deployment));
@@ -229,10 +229,19 @@ pub fn skip(decision: &mut Decision, deployment: &str, step: &str, reason: &str)
 fn nothing_left(model: &str, decision: &Decision, needs: &Needs) -> ServiceError {
     let removed_by = |step: &str| decision.skipped.iter().any(|skipped| skipped.step == step);
     if removed_by("health") {
+        let why = if decision
+            .skipped
+            .iter()
+            .any(|skipped| skipped.reason == "breaker_open")
+        {
+            "circuit breakers open"
+        } else {
+            "provider rate limits used up"
+        };
         return ServiceError::new(
             ErrorClass::UpstreamUnavailable,
             format!(
-                "Every deployment of `{model}` is unavailable right now (circuit breakers open); try again shortly."
+                "Every deployment of `{model}` is unavailable right now ({why}); try again shortly."
             ),
         );
     }
@@ -493,6 +502,41 @@ mod tests {
         assert!(table.key_may_use("intern", "gpt"));
         assert!(!table.key_may_use("intern", "cheap"));
         assert!(table.key_may_use("all", "cheap"));
+    }
+
+    #[test]
+    fn a_deployment_resting_on_its_providers_limit_is_left_out_until_the_reset() {
+        let table = RouteTable::from_snapshot(snapshot());
+        let health = health();
+        let primary = Arc::clone(table.deployment("primary").expect("known"));
+        health.rest(&primary, std::time::Duration::from_millis(50));
+        let plan_now = || {
+            plan(
+                Some(&table),
+                &health,
+                &context("all"),
+                "gpt",
+                &Needs::default(),
+                None,
+            )
+        };
+        let planned = plan_now().expect("the backup is left");
+        assert_eq!(ids(&planned), ["backup"]);
+        assert!(planned.decision.skipped.iter().any(|skipped| {
+            skipped.deployment_id == "primary"
+                && skipped.step == "health"
+                && skipped.reason == "provider_limit"
+        }));
+        let backup = Arc::clone(table.deployment("backup").expect("known"));
+        health.rest(&backup, std::time::Duration::from_millis(50));
+        let error = plan_now().expect_err("both rest");
+        assert!(
+            error.message.contains("rate limits used up"),
+            "{}",
+            error.message
+        );
+        std::thread::sleep(std::time::Duration::from_millis(60));
+        assert_eq!(ids(&plan_now().expect("rested")), ["primary", "backup"]);
     }
 
     #[test]

@@ -104,6 +104,9 @@ struct Shared {
     answered: AtomicU64,
     /// API keys chat completions answer with 401 `invalid_api_key`.
     revoked_keys: Mutex<HashSet<String>>,
+    /// Requests left in the window and when it resets, as the
+    /// `x-ratelimit-*` headers of answers report them; none when unset.
+    request_limit: Mutex<Option<(u32, String)>>,
 }
 
 impl FakeOpenAi {
@@ -171,6 +174,17 @@ impl FakeOpenAi {
             .insert(key.to_owned());
     }
 
+    /// From now on, chat answers report `remaining` requests left in the
+    /// window, resetting after `reset` (a duration as OpenAI writes it,
+    /// `1s` or `6m0s`), in OpenAI's `x-ratelimit-*` response headers.
+    pub fn limit_requests(&self, remaining: u32, reset: &str) {
+        *self
+            .shared
+            .request_limit
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some((remaining, reset.to_owned()));
+    }
+
     /// Queues a fault for the next request not yet answered (first in, first out).
     pub fn push_fault(&self, fault: Fault) {
         self.shared.recorder.push_fault(fault);
@@ -235,6 +249,35 @@ async fn chat_completions(
         body["model"] = Value::String(deployment.to_owned());
     }
     let answer = Answer::for_flavor(&body, number, shared.flavor);
+    let mut response = answer_response(&answer, &body, drop_after, trickle);
+    let limit = shared
+        .request_limit
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .clone();
+    if let Some((remaining, reset)) = limit {
+        let headers = response.headers_mut();
+        for (name, value) in [
+            ("x-ratelimit-limit-requests", "10000".to_owned()),
+            ("x-ratelimit-remaining-requests", remaining.to_string()),
+            ("x-ratelimit-reset-requests", reset),
+        ] {
+            if let Ok(value) = axum::http::HeaderValue::from_str(&value) {
+                headers.insert(name, value);
+            }
+        }
+    }
+    response
+}
+
+/// The answer as a response: streamed when the request asked, else whole;
+/// cut or trickled as the fault said.
+fn answer_response(
+    answer: &Answer,
+    body: &Value,
+    drop_after: Option<usize>,
+    trickle: Option<Duration>,
+) -> Response {
     if body["stream"] == true {
         let include_usage = body["stream_options"]["include_usage"] == true;
         let events = answer.events(include_usage);
