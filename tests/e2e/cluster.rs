@@ -183,6 +183,10 @@ deployments:
     provider: fake-openai
     model: gpt-3.5-retired
     lifecycle: {{sunset_date: "2020-01-01", successor: openai-backup}}
+  - id: one-at-a-time
+    provider: fake-openai
+    model: gpt-4o-mini
+    capacity: {{max_concurrency: 1}}
   - id: pool-mini
     provider: fake-openai-pool
     model: gpt-4o-mini
@@ -210,6 +214,8 @@ routes:
     by_tier: {{free: thrifty}}
   - name: thrifty
     strategy: {{fallback: [openai-backup]}}
+  - name: single
+    strategy: {{fallback: [one-at-a-time, anthropic-primary]}}
   - name: capped
     strategy: {{fallback: [anthropic-primary, openai-backup]}}
     cost_ceiling: "0.01"
@@ -238,7 +244,7 @@ keys:
   - id: test-key
     team: {team}
     secret: {{env: TEST_KEY}}
-    models: [gpt-test, demo, fallback, refused-first, pooled, twice, patient, hedged, impatient, capped, premium, aging, retired, auto]
+    models: [gpt-test, demo, fallback, refused-first, pooled, twice, patient, hedged, impatient, capped, premium, single, aging, retired, auto]
     debug: true
   - id: free-key
     team: {team}-free

@@ -475,6 +475,10 @@ pub async fn dashboards_and_alerts_name_only_exported_series(cluster: &TestClust
     cluster.upstream.revoke_key(crate::cluster::POOL_KEY_ALPHA);
     let response = cluster.chat(&ask("pooled", &prompt, false)).await;
     assert_eq!(response.status(), 200);
+    // A deployment with a declared capacity shows it.
+    let response = cluster.chat(&ask("single", &prompt, false)).await;
+    assert_eq!(response.status(), 200);
+    response.text().await.expect("body");
     // A deployment whose provider says its limit is used up rests.
     cluster.upstream.limit_requests(0, "1s");
     let response = cluster.chat(&ask("impatient", &prompt, false)).await;

@@ -555,3 +555,51 @@ pub async fn a_deployment_whose_provider_limit_is_used_up_rests_until_the_reset(
         scrape.text()
     );
 }
+
+/// Deployment `one-at-a-time` takes one request at once: while a slow one
+/// holds its slot, the next request goes to the route's next deployment
+/// and the decision says why; once the slot is free, it serves again.
+pub async fn a_deployment_at_its_concurrency_sends_the_next_request_elsewhere(
+    cluster: &TestCluster,
+) {
+    cluster
+        .upstream
+        .push_fault(Fault::Delay(std::time::Duration::from_millis(600)));
+    let request = hello("single");
+    let slow = cluster.chat(&request);
+    let next = async {
+        tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+        cluster.chat(&hello("single")).await
+    };
+    let (slow, next) = tokio::join!(slow, next);
+    assert_eq!(slow.status(), 200);
+    assert_eq!(slow.headers()["x-switchyard-deployment"], "one-at-a-time");
+    assert_eq!(next.status(), 200);
+    assert_eq!(
+        next.headers()["x-switchyard-deployment"],
+        "anthropic-primary"
+    );
+    let decision = decision_header(&next);
+    assert!(
+        decision.contains("skipped=one-at-a-time(health:capacity)"),
+        "{decision}"
+    );
+    let again = cluster.chat(&hello("single")).await;
+    assert_eq!(
+        again.headers()["x-switchyard-deployment"],
+        "one-at-a-time",
+        "its slot is free again"
+    );
+    assert_eq!(cluster.upstream.requests().len(), 2);
+    assert_eq!(cluster.primary.requests().len(), 1);
+    let scrape = Scrape::parse(&cluster.scrape("router").await);
+    assert_eq!(
+        scrape.sum(
+            "switchyard_capacity_skips_total",
+            &[("deployment", "one-at-a-time")]
+        ),
+        1.0,
+        "{}",
+        scrape.text()
+    );
+}

@@ -18,6 +18,7 @@ pub use crate::observability::{
     the_gateway_overhead_is_reported_without_the_providers_time,
 };
 pub use crate::routing::{
+    a_deployment_at_its_concurrency_sends_the_next_request_elsewhere,
     a_deployment_over_the_routes_cost_ceiling_is_never_called,
     a_deployment_whose_provider_limit_is_used_up_rests_until_the_reset,
     a_first_token_later_than_the_routes_timeout_falls_back_and_one_in_time_is_served,
@@ -773,6 +774,7 @@ pub async fn models_are_listed_for_the_key(cluster: &TestCluster) {
             "premium",
             "refused-first",
             "retired",
+            "single",
             "twice"
         ],
         "only the key's models, by name"

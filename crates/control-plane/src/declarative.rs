@@ -227,6 +227,14 @@ pub struct CapacityConfig {
     /// Requests in flight at once.
     #[serde(skip_serializing_if = "is_zero")]
     pub max_concurrency: u32,
+    /// How long a request may wait for room (e.g. `500ms`) before going to
+    /// the next deployment; without it, it goes at once.
+    #[serde(with = "humantime_serde", skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<String>")]
+    pub queue_timeout: Option<Duration>,
+    /// Most requests waiting for room at once (1 when unset).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub max_queued: u32,
 }
 
 /// What a deployment's model can do (`deployments[].capabilities`). A

@@ -162,6 +162,8 @@ fn deployment_config(deployment: &pb::Deployment) -> DeploymentConfig {
             requests_per_minute: capacity.requests_per_minute,
             tokens_per_minute: capacity.tokens_per_minute,
             max_concurrency: capacity.max_concurrency,
+            queue_timeout: millis(capacity.queue_timeout_ms),
+            max_queued: capacity.max_queued,
         }),
         capabilities: CapabilitiesConfig {
             tools: capabilities.tools,

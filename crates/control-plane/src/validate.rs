@@ -366,11 +366,20 @@ fn deployment_object(
         .as_ref()
         .map(|pricing| pricing_object(pricing, &format!("{path}.pricing")))
         .transpose()?;
-    let capacity = deployment.capacity.as_ref().map(|capacity| pb::Capacity {
-        requests_per_minute: capacity.requests_per_minute,
-        tokens_per_minute: capacity.tokens_per_minute,
-        max_concurrency: capacity.max_concurrency,
-    });
+    let capacity = match &deployment.capacity {
+        Some(capacity) => Some(pb::Capacity {
+            requests_per_minute: capacity.requests_per_minute,
+            tokens_per_minute: capacity.tokens_per_minute,
+            max_concurrency: capacity.max_concurrency,
+            queue_timeout_ms: positive_millis(
+                capacity.queue_timeout,
+                path,
+                "capacity.queue_timeout",
+            )?,
+            max_queued: capacity.max_queued,
+        }),
+        None => None,
+    };
     let lifecycle = match &deployment.lifecycle {
         Some(lifecycle) => {
             let sunset_date = match &lifecycle.sunset_date {

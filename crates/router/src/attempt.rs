@@ -12,6 +12,7 @@ use std::{
 };
 
 use crate::{
+    capacity::Permit,
     health::{Health, Ticket},
     hedge::{self, Raced},
     plan::{Plan, skip},
@@ -50,19 +51,25 @@ pub struct AttemptRecord {
     /// The id of the provider API key it used, as the adapters reported it;
     /// empty when the provider has one key.
     pub credential: String,
-    /// Why it was made: `first`, `retry`, `fallback` or `hedge`.
+    /// Why it was made: `first`, `retry`, `fallback`, `hedge` or
+    /// `successor`.
     pub reason: &'static str,
+    /// Its share of its deployment's capacity, held while it may still be
+    /// in flight (the answering attempt's until the request ends).
+    pub permit: Option<Arc<Permit>>,
     /// The attempt's span while it is open.
     pub span: HopSpan,
 }
 
 impl AttemptRecord {
-    /// Records that the attempt failed with `class` now, and ends its span.
+    /// Records that the attempt failed with `class` now, ends its span and
+    /// gives back its capacity.
     pub fn fail(&mut self, class: ErrorClass) {
         self.outcome = Some(class);
         self.ended = Some(Instant::now());
         self.span.fail(class.as_str());
         self.span = HopSpan::none();
+        self.permit = None;
     }
 }
 
@@ -263,8 +270,10 @@ where
         candidates,
         decision,
         successors,
+        estimated_tokens,
         ..
     } = plan;
+    let tokens = *estimated_tokens;
     let mut last = candidates.len().saturating_sub(1);
     let mut first_outage: Option<ServiceError> = None;
     let mut last_error = None;
@@ -284,6 +293,20 @@ where
             if rules.max_attempts.is_some_and(|most| made >= most) {
                 return Err(ended(first_outage, last_error));
             }
+            let permit = match health.capacity(deployment) {
+                None => None,
+                Some(capacity) => {
+                    match capacity.reserve(tokens, outbound::remaining(context)).await {
+                        Some(permit) => Some(Arc::new(permit)),
+                        None => {
+                            // Full, and its queue (if any) did not free up in time.
+                            health.passed_over(deployment);
+                            skip(decision, &deployment.id, "attempt", "capacity");
+                            break;
+                        }
+                    }
+                }
+            };
             let Some(ticket) = health.admit(deployment) else {
                 // Its breaker opened since the plan was made.
                 skip(decision, &deployment.id, "attempt", "breaker_open");
@@ -299,6 +322,7 @@ where
             };
             let (mut record, sent) =
                 open_record(context, parent, deployment, records.len(), reason);
+            record.permit = permit;
             let started = record.started;
             let backup = hedge_after
                 .filter(|_| tries == 1 && position < last && another_fits(&rules, made))
@@ -320,7 +344,7 @@ where
                         &mut attempt,
                         first,
                         backup,
-                        after,
+                        (after, tokens),
                     ));
                     match hedging.await {
                         Hedged::Alone(result, returned) => {
@@ -432,6 +456,7 @@ fn open_record(
         credential: String::new(),
         reason,
         span,
+        permit: None,
     };
     (record, sent)
 }
@@ -460,7 +485,7 @@ async fn hedged<T, F, Fut>(
     attempt: &mut F,
     first: (&Arc<Deployment>, Ticket, AttemptRecord, RequestContext),
     backup: Arc<Deployment>,
-    after: Duration,
+    (after, tokens): (Duration, u32),
 ) -> Hedged<T>
 where
     F: FnMut(Arc<Deployment>, bool, RequestContext) -> Fut,
@@ -471,8 +496,14 @@ where
     let first_attempt = attempt(Arc::clone(deployment), false, sent);
     let mut opened = None;
     let raced = hedge::race(first_attempt, after, || {
+        let permit = match health.capacity(&backup) {
+            Some(capacity) => Some(Arc::new(capacity.reserve_now(tokens)?)),
+            None => None,
+        };
         let backup_ticket = health.admit(&backup)?;
-        let (backup_record, backup_sent) = open_record(context, parent, &backup, position, "hedge");
+        let (mut backup_record, backup_sent) =
+            open_record(context, parent, &backup, position, "hedge");
+        backup_record.permit = permit;
         opened = Some((backup_record, backup_ticket));
         Some(attempt(Arc::clone(&backup), false, backup_sent))
     })
@@ -862,6 +893,7 @@ pub(crate) mod tests {
             snapshot_version: 1,
             decision: switchyard_proto::v1::Decision::default(),
             successors,
+            estimated_tokens: 0,
         };
         let result =
             try_in_order(context, &parent, &mut plan, &health, &mut records, attempt).await;
@@ -884,6 +916,7 @@ pub(crate) mod tests {
             credential: String::new(),
             reason: "first",
             span: HopSpan::none(),
+            permit: None,
         };
         let answer = UpstreamTiming {
             first_chunk_micros: 300,

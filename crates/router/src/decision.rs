@@ -122,6 +122,7 @@ mod tests {
             credential: String::new(),
             reason: "first",
             span: HopSpan::none(),
+            permit: None,
         }
     }
 

@@ -20,7 +20,10 @@ use prometheus_client::{
 use switchyard_common::ErrorClass;
 use switchyard_proto::v1::Deployment;
 
-use crate::breaker::{Admission, Breaker, BreakerConfig, BreakerState};
+use crate::{
+    breaker::{Admission, Breaker, BreakerConfig, BreakerState},
+    capacity::Capacity,
+};
 
 /// Weight of the newest time to first token in the moving average.
 const LATENCY_SMOOTHING: f64 = 0.2;
@@ -34,6 +37,9 @@ struct DeploymentHealth {
     ttft_micros: Mutex<f64>,
     /// Until when the provider said this deployment's limit is used up.
     rested_until: Mutex<Option<Instant>>,
+    /// Its declared capacity and what is in use, rebuilt when the
+    /// declaration changes; `None` until first asked.
+    capacity: Mutex<Option<(switchyard_proto::v1::Capacity, Capacity)>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
@@ -62,6 +68,7 @@ pub struct Health {
     states: Family<BreakerLabels, Gauge>,
     transitions: Family<TransitionLabels, Counter>,
     rests: Family<RestLabels, Counter>,
+    no_room: Family<RestLabels, Counter>,
 }
 
 /// An attempt's admission by its deployment's breaker, to report its
@@ -84,6 +91,11 @@ impl Health {
             health.transitions.clone(),
         );
         registry.register(
+            "capacity_skips",
+            "Times a deployment at its declared capacity (requests or tokens per minute, concurrency) was passed over for the next one",
+            health.no_room.clone(),
+        );
+        registry.register(
             "deployment_rests",
             "Times a deployment was left out of plans because its provider said a rate limit is used up",
             health.rests.clone(),
@@ -99,6 +111,7 @@ impl Health {
             states: Family::default(),
             transitions: Family::default(),
             rests: Family::default(),
+            no_room: Family::default(),
         }
     }
 
@@ -133,6 +146,7 @@ impl Health {
                 breaker: Mutex::new(Breaker::new(self.config, Instant::now())),
                 ttft_micros: Mutex::new(0.0),
                 rested_until: Mutex::new(None),
+                capacity: Mutex::new(None),
             })
         }))
     }
@@ -153,6 +167,35 @@ impl Health {
             return Some("provider_limit");
         }
         (self.config.enabled && !lock(&entry.breaker).is_available(now)).then_some("breaker_open")
+    }
+
+    /// `deployment`'s capacity, when it declares one; the state is kept
+    /// across snapshots while the declaration stays the same.
+    pub fn capacity(&self, deployment: &Deployment) -> Option<Capacity> {
+        let declared = deployment.capacity.as_ref()?;
+        let entry = self.entry_or_new(deployment);
+        let mut kept = lock(&entry.capacity);
+        match kept.as_ref() {
+            Some((known, capacity)) if known == declared => Some(capacity.clone()),
+            _ => {
+                let capacity = Capacity::of(declared)?;
+                *kept = Some((*declared, capacity.clone()));
+                // The series appears with the capacity, at 0.
+                let _ = self.no_room.get_or_create(&RestLabels {
+                    deployment: deployment.id.clone(),
+                });
+                Some(capacity)
+            }
+        }
+    }
+
+    /// Counts that `deployment` was passed over for want of capacity.
+    pub fn passed_over(&self, deployment: &Deployment) {
+        self.no_room
+            .get_or_create(&RestLabels {
+                deployment: deployment.id.clone(),
+            })
+            .inc();
     }
 
     /// Leaves `deployment` out of plans for `wait`: its provider said a

@@ -25,6 +25,7 @@
 
 mod attempt;
 mod breaker;
+mod capacity;
 mod config;
 mod constraints;
 mod decision;

@@ -50,6 +50,9 @@ pub struct Plan {
     /// (when it meets the request's constraints and its breaker admits):
     /// tried next if the provider no longer knows the candidate's model.
     pub successors: Vec<(Arc<Deployment>, Arc<Deployment>)>,
+    /// The request's estimated tokens, prompt and output, that an attempt
+    /// reserves of its deployment's capacity.
+    pub estimated_tokens: u32,
 }
 
 /// Plans a request for route `model` under `table`: the route must exist
@@ -119,6 +122,10 @@ pub fn plan(
         ..Decision::default()
     };
     let mut candidates = Vec::new();
+    let estimated_tokens = needs
+        .estimate
+        .prompt_tokens
+        .saturating_add(needs.estimate.output_tokens);
     let inputs = Inputs {
         context,
         health,
@@ -174,6 +181,14 @@ pub fn plan(
                 skip(&mut decision, id, "health", reason);
                 continue;
             }
+            if health
+                .capacity(deployment)
+                .is_some_and(|capacity| !capacity.has_room(estimated_tokens))
+            {
+                health.passed_over(deployment);
+                skip(&mut decision, id, "health", "capacity");
+                continue;
+            }
             kept.push(Arc::clone(deployment));
         }
         strategy::order(tier, &mut kept, &inputs);
@@ -190,6 +205,7 @@ pub fn plan(
         snapshot_version: table.version,
         decision,
         successors,
+        estimated_tokens,
     })
 }
 
@@ -235,8 +251,14 @@ fn nothing_left(model: &str, decision: &Decision, needs: &Needs) -> ServiceError
             .any(|skipped| skipped.reason == "breaker_open")
         {
             "circuit breakers open"
-        } else {
+        } else if decision
+            .skipped
+            .iter()
+            .any(|skipped| skipped.reason == "provider_limit")
+        {
             "provider rate limits used up"
+        } else {
+            "at capacity"
         };
         return ServiceError::new(
             ErrorClass::UpstreamUnavailable,

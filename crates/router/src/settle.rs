@@ -348,6 +348,7 @@ mod tests {
             credential: String::new(),
             reason: "first",
             span: HopSpan::none(),
+            permit: None,
         }
     }
 

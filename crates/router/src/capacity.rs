@@ -1,0 +1,289 @@
+//! Capacity per deployment: requests per minute, tokens per minute and
+//! requests in flight, as its config declares ("a token bucket for each
+//! provider"). An attempt reserves a request, its estimated tokens and a
+//! slot before it is sent; the slot is given back when the request ends
+//! (its [`Permit`] is dropped). A deployment without room is skipped for
+//! the next candidate, or, when it has a queue, waited for up to the
+//! queue's timeout with at most the queue's number of requests waiting.
+//!
+//! The buckets refill continuously (a minute's allowance over a minute),
+//! so a deployment at 60 requests per minute takes one more each second
+//! rather than 60 at the top of each minute. State is per router replica:
+//! each enforces the whole allowance on its own.
+
+use std::{
+    sync::{Arc, Mutex, PoisonError},
+    time::{Duration, Instant},
+};
+
+use switchyard_proto::v1::Capacity as Declared;
+
+/// How often a request waiting for a free slot looks again.
+const SLOT_POLL: Duration = Duration::from_millis(10);
+
+/// A bucket that refills continuously up to its size.
+#[derive(Debug)]
+struct Bucket {
+    size: f64,
+    level: f64,
+    per_second: f64,
+    updated: Instant,
+}
+
+impl Bucket {
+    fn per_minute(allowance: u32, now: Instant) -> Option<Self> {
+        (allowance > 0).then(|| Self {
+            size: f64::from(allowance),
+            level: f64::from(allowance),
+            per_second: f64::from(allowance) / 60.0,
+            updated: now,
+        })
+    }
+
+    fn refill(&mut self, now: Instant) {
+        let elapsed = now.saturating_duration_since(self.updated).as_secs_f64();
+        self.level = (self.level + elapsed * self.per_second).min(self.size);
+        self.updated = now;
+    }
+
+    /// How long until `amount` fits (zero: it fits now). An amount over
+    /// the whole size fits once the bucket is full, so one large request
+    /// is slowed, never refused for ever.
+    fn wait_for(&mut self, amount: f64, now: Instant) -> Duration {
+        self.refill(now);
+        let amount = amount.min(self.size);
+        if self.level >= amount {
+            Duration::ZERO
+        } else {
+            Duration::from_secs_f64((amount - self.level) / self.per_second)
+        }
+    }
+
+    fn take(&mut self, amount: f64) {
+        self.level -= amount.min(self.size);
+    }
+}
+
+/// One deployment's capacity and what is in use.
+#[derive(Debug)]
+struct State {
+    requests: Option<Bucket>,
+    tokens: Option<Bucket>,
+    max_in_flight: u32,
+    in_flight: u32,
+    waiting: u32,
+}
+
+/// A deployment's capacity, shared by the permits it hands out.
+#[derive(Debug, Clone)]
+pub struct Capacity {
+    state: Arc<Mutex<State>>,
+    queue_timeout: Duration,
+    max_queued: u32,
+}
+
+/// A reserved request at a deployment: its slot is given back on drop.
+#[derive(Debug)]
+pub struct Permit {
+    state: Arc<Mutex<State>>,
+}
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        let mut state = lock(&self.state);
+        state.in_flight = state.in_flight.saturating_sub(1);
+    }
+}
+
+fn lock(state: &Mutex<State>) -> std::sync::MutexGuard<'_, State> {
+    // Counters only: a panic cannot leave them worse than a lost slot.
+    state.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Capacity {
+    /// The capacity `declared`; `None` when it limits nothing.
+    pub fn of(declared: &Declared) -> Option<Self> {
+        let now = Instant::now();
+        let state = State {
+            requests: Bucket::per_minute(declared.requests_per_minute, now),
+            tokens: Bucket::per_minute(declared.tokens_per_minute, now),
+            max_in_flight: declared.max_concurrency,
+            in_flight: 0,
+            waiting: 0,
+        };
+        if state.requests.is_none() && state.tokens.is_none() && state.max_in_flight == 0 {
+            return None;
+        }
+        Some(Self {
+            state: Arc::new(Mutex::new(state)),
+            queue_timeout: Duration::from_millis(declared.queue_timeout_ms),
+            max_queued: declared.max_queued,
+        })
+    }
+
+    /// Whether a request of `tokens` would find room now (planning asks;
+    /// nothing is reserved). A deployment with a queue is always kept: its
+    /// requests wait their turn.
+    pub fn has_room(&self, tokens: u32) -> bool {
+        !self.queue_timeout.is_zero() || self.try_reserve(tokens, Instant::now()).is_ok()
+    }
+
+    /// Reserves a request of `tokens` now, or says how long until one may
+    /// fit.
+    fn try_reserve(&self, tokens: u32, now: Instant) -> Result<Permit, Duration> {
+        let mut state = lock(&self.state);
+        let mut wait = Duration::ZERO;
+        if state.max_in_flight > 0 && state.in_flight >= state.max_in_flight {
+            wait = SLOT_POLL;
+        }
+        if let Some(requests) = state.requests.as_mut() {
+            wait = wait.max(requests.wait_for(1.0, now));
+        }
+        if let Some(bucket) = state.tokens.as_mut() {
+            wait = wait.max(bucket.wait_for(f64::from(tokens), now));
+        }
+        if !wait.is_zero() {
+            return Err(wait);
+        }
+        if let Some(requests) = state.requests.as_mut() {
+            requests.take(1.0);
+        }
+        if let Some(bucket) = state.tokens.as_mut() {
+            bucket.take(f64::from(tokens));
+        }
+        state.in_flight += 1;
+        Ok(Permit {
+            state: Arc::clone(&self.state),
+        })
+    }
+
+    /// Reserves a request of `tokens` if there is room now (a hedge, which
+    /// does not wait).
+    pub fn reserve_now(&self, tokens: u32) -> Option<Permit> {
+        self.try_reserve(tokens, Instant::now()).ok()
+    }
+
+    /// Reserves a request of `tokens`, waiting in the deployment's queue
+    /// (when it has one, there is a place in it, and the wait ends within
+    /// the queue's timeout and `left` of the request's deadline); `None`
+    /// when the request must go elsewhere.
+    pub async fn reserve(&self, tokens: u32, left: Option<Duration>) -> Option<Permit> {
+        let started = Instant::now();
+        let first = match self.try_reserve(tokens, started) {
+            Ok(permit) => return Some(permit),
+            Err(wait) => wait,
+        };
+        let patience = left.map_or(self.queue_timeout, |left| left.min(self.queue_timeout));
+        if patience.is_zero() || first > patience || !self.enqueue() {
+            return None;
+        }
+        let _waiting = Waiting(self);
+        loop {
+            let now = Instant::now();
+            let wait = match self.try_reserve(tokens, now) {
+                Ok(permit) => return Some(permit),
+                Err(wait) => wait,
+            };
+            let waited = now.saturating_duration_since(started);
+            if waited + wait > patience {
+                return None;
+            }
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    /// Takes a place in the queue, if one is free.
+    fn enqueue(&self) -> bool {
+        let mut state = lock(&self.state);
+        if state.waiting >= self.max_queued.max(1) {
+            return false;
+        }
+        state.waiting += 1;
+        true
+    }
+}
+
+/// A place in a deployment's queue, given back on drop.
+struct Waiting<'a>(&'a Capacity);
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        let mut state = lock(&self.0.state);
+        state.waiting = state.waiting.saturating_sub(1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn declared(rpm: u32, tpm: u32, concurrency: u32, queue_ms: u64, queued: u32) -> Declared {
+        Declared {
+            requests_per_minute: rpm,
+            tokens_per_minute: tpm,
+            max_concurrency: concurrency,
+            queue_timeout_ms: queue_ms,
+            max_queued: queued,
+        }
+    }
+
+    #[test]
+    fn nothing_declared_limits_nothing() {
+        assert!(Capacity::of(&Declared::default()).is_none());
+    }
+
+    #[test]
+    fn requests_and_tokens_per_minute_refill_continuously() {
+        let capacity = Capacity::of(&declared(2, 1_000, 0, 0, 0)).expect("limited");
+        let start = Instant::now();
+        let first = capacity.try_reserve(400, start).expect("room");
+        let second = capacity.try_reserve(400, start).expect("room");
+        drop((first, second));
+        // Two requests a minute: the third waits ~30 s for one to refill.
+        let wait = capacity
+            .try_reserve(100, start)
+            .expect_err("no request left");
+        assert!(
+            wait > Duration::from_secs(29) && wait <= Duration::from_secs(30),
+            "{wait:?}"
+        );
+        let later = start + Duration::from_secs(30);
+        // 200 tokens left plus 500 refilled: 700 fit, 800 do not.
+        assert!(capacity.try_reserve(800, later).is_err());
+        assert!(capacity.try_reserve(700, later).is_ok());
+    }
+
+    #[test]
+    fn a_slot_is_held_until_the_permit_is_dropped() {
+        let capacity = Capacity::of(&declared(0, 0, 1, 0, 0)).expect("limited");
+        let held = capacity.try_reserve(1, Instant::now()).expect("room");
+        assert!(!capacity.has_room(1));
+        assert!(capacity.try_reserve(1, Instant::now()).is_err());
+        drop(held);
+        assert!(capacity.has_room(1));
+    }
+
+    #[tokio::test]
+    async fn a_queue_waits_its_timeout_for_a_slot_and_no_longer() {
+        let capacity = Capacity::of(&declared(0, 0, 1, 200, 1)).expect("limited");
+        let held = capacity.reserve(1, None).await.expect("room");
+        // No one frees the slot: the wait ends at the queue's timeout.
+        let started = Instant::now();
+        assert!(capacity.reserve(1, None).await.is_none());
+        let waited = started.elapsed();
+        assert!(
+            waited >= Duration::from_millis(180) && waited < Duration::from_secs(1),
+            "{waited:?}"
+        );
+        // The slot freed while one waits: it gets it.
+        let waiter = capacity.reserve(1, None);
+        let meanwhile = async {
+            tokio::time::sleep(Duration::from_millis(30)).await;
+            // The queue holds one: a second waiter goes elsewhere at once.
+            assert!(capacity.reserve(1, None).await.is_none());
+            drop(held);
+        };
+        let (served, ()) = tokio::join!(waiter, meanwhile);
+        assert!(served.is_some(), "served from the queue");
+    }
+}
