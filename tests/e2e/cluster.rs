@@ -216,6 +216,9 @@ routes:
     strategy: {{fallback: [openai-backup]}}
   - name: single
     strategy: {{fallback: [one-at-a-time, anthropic-primary]}}
+  - name: steady
+    strategy: {{fallback: [openai-backup, anthropic-primary]}}
+    slo: {{first_token_p95: 150ms}}
   - name: capped
     strategy: {{fallback: [anthropic-primary, openai-backup]}}
     cost_ceiling: "0.01"
@@ -244,7 +247,7 @@ keys:
   - id: test-key
     team: {team}
     secret: {{env: TEST_KEY}}
-    models: [gpt-test, demo, fallback, refused-first, pooled, twice, patient, hedged, impatient, capped, premium, single, aging, retired, auto]
+    models: [gpt-test, demo, fallback, refused-first, pooled, twice, patient, hedged, impatient, capped, premium, single, steady, aging, retired, auto]
     debug: true
   - id: free-key
     team: {team}-free

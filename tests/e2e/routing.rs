@@ -14,6 +14,18 @@ pub fn decision_header(response: &reqwest::Response) -> String {
         .to_owned()
 }
 
+/// Asks route `model` hello, and checks `deployment` answered.
+async fn served_by(cluster: &TestCluster, model: &str, deployment: &str) -> reqwest::Response {
+    let response = cluster.chat(&hello(model)).await;
+    assert_eq!(response.status(), 200, "{model}");
+    assert_eq!(
+        response.headers()["x-switchyard-deployment"],
+        deployment,
+        "{model}"
+    );
+    response
+}
+
 fn hello(model: &str) -> serde_json::Value {
     json!({"model": model, "messages": [{"role": "user", "content": "hello there"}]})
 }
@@ -105,12 +117,7 @@ pub async fn deprecation_is_announced_and_a_sunset_shifts_to_the_successor(clust
     let sent = cluster.upstream.requests();
     assert_eq!(sent.last().expect("sent").body["model"], "gpt-4o-mini-old");
 
-    let response = cluster.chat(&hello("retired")).await;
-    assert_eq!(response.status(), 200);
-    assert_eq!(
-        response.headers()["x-switchyard-deployment"],
-        "openai-backup"
-    );
+    let response = served_by(cluster, "retired", "openai-backup").await;
     assert!(response.headers().get("deprecation").is_none());
     let decision = decision_header(&response);
     assert!(
@@ -405,12 +412,7 @@ pub async fn a_model_the_provider_no_longer_knows_goes_to_its_successor(cluster:
         ),
         headers: Vec::new(),
     });
-    let response = cluster.chat(&hello("aging")).await;
-    assert_eq!(response.status(), 200);
-    assert_eq!(
-        response.headers()["x-switchyard-deployment"],
-        "openai-backup"
-    );
+    served_by(cluster, "aging", "openai-backup").await;
     let models: Vec<String> = cluster
         .upstream
         .requests()
@@ -476,12 +478,7 @@ pub async fn a_deployment_over_the_routes_cost_ceiling_is_never_called(cluster: 
 /// no tier gets the premium deployment. The team's route set bounds what
 /// its keys may name and list.
 pub async fn a_keys_tier_picks_its_route_and_its_team_bounds_its_models(cluster: &TestCluster) {
-    let premium = cluster.chat(&hello("premium")).await;
-    assert_eq!(premium.status(), 200);
-    assert_eq!(
-        premium.headers()["x-switchyard-deployment"],
-        "anthropic-primary"
-    );
+    let premium = served_by(cluster, "premium", "anthropic-primary").await;
     assert!(!decision_header(&premium).contains("policy="));
 
     let free = cluster.chat_as(&cluster.free_key, &hello("premium")).await;
@@ -531,12 +528,7 @@ pub async fn a_deployment_whose_provider_limit_is_used_up_rests_until_the_reset(
     let spent = cluster.chat(&hello("impatient")).await;
     assert_eq!(spent.status(), 200);
     assert_eq!(spent.headers()["x-switchyard-deployment"], "openai-backup");
-    let next = cluster.chat(&hello("impatient")).await;
-    assert_eq!(next.status(), 200);
-    assert_eq!(
-        next.headers()["x-switchyard-deployment"],
-        "anthropic-primary"
-    );
+    let next = served_by(cluster, "impatient", "anthropic-primary").await;
     let decision = decision_header(&next);
     assert!(
         decision.contains("skipped=openai-backup(health:provider_limit)"),
@@ -601,5 +593,28 @@ pub async fn a_deployment_at_its_concurrency_sends_the_next_request_elsewhere(
         1.0,
         "{}",
         scrape.text()
+    );
+}
+
+/// Route `steady` holds its deployments to a 150 ms p95 time to first
+/// token. Once its first deployment has answered ten times in about
+/// 250 ms, the next request goes to the other deployment first; the slow
+/// one is demoted, not removed, and the decision says why.
+pub async fn a_deployment_slower_than_the_routes_slo_is_demoted_behind_the_next(
+    cluster: &TestCluster,
+) {
+    for _ in 0..10 {
+        cluster
+            .upstream
+            .push_fault(Fault::Delay(std::time::Duration::from_millis(250)));
+        let slow = cluster.chat(&hello("steady")).await;
+        assert_eq!(slow.headers()["x-switchyard-deployment"], "openai-backup");
+    }
+    let next = served_by(cluster, "steady", "anthropic-primary").await;
+    let decision = decision_header(&next);
+    assert!(
+        decision.contains("order=anthropic-primary,openai-backup")
+            && decision.contains("demoted=openai-backup:first_token_p95="),
+        "{decision}"
     );
 }

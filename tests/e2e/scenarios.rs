@@ -20,6 +20,7 @@ pub use crate::observability::{
 pub use crate::routing::{
     a_deployment_at_its_concurrency_sends_the_next_request_elsewhere,
     a_deployment_over_the_routes_cost_ceiling_is_never_called,
+    a_deployment_slower_than_the_routes_slo_is_demoted_behind_the_next,
     a_deployment_whose_provider_limit_is_used_up_rests_until_the_reset,
     a_first_token_later_than_the_routes_timeout_falls_back_and_one_in_time_is_served,
     a_keys_tier_picks_its_route_and_its_team_bounds_its_models,
@@ -775,6 +776,7 @@ pub async fn models_are_listed_for_the_key(cluster: &TestCluster) {
             "refused-first",
             "retired",
             "single",
+            "steady",
             "twice"
         ],
         "only the key's models, by name"

@@ -319,6 +319,10 @@ pub struct RouteConfig {
     /// and no `by_tier` of its own.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub by_tier: BTreeMap<String, String>,
+    /// Latency bounds: a deployment whose recent p95 is over one is tried
+    /// after the others until it recovers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slo: Option<SloConfig>,
 }
 
 /// `routes[].rules[]`: request features that send a request to a route.
@@ -506,6 +510,25 @@ pub struct HedgeConfig {
     #[serde(with = "humantime_serde", skip_serializing_if = "Option::is_none")]
     #[schemars(with = "Option<String>")]
     pub after: Option<Duration>,
+    /// Wait the first deployment's observed p95 time to first token
+    /// instead, once it has answered enough (`after` until then).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub after_p95: bool,
+}
+
+/// `routes[].slo`: latency bounds on the recent p95 of each deployment;
+/// one over a bound is demoted behind the others until it recovers.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct SloConfig {
+    /// Time to first token (e.g. `500ms`).
+    #[serde(with = "humantime_serde", skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<String>")]
+    pub first_token_p95: Option<Duration>,
+    /// Whole answers.
+    #[serde(with = "humantime_serde", skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<String>")]
+    pub total_p95: Option<Duration>,
 }
 
 /// `routes[].cache`.

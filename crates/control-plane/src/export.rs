@@ -197,6 +197,7 @@ fn route_config(route: &pb::Route) -> RouteConfig {
         timeout: route.timeout.map(timeout_config),
         hedge: route.hedge.map(|hedge| HedgeConfig {
             after: millis(hedge.after_ms),
+            after_p95: hedge.after_p95,
         }),
         cache: route.cache.map(|cache| RouteCacheConfig {
             ttl: Duration::from_millis(cache.ttl_ms),
@@ -207,6 +208,10 @@ fn route_config(route: &pb::Route) -> RouteConfig {
         cost_ceiling: (route.cost_ceiling_nanos > 0)
             .then(|| format_price_nanos(route.cost_ceiling_nanos)),
         by_tier: route.tier_routes.clone().into_iter().collect(),
+        slo: route.slo.map(|slo| crate::declarative::SloConfig {
+            first_token_p95: millis(slo.first_token_p95_ms),
+            total_p95: millis(slo.total_p95_ms),
+        }),
     }
 }
 

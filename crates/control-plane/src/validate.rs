@@ -559,6 +559,7 @@ fn route_object(route: &RouteConfig, path: &str, config: &StoredConfig) -> Resul
     let hedge = match &route.hedge {
         Some(hedge) => Some(pb::HedgePolicy {
             after_ms: positive_millis(hedge.after, path, "hedge.after")?,
+            after_p95: hedge.after_p95,
         }),
         None => None,
     };
@@ -582,6 +583,17 @@ fn route_object(route: &RouteConfig, path: &str, config: &StoredConfig) -> Resul
             .transpose()?,
         timeout,
         cost_ceiling_nanos,
+        slo: match &route.slo {
+            Some(slo) => Some(pb::SloPolicy {
+                first_token_p95_ms: positive_millis(
+                    slo.first_token_p95,
+                    path,
+                    "slo.first_token_p95",
+                )?,
+                total_p95_ms: positive_millis(slo.total_p95, path, "slo.total_p95")?,
+            }),
+            None => None,
+        },
         tier_routes: route.by_tier.clone().into_iter().collect(),
         hedge,
         cache: cache_policy(

@@ -106,6 +106,10 @@ pub struct DecisionRow<'a> {
     /// when none.
     #[serde(skip_serializing_if = "str::is_empty")]
     pub policy: &'a str,
+    /// Deployments demoted for their p95 against the route's SLO; left out
+    /// when none.
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    pub demoted: &'a [String],
 }
 
 /// One entry of [`DecisionRow::skipped`].
@@ -135,6 +139,7 @@ impl<'a> DecisionRow<'a> {
                 .collect(),
             rule: &decision.rule,
             policy: &decision.policy,
+            demoted: &decision.demoted,
         }
     }
 }

@@ -263,7 +263,15 @@ where
     Fut: Future<Output = Result<T, ServiceError>>,
 {
     let rules = plan.route.retry;
-    let hedge_after = plan.route.hedge_after;
+    let (hedge_after, hedge_after_p95) = (plan.route.hedge_after, plan.route.hedge_after_p95);
+    // The hedge delay at a deployment: its observed p95 when the route
+    // asks for that and it is known, else the route's fixed delay.
+    let hedge_delay = |deployment: &Deployment| {
+        hedge_after_p95
+            .then(|| health.first_token_p95(deployment))
+            .flatten()
+            .or(hedge_after)
+    };
     // Disjoint borrows: the candidates are read (and a successor may join
     // them) while the decision grows.
     let Plan {
@@ -324,7 +332,7 @@ where
                 open_record(context, parent, deployment, records.len(), reason);
             record.permit = permit;
             let started = record.started;
-            let backup = hedge_after
+            let backup = hedge_delay(deployment)
                 .filter(|_| tries == 1 && position < last && another_fits(&rules, made))
                 .map(|after| (after, Arc::clone(&candidates[position + 1])));
             let result = match backup {
@@ -806,6 +814,10 @@ pub(crate) mod tests {
         /// (deployment, successor): each successor is scripted but left
         /// out of the planned candidates.
         successors: Vec<(&'static str, &'static str)>,
+        /// Whether the route hedges after the observed p95, and the times
+        /// to first token each deployment answered in before.
+        hedge_after_p95: bool,
+        seen: Vec<(&'static str, Duration)>,
     }
 
     impl From<RetryRules> for Setup {
@@ -847,6 +859,8 @@ pub(crate) mod tests {
             hedge_after,
             delays,
             successors,
+            hedge_after_p95,
+            seen,
         } = setup.into();
         let candidates: Vec<_> = script
             .iter()
@@ -877,6 +891,13 @@ pub(crate) mod tests {
             }
         };
         let health = Health::new(crate::breaker::BreakerConfig::default());
+        for (id, first_token) in seen {
+            let seen_at = deployment(id);
+            for _ in 0..crate::latency::MIN_SAMPLES {
+                let ticket = health.admit(&seen_at).expect("closed");
+                health.record(&seen_at, ticket, Ok(first_token));
+            }
+        }
         let mut plan = Plan {
             route: Arc::new(crate::route_table::Route {
                 name: "r".to_owned(),
@@ -884,6 +905,8 @@ pub(crate) mod tests {
                 cache_ttl: None,
                 retry,
                 hedge_after,
+                hedge_after_p95,
+                slo: crate::route_table::Slo::default(),
                 rules: Vec::new(),
                 timeouts: crate::timeouts::Timeouts::default(),
                 cost_ceiling: None,
@@ -1134,6 +1157,26 @@ pub(crate) mod tests {
             .map(|record| (record.deployment.id.as_str(), record.outcome))
             .collect();
         assert_eq!(kept, [("a", Some(ErrorClass::Cancelled)), ("b", None)]);
+        // After its observed p95 instead (40 ms here), when the route asks.
+        let by_p95 = Setup {
+            hedge_after: Some(Duration::from_secs(3)),
+            hedge_after_p95: true,
+            seen: vec![("a", Duration::from_millis(40))],
+            delays: HashMap::from([("a", Duration::from_secs(5))]),
+            ..Setup::default()
+        };
+        let started = Instant::now();
+        let (result, _, _) = run_with(
+            &RequestContext::default(),
+            by_p95,
+            &[("a", Ok("slow a")), ("b", Ok("quick b"))],
+        )
+        .await;
+        assert_eq!(result.expect("b answers"), "quick b");
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "hedged after a's p95, not the fixed 3 s"
+        );
         // A first attempt that answers within the delay is never hedged.
         let not_needed = Setup {
             hedge_after: Some(Duration::from_millis(500)),

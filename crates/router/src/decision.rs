@@ -61,6 +61,9 @@ pub fn compact(decision: &Decision, attempts: &[AttemptRecord]) -> String {
         decision.strategies.join(","),
         decision.order.join(",")
     );
+    if !decision.demoted.is_empty() {
+        let _ = write!(text, "; demoted={}", decision.demoted.join(","));
+    }
     if !decision.skipped.is_empty() {
         text.push_str("; skipped=");
         for (index, skipped) in decision.skipped.iter().enumerate() {
@@ -138,6 +141,7 @@ mod tests {
             }],
             rule: String::new(),
             policy: "tier:free->cheap".to_owned(),
+            demoted: vec!["c:first_token_p95=612ms".to_owned()],
         };
         let attempts = [
             attempt("a", Some(ErrorClass::RateLimited), 12),
@@ -147,7 +151,7 @@ mod tests {
         assert_eq!(
             compact(&decision, &attempts),
             "policy=tier:free->cheap; strategy=latency,priority; order=a,b,c; \
-             skipped=d(health:breaker_open); \
+             demoted=c:first_token_p95=612ms; skipped=d(health:breaker_open); \
              attempts=a(rate_limited,12ms),b(upstream_unavailable,30ms),c(ok,45ms)"
         );
     }

@@ -410,7 +410,13 @@ impl Drop for Journey {
             self.fail(ErrorClass::Cancelled);
         }
         if let Some(answering) = self.attempts.last_mut() {
-            answering.ended.get_or_insert_with(Instant::now);
+            let ended = *answering.ended.get_or_insert_with(Instant::now);
+            if self.completed && answering.outcome.is_none() {
+                self.exchange.health.record_total(
+                    &answering.deployment,
+                    ended.saturating_duration_since(answering.started),
+                );
+            }
         }
         // Only whole answers are cached: something was said and it ended.
         let kept = self

@@ -23,6 +23,7 @@ use switchyard_proto::v1::Deployment;
 use crate::{
     breaker::{Admission, Breaker, BreakerConfig, BreakerState},
     capacity::Capacity,
+    latency::LatencyWindow,
 };
 
 /// Weight of the newest time to first token in the moving average.
@@ -37,6 +38,10 @@ struct DeploymentHealth {
     ttft_micros: Mutex<f64>,
     /// Until when the provider said this deployment's limit is used up.
     rested_until: Mutex<Option<Instant>>,
+    /// Recent times to first message, for percentiles.
+    first_token: Mutex<LatencyWindow>,
+    /// Recent whole answers, likewise.
+    total: Mutex<LatencyWindow>,
     /// Its declared capacity and what is in use, rebuilt when the
     /// declaration changes; `None` until first asked.
     capacity: Mutex<Option<(switchyard_proto::v1::Capacity, Capacity)>>,
@@ -146,6 +151,8 @@ impl Health {
                 breaker: Mutex::new(Breaker::new(self.config, Instant::now())),
                 ttft_micros: Mutex::new(0.0),
                 rested_until: Mutex::new(None),
+                first_token: Mutex::new(LatencyWindow::default()),
+                total: Mutex::new(LatencyWindow::default()),
                 capacity: Mutex::new(None),
             })
         }))
@@ -246,6 +253,7 @@ impl Health {
     ) {
         let entry = self.entry_or_new(deployment);
         if let Ok(first_message) = outcome {
+            lock(&entry.first_token).record(Instant::now(), first_message);
             let micros = first_message.as_secs_f64() * 1e6;
             let mut average = lock(&entry.ttft_micros);
             *average = if *average == 0.0 {
@@ -261,6 +269,24 @@ impl Health {
         if let Some(state) = changed {
             self.changed(deployment, state);
         }
+    }
+
+    /// Records how long a whole answer from `deployment` took.
+    pub fn record_total(&self, deployment: &Deployment, took: Duration) {
+        let entry = self.entry_or_new(deployment);
+        lock(&entry.total).record(Instant::now(), took);
+    }
+
+    /// The recent p95 time to first message of `deployment`; `None` until
+    /// it has answered enough lately.
+    pub fn first_token_p95(&self, deployment: &Deployment) -> Option<Duration> {
+        lock(&self.entry(&deployment.id)?.first_token).percentile(Instant::now(), 0.95)
+    }
+
+    /// The recent p95 of whole answers from `deployment`; `None` until it
+    /// has answered enough lately.
+    pub fn total_p95(&self, deployment: &Deployment) -> Option<Duration> {
+        lock(&self.entry(&deployment.id)?.total).percentile(Instant::now(), 0.95)
     }
 
     /// The expected time to first token of `deployment`; `None` before

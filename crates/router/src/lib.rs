@@ -35,6 +35,7 @@ mod forward;
 mod grpc;
 mod health;
 mod hedge;
+mod latency;
 mod lifecycle;
 mod metrics;
 mod plan;

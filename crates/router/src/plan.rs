@@ -197,6 +197,7 @@ pub fn plan(
     if candidates.is_empty() {
         return Err(nothing_left(model, &decision, needs));
     }
+    demote_slow(&route, health, &mut candidates, &mut decision);
     decision.order = candidates.iter().map(|d| d.id.clone()).collect();
     let successors = successors_of(table, &route, &candidates, needs, health);
     Ok(Plan {
@@ -207,6 +208,52 @@ pub fn plan(
         successors,
         estimated_tokens,
     })
+}
+
+/// Moves the candidates whose recent p95 latency is over the route's SLO
+/// behind the others (keeping each group's order), and records which and
+/// why. A demoted deployment is still tried when the others fail.
+fn demote_slow(
+    route: &Route,
+    health: &Health,
+    candidates: &mut Vec<Arc<Deployment>>,
+    decision: &mut Decision,
+) {
+    let slo = route.slo;
+    if slo.first_token_p95.is_none() && slo.total_p95.is_none() {
+        return;
+    }
+    let over = |deployment: &Deployment| -> Option<String> {
+        if let Some(bound) = slo.first_token_p95
+            && let Some(p95) = health.first_token_p95(deployment)
+            && p95 > bound
+        {
+            return Some(format!(
+                "{}:first_token_p95={}ms",
+                deployment.id,
+                p95.as_millis()
+            ));
+        }
+        if let Some(bound) = slo.total_p95
+            && let Some(p95) = health.total_p95(deployment)
+            && p95 > bound
+        {
+            return Some(format!("{}:total_p95={}ms", deployment.id, p95.as_millis()));
+        }
+        None
+    };
+    let (mut kept, mut demoted) = (Vec::with_capacity(candidates.len()), Vec::new());
+    for deployment in candidates.drain(..) {
+        match over(&deployment) {
+            Some(why) => {
+                decision.demoted.push(why);
+                demoted.push(deployment);
+            }
+            None => kept.push(deployment),
+        }
+    }
+    kept.extend(demoted);
+    *candidates = kept;
 }
 
 /// The successors of `candidates` that could stand in for them: named in
@@ -329,6 +376,18 @@ mod tests {
         })
     }
 
+    /// Plans a plain request for route `gpt` with key `all`.
+    fn plan_gpt(table: &RouteTable, health: &Health) -> Result<Plan, ServiceError> {
+        plan(
+            Some(table),
+            health,
+            &context("all"),
+            "gpt",
+            &Needs::default(),
+            None,
+        )
+    }
+
     fn ids(plan: &Plan) -> Vec<&str> {
         plan.candidates.iter().map(|d| d.id.as_str()).collect()
     }
@@ -404,16 +463,7 @@ mod tests {
         let primary = table.deployment("primary").expect("known").clone();
         let ticket = health.admit(&primary).expect("admitted");
         health.record(&primary, ticket, Err(ErrorClass::UpstreamUnavailable));
-        let plan_now = || {
-            plan(
-                Some(&table),
-                &health,
-                &context("all"),
-                "gpt",
-                &Needs::default(),
-                None,
-            )
-        };
+        let plan_now = || plan_gpt(&table, &health);
         let planned = plan_now().expect("the backup is left");
         assert_eq!(ids(&planned), ["backup"]);
         assert!(
@@ -532,16 +582,7 @@ mod tests {
         let health = health();
         let primary = Arc::clone(table.deployment("primary").expect("known"));
         health.rest(&primary, std::time::Duration::from_millis(50));
-        let plan_now = || {
-            plan(
-                Some(&table),
-                &health,
-                &context("all"),
-                "gpt",
-                &Needs::default(),
-                None,
-            )
-        };
+        let plan_now = || plan_gpt(&table, &health);
         let planned = plan_now().expect("the backup is left");
         assert_eq!(ids(&planned), ["backup"]);
         assert!(planned.decision.skipped.iter().any(|skipped| {
@@ -559,6 +600,34 @@ mod tests {
         );
         std::thread::sleep(std::time::Duration::from_millis(60));
         assert_eq!(ids(&plan_now().expect("rested")), ["primary", "backup"]);
+    }
+
+    #[test]
+    fn a_deployment_over_the_routes_slo_is_tried_after_the_others_until_it_recovers() {
+        let mut snapshot = snapshot();
+        snapshot.routes[0].slo = Some(switchyard_proto::v1::SloPolicy {
+            first_token_p95_ms: 500,
+            total_p95_ms: 0,
+        });
+        let table = RouteTable::from_snapshot(snapshot);
+        let health = health();
+        let primary = Arc::clone(table.deployment("primary").expect("known"));
+        let plan_now = || plan_gpt(&table, &health).expect("planned");
+        for _ in 0..crate::latency::MIN_SAMPLES {
+            let ticket = health.admit(&primary).expect("closed");
+            health.record(&primary, ticket, Ok(std::time::Duration::from_millis(800)));
+        }
+        let slow = plan_now();
+        assert_eq!(ids(&slow), ["backup", "primary"], "demoted, not removed");
+        assert_eq!(slow.decision.demoted, ["primary:first_token_p95=800ms"]);
+        // Fast answers bring its p95 back within the bound.
+        for _ in 0..crate::latency::SAMPLES {
+            let ticket = health.admit(&primary).expect("closed");
+            health.record(&primary, ticket, Ok(std::time::Duration::from_millis(100)));
+        }
+        let recovered = plan_now();
+        assert_eq!(ids(&recovered), ["primary", "backup"]);
+        assert!(recovered.decision.demoted.is_empty());
     }
 
     #[test]

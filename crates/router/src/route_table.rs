@@ -27,8 +27,14 @@ pub struct Route {
     /// How its requests retry and fall back.
     pub retry: RetryRules,
     /// When a backup attempt goes to the next deployment while the first
-    /// has not answered; `None` never.
+    /// has not answered; `None` never (unless `hedge_after_p95`).
     pub hedge_after: Option<Duration>,
+    /// Whether the hedge waits the first deployment's observed p95 time to
+    /// first token instead, once known.
+    pub hedge_after_p95: bool,
+    /// The recent p95 latencies a deployment must stay within not to be
+    /// demoted behind the others.
+    pub slo: Slo,
     /// Rules tried before the strategy, in order.
     pub rules: Vec<Rule>,
     /// Key tier → the route that serves that tier instead (after rules).
@@ -38,6 +44,15 @@ pub struct Route {
     /// Most a request may be expected to cost at one deployment, in
     /// nano-units; `None` for no ceiling.
     pub cost_ceiling: Option<i64>,
+}
+
+/// A route's latency bounds on each deployment's recent p95.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Slo {
+    /// Time to first token; `None` for no bound.
+    pub first_token_p95: Option<Duration>,
+    /// Whole answers; `None` for no bound.
+    pub total_p95: Option<Duration>,
 }
 
 /// How a route's requests retry and fall back, before any output.
@@ -123,6 +138,12 @@ impl RouteTable {
                     .hedge
                     .filter(|hedge| hedge.after_ms > 0)
                     .map(|hedge| Duration::from_millis(hedge.after_ms));
+                let hedge_after_p95 = route.hedge.is_some_and(|hedge| hedge.after_p95);
+                let bound = |ms: u64| (ms > 0).then(|| Duration::from_millis(ms));
+                let slo = route.slo.map_or_else(Slo::default, |slo| Slo {
+                    first_token_p95: bound(slo.first_token_p95_ms),
+                    total_p95: bound(slo.total_p95_ms),
+                });
                 let rules = route.rules.into_iter().filter_map(Rule::compile).collect();
                 let timeouts = Timeouts::of_route(route.timeout);
                 let entry = Route {
@@ -131,6 +152,8 @@ impl RouteTable {
                     cache_ttl,
                     retry,
                     hedge_after,
+                    hedge_after_p95,
+                    slo,
                     rules,
                     timeouts,
                     cost_ceiling: (route.cost_ceiling_nanos > 0)

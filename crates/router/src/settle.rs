@@ -377,6 +377,7 @@ mod tests {
                 skipped: Vec::new(),
                 rule: String::new(),
                 policy: String::new(),
+                demoted: Vec::new(),
             }),
             span: HopSpan::none(),
         }

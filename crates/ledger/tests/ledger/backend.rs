@@ -227,6 +227,7 @@ pub fn usage_event(n: u32) -> UsageEvent {
             }],
             rule: String::new(),
             policy: "tier:free->cheap".to_owned(),
+            demoted: vec!["openai-mini:first_token_p95=612ms".to_owned()],
         }),
     }
 }
@@ -266,6 +267,6 @@ pub fn expected_row(event: &UsageEvent) -> Value {
         "attempts": r#"[{"deployment_id":"openai-mini","provider":"openai","outcome":"","latency_ms":250,"ttft_ms":0,"prompt_tokens":0,"completion_tokens":0,"cost_nanos":0}]"#,
         "user_id": event.user_id,
         "operation": event.operation,
-        "decision": r#"{"strategies":["latency"],"order":["openai-mini"],"skipped":[{"deployment_id":"anthropic-haiku","step":"health","reason":"breaker_open"}],"policy":"tier:free->cheap"}"#,
+        "decision": r#"{"strategies":["latency"],"order":["openai-mini"],"skipped":[{"deployment_id":"anthropic-haiku","step":"health","reason":"breaker_open"}],"policy":"tier:free->cheap","demoted":["openai-mini:first_token_p95=612ms"]}"#,
     })
 }
