@@ -216,6 +216,9 @@ routes:
     strategy: {{fallback: [openai-backup]}}
   - name: single
     strategy: {{fallback: [one-at-a-time, anthropic-primary]}}
+  - name: shadowed
+    strategy: {{fallback: [openai-backup]}}
+    shadow: {{deployment: anthropic-primary, percent: 100}}
   - name: steady
     strategy: {{fallback: [openai-backup, anthropic-primary]}}
     slo: {{first_token_p95: 150ms}}
@@ -247,7 +250,7 @@ keys:
   - id: test-key
     team: {team}
     secret: {{env: TEST_KEY}}
-    models: [gpt-test, demo, fallback, refused-first, pooled, twice, patient, hedged, impatient, capped, premium, single, steady, aging, retired, auto]
+    models: [gpt-test, demo, fallback, refused-first, pooled, twice, patient, hedged, impatient, capped, premium, single, steady, shadowed, aging, retired, auto]
     debug: true
   - id: free-key
     team: {team}-free

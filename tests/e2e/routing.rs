@@ -618,3 +618,49 @@ pub async fn a_deployment_slower_than_the_routes_slo_is_demoted_behind_the_next(
         "{decision}"
     );
 }
+
+/// Route `shadowed` copies every request to `anthropic-primary`: the
+/// client gets the route's own answer, and the usage event carries the
+/// copy as an attempt (reason `shadow`) with its own cost; a copy that
+/// fails changes nothing for the client.
+pub async fn shadow_traffic_is_recorded_with_the_request_and_never_returned(cluster: &TestCluster) {
+    let response = served_by(cluster, "shadowed", "openai-backup").await;
+    let body: serde_json::Value = response.json().await.expect("JSON");
+    assert_eq!(body["model"], "gpt-4o-mini", "the route's own answer");
+    // The usage event waits for the copy to end.
+    let rows = crate::ledger::wait_for_usage_rows(cluster, 1).await;
+    assert_eq!(cluster.primary.requests().len(), 1, "the copy was sent");
+    let row = &rows[0];
+    assert_eq!(row.deployment_id, "openai-backup");
+    let attempts: serde_json::Value = serde_json::from_str(&row.attempts).expect("JSON");
+    assert_eq!(
+        crate::ledger::outcomes(&attempts),
+        [("anthropic-primary", ""), ("openai-backup", "")]
+    );
+    assert_eq!(attempts[0]["reason"], "shadow");
+    let shadow_cost = attempts[0]["cost_nanos"].as_i64().expect("costed");
+    let own_cost = attempts[1]["cost_nanos"].as_i64().expect("costed");
+    assert!(shadow_cost > 0 && own_cost > 0);
+    assert_eq!(
+        row.cost_nanos,
+        shadow_cost + own_cost,
+        "the copy is paid for too"
+    );
+
+    cluster.primary.push_fault(Fault::Status {
+        status: 503,
+        body: anthropic_error_body("api_error", "scripted"),
+        headers: Vec::new(),
+    });
+    served_by(cluster, "shadowed", "openai-backup").await;
+    let rows = crate::ledger::wait_for_usage_rows(cluster, 2).await;
+    let attempts: serde_json::Value = serde_json::from_str(&rows[1].attempts).expect("JSON");
+    assert_eq!(
+        crate::ledger::outcomes(&attempts),
+        [
+            ("anthropic-primary", "upstream_unavailable"),
+            ("openai-backup", "")
+        ]
+    );
+    assert_eq!(rows[1].error_class, "", "the client was answered");
+}

@@ -31,6 +31,7 @@ pub use crate::routing::{
     an_open_breaker_keeps_requests_off_a_failing_deployment,
     deprecation_is_announced_and_a_sunset_shifts_to_the_successor,
     rules_send_requests_to_the_route_their_features_ask_for,
+    shadow_traffic_is_recorded_with_the_request_and_never_returned,
     with_every_deployment_hanging_the_client_gets_a_timeout_within_the_routes_bound,
 };
 use crate::{
@@ -775,6 +776,7 @@ pub async fn models_are_listed_for_the_key(cluster: &TestCluster) {
             "premium",
             "refused-first",
             "retired",
+            "shadowed",
             "single",
             "steady",
             "twice"

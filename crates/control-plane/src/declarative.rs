@@ -323,6 +323,21 @@ pub struct RouteConfig {
     /// after the others until it recovers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub slo: Option<SloConfig>,
+    /// Shadow traffic: a share of requests also sent to another deployment,
+    /// whose answer is recorded and never returned (to evaluate a model on
+    /// live traffic).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shadow: Option<ShadowConfig>,
+}
+
+/// `routes[].shadow`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ShadowConfig {
+    /// The deployment that gets the copies.
+    pub deployment: String,
+    /// The share of requests copied, 1 to 100.
+    pub percent: u32,
 }
 
 /// `routes[].rules[]`: request features that send a request to a route.

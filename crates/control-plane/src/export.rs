@@ -208,6 +208,13 @@ fn route_config(route: &pb::Route) -> RouteConfig {
         cost_ceiling: (route.cost_ceiling_nanos > 0)
             .then(|| format_price_nanos(route.cost_ceiling_nanos)),
         by_tier: route.tier_routes.clone().into_iter().collect(),
+        shadow: route
+            .shadow
+            .as_ref()
+            .map(|shadow| crate::declarative::ShadowConfig {
+                deployment: shadow.deployment.clone(),
+                percent: shadow.percent,
+            }),
         slo: route.slo.map(|slo| crate::declarative::SloConfig {
             first_token_p95: millis(slo.first_token_p95_ms),
             total_p95: millis(slo.total_p95_ms),

@@ -470,6 +470,16 @@ fn require_provider(name: &str, path: &str, config: &StoredConfig) -> Result<()>
     Ok(())
 }
 
+fn require_deployment(id: &str, path: &str, config: &StoredConfig) -> Result<()> {
+    if !config.contains(ObjectKind::Deployment, id) {
+        return Err(Error::invalid(
+            path,
+            format!("names unknown deployment `{id}`"),
+        ));
+    }
+    Ok(())
+}
+
 fn currency(text: &str, path: &str) -> Result<String> {
     if text.len() != 3 || !text.bytes().all(|byte| byte.is_ascii_uppercase()) {
         return Err(Error::invalid(
@@ -583,6 +593,26 @@ fn route_object(route: &RouteConfig, path: &str, config: &StoredConfig) -> Resul
             .transpose()?,
         timeout,
         cost_ceiling_nanos,
+        shadow: match &route.shadow {
+            Some(shadow) => {
+                if !(1..=100).contains(&shadow.percent) {
+                    return Err(Error::invalid(
+                        format!("{path}.shadow.percent"),
+                        "must be from 1 to 100",
+                    ));
+                }
+                require_deployment(
+                    &shadow.deployment,
+                    &format!("{path}.shadow.deployment"),
+                    config,
+                )?;
+                Some(pb::ShadowPolicy {
+                    deployment: shadow.deployment.clone(),
+                    percent: shadow.percent,
+                })
+            }
+            None => None,
+        },
         slo: match &route.slo {
             Some(slo) => Some(pb::SloPolicy {
                 first_token_p95_ms: positive_millis(
@@ -1050,6 +1080,21 @@ rate_limits:
             assert!(
                 text.contains("routes[smart].cost_ceiling") && text.contains(expected),
                 "{ceiling}: {text}"
+            );
+        }
+        for (shadow, expected) in [
+            (("nowhere", 5), "unknown deployment `nowhere`"),
+            (("openai-mini", 0), "from 1 to 100"),
+        ] {
+            let mut declarative = example();
+            declarative.routes[0].shadow = Some(crate::declarative::ShadowConfig {
+                deployment: shadow.0.to_owned(),
+                percent: shadow.1,
+            });
+            let text = error_text(&declarative);
+            assert!(
+                text.contains("routes[smart].shadow") && text.contains(expected),
+                "{text}"
             );
         }
         let mut declarative = example();

@@ -443,7 +443,7 @@ where
 /// Opens the record (and span) of an attempt at `deployment`, the
 /// `position`th of the request, made for `reason`, and the context to send
 /// it with.
-fn open_record(
+pub(crate) fn open_record(
     context: &RequestContext,
     parent: &HopSpan,
     deployment: &Arc<Deployment>,
@@ -907,6 +907,7 @@ pub(crate) mod tests {
                 hedge_after,
                 hedge_after_p95,
                 slo: crate::route_table::Slo::default(),
+                shadow: None,
                 rules: Vec::new(),
                 timeouts: crate::timeouts::Timeouts::default(),
                 cost_ceiling: None,
@@ -917,6 +918,7 @@ pub(crate) mod tests {
             decision: switchyard_proto::v1::Decision::default(),
             successors,
             estimated_tokens: 0,
+            shadow: None,
         };
         let result =
             try_in_order(context, &parent, &mut plan, &health, &mut records, attempt).await;

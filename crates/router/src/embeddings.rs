@@ -65,6 +65,7 @@ pub async fn embed(
         attempts,
         error_class: None,
         started,
+        ended: Instant::now(),
         created_at_unix_ms,
         first_chunk_at: None,
         decision: Some(std::mem::take(&mut plan.decision)),

@@ -24,6 +24,7 @@ use crate::{
     health::Health,
     plan::Plan,
     settle::{CacheEntry, Settlement, Settler, unix_millis},
+    shadow::{Copy, Shadow},
 };
 
 /// Everything one chat request needs.
@@ -92,6 +93,8 @@ struct Journey {
     first_chunk_at: Option<Instant>,
     /// The response reached its end (not cut off by an error or the caller).
     completed: bool,
+    /// The copy of the request sent as shadow traffic, while it runs.
+    shadow: Option<Shadow>,
     /// Whether the client asked for a stream, and its tags: kept apart
     /// because the request itself moves into the last attempt.
     stream: bool,
@@ -113,6 +116,7 @@ impl Exchange {
             error_class: None,
             first_chunk_at: None,
             completed: false,
+            shadow: None,
             stream: self.chat.stream,
             tags: self.chat.metadata.clone(),
             started: Instant::now(),
@@ -287,6 +291,21 @@ impl Journey {
             });
             return Phase::Replaying(cached.chunks.into_iter());
         }
+        if let Some(deployment) = self.exchange.plan.shadow.take() {
+            let exchange = &self.exchange;
+            let copy = Copy {
+                context: &exchange.context,
+                parent: &exchange.span,
+                timeouts: exchange.plan.route.timeouts.for_attempt(&deployment),
+                deployment,
+                request: exchange.chat.clone(),
+            };
+            self.shadow = Some(Shadow::start(
+                copy,
+                &exchange.adapters,
+                exchange.settler.tasks(),
+            ));
+        }
         match self.open_first_deployment().await {
             Ok(OpenAttempt { first, rest }) => {
                 self.kept = self.query.is_some().then(Vec::new);
@@ -444,12 +463,20 @@ impl Drop for Journey {
             attempts: std::mem::take(&mut self.attempts),
             error_class: self.error_class,
             started: self.started,
+            ended: Instant::now(),
             created_at_unix_ms: self.created_at_unix_ms,
             first_chunk_at: self.first_chunk_at,
             decision: (!self.cache_hit).then(|| std::mem::take(&mut self.exchange.plan.decision)),
             span: std::mem::replace(&mut self.exchange.span, HopSpan::none()),
         };
-        self.exchange.settler.settle(settlement, entry);
+        match self.shadow.take() {
+            Some(shadow) => {
+                self.exchange
+                    .settler
+                    .settle_after(shadow, self.completed, settlement, entry);
+            }
+            None => self.exchange.settler.settle(settlement, entry),
+        }
     }
 }
 

@@ -43,6 +43,7 @@ mod pricing;
 mod route_table;
 mod rules;
 mod settle;
+mod shadow;
 mod spans;
 mod strategy;
 mod timeouts;

@@ -419,6 +419,7 @@ impl RouterMetrics {
                     "retry" => "retry",
                     "hedge" => "hedge",
                     "successor" => "successor",
+                    "shadow" => "shadow",
                     "fallback" => "fallback",
                     "first" => "first",
                     _ if index == 0 => "first",

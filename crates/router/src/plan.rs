@@ -53,6 +53,9 @@ pub struct Plan {
     /// The request's estimated tokens, prompt and output, that an attempt
     /// reserves of its deployment's capacity.
     pub estimated_tokens: u32,
+    /// The deployment a copy of this request goes to, when the route's
+    /// shadow traffic picked it (its answer is recorded, never returned).
+    pub shadow: Option<Arc<Deployment>>,
 }
 
 /// Plans a request for route `model` under `table`: the route must exist
@@ -200,6 +203,13 @@ pub fn plan(
     demote_slow(&route, health, &mut candidates, &mut decision);
     decision.order = candidates.iter().map(|d| d.id.clone()).collect();
     let successors = successors_of(table, &route, &candidates, needs, health);
+    let shadow = route
+        .shadow
+        .as_ref()
+        .filter(|(_, percent)| crate::shadow::picked(*percent))
+        .and_then(|(id, _)| table.deployment(id))
+        .filter(|shadow| needs.unmet_by(shadow).is_none())
+        .cloned();
     Ok(Plan {
         route,
         candidates,
@@ -207,6 +217,7 @@ pub fn plan(
         decision,
         successors,
         estimated_tokens,
+        shadow,
     })
 }
 

@@ -35,6 +35,9 @@ pub struct Route {
     /// The recent p95 latencies a deployment must stay within not to be
     /// demoted behind the others.
     pub slo: Slo,
+    /// Shadow traffic: the deployment that gets copies, and the percentage
+    /// of requests copied.
+    pub shadow: Option<(String, u32)>,
     /// Rules tried before the strategy, in order.
     pub rules: Vec<Rule>,
     /// Key tier → the route that serves that tier instead (after rules).
@@ -154,6 +157,10 @@ impl RouteTable {
                     hedge_after,
                     hedge_after_p95,
                     slo,
+                    shadow: route
+                        .shadow
+                        .filter(|shadow| shadow.percent > 0)
+                        .map(|shadow| (shadow.deployment, shadow.percent.min(100))),
                     rules,
                     timeouts,
                     cost_ceiling: (route.cost_ceiling_nanos > 0)

@@ -25,6 +25,7 @@ use crate::{
     attempt::AttemptRecord,
     metrics::RouterMetrics,
     pricing::{ExactCost, exact_cost, sum},
+    shadow::Shadow,
     spans,
     usage::UsageEmitter,
 };
@@ -52,6 +53,9 @@ pub struct Settlement {
     pub error_class: Option<ErrorClass>,
     /// When the request started.
     pub started: Instant,
+    /// When its answer ended (or it failed, or the caller left): a shadow
+    /// copy settled with it may end later.
+    pub ended: Instant,
     /// When it started, Unix epoch milliseconds.
     pub created_at_unix_ms: u64,
     /// When its first chunk reached the caller.
@@ -98,6 +102,34 @@ impl Settler {
         }
     }
 
+    /// Records `settlement` (and stores `entry`) once its `shadow` copy has
+    /// ended, with the copy's record among its attempts (before the
+    /// answering one, which stays last). The copy is cancelled first when
+    /// the request did not reach its end (`completed`).
+    pub fn settle_after(
+        &self,
+        shadow: Shadow,
+        completed: bool,
+        mut settlement: Settlement,
+        entry: Option<CacheEntry>,
+    ) {
+        let settler = self.clone();
+        // Tracked on `settles`: shutdown waits for it.
+        self.settles.spawn(async move {
+            if let Some(record) = shadow.finish(completed).await {
+                let at = settlement.attempts.len().saturating_sub(1);
+                settlement.attempts.insert(at, record);
+            }
+            settler.settle(settlement, entry);
+        });
+    }
+
+    /// The tracker of work that outlives a response (cache stores, shadow
+    /// copies): shutdown waits for it.
+    pub fn tasks(&self) -> &TaskTracker {
+        &self.settles
+    }
+
     /// Returns the cache client, for lookups.
     pub fn cache(&self) -> &CacheClient {
         &self.cache
@@ -129,7 +161,9 @@ impl Settler {
             (trace_id, status)
         });
         let span = std::mem::replace(&mut settlement.span, HopSpan::none());
-        let latency = settlement.started.elapsed();
+        let latency = settlement
+            .ended
+            .saturating_duration_since(settlement.started);
         let time_to_first_token = settlement
             .first_chunk_at
             .map(|at| at.saturating_duration_since(settlement.started));
@@ -222,6 +256,7 @@ pub fn usage_event(settlement: Settlement) -> UsageEvent {
         attempts,
         error_class,
         started,
+        ended,
         created_at_unix_ms,
         first_chunk_at,
         decision,
@@ -280,7 +315,7 @@ pub fn usage_event(settlement: Settlement) -> UsageEvent {
         cache_hit,
         stream,
         error_class: error_class.map_or(0, |class| class.to_proto() as i32),
-        latency_ms: millis(started.elapsed()),
+        latency_ms: millis(ended.saturating_duration_since(started)),
         ttft_ms: first_chunk_at.map_or(0, |at| millis(at.saturating_duration_since(started))),
         created_at_unix_ms,
         snapshot_version,
@@ -369,6 +404,7 @@ mod tests {
             attempts,
             error_class,
             started: Instant::now(),
+            ended: Instant::now(),
             created_at_unix_ms: 1_700_000_000_000,
             first_chunk_at: None,
             decision: Some(Decision {

@@ -45,6 +45,9 @@ routes:
     timeout: {request: 90s, idle: 15s}
     cost_ceiling: "0.25"
     by_tier: {free: demo}
+    shadow: {deployment: mock-2, percent: 5}
+    slo: {first_token_p95: 2s}
+    hedge: {after: 3s, after_p95: true}
 models:
   - name: demo
     targets: [{provider: mock, model: mock-1}]

@@ -94,6 +94,17 @@ pub async fn sync_publishes_declared_objects(url: String) {
     assert_eq!(gpt.cost_ceiling_nanos, 250_000_000);
     assert_eq!(gpt.tier_routes["free"], "demo");
     assert_eq!(
+        gpt.shadow
+            .as_ref()
+            .map(|s| (s.deployment.as_str(), s.percent)),
+        Some(("mock-2", 5))
+    );
+    assert_eq!(gpt.slo.map(|slo| slo.first_token_p95_ms), Some(2_000));
+    assert_eq!(
+        gpt.hedge.map(|h| (h.after_ms, h.after_p95)),
+        Some((3_000, true))
+    );
+    assert_eq!(
         gpt.timeout,
         Some(TimeoutPolicy {
             request_ms: 90_000,
