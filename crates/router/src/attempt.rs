@@ -305,7 +305,7 @@ where
                 None => None,
                 Some(capacity) => {
                     match capacity.reserve(tokens, outbound::remaining(context)).await {
-                        Some(permit) => Some(Arc::new(permit)),
+                        Some(permit) => Some(permit),
                         None => {
                             // Full, and its queue (if any) did not free up in time.
                             health.passed_over(deployment);
@@ -317,6 +317,9 @@ where
             };
             let Some(ticket) = health.admit(deployment) else {
                 // Its breaker opened since the plan was made.
+                if let Some(permit) = permit {
+                    permit.unused();
+                }
                 skip(decision, &deployment.id, "attempt", "breaker_open");
                 break;
             };
@@ -330,7 +333,7 @@ where
             };
             let (mut record, sent) =
                 open_record(context, parent, deployment, records.len(), reason);
-            record.permit = permit;
+            record.permit = permit.map(Arc::new);
             let started = record.started;
             let backup = hedge_delay(deployment)
                 .filter(|_| tries == 1 && position < last && another_fits(&rules, made))
@@ -402,9 +405,10 @@ where
             if let (ErrorClass::RateLimited, Some(wait), None) =
                 (error.class, error.retry_after, error.credential.as_deref())
             {
-                // The provider said when its limit frees up; one of several
-                // keys' limits is the adapters' to rest.
-                health.rest(deployment, wait);
+                // The provider said when its limit frees up (believed for an
+                // hour at most); one of several keys' limits is the
+                // adapters' to rest.
+                health.rest(deployment, wait.min(Duration::from_secs(3_600)));
             }
             record.fail(error.class);
             record.credential = error.credential.as_deref().unwrap_or_default().to_owned();
@@ -413,7 +417,8 @@ where
             if !error.class.is_retryable() || remaining == Some(Duration::ZERO) {
                 return Err(explaining(first_outage, error));
             }
-            let retry_here = may_retry_here(&rules, tries, Some(error.class))
+            // A model the provider does not know is not waited out in place.
+            let retry_here = (!gone && may_retry_here(&rules, tries, Some(error.class)))
                 .then(|| wait_before_retry(&error, tries))
                 .filter(|wait| remaining.is_none_or(|left| *wait < left));
             if let Some(wait) = retry_here
@@ -505,10 +510,16 @@ where
     let mut opened = None;
     let raced = hedge::race(first_attempt, after, || {
         let permit = match health.capacity(&backup) {
-            Some(capacity) => Some(Arc::new(capacity.reserve_now(tokens)?)),
+            Some(capacity) => Some(capacity.reserve_now(tokens)?),
             None => None,
         };
-        let backup_ticket = health.admit(&backup)?;
+        let Some(backup_ticket) = health.admit(&backup) else {
+            if let Some(permit) = permit {
+                permit.unused();
+            }
+            return None;
+        };
+        let permit = permit.map(Arc::new);
         let (mut backup_record, backup_sent) =
             open_record(context, parent, &backup, position, "hedge");
         backup_record.permit = permit;
@@ -1258,8 +1269,14 @@ pub(crate) mod tests {
 
     #[tokio::test]
     async fn a_model_the_provider_no_longer_knows_goes_to_its_successor_first() {
+        // Even where the route retries in place: a missing model is not
+        // waited out.
         let setup = Setup {
             successors: vec![("old", "new")],
+            retry: RetryRules {
+                per_deployment: Some(2),
+                ..RetryRules::default()
+            },
             ..Setup::default()
         };
         let (result, records, calls) = run_with(

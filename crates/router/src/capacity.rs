@@ -82,10 +82,41 @@ pub struct Capacity {
     max_queued: u32,
 }
 
+/// How long until a request of `tokens` fits `state` (zero: now); takes
+/// nothing.
+fn wait_for(state: &mut State, tokens: u32, now: Instant) -> Duration {
+    let mut wait = Duration::ZERO;
+    if state.max_in_flight > 0 && state.in_flight >= state.max_in_flight {
+        wait = SLOT_POLL;
+    }
+    if let Some(requests) = state.requests.as_mut() {
+        wait = wait.max(requests.wait_for(1.0, now));
+    }
+    if let Some(bucket) = state.tokens.as_mut() {
+        wait = wait.max(bucket.wait_for(f64::from(tokens), now));
+    }
+    wait
+}
+
 /// A reserved request at a deployment: its slot is given back on drop.
 #[derive(Debug)]
 pub struct Permit {
     state: Arc<Mutex<State>>,
+    tokens: u32,
+}
+
+impl Permit {
+    /// Gives back the request and tokens too, for an attempt that was
+    /// never sent (its breaker refused it).
+    pub fn unused(self) {
+        let mut state = lock(&self.state);
+        if let Some(requests) = state.requests.as_mut() {
+            requests.level = (requests.level + 1.0).min(requests.size);
+        }
+        if let Some(bucket) = state.tokens.as_mut() {
+            bucket.level = (bucket.level + f64::from(self.tokens)).min(bucket.size);
+        }
+    }
 }
 
 impl Drop for Permit {
@@ -125,23 +156,15 @@ impl Capacity {
     /// nothing is reserved). A deployment with a queue is always kept: its
     /// requests wait their turn.
     pub fn has_room(&self, tokens: u32) -> bool {
-        !self.queue_timeout.is_zero() || self.try_reserve(tokens, Instant::now()).is_ok()
+        !self.queue_timeout.is_zero()
+            || wait_for(&mut lock(&self.state), tokens, Instant::now()).is_zero()
     }
 
     /// Reserves a request of `tokens` now, or says how long until one may
     /// fit.
     fn try_reserve(&self, tokens: u32, now: Instant) -> Result<Permit, Duration> {
         let mut state = lock(&self.state);
-        let mut wait = Duration::ZERO;
-        if state.max_in_flight > 0 && state.in_flight >= state.max_in_flight {
-            wait = SLOT_POLL;
-        }
-        if let Some(requests) = state.requests.as_mut() {
-            wait = wait.max(requests.wait_for(1.0, now));
-        }
-        if let Some(bucket) = state.tokens.as_mut() {
-            wait = wait.max(bucket.wait_for(f64::from(tokens), now));
-        }
+        let wait = wait_for(&mut state, tokens, now);
         if !wait.is_zero() {
             return Err(wait);
         }
@@ -154,6 +177,7 @@ impl Capacity {
         state.in_flight += 1;
         Ok(Permit {
             state: Arc::clone(&self.state),
+            tokens,
         })
     }
 
@@ -256,6 +280,16 @@ mod tests {
     #[test]
     fn a_slot_is_held_until_the_permit_is_dropped() {
         let capacity = Capacity::of(&declared(0, 0, 1, 0, 0)).expect("limited");
+        // Asking takes nothing.
+        let per_minute = Capacity::of(&declared(1, 0, 0, 0, 0)).expect("limited");
+        assert!(per_minute.has_room(1) && per_minute.has_room(1));
+        let taken = per_minute.reserve_now(1).expect("room");
+        assert!(!per_minute.has_room(1));
+        taken.unused();
+        assert!(
+            per_minute.has_room(1),
+            "an unused reservation is given back"
+        );
         let held = capacity.try_reserve(1, Instant::now()).expect("room");
         assert!(!capacity.has_room(1));
         assert!(capacity.try_reserve(1, Instant::now()).is_err());

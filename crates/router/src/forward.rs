@@ -293,18 +293,28 @@ impl Journey {
         }
         if let Some(deployment) = self.exchange.plan.shadow.take() {
             let exchange = &self.exchange;
-            let copy = Copy {
-                context: &exchange.context,
-                parent: &exchange.span,
-                timeouts: exchange.plan.route.timeouts.for_attempt(&deployment),
-                deployment,
-                request: exchange.chat.clone(),
-            };
-            self.shadow = Some(Shadow::start(
-                copy,
-                &exchange.adapters,
-                exchange.settler.tasks(),
-            ));
+            let tokens = exchange.plan.estimated_tokens;
+            // A copy takes its share of the shadow deployment's capacity;
+            // without room, the request goes without a copy.
+            let permit = exchange
+                .health
+                .capacity(&deployment)
+                .map(|capacity| capacity.reserve_now(tokens));
+            if !matches!(permit, Some(None)) {
+                let copy = Copy {
+                    context: &exchange.context,
+                    parent: &exchange.span,
+                    timeouts: exchange.plan.route.timeouts.for_attempt(&deployment),
+                    deployment,
+                    request: exchange.chat.clone(),
+                    permit: permit.flatten(),
+                };
+                self.shadow = Some(Shadow::start(
+                    copy,
+                    &exchange.adapters,
+                    exchange.settler.tasks(),
+                ));
+            }
         }
         match self.open_first_deployment().await {
             Ok(OpenAttempt { first, rest }) => {
@@ -429,11 +439,15 @@ impl Drop for Journey {
             self.fail(ErrorClass::Cancelled);
         }
         if let Some(answering) = self.attempts.last_mut() {
-            let ended = *answering.ended.get_or_insert_with(Instant::now);
-            if self.completed && answering.outcome.is_none() {
+            answering.ended.get_or_insert_with(Instant::now);
+            // The provider's own time, as the adapters measured it: not how
+            // slowly the client read.
+            if let (true, None, Some(upstream)) =
+                (self.completed, answering.outcome, answering.upstream)
+            {
                 self.exchange.health.record_total(
                     &answering.deployment,
-                    ended.saturating_duration_since(answering.started),
+                    Duration::from_micros(upstream.total_micros),
                 );
             }
         }
@@ -471,6 +485,11 @@ impl Drop for Journey {
         };
         match self.shadow.take() {
             Some(shadow) => {
+                let mut settlement = settlement;
+                // The answer is over: its slot is free while the copy runs.
+                for attempt in &mut settlement.attempts {
+                    attempt.permit = None;
+                }
                 self.exchange
                     .settler
                     .settle_after(shadow, self.completed, settlement, entry);

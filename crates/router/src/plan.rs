@@ -208,7 +208,14 @@ pub fn plan(
         .as_ref()
         .filter(|(_, percent)| crate::shadow::picked(*percent))
         .and_then(|(id, _)| table.deployment(id))
-        .filter(|shadow| needs.unmet_by(shadow).is_none())
+        .filter(|shadow| {
+            needs.unmet_by(shadow).is_none()
+                && !over_cost_ceiling(route.cost_ceiling, &needs.estimate, shadow)
+                && health.is_available(shadow)
+                && health
+                    .capacity(shadow)
+                    .is_none_or(|capacity| capacity.has_room(estimated_tokens))
+        })
         .cloned();
     Ok(Plan {
         route,

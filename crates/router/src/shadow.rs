@@ -41,6 +41,8 @@ pub struct Copy<'a> {
     pub request: ChatRequest,
     /// The copy's timeouts.
     pub timeouts: Option<AttemptTimeouts>,
+    /// Its share of the shadow deployment's capacity, when it declares one.
+    pub permit: Option<crate::capacity::Permit>,
 }
 
 impl Shadow {
@@ -56,8 +58,10 @@ impl Shadow {
             deployment,
             request,
             timeouts,
+            permit,
         } = copy;
         let (mut record, sent) = open_record(context, parent, &deployment, 0, "shadow");
+        record.permit = permit.map(Arc::new);
         let cancel = CancellationToken::new();
         let cancelled = cancel.clone();
         let adapters = adapters.clone();
