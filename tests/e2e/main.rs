@@ -96,6 +96,7 @@ both_modes!(
     a_deployment_at_its_concurrency_sends_the_next_request_elsewhere,
     a_deployment_slower_than_the_routes_slo_is_demoted_behind_the_next,
     shadow_traffic_is_recorded_with_the_request_and_never_returned,
+    a_deployment_with_probes_is_asked_without_traffic_and_counted,
     rules_send_requests_to_the_route_their_features_ask_for,
     the_edge_deadline_bounds_a_slow_upstream,
     metrics_move_as_requests_flow,

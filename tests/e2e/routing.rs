@@ -664,3 +664,39 @@ pub async fn shadow_traffic_is_recorded_with_the_request_and_never_returned(clus
     );
     assert_eq!(rows[1].error_class, "", "the client was answered");
 }
+
+/// A deployment that asks for active probes (added to the saved config
+/// file) gets a one-token request that often without any client traffic;
+/// each feeds its health and is counted like a request, under route
+/// `probe`.
+pub async fn a_deployment_with_probes_is_asked_without_traffic_and_counted(cluster: &TestCluster) {
+    let anchor = "deployments:\n";
+    assert!(cluster.config_text.contains(anchor));
+    let probed = cluster.config_text.replacen(
+        anchor,
+        "deployments:\n  - {id: probed-mock, provider: mock, model: mock-1, probe: {every: 200ms}}\n",
+        1,
+    );
+    std::fs::write(&cluster.config_path, &probed).expect("save the file");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(8);
+    loop {
+        let scrape = Scrape::parse(&cluster.scrape("router").await);
+        let probes = scrape.sum(
+            "switchyard_upstream_attempts_total",
+            &[("deployment", "probed-mock"), ("reason", "probe")],
+        );
+        let requests = scrape.sum("switchyard_requests_total", &[("route", "probe")]);
+        if probes >= 3.0 && requests >= 3.0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{probes} probes, {requests} counted requests:\n{}",
+            scrape.text()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    // No client asked for anything.
+    assert!(crate::ledger::usage_rows(cluster).await.is_empty());
+    std::fs::write(&cluster.config_path, &cluster.config_text).expect("restore the file");
+}

@@ -159,6 +159,21 @@ pub struct DeploymentConfig {
     /// Timeouts of attempts at this deployment, over the route's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout: Option<TimeoutConfig>,
+    /// Active health probes; off when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probe: Option<ProbeConfig>,
+}
+
+/// `deployments[].probe`: a cheap request (one short message, one output
+/// token) sent this often even without traffic; its outcome and latency
+/// feed health, and it is counted as usage (route `probe`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProbeConfig {
+    /// How often (e.g. `30s`).
+    #[serde(with = "humantime_serde")]
+    #[schemars(with = "String")]
+    pub every: Duration,
 }
 
 /// Prices of a deployment, per million tokens, as decimal strings with at

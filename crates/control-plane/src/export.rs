@@ -181,6 +181,9 @@ fn deployment_config(deployment: &pb::Deployment) -> DeploymentConfig {
                 successor: non_empty(&lifecycle.successor),
             }),
         timeout: deployment.timeout.map(timeout_config),
+        probe: (deployment.probe_every_ms > 0).then(|| crate::declarative::ProbeConfig {
+            every: Duration::from_millis(deployment.probe_every_ms),
+        }),
     }
 }
 

@@ -406,6 +406,11 @@ fn deployment_object(
     };
     let capabilities = &deployment.capabilities;
     let timeout = timeout_policy(deployment.timeout.as_ref(), path)?;
+    let probe_every_ms = positive_millis(
+        deployment.probe.as_ref().map(|probe| probe.every),
+        path,
+        "probe.every",
+    )?;
     Ok(pb::Deployment {
         id: deployment.id.clone(),
         provider: deployment.provider.clone(),
@@ -426,6 +431,7 @@ fn deployment_object(
         lifecycle,
         meta: None,
         timeout,
+        probe_every_ms,
     })
 }
 

@@ -56,6 +56,28 @@ impl RouterGrpc {
     }
 }
 
+impl RouterGrpc {
+    /// The router's snapshot handle.
+    pub(crate) fn routes(&self) -> SnapshotHandle<RouteTable> {
+        self.routes.clone()
+    }
+
+    /// The client side of the adapters.
+    pub(crate) fn adapters(&self) -> Adapters {
+        self.adapters.clone()
+    }
+
+    /// What settles requests.
+    pub(crate) fn settler(&self) -> Settler {
+        self.settler.clone()
+    }
+
+    /// What the router has seen of each deployment.
+    pub(crate) fn health(&self) -> Arc<Health> {
+        Arc::clone(&self.health)
+    }
+}
+
 /// Logs a refused request once, here at the boundary, with its request id
 /// and error class (never its text), and marks its span failed.
 fn refused(request_id: &str, span: &HopSpan, error: ServiceError) -> Status {

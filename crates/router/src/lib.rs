@@ -40,6 +40,7 @@ mod lifecycle;
 mod metrics;
 mod plan;
 mod pricing;
+mod probes;
 mod route_table;
 mod rules;
 mod settle;
@@ -95,6 +96,7 @@ pub fn build(
     tasks: &TaskTracker,
     shutdown: CancellationToken,
 ) -> Router {
+    let shutdown_for_probes = shutdown.clone();
     let routes = watch_snapshots(
         deps.control_plane,
         SnapshotAudience::Router,
@@ -124,6 +126,13 @@ pub fn build(
         },
         Arc::new(health::Health::register(config.breaker, metrics.registry())),
     );
+    probes::Prober {
+        routes: grpc.routes(),
+        adapters: grpc.adapters(),
+        settler: grpc.settler(),
+        health: grpc.health(),
+    }
+    .spawn(tasks, shutdown_for_probes);
     let service = Arc::new(grpc);
     let server = RouterServiceServer::from_arc(service.clone())
         .max_decoding_message_size(MAX_GRPC_MESSAGE_BYTES)

@@ -269,8 +269,11 @@ impl RouterMetrics {
         latency: Duration,
         time_to_first_token: Option<Duration>,
     ) {
-        let at_first_attempt =
-            status.is_none() && matches!(event.attempts.as_slice(), [only] if only.outcome == 0);
+        // The resolved series count a first attempt; a probe's is labelled
+        // as what it is.
+        let at_first_attempt = status.is_none()
+            && matches!(event.attempts.as_slice(), [only]
+                if only.outcome == 0 && (only.reason.is_empty() || only.reason == "first"));
         if at_first_attempt && let Some(answered) = self.answered(event) {
             answered.requests.inc();
             answered.duration.observe(latency.as_secs_f64());
@@ -420,6 +423,7 @@ impl RouterMetrics {
                     "hedge" => "hedge",
                     "successor" => "successor",
                     "shadow" => "shadow",
+                    "probe" => "probe",
                     "fallback" => "fallback",
                     "first" => "first",
                     _ if index == 0 => "first",

@@ -114,6 +114,8 @@ pub struct RouteTable {
     routes: HashMap<String, Arc<Route>>,
     deployments: HashMap<String, Arc<Deployment>>,
     key_policies: HashMap<String, KeyPolicy>,
+    /// Deployments that ask for active health probes.
+    probed: Vec<Arc<Deployment>>,
     /// Snapshot version the table was built from.
     pub version: u64,
 }
@@ -170,10 +172,15 @@ impl RouteTable {
                 (route.name, Arc::new(entry))
             })
             .collect();
-        let deployments = snapshot
+        let deployments: HashMap<String, Arc<Deployment>> = snapshot
             .deployments
             .into_iter()
             .map(|deployment| (deployment.id.clone(), Arc::new(deployment)))
+            .collect();
+        let probed = deployments
+            .values()
+            .filter(|deployment| deployment.probe_every_ms > 0)
+            .cloned()
             .collect();
         let teams: HashMap<String, (RouteSet, String)> = snapshot
             .teams
@@ -199,6 +206,7 @@ impl RouteTable {
             routes,
             deployments,
             key_policies,
+            probed,
             version: snapshot.version,
         }
     }
@@ -206,6 +214,11 @@ impl RouteTable {
     /// Returns the route clients call `name`.
     pub fn route(&self, name: &str) -> Option<&Arc<Route>> {
         self.routes.get(name)
+    }
+
+    /// The deployments that ask for active health probes.
+    pub fn probed(&self) -> &[Arc<Deployment>] {
+        &self.probed
     }
 
     /// Returns the deployment with `id`.
