@@ -14,14 +14,19 @@ pub fn decision_header(response: &reqwest::Response) -> String {
         .to_owned()
 }
 
-/// Asks route `model` hello, and checks `deployment` answered.
-async fn served_by(cluster: &TestCluster, model: &str, deployment: &str) -> reqwest::Response {
-    let response = cluster.chat(&hello(model)).await;
-    assert_eq!(response.status(), 200, "{model}");
+/// Sends `request`, and checks it was answered by `deployment`.
+async fn served_by(
+    cluster: &TestCluster,
+    request: &serde_json::Value,
+    deployment: &str,
+) -> reqwest::Response {
+    let response = cluster.chat(request).await;
+    assert_eq!(response.status(), 200, "{}", request["model"]);
     assert_eq!(
         response.headers()["x-switchyard-deployment"],
         deployment,
-        "{model}"
+        "{}",
+        request["model"]
     );
     response
 }
@@ -62,13 +67,8 @@ pub async fn a_slow_first_token_is_hedged_to_the_next_deployment(cluster: &TestC
         .primary
         .push_fault(Fault::Delay(std::time::Duration::from_millis(900)));
     let started = std::time::Instant::now();
-    let response = cluster.chat(&hello("hedged")).await;
+    served_by(cluster, &hello("hedged"), "openai-backup").await;
     let waited = started.elapsed();
-    assert_eq!(response.status(), 200);
-    assert_eq!(
-        response.headers()["x-switchyard-deployment"],
-        "openai-backup"
-    );
     assert!(
         waited >= std::time::Duration::from_millis(200)
             && waited < std::time::Duration::from_millis(850),
@@ -102,9 +102,7 @@ pub async fn a_slow_first_token_is_hedged_to_the_next_deployment(cluster: &TestC
 /// `Deprecation` and `Sunset` headers and a counter; past its sunset, its
 /// route's traffic goes to the successor, and the decision record says so.
 pub async fn deprecation_is_announced_and_a_sunset_shifts_to_the_successor(cluster: &TestCluster) {
-    let response = cluster.chat(&hello("aging")).await;
-    assert_eq!(response.status(), 200);
-    assert_eq!(response.headers()["x-switchyard-deployment"], "old-mini");
+    let response = served_by(cluster, &hello("aging"), "old-mini").await;
     let deprecation = response.headers()["deprecation"].to_str().expect("ASCII");
     assert!(
         deprecation.starts_with('@') && deprecation[1..].parse::<u64>().is_ok(),
@@ -117,7 +115,7 @@ pub async fn deprecation_is_announced_and_a_sunset_shifts_to_the_successor(clust
     let sent = cluster.upstream.requests();
     assert_eq!(sent.last().expect("sent").body["model"], "gpt-4o-mini-old");
 
-    let response = served_by(cluster, "retired", "openai-backup").await;
+    let response = served_by(cluster, &hello("retired"), "openai-backup").await;
     assert!(response.headers().get("deprecation").is_none());
     let decision = decision_header(&response);
     assert!(
@@ -277,12 +275,7 @@ pub async fn a_first_token_later_than_the_routes_timeout_falls_back_and_one_in_t
     cluster
         .upstream
         .push_fault(Fault::Delay(std::time::Duration::from_millis(200)));
-    let response = cluster.chat(&streamed("impatient")).await;
-    assert_eq!(response.status(), 200);
-    assert_eq!(
-        response.headers()["x-switchyard-deployment"],
-        "openai-backup"
-    );
+    let response = served_by(cluster, &streamed("impatient"), "openai-backup").await;
     let (text, done) = streamed_text(&response.text().await.expect("body"));
     assert_eq!((text.as_str(), done), ("Echo: hello there", true));
     assert!(cluster.primary.requests().is_empty(), "no fallback needed");
@@ -291,13 +284,8 @@ pub async fn a_first_token_later_than_the_routes_timeout_falls_back_and_one_in_t
         .upstream
         .push_fault(Fault::Delay(std::time::Duration::from_secs(3)));
     let started = std::time::Instant::now();
-    let response = cluster.chat(&streamed("impatient")).await;
+    let response = served_by(cluster, &streamed("impatient"), "anthropic-primary").await;
     let waited = started.elapsed();
-    assert_eq!(response.status(), 200);
-    assert_eq!(
-        response.headers()["x-switchyard-deployment"],
-        "anthropic-primary"
-    );
     let (text, done) = streamed_text(&response.text().await.expect("body"));
     assert!(done && !text.is_empty(), "{text}");
     assert!(
@@ -351,12 +339,7 @@ pub async fn a_stream_cut_after_its_first_token_is_never_sent_elsewhere(cluster:
     cluster
         .upstream
         .push_fault(Fault::DropMidStream { after_chunks: 0 });
-    let response = cluster.chat(&streamed("impatient")).await;
-    assert_eq!(response.status(), 200);
-    assert_eq!(
-        response.headers()["x-switchyard-deployment"],
-        "anthropic-primary"
-    );
+    let response = served_by(cluster, &streamed("impatient"), "anthropic-primary").await;
     let (text, done) = streamed_text(&response.text().await.expect("body"));
     assert!(done && !text.is_empty(), "{text}");
     assert_eq!(cluster.upstream.requests().len(), 2);
@@ -412,7 +395,7 @@ pub async fn a_model_the_provider_no_longer_knows_goes_to_its_successor(cluster:
         ),
         headers: Vec::new(),
     });
-    served_by(cluster, "aging", "openai-backup").await;
+    served_by(cluster, &hello("aging"), "openai-backup").await;
     let models: Vec<String> = cluster
         .upstream
         .requests()
@@ -442,12 +425,7 @@ pub async fn a_model_the_provider_no_longer_knows_goes_to_its_successor(cluster:
 pub async fn a_deployment_over_the_routes_cost_ceiling_is_never_called(cluster: &TestCluster) {
     let mut request = hello("capped");
     request["max_tokens"] = json!(100);
-    let response = cluster.chat(&request).await;
-    assert_eq!(response.status(), 200);
-    assert_eq!(
-        response.headers()["x-switchyard-deployment"],
-        "openai-backup"
-    );
+    let response = served_by(cluster, &request, "openai-backup").await;
     let header = decision_header(&response);
     assert!(
         header.contains("skipped=anthropic-primary(constraints:cost_ceiling)"),
@@ -478,7 +456,7 @@ pub async fn a_deployment_over_the_routes_cost_ceiling_is_never_called(cluster: 
 /// no tier gets the premium deployment. The team's route set bounds what
 /// its keys may name and list.
 pub async fn a_keys_tier_picks_its_route_and_its_team_bounds_its_models(cluster: &TestCluster) {
-    let premium = served_by(cluster, "premium", "anthropic-primary").await;
+    let premium = served_by(cluster, &hello("premium"), "anthropic-primary").await;
     assert!(!decision_header(&premium).contains("policy="));
 
     let free = cluster.chat_as(&cluster.free_key, &hello("premium")).await;
@@ -525,10 +503,8 @@ pub async fn a_deployment_whose_provider_limit_is_used_up_rests_until_the_reset(
     cluster: &TestCluster,
 ) {
     cluster.upstream.limit_requests(0, "30s");
-    let spent = cluster.chat(&hello("impatient")).await;
-    assert_eq!(spent.status(), 200);
-    assert_eq!(spent.headers()["x-switchyard-deployment"], "openai-backup");
-    let next = served_by(cluster, "impatient", "anthropic-primary").await;
+    served_by(cluster, &hello("impatient"), "openai-backup").await;
+    let next = served_by(cluster, &hello("impatient"), "anthropic-primary").await;
     let decision = decision_header(&next);
     assert!(
         decision.contains("skipped=openai-backup(health:provider_limit)"),
@@ -610,7 +586,7 @@ pub async fn a_deployment_slower_than_the_routes_slo_is_demoted_behind_the_next(
         let slow = cluster.chat(&hello("steady")).await;
         assert_eq!(slow.headers()["x-switchyard-deployment"], "openai-backup");
     }
-    let next = served_by(cluster, "steady", "anthropic-primary").await;
+    let next = served_by(cluster, &hello("steady"), "anthropic-primary").await;
     let decision = decision_header(&next);
     assert!(
         decision.contains("order=anthropic-primary,openai-backup")
@@ -624,7 +600,7 @@ pub async fn a_deployment_slower_than_the_routes_slo_is_demoted_behind_the_next(
 /// copy as an attempt (reason `shadow`) with its own cost; a copy that
 /// fails changes nothing for the client.
 pub async fn shadow_traffic_is_recorded_with_the_request_and_never_returned(cluster: &TestCluster) {
-    let response = served_by(cluster, "shadowed", "openai-backup").await;
+    let response = served_by(cluster, &hello("shadowed"), "openai-backup").await;
     let body: serde_json::Value = response.json().await.expect("JSON");
     assert_eq!(body["model"], "gpt-4o-mini", "the route's own answer");
     // The usage event waits for the copy to end.
@@ -652,7 +628,7 @@ pub async fn shadow_traffic_is_recorded_with_the_request_and_never_returned(clus
         body: anthropic_error_body("api_error", "scripted"),
         headers: Vec::new(),
     });
-    served_by(cluster, "shadowed", "openai-backup").await;
+    served_by(cluster, &hello("shadowed"), "openai-backup").await;
     let rows = crate::ledger::wait_for_usage_rows(cluster, 2).await;
     let attempts: serde_json::Value = serde_json::from_str(&rows[1].attempts).expect("JSON");
     assert_eq!(

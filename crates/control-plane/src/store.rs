@@ -246,14 +246,7 @@ impl ConfigStore {
         rows::write_entries(&mut transaction, &written).await?;
         rows::write_version(&mut transaction, next).await?;
         audit::record(&mut transaction, actor, action, &planned, next).await?;
-        if self.notifies() {
-            // Delivered when the transaction commits, and only then.
-            sqlx::query("SELECT 1 FROM (SELECT pg_notify($1, $2)) AS notified")
-                .bind(CHANGE_CHANNEL)
-                .bind(next.to_string())
-                .execute(&mut *transaction)
-                .await?;
-        }
+        self.notify(&mut transaction, next).await?;
         transaction.commit().await?;
         // In place when nothing else holds them (the usual case), else a copy.
         let after = Arc::make_mut(&mut stored);
@@ -276,6 +269,19 @@ impl ConfigStore {
             version: next,
             changes: planned,
         })
+    }
+
+    /// Tells other control planes (PostgreSQL only) that `version` is
+    /// stored; delivered when `transaction` commits, and only then.
+    async fn notify(&self, transaction: &mut sqlx::AnyConnection, version: u64) -> Result<()> {
+        if self.notifies() {
+            sqlx::query("SELECT 1 FROM (SELECT pg_notify($1, $2)) AS notified")
+                .bind(CHANGE_CHANNEL)
+                .bind(version.to_string())
+                .execute(&mut *transaction)
+                .await?;
+        }
+        Ok(())
     }
 
     /// Returns the stored version and every stored object, read as one state.
@@ -364,13 +370,7 @@ impl ConfigStore {
         }
         rows::write_version(&mut transaction, next).await?;
         audit::record_shifts(&mut transaction, actor, &due, next).await?;
-        if self.notifies() {
-            sqlx::query("SELECT 1 FROM (SELECT pg_notify($1, $2)) AS notified")
-                .bind(CHANGE_CHANNEL)
-                .bind(next.to_string())
-                .execute(&mut *transaction)
-                .await?;
-        }
+        self.notify(&mut transaction, next).await?;
         transaction.commit().await?;
         // The objects did not change, only the version they stand at.
         self.remember(next, stored);

@@ -467,20 +467,19 @@ fn is_iso_date(text: &str) -> bool {
 }
 
 fn require_provider(name: &str, path: &str, config: &StoredConfig) -> Result<()> {
-    if !config.contains(ObjectKind::Provider, name) {
-        return Err(Error::invalid(
-            path,
-            format!("names unknown provider `{name}`"),
-        ));
-    }
-    Ok(())
+    require_known(ObjectKind::Provider, name, path, config)
 }
 
 fn require_deployment(id: &str, path: &str, config: &StoredConfig) -> Result<()> {
-    if !config.contains(ObjectKind::Deployment, id) {
+    require_known(ObjectKind::Deployment, id, path, config)
+}
+
+/// Refuses `id` (at `path`) unless `config` holds an object of `kind` by it.
+fn require_known(kind: ObjectKind, id: &str, path: &str, config: &StoredConfig) -> Result<()> {
+    if !config.contains(kind, id) {
         return Err(Error::invalid(
             path,
-            format!("names unknown deployment `{id}`"),
+            format!("names unknown {} `{id}`", kind.as_str()),
         ));
     }
     Ok(())

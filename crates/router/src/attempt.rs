@@ -402,13 +402,10 @@ where
                 successor_at = Some(position + 1);
             }
             health.record(deployment, ticket, Err(error.class));
-            if let (ErrorClass::RateLimited, Some(wait), None) =
-                (error.class, error.retry_after, error.credential.as_deref())
-            {
-                // The provider said when its limit frees up (believed for an
-                // hour at most); one of several keys' limits is the
-                // adapters' to rest.
-                health.rest(deployment, wait.min(Duration::from_secs(3_600)));
+            if let (ErrorClass::RateLimited, Some(wait)) = (error.class, error.retry_after) {
+                // The provider said when its limit frees up.
+                let credential = error.credential.as_deref().unwrap_or_default();
+                health.rest(deployment, wait, credential);
             }
             record.fail(error.class);
             record.credential = error.credential.as_deref().unwrap_or_default().to_owned();

@@ -90,12 +90,11 @@ pub async fn embed(
     // The whole answer arrives at once: its first byte is its last.
     settlement.first_chunk_at = Some(Instant::now());
     if let Some(answering) = settlement.attempts.last_mut() {
-        if provider_exhausted_ms > 0 && credential.is_empty() {
-            health.rest(
-                &answering.deployment,
-                std::time::Duration::from_millis(provider_exhausted_ms),
-            );
-        }
+        health.rest(
+            &answering.deployment,
+            std::time::Duration::from_millis(provider_exhausted_ms),
+            &credential,
+        );
         answering.upstream = upstream;
         answering.credential = credential;
     }

@@ -214,14 +214,11 @@ impl Journey {
                             let Some(chunk) = message.chunk else {
                                 if let Some(answering) = self.attempts.last_mut() {
                                     answering.upstream = message.upstream.or(answering.upstream);
-                                    if message.provider_exhausted_ms > 0 {
-                                        rest_if_shared(
-                                            &self.exchange.health,
-                                            answering,
-                                            &message.credential,
-                                            message.provider_exhausted_ms,
-                                        );
-                                    }
+                                    self.exchange.health.rest(
+                                        &answering.deployment,
+                                        Duration::from_millis(message.provider_exhausted_ms),
+                                        &message.credential,
+                                    );
                                     if !message.credential.is_empty() {
                                         answering.credential = message.credential;
                                     }
@@ -418,15 +415,6 @@ impl Journey {
         {
             answering.fail(class);
         }
-    }
-}
-
-/// Rests the deployment `answering` went to for `exhausted_ms`, as its
-/// provider's rate-limit headers asked, unless the attempt used one of the
-/// provider's several keys (`credential`): that limit is the key's alone.
-fn rest_if_shared(health: &Health, answering: &AttemptRecord, credential: &str, exhausted_ms: u64) {
-    if credential.is_empty() {
-        health.rest(&answering.deployment, Duration::from_millis(exhausted_ms));
     }
 }
 

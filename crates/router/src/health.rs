@@ -26,6 +26,9 @@ use crate::{
     latency::LatencyWindow,
 };
 
+/// The longest rest a provider's word is believed for.
+const MOST_REST: Duration = Duration::from_secs(3_600);
+
 /// Weight of the newest time to first token in the moving average.
 const LATENCY_SMOOTHING: f64 = 0.2;
 
@@ -205,10 +208,17 @@ impl Health {
             .inc();
     }
 
-    /// Leaves `deployment` out of plans for `wait`: its provider said a
-    /// rate limit is used up until then (its headers, or a 429's
-    /// `Retry-After`). Attempts already planned still go.
-    pub fn rest(&self, deployment: &Deployment, wait: Duration) {
+    /// Leaves `deployment` out of plans for `wait` (believed for an hour
+    /// at most): its provider said a rate limit is used up until then (its
+    /// headers, or a 429's `Retry-After`). Attempts already planned still
+    /// go. When the attempt used one of the provider's several keys
+    /// (`credential` not empty), the limit is that key's, and resting it is
+    /// the adapters' business: the deployment stays.
+    pub fn rest(&self, deployment: &Deployment, wait: Duration, credential: &str) {
+        if !credential.is_empty() || wait.is_zero() {
+            return;
+        }
+        let wait = wait.min(MOST_REST);
         let until = Instant::now() + wait;
         let entry = self.entry_or_new(deployment);
         let mut rested = lock(&entry.rested_until);

@@ -599,7 +599,7 @@ mod tests {
         let table = RouteTable::from_snapshot(snapshot());
         let health = health();
         let primary = Arc::clone(table.deployment("primary").expect("known"));
-        health.rest(&primary, std::time::Duration::from_millis(50));
+        health.rest(&primary, std::time::Duration::from_millis(50), "");
         let plan_now = || plan_gpt(&table, &health);
         let planned = plan_now().expect("the backup is left");
         assert_eq!(ids(&planned), ["backup"]);
@@ -609,7 +609,7 @@ mod tests {
                 && skipped.reason == "provider_limit"
         }));
         let backup = Arc::clone(table.deployment("backup").expect("known"));
-        health.rest(&backup, std::time::Duration::from_millis(50));
+        health.rest(&backup, std::time::Duration::from_millis(50), "");
         let error = plan_now().expect_err("both rest");
         assert!(
             error.message.contains("rate limits used up"),
