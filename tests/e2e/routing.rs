@@ -676,3 +676,41 @@ pub async fn a_deployment_with_probes_is_asked_without_traffic_and_counted(clust
     assert!(crate::ledger::usage_rows(cluster).await.is_empty());
     std::fs::write(&cluster.config_path, &cluster.config_text).expect("restore the file");
 }
+
+/// A request for log probabilities or several choices is never planned onto
+/// a deployment whose provider cannot express them (Anthropic here): it is
+/// skipped without being called, and when the deployment that can is down,
+/// the client gets that outage, not a refusal that reads as its own fault.
+pub async fn a_feature_a_provider_cannot_express_skips_it_without_a_call(cluster: &TestCluster) {
+    let mut logprobs = hello("fallback");
+    logprobs["logprobs"] = json!(true);
+    let mut choices = hello("fallback");
+    choices["n"] = json!(2);
+    for (request, reason) in [
+        (&logprobs, "no_logprobs"),
+        (&choices, "no_multiple_choices"),
+    ] {
+        let response = served_by(cluster, request, "openai-backup").await;
+        let decision = decision_header(&response);
+        assert!(
+            decision.contains(&format!("skipped=anthropic-primary(constraints:{reason})")),
+            "{decision}"
+        );
+    }
+    assert!(cluster.primary.requests().is_empty());
+
+    // `steady` tries the OpenAI deployment first; it is down.
+    cluster.upstream.push_fault(Fault::Status {
+        status: 503,
+        body: openai_error_body("The server is overloaded.", "server_error", "server_error"),
+        headers: Vec::new(),
+    });
+    let mut request = hello("steady");
+    request["logprobs"] = json!(true);
+    let response = cluster.chat(&request).await;
+    assert_eq!(response.status(), 502, "the provider's outage, not a 400");
+    assert!(
+        cluster.primary.requests().is_empty(),
+        "Anthropic never called"
+    );
+}

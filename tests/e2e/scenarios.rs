@@ -23,6 +23,7 @@ pub use crate::routing::{
     a_deployment_slower_than_the_routes_slo_is_demoted_behind_the_next,
     a_deployment_whose_provider_limit_is_used_up_rests_until_the_reset,
     a_deployment_with_probes_is_asked_without_traffic_and_counted,
+    a_feature_a_provider_cannot_express_skips_it_without_a_call,
     a_first_token_later_than_the_routes_timeout_falls_back_and_one_in_time_is_served,
     a_keys_tier_picks_its_route_and_its_team_bounds_its_models,
     a_model_the_provider_no_longer_knows_goes_to_its_successor,

@@ -168,3 +168,92 @@ impl Providers {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use switchyard_common::{
+        ErrorClass,
+        features::{Feature, expressed_by},
+    };
+
+    use super::*;
+    use crate::providers::{anthropic, bedrock, gemini};
+
+    /// Whether a provider of `kind` refuses `request` before calling anyone.
+    fn refusal(kind: ProviderKind, request: &ChatRequest) -> Option<ServiceError> {
+        match kind {
+            ProviderKind::Anthropic => anthropic::request::translate(request, 1024).err(),
+            ProviderKind::Bedrock => bedrock::request::converse_request(request).err(),
+            ProviderKind::Gemini => {
+                gemini::request::generate_content_body(request, GeminiApi::GenerativeLanguage).err()
+            }
+            ProviderKind::Vertex => {
+                gemini::request::generate_content_body(request, GeminiApi::Vertex).err()
+            }
+            ProviderKind::OpenAi | ProviderKind::Mock => None,
+            ProviderKind::OpenAiCompatible(flavor) => flavor.check(request).err(),
+        }
+    }
+
+    /// The routing table the control plane publishes
+    /// ([`switchyard_common::features`]) says exactly what the adapters
+    /// refuse: a deployment is never planned only to be refused, nor left
+    /// out of what it could serve.
+    #[test]
+    fn the_features_table_matches_what_each_kind_refuses() {
+        let kinds = [
+            "anthropic",
+            "bedrock",
+            "gemini",
+            "vertex",
+            "openai",
+            "mock",
+            "azure",
+            "deepseek",
+            "qwen",
+            "mistral",
+            "groq",
+            "together",
+            "fireworks",
+            "vllm",
+            "ollama",
+            "llamacpp",
+        ];
+        for name in kinds {
+            let kind = ProviderKind::from_name(name).expect("a kind");
+            for feature in Feature::ALL {
+                let mut request = ChatRequest {
+                    model: "m".to_owned(),
+                    messages: vec![switchyard_proto::v1::Message {
+                        role: switchyard_proto::v1::Role::User as i32,
+                        content: vec![switchyard_proto::v1::ContentPart {
+                            part: Some(switchyard_proto::v1::content_part::Part::Text(
+                                "Hi".to_owned(),
+                            )),
+                        }],
+                        content_is_text: true,
+                        ..switchyard_proto::v1::Message::default()
+                    }],
+                    ..ChatRequest::default()
+                };
+                match feature {
+                    Feature::Logprobs => request.extra_json = r#"{"logprobs":true}"#.to_owned(),
+                    Feature::MultipleChoices => request.n = Some(2),
+                }
+                let refused = refusal(kind, &request).inspect(|error| {
+                    assert_eq!(error.class, ErrorClass::InvalidRequest, "{name}: {error:?}");
+                    assert!(
+                        error.message.contains(feature.param())
+                            || error.param.as_deref() == Some(feature.param()),
+                        "{name}: {error:?}"
+                    );
+                });
+                assert_eq!(
+                    refused.is_none(),
+                    expressed_by(name, feature),
+                    "{name} and {feature:?}"
+                );
+            }
+        }
+    }
+}

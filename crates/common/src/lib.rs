@@ -12,6 +12,7 @@
 //!   from an explicit environment map, naming the full path of any bad field.
 //! - [`secret`]: secret references and a redacting secret wrapper.
 //! - [`service_auth`]: per-role tokens on every internal gRPC hop.
+//! - [`features`]: request features some provider kinds cannot express.
 //! - [`metrics`]: the process's Prometheus registry, bucket layouts and
 //!   bounded labels.
 //! - [`snapshot`]: the client side of the control plane's `Watch` stream.
@@ -27,6 +28,7 @@ pub mod client;
 pub mod config;
 pub mod envelope;
 pub mod error;
+pub mod features;
 pub mod grpc;
 pub mod memory;
 pub mod metrics;

@@ -253,10 +253,10 @@ pub struct CapacityConfig {
 }
 
 /// What a deployment's model can do (`deployments[].capabilities`). A
-/// deployment that declares none is assumed able to do everything (the
-/// provider refuses what it cannot); one that declares any is held to
-/// them: a request using tools, images or a JSON schema it does not
-/// declare is never sent there.
+/// deployment that declares none is assumed able to do everything its
+/// provider kind can express (log probabilities and several choices are
+/// not expressible on every kind); one that declares any is held to them:
+/// a request using a feature it does not declare is never sent there.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct CapabilitiesConfig {
@@ -269,11 +269,17 @@ pub struct CapabilitiesConfig {
     /// Structured output with a JSON Schema.
     #[serde(skip_serializing_if = "is_false")]
     pub json_schema: bool,
+    /// Token log probabilities (`logprobs`, `top_logprobs`).
+    #[serde(skip_serializing_if = "is_false")]
+    pub logprobs: bool,
+    /// Several choices per request (`n` greater than 1).
+    #[serde(skip_serializing_if = "is_false")]
+    pub multiple_choices: bool,
 }
 
 impl CapabilitiesConfig {
     /// Whether nothing is declared (the default).
-    fn is_unset(&self) -> bool {
+    pub(crate) fn is_unset(&self) -> bool {
         *self == Self::default()
     }
 }
@@ -504,6 +510,11 @@ pub struct RetryConfig {
     )]
     #[schemars(with = "Option<String>")]
     pub fallback_delay: Option<Duration>,
+    /// When a deployment answers that the prompt does not fit its context
+    /// window, try the next deployment with a larger `context_window`
+    /// (skipping those no larger) instead of returning the error.
+    #[serde(skip_serializing_if = "is_false")]
+    pub larger_window: bool,
 }
 
 /// `routes[].timeout` and `deployments[].timeout`: each bound on its own; an

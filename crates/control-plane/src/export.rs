@@ -169,6 +169,8 @@ fn deployment_config(deployment: &pb::Deployment) -> DeploymentConfig {
             tools: capabilities.tools,
             vision: capabilities.vision,
             json_schema: capabilities.json_schema,
+            logprobs: capabilities.logprobs,
+            multiple_choices: capabilities.multiple_choices,
         },
         region: non_empty(&deployment.region),
         self_hosted: deployment.self_hosted,
@@ -196,6 +198,7 @@ fn route_config(route: &pb::Route) -> RouteConfig {
             max_attempts: retry.max_attempts,
             per_deployment: retry.per_deployment,
             fallback_delay: millis(retry.fallback_delay_ms),
+            larger_window: retry.larger_window,
         }),
         timeout: route.timeout.map(timeout_config),
         hedge: route.hedge.map(|hedge| HedgeConfig {

@@ -23,6 +23,7 @@
 
 mod admin;
 mod audience;
+mod capabilities;
 mod changes;
 mod config;
 mod crypto;

@@ -420,12 +420,13 @@ fn deployment_object(
         pricing,
         capacity,
         // None declared: unknown, so routing assumes the model can.
-        capabilities: (capabilities.tools || capabilities.vision || capabilities.json_schema)
-            .then_some(pb::Capabilities {
-                tools: capabilities.tools,
-                vision: capabilities.vision,
-                json_schema: capabilities.json_schema,
-            }),
+        capabilities: (!capabilities.is_unset()).then_some(pb::Capabilities {
+            tools: capabilities.tools,
+            vision: capabilities.vision,
+            json_schema: capabilities.json_schema,
+            logprobs: capabilities.logprobs,
+            multiple_choices: capabilities.multiple_choices,
+        }),
         region: deployment.region.clone().unwrap_or_default(),
         self_hosted: deployment.self_hosted,
         lifecycle,
@@ -593,6 +594,7 @@ fn route_object(route: &RouteConfig, path: &str, config: &StoredConfig) -> Resul
                         path,
                         "retry.fallback_delay",
                     )?,
+                    larger_window: retry.larger_window,
                 })
             })
             .transpose()?,

@@ -286,14 +286,16 @@ where
     let mut first_outage: Option<ServiceError> = None;
     let mut last_error = None;
     let mut made = 0_u32;
-    let mut hedged_past = None;
+    // Candidates up to this position are done with (a hedge tried the
+    // next one; a prompt too long skipped those no larger).
+    let mut done_through = None;
     let mut successor_at = None;
     let mut position = 0;
     while position < candidates.len() {
         let deployment = &Arc::clone(&candidates[position]);
         position += 1;
         let position = position - 1;
-        if hedged_past.is_some_and(|past| position <= past) {
+        if done_through.is_some_and(|past| position <= past) {
             continue;
         }
         let mut tries = 0_u32;
@@ -365,7 +367,7 @@ where
                         Hedged::Answered(answer) => return Ok(answer),
                         Hedged::BothFailed(first_error, backup_error) => {
                             made += 1;
-                            hedged_past = Some(position + 1);
+                            done_through = Some(position + 1);
                             let remaining = outbound::remaining(context);
                             let stop = !backup_error.class.is_retryable()
                                 || remaining == Some(Duration::ZERO)
@@ -411,6 +413,19 @@ where
             record.credential = error.credential.as_deref().unwrap_or_default().to_owned();
             records.push(record);
             let remaining = outbound::remaining(context);
+            if error.class == ErrorClass::ContextLengthExceeded
+                && rules.larger_window
+                && remaining != Some(Duration::ZERO)
+                && let Some(larger) = larger_window_after(candidates, position)
+            {
+                for smaller in &candidates[position + 1..larger] {
+                    skip(decision, &smaller.id, "attempt", "context_window");
+                }
+                tracing::info!(deployment = %deployment.id, "prompt too long; trying a deployment with a larger context window");
+                keep(&mut first_outage, &mut last_error, error);
+                done_through = Some(larger - 1);
+                break;
+            }
             if !error.class.is_retryable() || remaining == Some(Duration::ZERO) {
                 return Err(explaining(first_outage, error));
             }
@@ -595,6 +610,18 @@ fn successor_of<'a>(
         .iter()
         .find(|(of, _)| of.id == deployment.id)
         .map(|(_, successor)| successor)
+}
+
+/// The position of the first candidate after `position` with a larger
+/// context window than it (an unknown window, 0, is never larger).
+fn larger_window_after(candidates: &[Arc<Deployment>], position: usize) -> Option<usize> {
+    let window = candidates[position].context_window;
+    candidates
+        .iter()
+        .enumerate()
+        .skip(position + 1)
+        .find(|(_, candidate)| candidate.context_window > window)
+        .map(|(at, _)| at)
 }
 
 /// Whether another attempt fits under the route's `max_attempts` after
@@ -826,6 +853,8 @@ pub(crate) mod tests {
         /// to first token each deployment answered in before.
         hedge_after_p95: bool,
         seen: Vec<(&'static str, Duration)>,
+        /// Context windows of scripted deployments (unknown when absent).
+        windows: HashMap<&'static str, u32>,
     }
 
     impl From<RetryRules> for Setup {
@@ -869,11 +898,17 @@ pub(crate) mod tests {
             successors,
             hedge_after_p95,
             seen,
+            windows,
         } = setup.into();
         let candidates: Vec<_> = script
             .iter()
             .filter(|(id, _)| !successors.iter().any(|(_, successor)| successor == id))
-            .map(|(id, _)| deployment(id))
+            .map(|(id, _)| {
+                let mut deployment = deployment(id);
+                Arc::make_mut(&mut deployment).context_window =
+                    windows.get(id).copied().unwrap_or(0);
+                deployment
+            })
             .collect();
         let successors = successors
             .iter()
@@ -1026,6 +1061,36 @@ pub(crate) mod tests {
         );
         assert_eq!(calls, ["a", "b"]);
         assert_eq!(records[1].outcome, Some(ErrorClass::InvalidRequest));
+    }
+
+    #[tokio::test]
+    async fn a_prompt_too_long_goes_to_a_larger_window_only_when_the_route_allows() {
+        let script = [
+            ("small", Err(ErrorClass::ContextLengthExceeded)),
+            ("same", Ok("never")),
+            ("large", Ok("fits")),
+        ];
+        let windows = HashMap::from([("small", 8_000), ("same", 8_000), ("large", 128_000)]);
+        let setup = |larger_window| Setup {
+            retry: RetryRules {
+                larger_window,
+                ..RetryRules::default()
+            },
+            windows: windows.clone(),
+            ..Setup::default()
+        };
+        let (result, records, calls) =
+            run_with(&RequestContext::default(), setup(true), &script).await;
+        assert_eq!(result.expect("the larger window answers"), "fits");
+        assert_eq!(calls, ["small", "large"], "one no larger is skipped");
+        assert_eq!(records.len(), 2);
+
+        let (result, _, calls) = run_with(&RequestContext::default(), setup(false), &script).await;
+        assert_eq!(
+            result.expect_err("the client's error").class,
+            ErrorClass::ContextLengthExceeded
+        );
+        assert_eq!(calls, ["small"]);
     }
 
     #[tokio::test]

@@ -28,6 +28,10 @@ pub struct Needs {
     pub images: bool,
     /// Whether it asks for a JSON-schema response.
     pub json_schema: bool,
+    /// Whether it asks for token log probabilities.
+    pub logprobs: bool,
+    /// Whether it asks for several choices (`n` > 1).
+    pub multiple_choices: bool,
 }
 
 impl Needs {
@@ -47,6 +51,8 @@ impl Needs {
                 .response_format
                 .as_ref()
                 .is_some_and(|format| format.r#type == ResponseFormatType::JsonSchema as i32),
+            logprobs: asks_for_logprobs(&request.extra_json),
+            multiple_choices: request.n.is_some_and(|n| n > 1),
         }
     }
 
@@ -70,6 +76,12 @@ impl Needs {
             if self.json_schema && !capabilities.json_schema {
                 return Some("no_json_schema");
             }
+            if self.logprobs && !capabilities.logprobs {
+                return Some("no_logprobs");
+            }
+            if self.multiple_choices && !capabilities.multiple_choices {
+                return Some("no_multiple_choices");
+            }
         }
         let window = deployment.context_window;
         if window > 0
@@ -80,6 +92,24 @@ impl Needs {
         }
         None
     }
+}
+
+/// Whether a request's passed-through fields (`extra_json`) ask for log
+/// probabilities: `logprobs: true`, or any `top_logprobs`. Most requests
+/// never mention them and are not parsed.
+fn asks_for_logprobs(extra_json: &str) -> bool {
+    if !extra_json.contains("logprobs") {
+        return false;
+    }
+    #[derive(serde::Deserialize)]
+    struct Asked {
+        #[serde(default)]
+        logprobs: Option<bool>,
+        #[serde(default)]
+        top_logprobs: Option<serde::de::IgnoredAny>,
+    }
+    serde_json::from_str::<Asked>(extra_json)
+        .is_ok_and(|asked| asked.logprobs == Some(true) || asked.top_logprobs.is_some())
 }
 
 /// Whether a request of `estimate` is expected to cost more at
@@ -141,6 +171,45 @@ mod tests {
             ..Deployment::default()
         };
         assert_eq!(needs.unmet_by(&large), None);
+    }
+
+    #[test]
+    fn log_probabilities_and_several_choices_need_a_deployment_that_can_express_them() {
+        let asks = |extra: &str, n| {
+            Needs::chat(&ChatRequest {
+                extra_json: extra.to_owned(),
+                n,
+                ..ChatRequest::default()
+            })
+        };
+        assert!(asks(r#"{"logprobs":true}"#, None).logprobs);
+        assert!(asks(r#"{"top_logprobs":2,"logprobs":true}"#, None).logprobs);
+        assert!(!asks(r#"{"logprobs":false,"top_logprobs":null}"#, None).logprobs);
+        assert!(!asks(r#"{"store":true}"#, None).logprobs);
+        assert!(!asks("", Some(1)).multiple_choices);
+        assert!(asks("", Some(3)).multiple_choices);
+
+        let cannot = Deployment {
+            capabilities: Some(Capabilities {
+                tools: true,
+                vision: true,
+                json_schema: true,
+                ..Capabilities::default()
+            }),
+            ..Deployment::default()
+        };
+        let both = Needs {
+            logprobs: true,
+            multiple_choices: true,
+            ..Needs::default()
+        };
+        assert_eq!(both.unmet_by(&cannot), Some("no_logprobs"));
+        let choices = Needs {
+            logprobs: false,
+            ..both
+        };
+        assert_eq!(choices.unmet_by(&cannot), Some("no_multiple_choices"));
+        assert_eq!(both.unmet_by(&Deployment::default()), None);
     }
 
     #[test]

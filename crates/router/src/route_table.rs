@@ -68,6 +68,9 @@ pub struct RetryRules {
     pub per_deployment: Option<u32>,
     /// Wait before falling back to the next deployment.
     pub fallback_delay: Duration,
+    /// Whether a prompt too long for one deployment goes on to the next
+    /// with a larger context window.
+    pub larger_window: bool,
 }
 
 /// The routes a key may use: its own list narrowed by its team's.
@@ -138,6 +141,7 @@ impl RouteTable {
                         max_attempts: (retry.max_attempts > 0).then_some(retry.max_attempts),
                         per_deployment: retry.per_deployment,
                         fallback_delay: Duration::from_millis(retry.fallback_delay_ms),
+                        larger_window: retry.larger_window,
                     });
                 let hedge_after = route
                     .hedge

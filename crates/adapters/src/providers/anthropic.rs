@@ -19,7 +19,7 @@
 //! `invalid_request` naming them.
 
 mod messages;
-mod request;
+pub(crate) mod request;
 mod response;
 pub(crate) mod stream;
 mod tools;

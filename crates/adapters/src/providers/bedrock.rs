@@ -24,7 +24,7 @@
 //!   the `x-amzn-RequestId` header and the requested model id.
 
 pub(crate) mod event_stream;
-mod request;
+pub(crate) mod request;
 pub(crate) mod response;
 mod sigv4;
 pub(crate) mod stream;

@@ -26,7 +26,7 @@
 //! `safetySettings`; any other is refused by name.
 
 mod call_id;
-mod request;
+pub(crate) mod request;
 mod response;
 pub(crate) mod stream;
 mod upstream_error;

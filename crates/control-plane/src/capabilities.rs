@@ -1,0 +1,88 @@
+//! Each deployment's capabilities as published: what it declares, narrowed
+//! to what its provider kind can express (see
+//! [`switchyard_common::features`]). A deployment that declares none is
+//! assumed able to do everything else, so the router skips it only for the
+//! features its kind cannot express, instead of calling it to be refused.
+
+use std::collections::HashMap;
+
+use switchyard_common::features::{Feature, expressed_by};
+use switchyard_proto::v1 as pb;
+
+/// Narrows every deployment of `snapshot` to what its provider's kind can
+/// express.
+pub(crate) fn resolve(snapshot: &mut pb::Snapshot) {
+    let kinds: HashMap<&str, &str> = snapshot
+        .providers
+        .iter()
+        .map(|provider| (provider.name.as_str(), provider.kind.as_str()))
+        .collect();
+    for deployment in &mut snapshot.deployments {
+        let Some(kind) = kinds.get(deployment.provider.as_str()) else {
+            continue;
+        };
+        let expresses = |feature| expressed_by(kind, feature);
+        if Feature::ALL.into_iter().all(expresses) {
+            continue;
+        }
+        let capabilities = deployment.capabilities.get_or_insert(pb::Capabilities {
+            tools: true,
+            vision: true,
+            json_schema: true,
+            logprobs: true,
+            multiple_choices: true,
+        });
+        capabilities.logprobs &= expresses(Feature::Logprobs);
+        capabilities.multiple_choices &= expresses(Feature::MultipleChoices);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn snapshot(kind: &str, capabilities: Option<pb::Capabilities>) -> pb::Snapshot {
+        pb::Snapshot {
+            providers: vec![pb::Provider {
+                name: "p".to_owned(),
+                kind: kind.to_owned(),
+                ..pb::Provider::default()
+            }],
+            deployments: vec![pb::Deployment {
+                id: "d".to_owned(),
+                provider: "p".to_owned(),
+                capabilities,
+                ..pb::Deployment::default()
+            }],
+            ..pb::Snapshot::default()
+        }
+    }
+
+    #[test]
+    fn an_undeclared_deployment_loses_only_what_its_kind_cannot_express() {
+        let mut anthropic = snapshot("anthropic", None);
+        resolve(&mut anthropic);
+        let resolved = anthropic.deployments[0].capabilities.expect("resolved");
+        assert!(resolved.tools && resolved.vision && resolved.json_schema);
+        assert!(!resolved.logprobs && !resolved.multiple_choices);
+
+        let mut openai = snapshot("openai", None);
+        resolve(&mut openai);
+        assert_eq!(openai.deployments[0].capabilities, None, "able to do all");
+    }
+
+    #[test]
+    fn a_declaration_is_kept_but_never_beyond_the_kind() {
+        let declared = pb::Capabilities {
+            tools: true,
+            logprobs: true,
+            multiple_choices: true,
+            ..pb::Capabilities::default()
+        };
+        let mut mistral = snapshot("mistral", Some(declared));
+        resolve(&mut mistral);
+        let resolved = mistral.deployments[0].capabilities.expect("declared");
+        assert!(resolved.tools && !resolved.vision && resolved.multiple_choices);
+        assert!(!resolved.logprobs, "Mistral cannot express logprobs");
+    }
+}
