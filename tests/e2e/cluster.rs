@@ -161,6 +161,7 @@ providers:
   - {{name: mock, kind: mock}}
   - {{name: fake-anthropic, kind: anthropic, base_url: "{primary_url}", api_key: {{env: FAKE_OPENAI_KEY}}, timeout: 1s}}
   - {{name: nowhere, kind: openai, base_url: "http://127.0.0.1:9/v1", api_key: {{env: FAKE_OPENAI_KEY}}, timeout: 2s}}
+  - {{name: fake-openai-account, kind: openai, base_url: "{upstream_url}", api_key: {{env: FAKE_OPENAI_KEY}}, timeout: 10s, capacity: {{max_concurrency: 1}}}}
   - {{name: fake-openai-pool, kind: openai, base_url: "{upstream_url}", api_keys: {{alpha: {{env: POOL_KEY_ALPHA}}, bravo: {{env: FAKE_OPENAI_KEY}}}}, timeout: 10s}}
 deployments:
   - id: anthropic-primary
@@ -187,6 +188,12 @@ deployments:
     provider: fake-openai
     model: gpt-4o-mini
     capacity: {{max_concurrency: 1}}
+  - id: account-mini
+    provider: fake-openai-account
+    model: gpt-4o-mini
+  - id: account-nano
+    provider: fake-openai-account
+    model: gpt-4.1-nano
   - id: pool-mini
     provider: fake-openai-pool
     model: gpt-4o-mini
@@ -216,6 +223,8 @@ routes:
     strategy: {{fallback: [openai-backup]}}
   - name: single
     strategy: {{fallback: [one-at-a-time, anthropic-primary]}}
+  - name: shared
+    strategy: {{fallback: [account-mini, account-nano, anthropic-primary]}}
   - name: shadowed
     strategy: {{fallback: [openai-backup]}}
     shadow: {{deployment: anthropic-primary, percent: 100}}
@@ -250,7 +259,7 @@ keys:
   - id: test-key
     team: {team}
     secret: {{env: TEST_KEY}}
-    models: [gpt-test, demo, fallback, refused-first, pooled, twice, patient, hedged, impatient, capped, premium, single, steady, shadowed, aging, retired, auto]
+    models: [gpt-test, demo, fallback, refused-first, pooled, twice, patient, hedged, impatient, capped, premium, single, shared, steady, shadowed, aging, retired, auto]
     debug: true
   - id: free-key
     team: {team}-free

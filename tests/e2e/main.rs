@@ -92,6 +92,7 @@ both_modes!(
     a_model_the_provider_no_longer_knows_goes_to_its_successor,
     a_deployment_over_the_routes_cost_ceiling_is_never_called,
     a_feature_a_provider_cannot_express_skips_it_without_a_call,
+    a_provider_account_at_its_concurrency_bounds_all_its_deployments,
     a_keys_tier_picks_its_route_and_its_team_bounds_its_models,
     a_deployment_whose_provider_limit_is_used_up_rests_until_the_reset,
     a_deployment_at_its_concurrency_sends_the_next_request_elsewhere,

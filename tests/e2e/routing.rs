@@ -524,22 +524,30 @@ pub async fn a_deployment_whose_provider_limit_is_used_up_rests_until_the_reset(
     );
 }
 
+/// Sends a request to `model` that the OpenAI fake answers in 600 ms, and
+/// 150 ms later another; returns both answers.
+async fn one_slow_then_another(
+    cluster: &TestCluster,
+    model: &str,
+) -> (reqwest::Response, reqwest::Response) {
+    cluster
+        .upstream
+        .push_fault(Fault::Delay(std::time::Duration::from_millis(600)));
+    let request = hello(model);
+    let next = async {
+        tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+        cluster.chat(&request).await
+    };
+    tokio::join!(cluster.chat(&request), next)
+}
+
 /// Deployment `one-at-a-time` takes one request at once: while a slow one
 /// holds its slot, the next request goes to the route's next deployment
 /// and the decision says why; once the slot is free, it serves again.
 pub async fn a_deployment_at_its_concurrency_sends_the_next_request_elsewhere(
     cluster: &TestCluster,
 ) {
-    cluster
-        .upstream
-        .push_fault(Fault::Delay(std::time::Duration::from_millis(600)));
-    let request = hello("single");
-    let slow = cluster.chat(&request);
-    let next = async {
-        tokio::time::sleep(std::time::Duration::from_millis(150)).await;
-        cluster.chat(&hello("single")).await
-    };
-    let (slow, next) = tokio::join!(slow, next);
+    let (slow, next) = one_slow_then_another(cluster, "single").await;
     assert_eq!(slow.status(), 200);
     assert_eq!(slow.headers()["x-switchyard-deployment"], "one-at-a-time");
     assert_eq!(next.status(), 200);
@@ -570,6 +578,28 @@ pub async fn a_deployment_at_its_concurrency_sends_the_next_request_elsewhere(
         "{}",
         scrape.text()
     );
+}
+
+/// Provider `fake-openai-account` takes one request at once across its
+/// two deployments: while a slow one holds the account's slot, the next
+/// request passes over both for the route's Anthropic deployment.
+pub async fn a_provider_account_at_its_concurrency_bounds_all_its_deployments(
+    cluster: &TestCluster,
+) {
+    let (slow, next) = one_slow_then_another(cluster, "shared").await;
+    assert_eq!(slow.headers()["x-switchyard-deployment"], "account-mini");
+    assert_eq!(
+        next.headers()["x-switchyard-deployment"],
+        "anthropic-primary"
+    );
+    let decision = decision_header(&next);
+    assert!(
+        decision.contains("account-mini(health:capacity)")
+            && decision.contains("account-nano(health:capacity)"),
+        "{decision}"
+    );
+    served_by(cluster, &hello("shared"), "account-mini").await;
+    assert_eq!(cluster.upstream.requests().len(), 2);
 }
 
 /// Route `steady` holds its deployments to a 150 ms p95 time to first

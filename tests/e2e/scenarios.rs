@@ -27,6 +27,7 @@ pub use crate::routing::{
     a_first_token_later_than_the_routes_timeout_falls_back_and_one_in_time_is_served,
     a_keys_tier_picks_its_route_and_its_team_bounds_its_models,
     a_model_the_provider_no_longer_knows_goes_to_its_successor,
+    a_provider_account_at_its_concurrency_bounds_all_its_deployments,
     a_retry_in_place_waits_the_providers_retry_after,
     a_slow_first_token_is_hedged_to_the_next_deployment,
     a_stream_cut_after_its_first_token_is_never_sent_elsewhere,
@@ -779,6 +780,7 @@ pub async fn models_are_listed_for_the_key(cluster: &TestCluster) {
             "refused-first",
             "retired",
             "shadowed",
+            "shared",
             "single",
             "steady",
             "twice"

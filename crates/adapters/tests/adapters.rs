@@ -142,6 +142,7 @@ impl Harness {
                     propagate_trace: target.propagate_trace,
                     proxy_url: target.proxy_url.clone(),
                     ca_bundle_file: String::new(),
+                    capacity: None,
                 }],
                 deployments: vec![Deployment {
                     id: id.clone(),

@@ -120,6 +120,11 @@ pub struct ProviderConfig {
     /// intercepting proxies. Read by the adapters.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ca_bundle: Option<String>,
+    /// The account's limits across all its deployments: requests and
+    /// tokens per minute, requests in flight (its queue applies to a
+    /// deployment that declares none of its own).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capacity: Option<CapacityConfig>,
 }
 
 /// One model at one provider (`deployments[]`).

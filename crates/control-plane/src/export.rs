@@ -115,6 +115,17 @@ fn provider_config(provider: &pb::Provider) -> ProviderConfig {
             .then_some(provider.propagate_trace),
         proxy: non_empty(&provider.proxy_url),
         ca_bundle: non_empty(&provider.ca_bundle_file),
+        capacity: provider.capacity.map(capacity_config),
+    }
+}
+
+fn capacity_config(capacity: pb::Capacity) -> CapacityConfig {
+    CapacityConfig {
+        requests_per_minute: capacity.requests_per_minute,
+        tokens_per_minute: capacity.tokens_per_minute,
+        max_concurrency: capacity.max_concurrency,
+        queue_timeout: millis(capacity.queue_timeout_ms),
+        max_queued: capacity.max_queued,
     }
 }
 
@@ -158,13 +169,7 @@ fn deployment_config(deployment: &pb::Deployment) -> DeploymentConfig {
         max_output_tokens: (deployment.max_output_tokens > 0)
             .then_some(deployment.max_output_tokens),
         pricing: deployment.pricing.as_ref().map(pricing_config),
-        capacity: deployment.capacity.map(|capacity| CapacityConfig {
-            requests_per_minute: capacity.requests_per_minute,
-            tokens_per_minute: capacity.tokens_per_minute,
-            max_concurrency: capacity.max_concurrency,
-            queue_timeout: millis(capacity.queue_timeout_ms),
-            max_queued: capacity.max_queued,
-        }),
+        capacity: deployment.capacity.map(capacity_config),
         capabilities: CapabilitiesConfig {
             tools: capabilities.tools,
             vision: capabilities.vision,

@@ -23,7 +23,6 @@
 
 mod admin;
 mod audience;
-mod capabilities;
 mod changes;
 mod config;
 mod crypto;
@@ -32,6 +31,7 @@ mod delta;
 mod error;
 mod export;
 mod grpc;
+mod inherit;
 mod lifecycle;
 mod objects;
 mod price;

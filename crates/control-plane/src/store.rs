@@ -314,8 +314,8 @@ impl ConfigStore {
 
     /// Reads the stored objects, in order of kind and id, into the full
     /// (unfiltered) snapshot at the stored version, with the sunset shifts
-    /// made (see [`crate::lifecycle`]) and each deployment's capabilities
-    /// narrowed to its provider kind's (see [`crate::capabilities`]).
+    /// made (see [`crate::lifecycle`]) and what each deployment takes from
+    /// its provider (see [`crate::inherit`]).
     pub async fn load_snapshot(&self) -> Result<Snapshot> {
         for _ in 0..MAX_READ_ATTEMPTS {
             let (version, entries) = self.entries().await?;
@@ -326,7 +326,7 @@ impl ConfigStore {
             if rows::read_version(&mut connection).await? == version {
                 let mut snapshot = to_snapshot(entries.values(), version);
                 crate::lifecycle::publish(&mut snapshot, &made);
-                crate::capabilities::resolve(&mut snapshot);
+                crate::inherit::from_providers(&mut snapshot);
                 return Ok(snapshot);
             }
         }

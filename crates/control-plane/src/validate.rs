@@ -12,7 +12,8 @@ use crate::{
     Result, RouteConfig, ScopeConfig,
     crypto::{normalize_sha256_hex, secret_hint, sha256_hex},
     declarative::{
-        BudgetConfig, BudgetPeriodConfig, RateLimitConfig, TeamConfig, TimeoutConfig, UserConfig,
+        BudgetConfig, BudgetPeriodConfig, CapacityConfig, RateLimitConfig, TeamConfig,
+        TimeoutConfig, UserConfig,
     },
     objects::{ObjectKind, StoredConfig, StoredObject},
     price::parse_price_nanos,
@@ -298,7 +299,9 @@ fn provider_object(provider: &ProviderConfig, path: &str) -> Result<pb::Provider
             Ok((name.clone(), reference))
         })
         .collect::<Result<_>>()?;
+    let capacity = capacity(provider.capacity.as_ref(), path)?;
     Ok(pb::Provider {
+        capacity,
         name: provider.name.clone(),
         kind: provider.kind.clone(),
         base_url,
@@ -314,6 +317,20 @@ fn provider_object(provider: &ProviderConfig, path: &str) -> Result<pb::Provider
         proxy_url,
         ca_bundle_file: provider.ca_bundle.clone().unwrap_or_default(),
     })
+}
+
+/// A deployment's or provider's declared `capacity` at `path`.
+fn capacity(capacity: Option<&CapacityConfig>, path: &str) -> Result<Option<pb::Capacity>> {
+    let Some(capacity) = capacity else {
+        return Ok(None);
+    };
+    Ok(Some(pb::Capacity {
+        requests_per_minute: capacity.requests_per_minute,
+        tokens_per_minute: capacity.tokens_per_minute,
+        max_concurrency: capacity.max_concurrency,
+        queue_timeout_ms: positive_millis(capacity.queue_timeout, path, "capacity.queue_timeout")?,
+        max_queued: capacity.max_queued,
+    }))
 }
 
 /// Whether `id` may name one of a provider's API keys: it is reported with
@@ -366,20 +383,7 @@ fn deployment_object(
         .as_ref()
         .map(|pricing| pricing_object(pricing, &format!("{path}.pricing")))
         .transpose()?;
-    let capacity = match &deployment.capacity {
-        Some(capacity) => Some(pb::Capacity {
-            requests_per_minute: capacity.requests_per_minute,
-            tokens_per_minute: capacity.tokens_per_minute,
-            max_concurrency: capacity.max_concurrency,
-            queue_timeout_ms: positive_millis(
-                capacity.queue_timeout,
-                path,
-                "capacity.queue_timeout",
-            )?,
-            max_queued: capacity.max_queued,
-        }),
-        None => None,
-    };
+    let capacity = capacity(deployment.capacity.as_ref(), path)?;
     let lifecycle = match &deployment.lifecycle {
         Some(lifecycle) => {
             let sunset_date = match &lifecycle.sunset_date {
@@ -433,6 +437,8 @@ fn deployment_object(
         meta: None,
         timeout,
         probe_every_ms,
+        // Copied from the provider when a snapshot is published.
+        provider_capacity: None,
     })
 }
 

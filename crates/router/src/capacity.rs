@@ -1,6 +1,8 @@
-//! Capacity per deployment: requests per minute, tokens per minute and
-//! requests in flight, as its config declares ("a token bucket for each
-//! provider"). An attempt reserves a request, its estimated tokens and a
+//! Capacity per deployment and per provider account: requests per minute,
+//! tokens per minute and requests in flight, as the config declares on the
+//! deployment and on its provider ("a token bucket for each provider"); a
+//! request must fit both, and the account's limits are shared by all the
+//! provider's deployments. An attempt reserves a request, its estimated tokens and a
 //! slot before it is sent; the slot is given back when the request ends
 //! (its [`Permit`] is dropped). A deployment without room is skipped for
 //! the next candidate, or, when it has a queue, waited for up to the
@@ -12,7 +14,10 @@
 //! each enforces the whole allowance on its own.
 
 use std::{
-    sync::{Arc, Mutex, PoisonError},
+    sync::{
+        Arc, Mutex, PoisonError,
+        atomic::{AtomicU32, Ordering},
+    },
     time::{Duration, Instant},
 };
 
@@ -64,44 +69,88 @@ impl Bucket {
     }
 }
 
-/// One deployment's capacity and what is in use.
+/// One set of limits (a deployment's, or its provider account's) and what
+/// is in use.
 #[derive(Debug)]
 struct State {
     requests: Option<Bucket>,
     tokens: Option<Bucket>,
     max_in_flight: u32,
     in_flight: u32,
-    waiting: u32,
 }
 
-/// A deployment's capacity, shared by the permits it hands out.
+impl State {
+    /// How long until a request of `tokens` fits (zero: now); takes
+    /// nothing.
+    fn wait_for(&mut self, tokens: u32, now: Instant) -> Duration {
+        let mut wait = Duration::ZERO;
+        if self.max_in_flight > 0 && self.in_flight >= self.max_in_flight {
+            wait = SLOT_POLL;
+        }
+        if let Some(requests) = self.requests.as_mut() {
+            wait = wait.max(requests.wait_for(1.0, now));
+        }
+        if let Some(bucket) = self.tokens.as_mut() {
+            wait = wait.max(bucket.wait_for(f64::from(tokens), now));
+        }
+        wait
+    }
+
+    fn take(&mut self, tokens: u32) {
+        if let Some(requests) = self.requests.as_mut() {
+            requests.take(1.0);
+        }
+        if let Some(bucket) = self.tokens.as_mut() {
+            bucket.take(f64::from(tokens));
+        }
+        self.in_flight += 1;
+    }
+
+    fn give_back(&mut self, tokens: u32) {
+        if let Some(requests) = self.requests.as_mut() {
+            requests.level = (requests.level + 1.0).min(requests.size);
+        }
+        if let Some(bucket) = self.tokens.as_mut() {
+            bucket.level = (bucket.level + f64::from(tokens)).min(bucket.size);
+        }
+    }
+}
+
+/// One declared set of limits and what is in use, shared by every
+/// [`Capacity`] it bounds (a provider account's, by all its deployments).
+#[derive(Debug, Clone)]
+pub struct Limits(Arc<Mutex<State>>);
+
+impl Limits {
+    /// The limits `declared`; `None` when they limit nothing.
+    pub fn of(declared: &Declared) -> Option<Self> {
+        let now = Instant::now();
+        let state = State {
+            requests: Bucket::per_minute(declared.requests_per_minute, now),
+            tokens: Bucket::per_minute(declared.tokens_per_minute, now),
+            max_in_flight: declared.max_concurrency,
+            in_flight: 0,
+        };
+        (state.requests.is_some() || state.tokens.is_some() || state.max_in_flight > 0)
+            .then(|| Self(Arc::new(Mutex::new(state))))
+    }
+}
+
+/// A deployment's capacity: its own limits and its provider account's,
+/// all of which a request must fit, and its queue.
 #[derive(Debug, Clone)]
 pub struct Capacity {
-    state: Arc<Mutex<State>>,
+    /// Always locked in this order (the deployment's, then the account's).
+    limits: Arc<[Limits]>,
+    waiting: Arc<AtomicU32>,
     queue_timeout: Duration,
     max_queued: u32,
 }
 
-/// How long until a request of `tokens` fits `state` (zero: now); takes
-/// nothing.
-fn wait_for(state: &mut State, tokens: u32, now: Instant) -> Duration {
-    let mut wait = Duration::ZERO;
-    if state.max_in_flight > 0 && state.in_flight >= state.max_in_flight {
-        wait = SLOT_POLL;
-    }
-    if let Some(requests) = state.requests.as_mut() {
-        wait = wait.max(requests.wait_for(1.0, now));
-    }
-    if let Some(bucket) = state.tokens.as_mut() {
-        wait = wait.max(bucket.wait_for(f64::from(tokens), now));
-    }
-    wait
-}
-
-/// A reserved request at a deployment: its slot is given back on drop.
+/// A reserved request at a deployment: its slots are given back on drop.
 #[derive(Debug)]
 pub struct Permit {
-    state: Arc<Mutex<State>>,
+    limits: Arc<[Limits]>,
     tokens: u32,
 }
 
@@ -109,20 +158,18 @@ impl Permit {
     /// Gives back the request and tokens too, for an attempt that was
     /// never sent (its breaker refused it).
     pub fn unused(self) {
-        let mut state = lock(&self.state);
-        if let Some(requests) = state.requests.as_mut() {
-            requests.level = (requests.level + 1.0).min(requests.size);
-        }
-        if let Some(bucket) = state.tokens.as_mut() {
-            bucket.level = (bucket.level + f64::from(self.tokens)).min(bucket.size);
+        for limits in self.limits.iter() {
+            lock(&limits.0).give_back(self.tokens);
         }
     }
 }
 
 impl Drop for Permit {
     fn drop(&mut self) {
-        let mut state = lock(&self.state);
-        state.in_flight = state.in_flight.saturating_sub(1);
+        for limits in self.limits.iter() {
+            let mut state = lock(&limits.0);
+            state.in_flight = state.in_flight.saturating_sub(1);
+        }
     }
 }
 
@@ -132,51 +179,50 @@ fn lock(state: &Mutex<State>) -> std::sync::MutexGuard<'_, State> {
 }
 
 impl Capacity {
-    /// The capacity `declared`; `None` when it limits nothing.
-    pub fn of(declared: &Declared) -> Option<Self> {
-        let now = Instant::now();
-        let state = State {
-            requests: Bucket::per_minute(declared.requests_per_minute, now),
-            tokens: Bucket::per_minute(declared.tokens_per_minute, now),
-            max_in_flight: declared.max_concurrency,
-            in_flight: 0,
-            waiting: 0,
-        };
-        if state.requests.is_none() && state.tokens.is_none() && state.max_in_flight == 0 {
-            return None;
-        }
-        Some(Self {
-            state: Arc::new(Mutex::new(state)),
-            queue_timeout: Duration::from_millis(declared.queue_timeout_ms),
-            max_queued: declared.max_queued,
+    /// A capacity bounded by all of `limits` (none: `None`), queueing as
+    /// `queue` declares.
+    pub fn over(limits: Vec<Limits>, queue: &Declared) -> Option<Self> {
+        (!limits.is_empty()).then(|| Self {
+            limits: limits.into(),
+            waiting: Arc::new(AtomicU32::new(0)),
+            queue_timeout: Duration::from_millis(queue.queue_timeout_ms),
+            max_queued: queue.max_queued,
         })
+    }
+
+    /// How long until a request of `tokens` fits every limit (zero: now),
+    /// and, when it fits now, takes it.
+    fn wait_or_take(&self, tokens: u32, now: Instant, take: bool) -> Duration {
+        let mut states: Vec<_> = self.limits.iter().map(|limits| lock(&limits.0)).collect();
+        let wait = states
+            .iter_mut()
+            .map(|state| state.wait_for(tokens, now))
+            .max()
+            .unwrap_or_default();
+        if wait.is_zero() && take {
+            for state in &mut states {
+                state.take(tokens);
+            }
+        }
+        wait
     }
 
     /// Whether a request of `tokens` would find room now (planning asks;
     /// nothing is reserved). A deployment with a queue is always kept: its
     /// requests wait their turn.
     pub fn has_room(&self, tokens: u32) -> bool {
-        !self.queue_timeout.is_zero()
-            || wait_for(&mut lock(&self.state), tokens, Instant::now()).is_zero()
+        !self.queue_timeout.is_zero() || self.wait_or_take(tokens, Instant::now(), false).is_zero()
     }
 
     /// Reserves a request of `tokens` now, or says how long until one may
     /// fit.
     fn try_reserve(&self, tokens: u32, now: Instant) -> Result<Permit, Duration> {
-        let mut state = lock(&self.state);
-        let wait = wait_for(&mut state, tokens, now);
+        let wait = self.wait_or_take(tokens, now, true);
         if !wait.is_zero() {
             return Err(wait);
         }
-        if let Some(requests) = state.requests.as_mut() {
-            requests.take(1.0);
-        }
-        if let Some(bucket) = state.tokens.as_mut() {
-            bucket.take(f64::from(tokens));
-        }
-        state.in_flight += 1;
         Ok(Permit {
-            state: Arc::clone(&self.state),
+            limits: Arc::clone(&self.limits),
             tokens,
         })
     }
@@ -218,12 +264,12 @@ impl Capacity {
 
     /// Takes a place in the queue, if one is free.
     fn enqueue(&self) -> bool {
-        let mut state = lock(&self.state);
-        if state.waiting >= self.max_queued.max(1) {
-            return false;
-        }
-        state.waiting += 1;
-        true
+        let most = self.max_queued.max(1);
+        self.waiting
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |waiting| {
+                (waiting < most).then_some(waiting + 1)
+            })
+            .is_ok()
     }
 }
 
@@ -232,14 +278,34 @@ struct Waiting<'a>(&'a Capacity);
 
 impl Drop for Waiting<'_> {
     fn drop(&mut self) {
-        let mut state = lock(&self.0.state);
-        state.waiting = state.waiting.saturating_sub(1);
+        self.0.waiting.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The capacity `declared` on a deployment alone.
+    fn capacity_of(declared: &Declared) -> Option<Capacity> {
+        Capacity::over(Limits::of(declared).into_iter().collect(), declared)
+    }
+
+    #[test]
+    fn a_provider_accounts_limits_bind_all_its_deployments() {
+        let account = Limits::of(&declared(0, 0, 1, 0, 0)).expect("one at a time");
+        let own = Limits::of(&declared(100, 0, 0, 0, 0)).expect("100 a minute");
+        let first = Capacity::over(vec![account.clone()], &Declared::default()).expect("bound");
+        let second = Capacity::over(vec![own, account], &Declared::default()).expect("bound");
+        let held = first.reserve_now(1).expect("room");
+        assert!(!second.has_room(1), "the account's one slot is taken");
+        assert!(second.reserve_now(1).is_none());
+        drop(held);
+        let permit = second.reserve_now(1).expect("freed");
+        assert!(!first.has_room(1));
+        permit.unused();
+        assert!(first.has_room(1), "an unused permit frees its slot too");
+    }
 
     fn declared(rpm: u32, tpm: u32, concurrency: u32, queue_ms: u64, queued: u32) -> Declared {
         Declared {
@@ -253,12 +319,12 @@ mod tests {
 
     #[test]
     fn nothing_declared_limits_nothing() {
-        assert!(Capacity::of(&Declared::default()).is_none());
+        assert!(capacity_of(&Declared::default()).is_none());
     }
 
     #[test]
     fn requests_and_tokens_per_minute_refill_continuously() {
-        let capacity = Capacity::of(&declared(2, 1_000, 0, 0, 0)).expect("limited");
+        let capacity = capacity_of(&declared(2, 1_000, 0, 0, 0)).expect("limited");
         let start = Instant::now();
         let first = capacity.try_reserve(400, start).expect("room");
         let second = capacity.try_reserve(400, start).expect("room");
@@ -279,9 +345,9 @@ mod tests {
 
     #[test]
     fn a_slot_is_held_until_the_permit_is_dropped() {
-        let capacity = Capacity::of(&declared(0, 0, 1, 0, 0)).expect("limited");
+        let capacity = capacity_of(&declared(0, 0, 1, 0, 0)).expect("limited");
         // Asking takes nothing.
-        let per_minute = Capacity::of(&declared(1, 0, 0, 0, 0)).expect("limited");
+        let per_minute = capacity_of(&declared(1, 0, 0, 0, 0)).expect("limited");
         assert!(per_minute.has_room(1) && per_minute.has_room(1));
         let taken = per_minute.reserve_now(1).expect("room");
         assert!(!per_minute.has_room(1));
@@ -299,7 +365,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_queue_waits_its_timeout_for_a_slot_and_no_longer() {
-        let capacity = Capacity::of(&declared(0, 0, 1, 200, 1)).expect("limited");
+        let capacity = capacity_of(&declared(0, 0, 1, 200, 1)).expect("limited");
         let held = capacity.reserve(1, None).await.expect("room");
         // No one frees the slot: the wait ends at the queue's timeout.
         let started = Instant::now();

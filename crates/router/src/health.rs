@@ -18,11 +18,11 @@ use prometheus_client::{
     registry::Registry,
 };
 use switchyard_common::ErrorClass;
-use switchyard_proto::v1::Deployment;
+use switchyard_proto::v1::{Capacity as Declared, Deployment};
 
 use crate::{
     breaker::{Admission, Breaker, BreakerConfig, BreakerState},
-    capacity::Capacity,
+    capacity::{Capacity, Limits},
     latency::LatencyWindow,
 };
 
@@ -45,10 +45,13 @@ struct DeploymentHealth {
     first_token: Mutex<LatencyWindow>,
     /// Recent whole answers, likewise.
     total: Mutex<LatencyWindow>,
-    /// Its declared capacity and what is in use, rebuilt when the
-    /// declaration changes; `None` until first asked.
-    capacity: Mutex<Option<(switchyard_proto::v1::Capacity, Capacity)>>,
+    /// Its capacity and what is in use, rebuilt when its or its
+    /// provider's declaration changes; `None` until first asked.
+    capacity: Mutex<Option<(Declarations, Capacity)>>,
 }
+
+/// A deployment's capacity as declared on it and on its provider.
+type Declarations = (Option<Declared>, Option<Declared>);
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct BreakerLabels {
@@ -77,6 +80,9 @@ pub struct Health {
     transitions: Family<TransitionLabels, Counter>,
     rests: Family<RestLabels, Counter>,
     no_room: Family<RestLabels, Counter>,
+    /// Each provider account's limits, shared by its deployments, rebuilt
+    /// when the declaration changes.
+    accounts: Mutex<HashMap<String, (Declared, Limits)>>,
 }
 
 /// An attempt's admission by its deployment's breaker, to report its
@@ -120,6 +126,7 @@ impl Health {
             transitions: Family::default(),
             rests: Family::default(),
             no_room: Family::default(),
+            accounts: Mutex::new(HashMap::new()),
         }
     }
 
@@ -179,24 +186,54 @@ impl Health {
         (self.config.enabled && !lock(&entry.breaker).is_available(now)).then_some("breaker_open")
     }
 
-    /// `deployment`'s capacity, when it declares one; the state is kept
-    /// across snapshots while the declaration stays the same.
+    /// `deployment`'s capacity, when it or its provider declares one: its
+    /// own limits and its provider account's (shared by the provider's
+    /// deployments), queueing as it declares, else as the provider does.
+    /// The state is kept across snapshots while the declarations stay the
+    /// same.
     pub fn capacity(&self, deployment: &Deployment) -> Option<Capacity> {
-        let declared = deployment.capacity.as_ref()?;
+        let declared = (deployment.capacity, deployment.provider_capacity);
+        if declared == (None, None) {
+            return None;
+        }
         let entry = self.entry_or_new(deployment);
         let mut kept = lock(&entry.capacity);
-        match kept.as_ref() {
-            Some((known, capacity)) if known == declared => Some(capacity.clone()),
-            _ => {
-                let capacity = Capacity::of(declared)?;
-                *kept = Some((*declared, capacity.clone()));
-                // The series appears with the capacity, at 0.
-                let _ = self.no_room.get_or_create(&RestLabels {
-                    deployment: deployment.id.clone(),
-                });
-                Some(capacity)
-            }
+        if let Some((known, capacity)) = kept.as_ref()
+            && *known == declared
+        {
+            return Some(capacity.clone());
         }
+        let mut limits: Vec<Limits> = declared
+            .0
+            .as_ref()
+            .and_then(Limits::of)
+            .into_iter()
+            .collect();
+        if let Some(account) = &declared.1 {
+            limits.extend(self.account(&deployment.provider, account));
+        }
+        let queue = declared.0.or(declared.1).unwrap_or_default();
+        let capacity = Capacity::over(limits, &queue)?;
+        *kept = Some((declared, capacity.clone()));
+        // The series appears with the capacity, at 0.
+        let _ = self.no_room.get_or_create(&RestLabels {
+            deployment: deployment.id.clone(),
+        });
+        Some(capacity)
+    }
+
+    /// The limits of `provider`'s account as `declared`, shared by all its
+    /// deployments; `None` when they limit nothing.
+    fn account(&self, provider: &str, declared: &Declared) -> Option<Limits> {
+        let mut accounts = lock(&self.accounts);
+        if let Some((known, limits)) = accounts.get(provider)
+            && known == declared
+        {
+            return Some(limits.clone());
+        }
+        let limits = Limits::of(declared)?;
+        accounts.insert(provider.to_owned(), (*declared, limits.clone()));
+        Some(limits)
     }
 
     /// Counts that `deployment` was passed over for want of capacity.
