@@ -64,6 +64,29 @@ impl Needs {
         }
     }
 
+    /// Whether the prompt may cross `deployment`'s context window or the
+    /// route's cost `ceiling` there, for all the quick estimate can tell
+    /// (the real count is at most four times it): then the decision needs
+    /// the prompt counted ([`Self::counted`]).
+    pub fn may_cross(&self, deployment: &Deployment, ceiling: Option<i64>) -> bool {
+        let most = Estimate {
+            prompt_tokens: self.estimate.prompt_tokens.saturating_mul(4),
+            ..self.estimate
+        };
+        let window = deployment.context_window;
+        (window > 0
+            && u64::from(most.prompt_tokens) + u64::from(self.reserved_output) > u64::from(window))
+            || over_cost_ceiling(ceiling, &most, deployment)
+    }
+
+    /// The same needs with the prompt of `request` counted exactly.
+    pub fn counted(&self, request: &ChatRequest) -> Self {
+        Self {
+            estimate: Estimate::counted(request),
+            ..*self
+        }
+    }
+
     /// Why `deployment` cannot serve the request; `None` when it can.
     pub fn unmet_by(&self, deployment: &Deployment) -> Option<&'static str> {
         if let Some(capabilities) = &deployment.capabilities {
@@ -210,6 +233,42 @@ mod tests {
         };
         assert_eq!(choices.unmet_by(&cannot), Some("no_multiple_choices"));
         assert_eq!(both.unmet_by(&Deployment::default()), None);
+    }
+
+    #[test]
+    fn a_prompt_is_counted_only_when_it_may_cross_a_window_or_the_ceiling() {
+        let needs = |prompt_tokens| Needs {
+            estimate: Estimate {
+                prompt_tokens,
+                output_tokens: 100,
+            },
+            reserved_output: 100,
+            ..Needs::default()
+        };
+        let window = |context_window| Deployment {
+            context_window,
+            ..Deployment::default()
+        };
+        assert!(!needs(1_000).may_cross(&window(128_000), None));
+        assert!(!needs(1_000).may_cross(&window(0), None), "unknown window");
+        // Up to 4,000 real tokens and 100 out do not surely fit 4,000.
+        assert!(needs(1_000).may_cross(&window(4_000), None));
+        assert!(!needs(1_000).may_cross(&window(4_100), None));
+        // A ceiling the prompt may cross at four times the estimate.
+        let priced = Deployment {
+            pricing: Some(switchyard_proto::v1::Pricing {
+                input_per_million: Some(switchyard_proto::v1::Money {
+                    nanos: 1_000_000_000,
+                    currency: "USD".to_owned(),
+                }),
+                output_per_million: Some(switchyard_proto::v1::Money::default()),
+                ..switchyard_proto::v1::Pricing::default()
+            }),
+            ..Deployment::default()
+        };
+        // $1 per million: 4,000 tokens cost 4,000,000 nano-dollars.
+        assert!(needs(1_000).may_cross(&priced, Some(3_999_999)));
+        assert!(!needs(1_000).may_cross(&priced, Some(4_000_000)));
     }
 
     #[test]

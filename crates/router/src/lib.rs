@@ -48,6 +48,7 @@ mod shadow;
 mod spans;
 mod strategy;
 mod timeouts;
+mod tokens;
 mod usage;
 
 use std::sync::Arc;

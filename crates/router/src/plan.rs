@@ -124,6 +124,23 @@ pub fn plan(
             .collect(),
         ..Decision::default()
     };
+    // A prompt that may cross a deployment's context window or the cost
+    // ceiling is counted exactly; most are far from both and are not.
+    let counted;
+    let needs = match request {
+        Some(request)
+            if route
+                .tiers
+                .iter()
+                .flat_map(|tier| &tier.deployments)
+                .filter_map(|id| table.deployment(id))
+                .any(|deployment| needs.may_cross(deployment, route.cost_ceiling)) =>
+        {
+            counted = needs.counted(request);
+            &counted
+        }
+        _ => needs,
+    };
     let mut candidates = Vec::new();
     let estimated_tokens = needs
         .estimate
@@ -535,6 +552,49 @@ mod tests {
             error.message.contains("backup: no_tools"),
             "{}",
             error.message
+        );
+    }
+
+    #[test]
+    fn a_prompt_near_a_context_window_is_counted_before_the_deployment_is_kept() {
+        use switchyard_proto::v1::{ChatRequest, ContentPart, Message, content_part::Part};
+
+        let mut snapshot = snapshot();
+        snapshot.deployments[0].context_window = 300;
+        let table = RouteTable::from_snapshot(snapshot);
+        let health = health();
+        // 1,000 digits: 254 tokens by their size, 341 counted.
+        let request = ChatRequest {
+            messages: vec![Message {
+                content: vec![ContentPart {
+                    part: Some(Part::Text("1234567890".repeat(100))),
+                }],
+                ..Message::default()
+            }],
+            ..ChatRequest::default()
+        };
+        let needs = Needs::chat(&request);
+        let by_size =
+            plan(Some(&table), &health, &context("all"), "gpt", &needs, None).expect("planned");
+        assert_eq!(ids(&by_size), ["primary", "backup"], "254 seem to fit 300");
+        let counted = plan(
+            Some(&table),
+            &health,
+            &context("all"),
+            "gpt",
+            &needs,
+            Some(&request),
+        )
+        .expect("planned");
+        assert_eq!(ids(&counted), ["backup"]);
+        assert!(
+            counted
+                .decision
+                .skipped
+                .iter()
+                .any(|skip| skip.deployment_id == "primary" && skip.reason == "context_window"),
+            "{:?}",
+            counted.decision
         );
     }
 
