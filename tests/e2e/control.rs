@@ -454,11 +454,13 @@ pub async fn a_provider_key_stored_with_ctl_is_used_upstream_and_never_shown(
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let body =
-        json!({"model": "gpt-test", "messages": [{"role": "user", "content": "stored key"}]});
     // The adapters use the stored value once their snapshot has the change.
+    // Each try asks something new: `gpt-test` caches, and a cached answer
+    // calls no provider.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    loop {
+    for attempt in 0.. {
+        let body = json!({"model": "gpt-test",
+            "messages": [{"role": "user", "content": format!("stored key {attempt}")}]});
         let response = cluster.chat(&body).await;
         let status = response.status();
         let text = response.text().await.unwrap_or_default();

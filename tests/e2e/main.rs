@@ -11,6 +11,7 @@ mod control;
 mod faults;
 mod hot_reload;
 mod ledger;
+mod money;
 mod observability;
 mod python_sdk;
 mod routing;
@@ -92,6 +93,9 @@ both_modes!(
     a_model_the_provider_no_longer_knows_goes_to_its_successor,
     a_deployment_over_the_routes_cost_ceiling_is_never_called,
     a_feature_a_provider_cannot_express_skips_it_without_a_call,
+    a_whole_answer_carries_its_exact_cost_and_tokens,
+    a_streams_usage_carries_its_cost,
+    a_stream_cut_short_is_charged_for_what_was_streamed,
     a_provider_account_at_its_concurrency_bounds_all_its_deployments,
     a_keys_tier_picks_its_route_and_its_team_bounds_its_models,
     a_deployment_whose_provider_limit_is_used_up_rests_until_the_reset,

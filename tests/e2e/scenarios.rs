@@ -13,6 +13,10 @@ pub use crate::control::{
     the_admin_listener_serves_the_admin_api_with_reflection,
 };
 pub use crate::hot_reload::fifty_config_changes_under_load_fail_no_request_and_split_none;
+pub use crate::money::{
+    a_stream_cut_short_is_charged_for_what_was_streamed, a_streams_usage_carries_its_cost,
+    a_whole_answer_carries_its_exact_cost_and_tokens,
+};
 pub use crate::observability::{
     dashboards_and_alerts_name_only_exported_series, metrics_move_as_requests_flow,
     the_gateway_overhead_is_reported_without_the_providers_time,

@@ -45,7 +45,19 @@ assert "stream this please" in streamed, streamed
 assert len(pieces) > 3, pieces
 assert finish == "stop", finish
 assert usage is not None and usage.completion_tokens > 0, usage
+# Switchyard's cost rides along as extra fields the SDK keeps.
+assert usage.model_extra["cost"] > 0, usage
+assert usage.model_extra["cost_details"]["currency"] == "USD", usage
 print("streaming ok")
+
+raw = client.chat.completions.with_raw_response.create(
+    model="demo",
+    messages=[{"role": "user", "content": "what does this cost"}],
+)
+cost = raw.headers["x-switchyard-cost-usd"]
+assert float(cost) > 0 and len(cost.split(".")[1]) == 9, cost
+assert int(raw.headers["x-switchyard-prompt-tokens"]) == raw.parse().usage.prompt_tokens
+print("cost headers ok")
 
 try:
     client.chat.completions.create(model="no-such-model", messages=[{"role": "user", "content": "x"}])

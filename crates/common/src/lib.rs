@@ -13,6 +13,7 @@
 //! - [`secret`]: secret references and a redacting secret wrapper.
 //! - [`service_auth`]: per-role tokens on every internal gRPC hop.
 //! - [`features`]: request features some provider kinds cannot express.
+//! - [`money`]: exact decimal amounts.
 //! - [`metrics`]: the process's Prometheus registry, bucket layouts and
 //!   bounded labels.
 //! - [`snapshot`]: the client side of the control plane's `Watch` stream.
@@ -32,6 +33,7 @@ pub mod features;
 pub mod grpc;
 pub mod memory;
 pub mod metrics;
+pub mod money;
 pub mod secret;
 pub mod service_auth;
 pub mod shutdown;

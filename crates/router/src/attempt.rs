@@ -16,6 +16,7 @@ use crate::{
     health::{Health, Ticket},
     hedge::{self, Raced},
     plan::{Plan, skip},
+    pricing::{ExactCost, exact_cost, sum},
     route_table::RetryRules,
     spans,
 };
@@ -27,7 +28,7 @@ use switchyard_common::{
 };
 use switchyard_proto::v1::{
     AdapterChatRequest, AdapterChatResponse, AdapterEmbedRequest, AttemptTimeouts, ChatRequest,
-    Deployment, EmbedRequest, EmbedResponse, RequestContext, UpstreamTiming, Usage,
+    Deployment, EmbedRequest, EmbedResponse, Money, RequestContext, UpstreamTiming, Usage,
 };
 
 /// What one attempt did.
@@ -71,6 +72,20 @@ impl AttemptRecord {
         self.span = HopSpan::none();
         self.permit = None;
     }
+
+    /// The exact cost of its usage at its deployment's price; `None` when
+    /// the deployment is unpriced.
+    pub fn cost(&self) -> Option<ExactCost> {
+        exact_cost(&self.usage, self.deployment.pricing.as_ref())
+    }
+}
+
+/// What `records` cost together, each at its own deployment's price,
+/// summed exactly and rounded once; `None` when none is priced. The usage
+/// event's cost of the same attempts is the same to the nano-unit.
+pub fn request_cost(records: &[AttemptRecord]) -> Option<Money> {
+    let costs: Vec<ExactCost> = records.iter().filter_map(AttemptRecord::cost).collect();
+    sum(&costs).map(|total| total.round())
 }
 
 /// The time a request spent at providers over `records`: each failed
@@ -961,6 +976,7 @@ pub(crate) mod tests {
             decision: switchyard_proto::v1::Decision::default(),
             successors,
             estimated_tokens: 0,
+            prompt_tokens: 0,
             shadow: None,
         };
         let result =

@@ -70,6 +70,7 @@ pub async fn embed(
         first_chunk_at: None,
         decision: Some(std::mem::take(&mut plan.decision)),
         span,
+        cut_short: None,
     };
     let EmbedAnswer {
         response,
@@ -102,6 +103,7 @@ pub async fn embed(
     if let Some(answering) = settlement.attempts.last_mut() {
         answering.usage = usage;
     }
+    let cost = crate::attempt::request_cost(&settlement.attempts);
     let route = route_decision(
         &plan.route.name,
         settlement.decision.as_ref(),
@@ -117,6 +119,7 @@ pub async fn embed(
             ..response
         }),
         upstream: Some(upstream),
+        cost,
     })
 }
 

@@ -14,16 +14,16 @@ use futures::StreamExt;
 use switchyard_common::{ErrorClass, ServiceError, client::ResponseStream, trace::HopSpan};
 use switchyard_proto::v1::{
     AdapterChatResponse, CacheMode, CacheQuery, CachedResponse, ChatChunk, ChatRequest,
-    LookupRequest, RequestContext, RouteDecision, RouterChatResponse,
+    LookupRequest, Money, RequestContext, RouteDecision, RouterChatResponse, Usage,
 };
 use tonic::Status;
 
 use crate::{
-    attempt::{Adapters, AttemptRecord, OpenAttempt, try_in_order, upstream_timing},
+    attempt::{Adapters, AttemptRecord, OpenAttempt, request_cost, try_in_order, upstream_timing},
     decision::route_decision,
     health::Health,
     plan::Plan,
-    settle::{CacheEntry, Settlement, Settler, unix_millis},
+    settle::{CacheEntry, CutShort, Settlement, Settler, unix_millis},
     shadow::{Copy, Shadow},
 };
 
@@ -95,6 +95,9 @@ struct Journey {
     completed: bool,
     /// The copy of the request sent as shadow traffic, while it runs.
     shadow: Option<Shadow>,
+    /// The text answered so far (content, refusal, tool call arguments):
+    /// counted when the caller leaves before the provider reported usage.
+    streamed: String,
     /// Whether the client asked for a stream, and its tags: kept apart
     /// because the request itself moves into the last attempt.
     stream: bool,
@@ -117,6 +120,7 @@ impl Exchange {
             first_chunk_at: None,
             completed: false,
             shadow: None,
+            streamed: String::new(),
             stream: self.chat.stream,
             tags: self.chat.metadata.clone(),
             started: Instant::now(),
@@ -337,6 +341,10 @@ impl Journey {
     /// Tries the plan's candidates in order; moves on only after a retryable
     /// failure that happened before any output.
     async fn open_first_deployment(&mut self) -> Result<OpenAttempt, ServiceError> {
+        // A stream's request is kept for counting its prompt should the
+        // client leave early (streams are where clients do); otherwise the
+        // last attempt takes it rather than a copy.
+        let keep_request = self.stream;
         let Journey {
             exchange, attempts, ..
         } = self;
@@ -357,7 +365,7 @@ impl Journey {
             health,
             attempts,
             |deployment, is_last, context| {
-                let request = if is_last {
+                let request = if is_last && !keep_request {
                     std::mem::take(chat)
                 } else {
                     chat.clone()
@@ -382,29 +390,54 @@ impl Journey {
         Ok(open)
     }
 
-    /// Wraps a chunk, with the route decision on the first message.
+    /// Wraps a chunk, with the route decision on the first message, and
+    /// the request's cost on the one carrying the answer's usage.
     fn message(&mut self, chunk: ChatChunk) -> RouterChatResponse {
         self.first_chunk_at.get_or_insert_with(Instant::now);
+        if !self.cache_hit {
+            self.streamed.push_str(&chunk.content);
+            self.streamed.push_str(&chunk.refusal);
+            for call in &chunk.tool_calls {
+                self.streamed.push_str(&call.name);
+                self.streamed.push_str(&call.arguments);
+            }
+        }
+        let mut cost = None;
         if let Some(usage) = &chunk.usage
             && let Some(answering) = self.attempts.last_mut()
         {
             answering.usage = *usage;
+            cost = self.cost();
         }
         RouterChatResponse {
             route: self.route.take(),
             chunk: Some(chunk),
             upstream: None,
+            cost,
         }
     }
 
     /// The message that ends a whole answer: the time spent at providers
-    /// (none for a cache hit), and the route decision if no chunk took it.
+    /// (none for a cache hit), what the request cost, and the route
+    /// decision if no chunk took it.
     fn last_message(&mut self) -> RouterChatResponse {
         RouterChatResponse {
             route: self.route.take(),
             chunk: None,
             upstream: Some(upstream_timing(&self.attempts)),
+            cost: self.cost(),
         }
+    }
+
+    /// What the request has cost so far: nothing for a cached answer.
+    fn cost(&self) -> Option<Money> {
+        if self.cache_hit {
+            return Some(Money {
+                nanos: 0,
+                currency: "USD".to_owned(),
+            });
+        }
+        request_cost(&self.attempts)
     }
 
     /// Records that the answering attempt (and so the request) failed.
@@ -420,10 +453,22 @@ impl Journey {
 
 impl Drop for Journey {
     fn drop(&mut self) {
+        let mut cut_short = None;
         if !self.completed && self.error_class.is_none() {
-            // Dropped before the end: the caller went away. Tokens the
-            // provider reports only at the end are unknown, so none are
-            // claimed; the class says the record is partial.
+            // Dropped before the end: the caller went away. The provider
+            // still charges for what it read and wrote: when it has not
+            // reported usage yet, settling counts the prompt and the text
+            // streamed so far.
+            if self.attempts.last().is_some_and(|answering| {
+                answering.outcome.is_none() && answering.usage == Usage::default()
+            }) {
+                let request = std::mem::take(&mut self.exchange.chat);
+                cut_short = Some(CutShort {
+                    request: (!request.messages.is_empty()).then_some(request),
+                    prompt_tokens: self.exchange.plan.prompt_tokens,
+                    streamed: std::mem::take(&mut self.streamed),
+                });
+            }
             self.fail(ErrorClass::Cancelled);
         }
         if let Some(answering) = self.attempts.last_mut() {
@@ -470,6 +515,7 @@ impl Drop for Journey {
             first_chunk_at: self.first_chunk_at,
             decision: (!self.cache_hit).then(|| std::mem::take(&mut self.exchange.plan.decision)),
             span: std::mem::replace(&mut self.exchange.span, HopSpan::none()),
+            cut_short,
         };
         match self.shadow.take() {
             Some(shadow) => {

@@ -53,6 +53,9 @@ pub struct Plan {
     /// The request's estimated tokens, prompt and output, that an attempt
     /// reserves of its deployment's capacity.
     pub estimated_tokens: u32,
+    /// Of those, the prompt's: what a request cut short before the provider
+    /// reported usage is charged for when its text is no longer at hand.
+    pub prompt_tokens: u32,
     /// The deployment a copy of this request goes to, when the route's
     /// shadow traffic picked it (its answer is recorded, never returned).
     pub shadow: Option<Arc<Deployment>>,
@@ -241,6 +244,7 @@ pub fn plan(
         decision,
         successors,
         estimated_tokens,
+        prompt_tokens: needs.estimate.prompt_tokens,
         shadow,
     })
 }

@@ -181,6 +181,7 @@ async fn probe(
         created_at_unix_ms: unix_millis(),
         decision: None,
         span: HopSpan::none(),
+        cut_short: None,
     };
     settler.settle(settlement, None);
 }

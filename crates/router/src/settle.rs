@@ -16,15 +16,15 @@ use std::{
 
 use switchyard_common::{ErrorClass, client::CacheClient, trace::HopSpan};
 use switchyard_proto::v1::{
-    Attempt, CacheQuery, CachedResponse, ChatChunk, Decision, Money, RequestContext, StoreRequest,
-    Usage, UsageEvent,
+    Attempt, CacheQuery, CachedResponse, ChatChunk, ChatRequest, Decision, Money, RequestContext,
+    StoreRequest, Usage, UsageEvent,
 };
 use tokio_util::task::TaskTracker;
 
 use crate::{
     attempt::AttemptRecord,
     metrics::RouterMetrics,
-    pricing::{ExactCost, exact_cost, sum},
+    pricing::{ExactCost, sum},
     shadow::Shadow,
     spans,
     usage::UsageEmitter,
@@ -64,6 +64,40 @@ pub struct Settlement {
     pub decision: Option<Decision>,
     /// The request's span at the router; it ends once settled.
     pub span: HopSpan,
+    /// Set when the caller left before the provider reported usage: what
+    /// settling counts to charge the answering attempt.
+    pub cut_short: Option<CutShort>,
+}
+
+/// A request whose caller left before the provider reported usage. The
+/// provider still charges for the prompt it read and the tokens it wrote:
+/// settling counts them with the tokenizer ([`crate::tokens`]).
+#[derive(Debug)]
+pub struct CutShort {
+    /// The request, when still at hand (streams keep it): its prompt is
+    /// counted.
+    pub request: Option<ChatRequest>,
+    /// The prompt's estimate by size, for when the request is not.
+    pub prompt_tokens: u32,
+    /// The text the provider streamed before the caller left.
+    pub streamed: String,
+}
+
+impl CutShort {
+    /// The usage the provider is owed for: the prompt (counted, else
+    /// estimated) and the streamed text, counted.
+    fn usage(&self) -> Usage {
+        let prompt_tokens = self.request.as_ref().map_or(self.prompt_tokens, |request| {
+            crate::estimate::Estimate::counted(request).prompt_tokens
+        });
+        let completion_tokens = crate::tokens::count(&self.streamed);
+        Usage {
+            prompt_tokens,
+            completion_tokens,
+            total_tokens: prompt_tokens.saturating_add(completion_tokens),
+            ..Usage::default()
+        }
+    }
 }
 
 /// A completed answer to store in the cache.
@@ -142,6 +176,18 @@ impl Settler {
 
     /// Records `settlement` and stores `entry`, without waiting for either.
     pub fn settle(&self, mut settlement: Settlement, entry: Option<CacheEntry>) {
+        if let Some(cut_short) = settlement.cut_short.take() {
+            let settler = self.clone();
+            // Counting is CPU work (loading the tokenizer, the first time,
+            // more): a blocking thread's, never a runtime worker's.
+            self.settles.spawn_blocking(move || {
+                if let Some(answering) = settlement.attempts.last_mut() {
+                    answering.usage = cut_short.usage();
+                }
+                settler.settle(settlement, entry);
+            });
+            return;
+        }
         if let Some(entry) = entry {
             let cache = self.cache.clone();
             let mut context = settlement.context.clone();
@@ -197,12 +243,9 @@ fn trace_id(traceparent: &str) -> &str {
 
 /// An exact cost as text: `0.000150000 USD`.
 fn cost_text(cost: &Money) -> String {
-    let sign = if cost.nanos < 0 { "-" } else { "" };
-    let nanos = cost.nanos.unsigned_abs();
     format!(
-        "{sign}{}.{:09} {}",
-        nanos / 1_000_000_000,
-        nanos % 1_000_000_000,
+        "{} {}",
+        switchyard_common::money::decimal(cost.nanos),
         cost.currency
     )
 }
@@ -261,8 +304,12 @@ pub fn usage_event(settlement: Settlement) -> UsageEvent {
         first_chunk_at,
         decision,
         span: _,
+        cut_short: _,
     } = settlement;
-    let answered = attempts.last().filter(|attempt| attempt.outcome.is_none());
+    // The attempt that answered, whole or until the caller left.
+    let answered = attempts
+        .last()
+        .filter(|attempt| matches!(attempt.outcome, None | Some(ErrorClass::Cancelled)));
     let usage = answered.map_or_else(Usage::default, |attempt| attempt.usage);
     let (deployment_id, provider, upstream_model) = answered.map_or_else(Default::default, |a| {
         (
@@ -271,10 +318,7 @@ pub fn usage_event(settlement: Settlement) -> UsageEvent {
             a.deployment.upstream_model.clone(),
         )
     });
-    let costs: Vec<Option<ExactCost>> = attempts
-        .iter()
-        .map(|attempt| exact_cost(&attempt.usage, attempt.deployment.pricing.as_ref()))
-        .collect();
+    let costs: Vec<Option<ExactCost>> = attempts.iter().map(AttemptRecord::cost).collect();
     let cost = sum(costs.iter().flatten()).map(|total| total.round());
     let attempts = attempts
         .iter()
@@ -416,6 +460,7 @@ mod tests {
                 demoted: Vec::new(),
             }),
             span: HopSpan::none(),
+            cut_short: None,
         }
     }
 

@@ -18,12 +18,34 @@ pub struct ResponseIdentity {
 }
 
 #[derive(Serialize)]
-struct UsageWire {
+struct UsageWire<'a> {
     prompt_tokens: u32,
     completion_tokens: u32,
     total_tokens: u32,
     prompt_tokens_details: PromptDetails,
     completion_tokens_details: CompletionDetails,
+    /// What the request cost, in `cost_details.currency`, as an exact
+    /// decimal number (streams only; SDKs keep unknown fields as extras).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cost: Option<&'a serde_json::value::RawValue>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cost_details: Option<&'a CostDetails>,
+}
+
+/// Who the cost in a streamed `usage` was paid to, beside it.
+#[derive(Debug, Serialize)]
+struct CostDetails {
+    currency: String,
+    provider: String,
+    deployment: String,
+    route: String,
+}
+
+/// A request's cost as a streamed `usage` shows it.
+#[derive(Debug)]
+struct StreamedCost {
+    amount: Box<serde_json::value::RawValue>,
+    details: CostDetails,
 }
 
 #[derive(Serialize)]
@@ -36,7 +58,7 @@ struct CompletionDetails {
     reasoning_tokens: u32,
 }
 
-impl From<pb::Usage> for UsageWire {
+impl From<pb::Usage> for UsageWire<'_> {
     fn from(usage: pb::Usage) -> Self {
         Self {
             prompt_tokens: usage.prompt_tokens,
@@ -48,6 +70,8 @@ impl From<pb::Usage> for UsageWire {
             completion_tokens_details: CompletionDetails {
                 reasoning_tokens: usage.reasoning_tokens,
             },
+            cost: None,
+            cost_details: None,
         }
     }
 }
@@ -96,7 +120,7 @@ struct CompletionWire<'a> {
     model: &'a str,
     choices: Vec<CompletionChoiceWire<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    usage: Option<UsageWire>,
+    usage: Option<UsageWire<'static>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     system_fingerprint: Option<&'a str>,
 }
@@ -243,7 +267,7 @@ struct ChunkWire<'a> {
     choices: Vec<ChunkChoiceWire<'a>>,
     /// `Some(None)` renders `"usage": null`, as OpenAI does when usage is requested.
     #[serde(skip_serializing_if = "Option::is_none")]
-    usage: Option<Option<UsageWire>>,
+    usage: Option<Option<UsageWire<'a>>>,
     /// The gateway's overhead, on a stream's last chunk only.
     #[serde(
         rename = "x-switchyard-overhead-ms",
@@ -295,6 +319,8 @@ pub struct ChunkRenderer {
     include_usage: bool,
     model: String,
     system_fingerprint: String,
+    /// The request's cost, once the router reported it.
+    cost: Option<StreamedCost>,
 }
 
 impl ChunkRenderer {
@@ -305,7 +331,31 @@ impl ChunkRenderer {
             identity,
             include_usage,
             system_fingerprint: String::new(),
+            cost: None,
         }
+    }
+
+    /// Sets the request's cost, shown in the usage event with who was paid
+    /// (`route`'s provider, deployment and route).
+    pub fn cost_is(&mut self, cost: &pb::Money, route: &pb::RouteDecision) {
+        let decimal = switchyard_common::money::decimal(cost.nanos);
+        // A decimal with nine fractional digits is a valid JSON number.
+        let Ok(amount) = serde_json::value::RawValue::from_string(decimal) else {
+            return;
+        };
+        self.cost = Some(StreamedCost {
+            amount,
+            details: CostDetails {
+                currency: cost.currency.clone(),
+                provider: if route.cache_hit {
+                    "cache".to_owned()
+                } else {
+                    route.provider.clone()
+                },
+                deployment: route.deployment_id.clone(),
+                route: route.model.clone(),
+            },
+        });
     }
 
     /// Appends the SSE events for one chunk to `out`: a delta event unless the
@@ -388,7 +438,11 @@ impl ChunkRenderer {
                 model: &self.model,
                 system_fingerprint: self.fingerprint(),
                 choices: Vec::new(),
-                usage: Some(Some(UsageWire::from(usage))),
+                usage: Some(Some(UsageWire {
+                    cost: self.cost.as_ref().map(|cost| &*cost.amount),
+                    cost_details: self.cost.as_ref().map(|cost| &cost.details),
+                    ..UsageWire::from(usage)
+                })),
                 overhead_ms,
             };
             write_event(out, &wire);

@@ -14,7 +14,8 @@ use axum::{
 use futures::{StreamExt, stream};
 use switchyard_common::{ServiceError, client::ResponseStream};
 use switchyard_proto::v1::{
-    CacheMode, ChatChunk, RequestContext, RouterChatRequest, RouterChatResponse, UpstreamTiming,
+    CacheMode, ChatChunk, RequestContext, RouteDecision, RouterChatRequest, RouterChatResponse,
+    UpstreamTiming,
 };
 
 use crate::{
@@ -29,7 +30,7 @@ use crate::{
     overhead::{self, StreamClock},
     request_id::RequestId,
     request_span::RequestSpan,
-    routes::shared::{authenticate, decorate, read_body, router_error},
+    routes::shared::{authenticate, decorate, read_body, router_error, stamp_cost},
     sse::{DONE_EVENT, write_error_event},
 };
 
@@ -89,7 +90,15 @@ pub async fn handle(
     let mut response = if stream {
         let renderer = ChunkRenderer::new(identity, include_usage);
         let metrics = state.metrics.clone();
-        stream_response(first, responses, renderer, received, metrics, span)
+        stream_response(
+            first,
+            responses,
+            renderer,
+            received,
+            metrics,
+            span,
+            route.clone(),
+        )
     } else {
         complete_response(first, responses, &identity, received, &state.metrics).await?
     };
@@ -122,11 +131,15 @@ async fn complete_response(
 ) -> Result<Response, ApiError> {
     let mut builder = CompletionBuilder::default();
     let mut upstream = None;
+    let mut cost = None;
+    let mut usage = None;
     let mut next = Some(first);
     loop {
         if let Some(message) = next.take() {
             upstream = message.upstream.or(upstream);
+            cost = message.cost.or(cost);
             if let Some(chunk) = message.chunk {
+                usage = chunk.usage.or(usage);
                 builder.push(chunk);
             }
         }
@@ -147,6 +160,7 @@ async fn complete_response(
         body,
     )
         .into_response();
+    stamp_cost(response.headers_mut(), cost.as_ref(), usage.as_ref());
     overhead::stamp_whole_answer(
         response.headers_mut(),
         Operation::Chat,
@@ -174,6 +188,8 @@ struct SseState {
     metrics: EdgeMetrics,
     /// The request's span, failed when the stream is cut by an error.
     span: RequestSpan,
+    /// How the request was served: who its streamed cost was paid to.
+    route: RouteDecision,
 }
 
 /// Whether `chunk` may be an answer's last: it ends a choice or carries usage.
@@ -186,6 +202,9 @@ impl SseState {
     /// the last and releasing the one held before.
     fn take(&mut self, message: RouterChatResponse, out: &mut Vec<u8>) {
         self.upstream = message.upstream.or(self.upstream);
+        if let Some(cost) = &message.cost {
+            self.renderer.cost_is(cost, &self.route);
+        }
         let Some(chunk) = message.chunk else {
             return;
         };
@@ -229,8 +248,10 @@ fn stream_response(
     received: Instant,
     metrics: EdgeMetrics,
     span: RequestSpan,
+    route: RouteDecision,
 ) -> Response {
     let state = SseState {
+        route,
         pending: Some(first),
         rest,
         renderer,

@@ -20,7 +20,7 @@ use crate::{
     overhead,
     request_id::RequestId,
     request_span::RequestSpan,
-    routes::shared::{authenticate, decorate, read_body, router_error},
+    routes::shared::{authenticate, decorate, read_body, router_error, stamp_cost},
 };
 
 /// Authenticates, parses, calls the router and renders its answer.
@@ -68,6 +68,11 @@ pub async fn handle(
         body,
     )
         .into_response();
+    stamp_cost(
+        response.headers_mut(),
+        answer.cost.as_ref(),
+        embeddings.usage.as_ref(),
+    );
     overhead::stamp_whole_answer(
         response.headers_mut(),
         Operation::Embeddings,

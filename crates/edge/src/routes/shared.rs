@@ -13,7 +13,7 @@ use switchyard_common::{
     ErrorClass, ServiceError,
     memory::{BudgetedBytes, ByteBudget},
 };
-use switchyard_proto::v1::RouteDecision;
+use switchyard_proto::v1::{Money, RouteDecision, Usage};
 use tokio::time::Instant;
 use uuid::Uuid;
 
@@ -257,6 +257,36 @@ pub fn decorate(headers: &mut HeaderMap, route: &RouteDecision) {
         if let Ok(value) = HeaderValue::from_str(&httpdate::fmt_http_date(sunset)) {
             headers.insert(SUNSET, value);
         }
+    }
+}
+
+/// Sets the headers of what a whole answer cost and used:
+/// `x-switchyard-cost-usd` (or `x-switchyard-cost` with the currency, for
+/// prices in another) as an exact decimal, and the token counts.
+pub fn stamp_cost(headers: &mut HeaderMap, cost: Option<&Money>, usage: Option<&Usage>) {
+    const COST_USD: HeaderName = HeaderName::from_static("x-switchyard-cost-usd");
+    const COST: HeaderName = HeaderName::from_static("x-switchyard-cost");
+    const PROMPT: HeaderName = HeaderName::from_static("x-switchyard-prompt-tokens");
+    const COMPLETION: HeaderName = HeaderName::from_static("x-switchyard-completion-tokens");
+    const CACHED: HeaderName = HeaderName::from_static("x-switchyard-cached-tokens");
+    const REASONING: HeaderName = HeaderName::from_static("x-switchyard-reasoning-tokens");
+    if let Some(cost) = cost {
+        let amount = switchyard_common::money::decimal(cost.nanos);
+        let (name, text) = if cost.currency == "USD" {
+            (COST_USD, amount)
+        } else {
+            (COST, format!("{amount} {}", cost.currency))
+        };
+        if let Ok(value) = HeaderValue::from_str(&text) {
+            headers.insert(name, value);
+        }
+    }
+    if let Some(usage) = usage {
+        headers.reserve(4);
+        headers.insert(PROMPT, HeaderValue::from(usage.prompt_tokens));
+        headers.insert(COMPLETION, HeaderValue::from(usage.completion_tokens));
+        headers.insert(CACHED, HeaderValue::from(usage.cached_prompt_tokens));
+        headers.insert(REASONING, HeaderValue::from(usage.reasoning_tokens));
     }
 }
 
