@@ -362,9 +362,8 @@ where
                 }
                 Some((after, backup)) => {
                     let first = (deployment, ticket, record, sent);
-                    // Boxed: two attempts in flight are large, and only
-                    // hedged routes pay for them.
-                    let hedging = Box::pin(hedged(
+                    // Its attempts are boxed inside, so it stays small.
+                    let hedging = hedged(
                         context,
                         parent,
                         health,
@@ -373,7 +372,7 @@ where
                         first,
                         backup,
                         (after, tokens),
-                    ));
+                    );
                     match hedging.await {
                         Hedged::Alone(result, returned) => {
                             record = returned;
@@ -533,7 +532,11 @@ where
 {
     let (deployment, ticket, mut record, sent) = first;
     let position = records.len() + 1;
-    let first_attempt = attempt(Arc::clone(deployment), false, sent);
+    // Each attempt is boxed where it is made: an attempt's future is large
+    // (in-process, it holds the adapters' whole call), and racing two of
+    // them inline made a future that was copied whole into its box on
+    // every hedged request, hedge sent or not.
+    let first_attempt = Box::pin(attempt(Arc::clone(deployment), false, sent));
     let mut opened = None;
     let raced = hedge::race(first_attempt, after, || {
         let permit = match health.capacity(&backup) {
@@ -551,7 +554,7 @@ where
             open_record(context, parent, &backup, position, "hedge");
         backup_record.permit = permit;
         opened = Some((backup_record, backup_ticket));
-        Some(attempt(Arc::clone(&backup), false, backup_sent))
+        Some(Box::pin(attempt(Arc::clone(&backup), false, backup_sent)))
     })
     .await;
     let Some((mut backup_record, backup_ticket)) = opened else {
